@@ -1,0 +1,156 @@
+// common.h: the boundary layer shared by every CPU kernel in minigrad._C.
+//
+// What it provides:
+//   * checks on pybind11 array arguments (dtype, ndim, exact shape, C-contiguity, matching
+//     shapes) that raise Python exceptions naming the op, the argument, and actual vs expected
+//     values.  Every binding validates all of its inputs with these BEFORE touching memory, so a
+//     bad call from Python raises TypeError/ValueError instead of crashing the interpreter.
+//   * parallel_for(n, grain, body): an OpenMP loop over [0, n) split into chunks of at least
+//     `grain` items; runs serially when OpenMP is off or n is small.  `body(begin, end)` must not
+//     throw (exceptions cannot leave an OpenMP region) and must not touch Python objects, because
+//     kernels run it with the GIL released (py::gil_scoped_release).
+//   * empty_like(): a fresh C-contiguous output array with the input's shape.
+//
+// How it is checked: tests/test_kernels.py calls _C directly with wrong dtypes, non-contiguous
+// arrays and mismatched shapes and expects the exceptions (and messages) defined here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+
+namespace minigrad {
+
+// The floating dtypes our kernels are instantiated for.
+enum class DType { Float32, Float64 };
+
+// "(2, 3)" for a shape; "()" for 0-d.
+inline std::string shape_str(const std::vector<py::ssize_t>& shape) {
+    std::ostringstream s;
+    s << "(";
+    for (size_t i = 0; i < shape.size(); ++i) {
+        s << (i ? ", " : "") << shape[i];
+    }
+    if (shape.size() == 1) s << ",";
+    s << ")";
+    return s.str();
+}
+
+inline std::vector<py::ssize_t> shape_of(const py::array& a) {
+    return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+inline std::string shape_str(const py::array& a) { return shape_str(shape_of(a)); }
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// Prefix of every error message: "relu_forward: argument 'x' ".
+inline std::string where(const char* op, const char* arg) {
+    return std::string(op) + ": argument '" + arg + "' ";
+}
+
+// float32 or float64, else TypeError naming the op, the argument and its dtype.
+inline DType check_float_dtype(const char* op, const char* arg, const py::array& a) {
+    if (a.dtype().is(py::dtype::of<float>())) return DType::Float32;
+    if (a.dtype().is(py::dtype::of<double>())) return DType::Float64;
+    throw py::type_error(where(op, arg) + "has dtype " + dtype_str(a) +
+                         ", expected float32 or float64");
+}
+
+inline void check_same_dtype(const char* op, const char* arg_a, const py::array& a,
+                             const char* arg_b, const py::array& b) {
+    if (!a.dtype().is(b.dtype())) {
+        throw py::type_error(std::string(op) + ": arguments '" + arg_a + "' and '" + arg_b +
+                             "' must have the same dtype, got " + dtype_str(a) + " and " +
+                             dtype_str(b));
+    }
+}
+
+inline void check_ndim(const char* op, const char* arg, const py::array& a, py::ssize_t ndim) {
+    if (a.ndim() != ndim) {
+        std::ostringstream s;
+        s << where(op, arg) << "must be " << ndim << "-D, got " << a.ndim()
+          << "-D array of shape " << shape_str(a);
+        throw py::value_error(s.str());
+    }
+}
+
+// Exact shape; -1 in `expected` matches any extent.
+inline void check_shape(const char* op, const char* arg, const py::array& a,
+                        const std::vector<py::ssize_t>& expected) {
+    bool ok = a.ndim() == static_cast<py::ssize_t>(expected.size());
+    for (size_t i = 0; ok && i < expected.size(); ++i) {
+        ok = expected[i] < 0 || a.shape(static_cast<py::ssize_t>(i)) == expected[i];
+    }
+    if (!ok) {
+        throw py::value_error(where(op, arg) + "has shape " + shape_str(a) + ", expected " +
+                              shape_str(expected));
+    }
+}
+
+inline void check_same_shape(const char* op, const char* arg_a, const py::array& a,
+                             const char* arg_b, const py::array& b) {
+    if (shape_of(a) != shape_of(b)) {
+        throw py::value_error(std::string(op) + ": arguments '" + arg_a + "' and '" + arg_b +
+                              "' must have the same shape, got " + shape_str(a) + " and " +
+                              shape_str(b));
+    }
+}
+
+// Kernels index flat memory, so views must be copied first (np.ascontiguousarray in Python).
+inline void check_contiguous(const char* op, const char* arg, const py::array& a) {
+    if (!(a.flags() & py::array::c_style)) {
+        throw py::value_error(where(op, arg) + "of shape " + shape_str(a) +
+                              " must be C-contiguous; call numpy.ascontiguousarray first");
+    }
+}
+
+// A new C-contiguous array with a's shape and element type T.
+template <typename T>
+py::array_t<T> empty_like(const py::array& a) {
+    return py::array_t<T>(shape_of(a));
+}
+
+// Number of threads OpenMP would use for a parallel region (1 without OpenMP).
+inline int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// Run body(begin, end) over [0, n) in chunks of `grain` items, in parallel when worthwhile.
+template <typename Body>
+void parallel_for(std::int64_t n, std::int64_t grain, const Body& body) {
+    if (n <= 0) return;
+    grain = std::max<std::int64_t>(grain, 1);
+#ifdef _OPENMP
+    const std::int64_t chunks = (n + grain - 1) / grain;
+    if (chunks > 1 && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+        for (std::int64_t c = 0; c < chunks; ++c) {
+            const std::int64_t begin = c * grain;
+            body(begin, std::min(n, begin + grain));
+        }
+        return;
+    }
+#endif
+    body(0, n);
+}
+
+// Elementwise loops: ~32K items per task keeps scheduling overhead far below the work.
+constexpr std::int64_t kElementwiseGrain = 1 << 15;
+
+}  // namespace minigrad

@@ -1,0 +1,96 @@
+"""minigrad: a small, readable deep-learning engine (NumPy/CuPy tensors, reverse-mode autograd,
+C++ and CUDA kernels). Reading order: autograd.py, ops/elementwise.py, ops/conv.py, kernels/."""
+
+import numpy as _np
+
+from . import autograd
+from .autograd import (
+    detect_anomaly,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from .backend import Device as device
+from .backend import cuda_available, get_rng_state, set_rng_state
+from .factories import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    zeros,
+    zeros_like,
+)
+from .functions import (
+    abs,
+    amax,
+    amin,
+    argmax,
+    argmin,
+    chunk,
+    clamp,
+    cos,
+    exp,
+    flatten,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    permute,
+    relu,
+    reshape,
+    sigmoid,
+    sin,
+    softmax,
+    split,
+    sqrt,
+    squeeze,
+    sum,
+    tanh,
+    transpose,
+    unsqueeze,
+    var,
+)
+from .kernels import backend_info
+from .tensor import Tensor, cat, pad, stack, tensor, where
+
+float16 = half = _np.dtype(_np.float16)
+float32 = float = _np.dtype(_np.float32)
+float64 = double = _np.dtype(_np.float64)
+int32 = int = _np.dtype(_np.int32)
+int64 = long = _np.dtype(_np.int64)
+uint8 = _np.dtype(_np.uint8)
+bool = _np.dtype(_np.bool_)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "autograd", "no_grad", "enable_grad", "set_grad_enabled",
+    "is_grad_enabled", "detect_anomaly", "device", "cuda_available", "backend_info",
+    "manual_seed", "get_rng_state", "set_rng_state",
+    "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "rand", "randn", "randint",
+    "randperm", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
+    "cat", "stack", "where", "pad", "abs", "exp", "log", "sqrt", "sin", "cos", "tanh",
+    "sigmoid", "relu", "maximum", "minimum", "clamp", "sum", "mean", "var", "max", "min",
+    "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "matmul",
+    "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "split", "chunk",
+    "float16", "float32", "float64", "int32", "int64", "uint8", "bool", "half", "float",
+    "double", "int", "long",
+]

@@ -1,0 +1,141 @@
+"""Function forms of Tensor methods (``minigrad.exp(x)`` == ``x.exp()``), as in PyTorch."""
+
+from __future__ import annotations
+
+from .tensor import Tensor, _operand
+
+
+def _t(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def abs(x):  # noqa: A001
+    return _t(x).abs()
+
+
+def exp(x):
+    return _t(x).exp()
+
+
+def log(x):
+    return _t(x).log()
+
+
+def sqrt(x):
+    return _t(x).sqrt()
+
+
+def sin(x):
+    return _t(x).sin()
+
+
+def cos(x):
+    return _t(x).cos()
+
+
+def tanh(x):
+    return _t(x).tanh()
+
+
+def sigmoid(x):
+    return _t(x).sigmoid()
+
+
+def relu(x):
+    return _t(x).relu()
+
+
+def maximum(a, b):
+    return _t(a).maximum(b)
+
+
+def minimum(a, b):
+    return _t(a).minimum(b)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002
+    return _t(x).clamp(min, max)
+
+
+def sum(x, dim=None, keepdim=False):  # noqa: A001
+    return _t(x).sum(dim, keepdim)
+
+
+def mean(x, dim=None, keepdim=False):
+    return _t(x).mean(dim, keepdim)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _t(x).var(dim, unbiased, keepdim, correction=correction)
+
+
+def max(x, dim=None, keepdim=False):  # noqa: A001
+    return _t(x).max(dim, keepdim)
+
+
+def min(x, dim=None, keepdim=False):  # noqa: A001
+    return _t(x).min(dim, keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    return _t(x).amax(dim, keepdim)
+
+
+def amin(x, dim=None, keepdim=False):
+    return _t(x).amin(dim, keepdim)
+
+
+def argmax(x, dim=None, keepdim=False):
+    return _t(x).argmax(dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    return _t(x).argmin(dim, keepdim)
+
+
+def logsumexp(x, dim=None, keepdim=False):
+    return _t(x).logsumexp(dim, keepdim)
+
+
+def softmax(x, dim):
+    return _t(x).softmax(dim)
+
+
+def log_softmax(x, dim):
+    return _t(x).log_softmax(dim)
+
+
+def matmul(a, b):
+    return _t(a).matmul(_operand(b, tensor_only=True))
+
+
+def reshape(x, shape):
+    return _t(x).reshape(shape)
+
+
+def permute(x, dims):
+    return _t(x).permute(*dims)
+
+
+def transpose(x, dim0, dim1):
+    return _t(x).transpose(dim0, dim1)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    return _t(x).flatten(start_dim, end_dim)
+
+
+def squeeze(x, dim=None):
+    return _t(x).squeeze(dim)
+
+
+def unsqueeze(x, dim):
+    return _t(x).unsqueeze(dim)
+
+
+def split(x, split_size_or_sections, dim=0):
+    return _t(x).split(split_size_or_sections, dim)
+
+
+def chunk(x, chunks, dim=0):
+    return _t(x).chunk(chunks, dim)

@@ -1,0 +1,275 @@
+"""Reference kernels: the readable NumPy/CuPy twin of every native kernel.
+
+One body serves both devices (``xp`` is numpy or cupy), so this module is the "numpy" variant
+on CPU arrays and the "cupy" variant on GPU arrays.  It is also the oracle the tests hold the
+C++ and CUDA kernels to.  Every variant module (reference, cpp, cuda) has the same function
+names and signatures and accepts the same inputs, so switching variants never changes behaviour.
+"""
+
+from __future__ import annotations
+
+from minigrad.backend import get_array_module
+
+# Ops this module implements; minigrad.kernels checks this set before selecting the module.
+PROVIDES = frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d"})
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def check_float(op: str, **arrays) -> None:
+    """TypeError unless every array is float32/float64 and all share one dtype."""
+    for name, a in arrays.items():
+        if a.dtype.name not in FLOAT_DTYPES:
+            raise TypeError(
+                f"{op}: argument '{name}' has dtype {a.dtype.name}, expected float32 or float64"
+            )
+    dtypes = {a.dtype.name for a in arrays.values()}
+    if len(dtypes) > 1:
+        got = ", ".join(f"{n}={a.dtype.name}" for n, a in arrays.items())
+        raise TypeError(f"{op}: arguments must have the same dtype, got {got}")
+
+
+def check_same_shape(op: str, **arrays) -> None:
+    """ValueError unless all arrays have one shape (kernels do not broadcast)."""
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) > 1:
+        got = ", ".join(f"{n}={tuple(a.shape)}" for n, a in arrays.items())
+        raise ValueError(f"{op}: arguments must have the same shape, got {got}")
+
+
+# ----------------------------------------------------------------------------- relu
+def relu_forward(x):
+    """y = max(x, 0); NaN propagates."""
+    check_float("relu_forward", x=x)
+    xp = get_array_module(x)
+    return xp.where(x < 0, 0, x)  # where keeps the dtype and returns an array even for 0-d x
+
+
+def relu_backward(dy, x):
+    """dx = dy where x > 0 else 0 (subgradient 0 at x == 0)."""
+    check_float("relu_backward", dy=dy, x=x)
+    check_same_shape("relu_backward", dy=dy, x=x)
+    xp = get_array_module(x)
+    return xp.where(x > 0, dy, 0)
+
+
+# ----------------------------------------------------------------------------- conv2d / pooling
+# Kernel signatures (the C++ "cpp" and CUDA "cuda" variants implement the same names).
+# Every size argument is a pair of ints, (height, width); arrays are NCHW.
+#
+#   im2col(x, KH, KW, stride, padding, dilation) -> cols             (N, C, KH, KW, OH, OW)
+#   col2im(cols, x_shape, KH, KW, stride, padding, dilation) -> dx   (N, C, H, W)
+#   conv2d_forward(x, weight, bias, stride, padding, dilation, groups) -> y
+#       x (N, C, H, W), weight (O, C/groups, KH, KW), bias (O,) or None -> y (N, O, OH, OW)
+#   conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask)
+#       -> (dx or None, dweight or None, dbias or None); output_mask: 3 bools (which to compute)
+#   maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode) -> (y, indices)
+#       indices: int64 (N, C, OH, OW), flat h * W + w of the max in each (n, c) plane;
+#       ties go to the first max in row-major window order (as PyTorch)
+#   maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode) -> dx
+#   avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
+#                     divisor_override) -> y
+#   avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+#                      divisor_override) -> dx
+#
+# Output size of one spatial dim (PyTorch's rule; pool_output_size below):
+#   OH = floor((H + 2*pH - dH*(KH-1) - 1) / sH) + 1   (ceil with ceil_mode, and the last window
+#   must then start inside the input or its left padding).
+
+
+def conv_output_size(size, k, stride, pad, dilation):
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def pool_output_size(size, k, stride, pad, dilation, ceil_mode):
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1  # the last window would start in the right padding: drop it
+    return out
+
+
+def _windows(xp_, KH, KW, OH, OW, stride, dilation):
+    """Strided view of every window of the (already padded) ``xp_``: no copy.
+
+    Window (kh, kw) of output pixel (oh, ow) reads xp_[..., oh*sH + kh*dH, ow*sW + kw*dW].
+    """
+    xp = get_array_module(xp_)
+    sN, sC, sH, sW = xp_.strides  # bytes between neighbours along each axis
+    N, C = xp_.shape[:2]
+    return xp.lib.stride_tricks.as_strided(
+        xp_,
+        shape=(N, C, KH, KW, OH, OW),  # (N, C, KH, KW, OH, OW)
+        strides=(sN, sC, sH * dilation[0], sW * dilation[1], sH * stride[0], sW * stride[1]),
+    )
+
+
+def _add_windows(cols, padded_shape, stride, dilation):
+    """Adjoint of ``_windows``: zeros(padded_shape) with every window value added back."""
+    xp = get_array_module(cols)
+    N, C, KH, KW, OH, OW = cols.shape
+    out = xp.zeros(padded_shape, dtype=cols.dtype)  # (N, C, Hp, Wp)
+    for kh in range(KH):
+        for kw in range(KW):
+            h0, w0 = kh * dilation[0], kw * dilation[1]
+            rows = slice(h0, h0 + stride[0] * (OH - 1) + 1, stride[0])  # OH rows, no repeats
+            cols_ = slice(w0, w0 + stride[1] * (OW - 1) + 1, stride[1])  # OW columns
+            out[:, :, rows, cols_] += cols[:, :, kh, kw]  # (N, C, OH, OW)
+    return out
+
+
+def im2col(x, KH, KW, stride, padding, dilation):
+    """Unfold every KHxKW window of ``x`` into a column: cols[n, c, kh, kw, oh, ow] =
+    x_padded[n, c, oh*sH + kh*dH, ow*sW + kw*dW]. Then conv2d is one matmul."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape  # (N, C, H, W)
+    (pH, pW) = padding
+    OH = conv_output_size(H, KH, stride[0], pH, dilation[0])
+    OW = conv_output_size(W, KW, stride[1], pW, dilation[1])
+    x_p = xp.pad(x, ((0, 0), (0, 0), (pH, pH), (pW, pW)))  # (N, C, H + 2pH, W + 2pW)
+    view = _windows(x_p, KH, KW, OH, OW, stride, dilation)  # (N, C, KH, KW, OH, OW), a view
+    return xp.ascontiguousarray(view)  # (N, C, KH, KW, OH, OW), the one copy
+
+
+def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
+    """Adjoint of im2col: add each column entry back to the pixel it was read from."""
+    N, C, H, W = x_shape
+    (pH, pW) = padding
+    dx_p = _add_windows(cols, (N, C, H + 2 * pH, W + 2 * pW), stride, dilation)  # padded
+    return dx_p[:, :, pH : pH + H, pW : pW + W]  # (N, C, H, W): drop the padding
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+    """y = weight (as a matrix) @ im2col(x) + bias, one batched matmul over (N, groups)."""
+    check_float("conv2d_forward", x=x, weight=weight)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = weight.shape
+    G = groups
+    cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+    OH, OW = cols.shape[-2:]
+    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
+    w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
+    y = w @ cols  # (N, G, O/G, OH*OW)
+    y = y.reshape(N, O, OH, OW)  # (N, O, OH, OW)
+    if bias is not None:
+        y += bias.reshape(1, O, 1, 1)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
+    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY."""
+    check_float("conv2d_backward", dy=dy, x=x, weight=weight)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = weight.shape
+    G = groups
+    OH, OW = dy.shape[-2:]
+    dy_g = dy.reshape(N, G, O // G, OH * OW)  # (N, G, O/G, OH*OW)
+    dx = dweight = dbias = None
+    if output_mask[0]:
+        w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
+        dcols = w.swapaxes(-1, -2) @ dy_g  # (N, G, Cg*KH*KW, OH*OW)
+        dcols = dcols.reshape(N, C, KH, KW, OH, OW)  # (N, C, KH, KW, OH, OW)
+        dx = col2im(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
+    if output_mask[1]:
+        cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+        cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
+        dw = (dy_g @ cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
+        dweight = dw.reshape(O, Cg, KH, KW)  # (O, Cg, KH, KW)
+    if output_mask[2]:
+        dbias = dy.sum(axis=(0, 2, 3))  # (O,)
+    return dx, dweight, dbias
+
+
+def _pool_geometry(x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """Output size and the padding (top, bottom, left, right) that makes every window fit."""
+    N, C, H, W = x_shape
+    OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    # ceil_mode windows may run past the right padding: pad further so the view stays in bounds
+    need_h = (OH - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1
+    need_w = (OW - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1
+    bottom = max(padding[0], need_h - H - padding[0])
+    right = max(padding[1], need_w - W - padding[1])
+    return OH, OW, (padding[0], bottom, padding[1], right)
+
+
+def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    """Max over each window, and where it came from (flat h*W + w in its plane)."""
+    check_float("maxpool2d_forward", x=x)
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    KH, KW = kernel
+    OH, OW, (top, bottom, left, right) = _pool_geometry(
+        x.shape, kernel, stride, padding, dilation, ceil_mode)
+    x_p = xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                 constant_values=-xp.inf)  # (N, C, Hp, Wp): padding never wins
+    win = _windows(x_p, KH, KW, OH, OW, stride, dilation)  # (N, C, KH, KW, OH, OW)
+    win = win.reshape(N, C, KH * KW, OH, OW)  # (N, C, KH*KW, OH, OW), copies
+    k = win.argmax(axis=2)  # (N, C, OH, OW): first max in window order, like PyTorch
+    y = xp.take_along_axis(win, k[:, :, None], axis=2)[:, :, 0]  # (N, C, OH, OW)
+    oh = xp.arange(OH).reshape(OH, 1)
+    ow = xp.arange(OW).reshape(1, OW)
+    h = oh * stride[0] - top + (k // KW) * dilation[0]  # (N, C, OH, OW): input row
+    w = ow * stride[1] - left + (k % KW) * dilation[1]  # (N, C, OH, OW): input column
+    return y, (h * W + w).astype(xp.int64)
+
+
+def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    """dx[n, c].flat[indices[n, c, oh, ow]] += dy[n, c, oh, ow] (windows may overlap)."""
+    check_float("maxpool2d_backward", dy=dy)
+    xp = get_array_module(dy)
+    N, C, H, W = x_shape
+    plane = xp.arange(N * C, dtype=xp.int64).reshape(N, C, 1, 1) * (H * W)
+    flat = (indices + plane).ravel()  # (N*C*OH*OW,) positions in the flat dx
+    dx = xp.bincount(flat, weights=dy.ravel(), minlength=N * C * H * W)  # float64 sums
+    return dx.astype(dy.dtype, copy=False).reshape(N, C, H, W)
+
+
+def _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
+                 divisor_override, dtype):
+    """What each window sum is divided by (PyTorch's rule), shape (OH, OW)."""
+    if divisor_override:
+        return xp.full((OH, OW), divisor_override, dtype=dtype)
+
+    def counts(size, out, k, s, p):
+        start = xp.arange(out) * s - p  # (out,)
+        end = xp.minimum(start + k, size + p)  # windows never count past the right padding
+        if not count_include_pad:
+            start, end = xp.maximum(start, 0), xp.minimum(end, size)
+        return end - start
+
+    ch = counts(H, OH, kernel[0], stride[0], padding[0])  # (OH,)
+    cw = counts(W, OW, kernel[1], stride[1], padding[1])  # (OW,)
+    return (ch[:, None] * cw[None, :]).astype(dtype)  # (OH, OW)
+
+
+def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
+                      divisor_override):
+    """Mean of each window (zero padding), divided as PyTorch's avg_pool2d does."""
+    check_float("avgpool2d_forward", x=x)
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    OH, OW, (top, bottom, left, right) = _pool_geometry(
+        x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    x_p = xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # (N, C, Hp, Wp)
+    win = _windows(x_p, kernel[0], kernel[1], OH, OW, stride, (1, 1))  # (N, C, KH, KW, OH, OW)
+    div = _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
+                       divisor_override, x.dtype)  # (OH, OW)
+    return win.sum(axis=(2, 3)) / div  # (N, C, OH, OW)
+
+
+def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override):
+    """Each window gets dy / divisor added to every pixel it covers."""
+    check_float("avgpool2d_backward", dy=dy)
+    xp = get_array_module(dy)
+    N, C, H, W = x_shape
+    OH, OW = dy.shape[-2:]
+    _, _, (top, bottom, left, right) = _pool_geometry(
+        x_shape, kernel, stride, padding, (1, 1), ceil_mode)
+    div = _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
+                       divisor_override, dy.dtype)  # (OH, OW)
+    g = (dy / div)[:, :, None, None]  # (N, C, 1, 1, OH, OW)
+    cols = xp.broadcast_to(g, (N, C, kernel[0], kernel[1], OH, OW))  # (N, C, KH, KW, OH, OW)
+    dx_p = _add_windows(cols, (N, C, H + top + bottom, W + left + right), stride, (1, 1))
+    return dx_p[:, :, top : top + H, left : left + W]  # (N, C, H, W)

@@ -1,0 +1,343 @@
+"""Elementwise primitives: each forward on raw arrays, its derivative just below.
+
+Backward bodies use Tensor operations, so they are differentiable themselves (double
+backward). Broadcasting is free here: a backward returns a gradient of the *output* shape and
+the engine sums it back to each input's shape (``autograd.unbroadcast``).
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backend import get_array_module
+from . import kernel
+
+
+def _xp(*arrays):
+    for a in arrays:
+        if hasattr(a, "shape"):
+            return get_array_module(a)
+    return get_array_module(None)
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad  # d(a+b)/da = 1, d(a+b)/db = 1
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad  # d(a-b)/da = 1, d(a-b)/db = -1
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        da, db = ctx.needs_input_grad
+        # keep only what backward reads: a is needed for db, b for da (as PyTorch does, so
+        # x.mul_(c) with a constant c stays differentiable)
+        ctx.save_for_backward(a if db else None, b if da else None)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        return (grad * b if da else None), (grad * a if db else None)  # d(a*b)/da = b
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        ga = grad / b if da else None  # d(a/b)/da = 1/b
+        gb = -grad * a / (b * b) if db else None  # d(a/b)/db = -a/b^2
+        return ga, gb
+
+
+class Pow(Function):
+    """``a ** b`` where either side may be a Python number."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        ga = gb = None
+        if da:
+            if isinstance(b, (int, float)) and b == 0:
+                ga = grad * 0.0
+            else:
+                ga = grad * b * a ** (b - 1)  # d(a^b)/da = b a^(b-1)
+        if db:
+            # d(a^b)/db = a^b log(a); taken as 0 where a == 0 and b >= 0, as PyTorch does
+            if isinstance(a, (int, float)):
+                gb = grad * out * _log_scalar(a)
+            else:
+                safe = (a == 0) & (b >= 0)
+                gb = (grad * out * a.log()).masked_fill(safe, 0.0)
+        return ga, gb
+
+
+def _log_scalar(a):
+    import math
+
+    return math.log(a) if a > 0 else float("nan")
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad * a.sign()  # d|a|/da = sign(a) (0 at 0, like PyTorch)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = _xp(a).exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out  # d(e^a)/da = e^a
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return _xp(a).log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad / a  # d(log a)/da = 1/a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = _xp(a).sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad / (2.0 * out)  # d(sqrt a)/da = 1/(2 sqrt a)
+
+
+class Sin(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return _xp(a).sin(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad * a.cos()  # d(sin a)/da = cos a
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return _xp(a).cos(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return -grad * a.sin()  # d(cos a)/da = -sin a
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = _xp(a).tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (1.0 - out * out)  # d(tanh a)/da = 1 - tanh(a)^2
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, a):
+        xp = _xp(a)
+        # stable for large |a|: exp of a non-positive number only
+        e = xp.exp(-abs(a))
+        out = xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out * (1.0 - out)  # d(sigmoid a)/da = s (1 - s)
+
+
+class Relu(Function):
+    """Forward through the kernel registry (``numpy`` / ``cpp`` / ``cuda`` variants)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        out = kernel("relu", a).relu_forward(a)
+        ctx.save_for_backward(out)  # the output, so relu_() in place stays valid
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (out > 0)  # d relu(a)/da = 1 where a > 0, else 0 (0 at the kink)
+
+
+class Maximum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _xp(a, b).maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        # the larger input gets the gradient; ties split it in half (as PyTorch)
+        wa = (a > b) + (a == b) * 0.5
+        return grad * wa, grad * (1.0 - wa)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _xp(a, b).minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        wa = (a < b) + (a == b) * 0.5
+        return grad * wa, grad * (1.0 - wa)
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, a, lo, hi):
+        ctx.save_for_backward(a)
+        ctx.lo, ctx.hi = lo, hi
+        return _xp(a).clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        inside = a == a  # all True (False for nan)
+        if ctx.lo is not None:
+            inside = inside & (a >= ctx.lo)
+        if ctx.hi is not None:
+            inside = inside & (a <= ctx.hi)
+        return grad * inside, None, None  # 1 inside [lo, hi], 0 where clamped
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.save_for_backward(cond)
+        return _xp(cond, a, b).where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (cond,) = ctx.saved_tensors
+        _, da, db = ctx.needs_input_grad
+        ga = grad.masked_fill(~cond, 0.0) if da else None
+        gb = grad.masked_fill(cond, 0.0) if db else None
+        return None, ga, gb
+
+
+class MaskedFill(Function):
+    """``a`` with ``value`` where ``mask`` is True (mask broadcasts to a)."""
+
+    @staticmethod
+    def forward(ctx, a, mask, value):
+        xp = _xp(a)
+        ctx.save_for_backward(mask)
+        return xp.where(mask, xp.asarray(value, dtype=a.dtype), a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        return grad.masked_fill(mask, 0.0), None, None  # filled slots take no gradient
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, a, dtype):
+        return a.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None  # the engine casts it back to the input's dtype
+
+
+class ToDevice(Function):
+    @staticmethod
+    def forward(ctx, a, device):
+        from ..backend import device_of, to_device
+
+        ctx.src = device_of(a)
+        return to_device(a, device)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(ctx.src), None
+
+
+class Copy(Function):
+    """A fresh (contiguous) copy: ``clone()`` and ``contiguous()``."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
