@@ -26,6 +26,8 @@ import traceback
 import weakref
 from contextlib import contextmanager
 
+from . import backend as _backend
+
 # ----------------------------------------------------------------------------- grad mode
 
 _state = threading.local()
@@ -132,7 +134,9 @@ def _bind_tensor(tensor_cls, check_same_device) -> None:
 
 # ----------------------------------------------------------------------------- tracing hook
 # ``minigrad.autograd.explain`` (the learner tools) installs a tracer; it is None otherwise,
-# so the backward loop pays one ``is None`` test per node.
+# so the backward loop pays one ``is None`` test per node. The loop calls
+# ``tracer.record(node, upstream_grads, input_grads, seconds, raw_input_grads)`` after each
+# node (raw = before reduction to the inputs' shapes; AccumulateGrad nodes: ``(), 0.0, ()``).
 _tracer = None
 
 
@@ -267,7 +271,7 @@ class Function(Context):
                 needs.append(False)
         ctx.needs_input_grad = needs = tuple(needs)
         requires_grad = True in needs
-        if n_tensors > 1:
+        if n_tensors > 1 and _backend._cupy is not None:  # devices can only differ with CuPy
             _check_same_device(cls.__name__, args)
         try:
             raw = cls.forward(ctx, *arrays, **kwargs)
@@ -283,8 +287,7 @@ class Function(Context):
 
     def _link(self, args, arrays, outs, results) -> None:
         """Record this node: edges to the inputs' nodes, and saved items as Tensors."""
-        from .tensor import Tensor
-
+        Tensor = _Tensor
         self.seq = next(_seq)
         self._hooks = None
         self._released = False
@@ -570,6 +573,8 @@ def run_backward(
                     leaf = node.leaf_ref()
                     if leaf is not None:
                         leaf._accumulate_grad(grads[0], create_graph)
+                if tracer is not None:  # learner tools: show where each leaf's gradient lands
+                    tracer.record(node, grads, (), 0.0, ())
                 continue
             _check_released(node)
             if all(g is None for g in grads):
@@ -589,9 +594,10 @@ def run_backward(
                         f"{node.name()}: backward returned {len(in_grads)} gradients but the "
                         f"op has {len(node.next_edges)} inputs"
                     )
+                raw_grads = in_grads  # before _fit_grads: the tracer reports summed axes
                 in_grads = _fit_grads(node, in_grads, Tensor)
                 if tracer is not None:
-                    tracer.record(node, grads, in_grads, time.perf_counter() - t0)
+                    tracer.record(node, grads, in_grads, time.perf_counter() - t0, raw_grads)
                 if _anomaly:
                     _anomaly_check(node, in_grads)
             if not retain_graph:
@@ -727,6 +733,16 @@ def grad(
         elif not create_graph:
             result[i] = g.detach()
     return tuple(result)
+
+
+def __getattr__(name):
+    # ``minigrad.autograd.explain`` is loaded on first use (the learner tools stay out of
+    # ``import minigrad``).
+    if name == "explain":
+        from .explain import explain
+
+        return explain
+    raise AttributeError(f"module 'minigrad.autograd' has no attribute {name!r}")
 
 
 @contextmanager

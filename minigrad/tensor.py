@@ -139,7 +139,7 @@ class Tensor:
     @classmethod
     def _from_op(cls, data, requires_grad, ctx, args):
         """Wrap an op's output; outputs that view an input share its version counter."""
-        if not hasattr(data, "__array_interface__") and not is_cupy_array(data):
+        if type(data) is not np.ndarray and not is_cupy_array(data):
             data = np.asarray(data)  # NumPy returns scalars for 0-d results
         t = cls.__new__(cls)
         t._data = data

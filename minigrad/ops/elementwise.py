@@ -223,7 +223,10 @@ class Relu(Function):
 
     @staticmethod
     def forward(ctx, a):
-        out = kernel("relu", a).relu_forward(a)
+        if a.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
+            out = _xp(a).maximum(a, a.dtype.type(0))
+        else:
+            out = kernel("relu", a).relu_forward(a)
         ctx.save_for_backward(out)  # the output, so relu_() in place stays valid
         return out
 
