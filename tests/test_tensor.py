@@ -66,7 +66,8 @@ def test_comparisons_and_logic_match_torch():
     xt, yt = torch.tensor(a), torch.tensor(b)
     for f in (lambda p, q: p == q, lambda p, q: p != q, lambda p, q: p < q,
               lambda p, q: p <= q, lambda p, q: p > q, lambda p, q: p >= q,
-              lambda p, q: (p > q) & (p < 3), lambda p, q: (p > q) | (p < 2), lambda p, q: ~(p > q)):
+              lambda p, q: (p > q) & (p < 3), lambda p, q: (p > q) | (p < 2),
+              lambda p, q: ~(p > q)):
         out = f(x, y)
         assert out.dtype == np.bool_ and not out.requires_grad
         np.testing.assert_array_equal(out.numpy(), f(xt, yt).numpy())
