@@ -3,7 +3,7 @@ C++ and CUDA kernels). Reading order: autograd.py, ops/elementwise.py, ops/conv.
 
 import numpy as _np
 
-from . import autograd
+from . import autograd, data, nn, optim
 from .autograd import (
     detect_anomaly,
     enable_grad,
@@ -69,6 +69,7 @@ from .functions import (
     var,
 )
 from .kernels import backend_info
+from .serialization import load, save
 from .tensor import Tensor, cat, pad, stack, tensor, where
 
 float16 = half = _np.dtype(_np.float16)
@@ -82,7 +83,8 @@ bool = _np.dtype(_np.bool_)
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "tensor", "autograd", "no_grad", "enable_grad", "set_grad_enabled",
+    "Tensor", "tensor", "autograd", "nn", "optim", "data", "save", "load", "no_grad",
+    "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "detect_anomaly", "device", "cuda_available", "backend_info",
     "manual_seed", "get_rng_state", "set_rng_state",
     "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "rand", "randn", "randint",

@@ -522,7 +522,9 @@ def run_backward(
             for e in node.next_edges:
                 if e is not None:
                     parents.setdefault(id(e[0]), []).append(node)
-        needed = set(targets)
+        # A node runs only when some captured edge lies strictly below it: a captured
+        # non-leaf is read, not run (and not freed), like torch.autograd.grad.
+        needed = set()
         frontier = list(targets)
         while frontier:  # walk from the targets up to the roots
             for p in parents.get(frontier.pop(), ()):

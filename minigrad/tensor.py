@@ -531,6 +531,9 @@ class Tensor:
         self._check_inplace("random fill")
         self._data[...] = arr
         self._version[0] += 1
+        if is_grad_enabled() and self.grad_fn is not None:  # constants now: cut the history
+            self.grad_fn = None
+            self._requires_grad = False
         return self
 
     def __setitem__(self, key, value) -> None:

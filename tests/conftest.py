@@ -10,8 +10,9 @@ from minigrad import kernels
 
 
 def cpu_variants(op: str) -> list[str]:
-    """Every CPU variant of ``op`` built here (numpy always; cpp when _C is built)."""
-    return [v for v in kernels.available().get(op, ["numpy"]) if v in ("numpy", "cpp")]
+    """Every CPU variant of ``op`` built here (numpy always; cpp when _C is built; tiled for
+    attention)."""
+    return [v for v in kernels.available().get(op, ["numpy"]) if v in kernels.VARIANTS["cpu"]]
 
 
 @pytest.fixture(autouse=True)

@@ -484,3 +484,19 @@ def test_property_reductions_match_torch(data, op):
     out.sum().backward()
     ref.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_grad_wrt_intermediate_does_not_run_or_free_its_node():
+    a = leaf([1.0, 2.0])
+    z = a * 3
+    (gz,) = mg.autograd.grad((z * z).sum(), [z])
+    np.testing.assert_allclose(gz.numpy(), [6.0, 12.0])
+    z.sum().backward()  # z's node was not run by grad(), so it is still alive
+    np.testing.assert_allclose(a.grad.numpy(), [3.0, 3.0])
+
+
+def test_random_fill_cuts_history():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    y.uniform_()
+    assert y.grad_fn is None and not y.requires_grad

@@ -251,7 +251,7 @@ def test_env_var_read_once(monkeypatch):
     [
         ("relu", "relu"),
         ("relu=", "relu="),
-        ("relu=numpy,conv2d=cpp", "conv2d=cpp"),
+        ("relu=numpy,nosuchop=cpp", "nosuchop=cpp"),
         ("relu=fortran", "relu=fortran"),
         ("=numpy", "=numpy"),
     ],
@@ -397,3 +397,306 @@ def test_gpu_default_variant():
     expected = "cuda" if "cuda" in kernels.available()["relu"] else "cupy"
     assert kernels.current("relu", "cuda") == expected
     assert kernels.current("relu", "cuda:0") == expected
+
+
+# ----------------------------------------------------------------------------- cpp vs reference:
+# conv (im2col/col2im), pooling, optimizer steps.  Each native kernel against its NumPy twin on
+# awkward geometry (size-1 and prime extents, odd stride/padding/dilation, ceil_mode), both
+# dtypes, non-contiguous inputs; bad input raising from _C directly; thread-count independence.
+def _cpp():
+    if native.load_C() is None:
+        pytest.skip("minigrad._C is not built")
+    from minigrad.kernels import cpp
+
+    return cpp
+
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+# (x shape (N, C, H, W), (KH, KW), stride, padding, dilation)
+CONV_CASES = [
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((2, 3, 7, 5), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((3, 2, 11, 13), (5, 3), (2, 3), (2, 1), (1, 2)),
+    ((1, 5, 17, 7), (2, 4), (3, 1), (0, 2), (2, 1)),
+    ((2, 1, 13, 13), (7, 7), (5, 5), (3, 3), (1, 1)),
+    ((4, 3, 1, 9), (1, 3), (1, 2), (0, 0), (1, 3)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, k, s, p, d", CONV_CASES, ids=str)
+def test_cpp_im2col_col2im_match_reference(dtype, x_shape, k, s, p, d):
+    cpp = _cpp()
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    cols = cpp.im2col(x, *k, s, p, d)
+    ref = reference.im2col(x, *k, s, p, d)
+    assert cols.dtype == x.dtype and cols.shape == ref.shape
+    np.testing.assert_array_equal(cols, ref)  # a pure copy: exact
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    dx = cpp.col2im(dcols, x_shape, *k, s, p, d)
+    assert dx.dtype == x.dtype and dx.shape == x_shape
+    np.testing.assert_allclose(dx, reference.col2im(dcols, x_shape, *k, s, p, d), **TOL[dtype])
+    # adjoint identity <im2col(x), dcols> == <x, col2im(dcols)>
+    np.testing.assert_allclose(np.vdot(cols, dcols), np.vdot(x, dx), rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_cpp_conv2d_matches_reference(dtype, groups):
+    cpp = _cpp()
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((2, 6, 11, 9)).astype(dtype).transpose(0, 1, 3, 2)  # a view
+    w = rng.standard_normal((9, 6 // groups, 3, 2)).astype(dtype)
+    b = rng.standard_normal(9).astype(dtype)
+    args = ((2, 1), (1, 1), (1, 2), groups)
+    y = cpp.conv2d_forward(x, w, b, *args)
+    np.testing.assert_allclose(y, reference.conv2d_forward(x, w, b, *args), **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = cpp.conv2d_backward(dy, x, w, *args, (True, True, True))
+    want = reference.conv2d_backward(dy, x, w, *args, (True, True, True))
+    for g, r in zip(got, want):
+        np.testing.assert_allclose(g, r, **TOL[dtype])
+    assert cpp.conv2d_backward(dy, x, w, *args, (False, True, False))[::2] == (None, None)
+
+
+# (x shape, kernel, stride, padding, dilation, ceil_mode)
+POOL_CASES = [
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1), False),
+    ((2, 3, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 2, 7, 11), (3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((1, 3, 13, 5), (3, 2), (2, 3), (1, 1), (2, 1), True),
+    ((3, 1, 17, 19), (5, 4), (3, 2), (2, 2), (1, 2), False),
+    ((1, 2, 5, 5), (4, 4), (3, 3), (2, 1), (1, 1), True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, k, s, p, d, ceil", POOL_CASES, ids=str)
+def test_cpp_maxpool_matches_reference(dtype, x_shape, k, s, p, d, ceil):
+    cpp = _cpp()
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    x[..., ::3] = np.round(x[..., ::3])  # some ties
+    xv = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # F-ordered view
+    y, ind = cpp.maxpool2d_forward(xv, k, s, p, d, ceil)
+    y_ref, ind_ref = reference.maxpool2d_forward(x, k, s, p, d, ceil)
+    assert ind.dtype == np.int64 and y.dtype == x.dtype
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(ind, ind_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = cpp.maxpool2d_backward(dy.T.copy().T, ind, x_shape, k, s, p, d, ceil)
+    np.testing.assert_allclose(
+        dx, reference.maxpool2d_backward(dy, ind, x_shape, k, s, p, d, ceil), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, k, s, p, d, ceil", POOL_CASES, ids=str)
+@pytest.mark.parametrize("cip, div", [(True, None), (False, None), (True, 7)])
+def test_cpp_avgpool_matches_reference(dtype, x_shape, k, s, p, d, ceil, cip, div):
+    cpp = _cpp()
+    rng = np.random.default_rng(sum(x_shape))
+    x = rng.standard_normal(x_shape).astype(dtype)
+    args = (k, s, p, ceil, cip, div)
+    y = cpp.avgpool2d_forward(x[..., ::-1], *args)
+    np.testing.assert_allclose(y, reference.avgpool2d_forward(x[..., ::-1], *args), **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(cpp.avgpool2d_backward(dy, x_shape, *args),
+                               reference.avgpool2d_backward(dy, x_shape, *args), **TOL[dtype])
+
+
+def test_cpp_maxpool_nan_and_inf():
+    cpp = _cpp()
+    x = np.array([[[[1.0, np.nan, 3.0, np.nan], [-np.inf, -np.inf, 2.0, 2.0]]]])
+    for args in [((2, 2), (2, 2), (0, 0), (1, 1), False), ((1, 2), (1, 1), (0, 0), (1, 1), False)]:
+        y, ind = cpp.maxpool2d_forward(x, *args)
+        y_ref, ind_ref = reference.maxpool2d_forward(x, *args)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(ind, ind_ref)
+
+
+def _opt_state(rng, dtype, shapes):
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    return params, grads
+
+
+OPT_SHAPES = [(), (1,), (7, 3), (33_001,), (2, 3, 5)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "momentum, dampening, wd, nesterov, maximize",
+    [(0.0, 0.0, 0.0, False, False), (0.9, 0.0, 1e-2, True, False), (0.8, 0.3, 0.0, False, True)],
+)
+def test_cpp_sgd_step_matches_reference(dtype, momentum, dampening, wd, nesterov, maximize):
+    cpp = _cpp()
+    rng = np.random.default_rng(0)
+    # Not 0-d: with weight decay the reference's momentum buffer becomes a NumPy scalar there
+    # and stops updating in place (reported to the optimizer owner; _C matches torch.optim).
+    p_ref, _ = _opt_state(rng, dtype, OPT_SHAPES[1:])
+    p_cpp = [p.copy() for p in p_ref]
+    bufs_ref, bufs_cpp = [None] * len(p_ref), [None] * len(p_ref)
+    for _ in range(3):  # the first step creates the buffers, later ones use them
+        grads = [rng.standard_normal(p.shape).astype(dtype) for p in p_ref]
+        g_before = [g.copy() for g in grads]
+        reference.sgd_step(p_ref, grads, bufs_ref, 0.1, momentum, dampening, wd, nesterov,
+                           maximize)
+        cpp.sgd_step(p_cpp, grads, bufs_cpp, 0.1, momentum, dampening, wd, nesterov, maximize)
+        for a, b in zip(grads, g_before):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(p_cpp + bufs_cpp, p_ref + bufs_ref):
+        if b is None:
+            assert a is None
+            continue
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "wd, amsgrad, decoupled, beta1",
+    [(0.0, False, False, 0.9), (1e-2, True, False, 0.9), (1e-2, False, True, 0.3),
+     (0.1, True, True, 0.9)],
+)
+def test_cpp_adam_step_matches_reference(dtype, wd, amsgrad, decoupled, beta1):
+    cpp = _cpp()
+    rng = np.random.default_rng(1)
+    p_ref, _ = _opt_state(rng, dtype, OPT_SHAPES)
+    state_ref = [[np.zeros_like(p) for p in p_ref] for _ in range(3)]
+    p_cpp = [p.copy() for p in p_ref]
+    state_cpp = [[np.zeros_like(p) for p in p_ref] for _ in range(3)]
+    for step in range(1, 4):
+        grads = [rng.standard_normal(p.shape).astype(dtype) for p in p_ref]
+        steps = step if step != 2 else [step] * len(p_ref)  # an int or one per parameter
+        for params, (m, v, vmax), k in [(p_ref, state_ref, reference), (p_cpp, state_cpp, cpp)]:
+            k.adam_step(params, grads, m, v, vmax, steps, 1e-2, beta1, 0.999, 1e-8, wd, amsgrad,
+                        decoupled)
+    for a, b in zip(p_cpp + sum(state_cpp, []), p_ref + sum(state_ref, [])):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+@needs_C
+def test_C_conv_pool_validate_at_boundary():
+    C = native.load_C()
+    x = np.ones((2, 3, 5, 5), dtype=np.float32)
+    one = (1, 1)
+    with pytest.raises(ValueError, match=r"im2col: argument 'x' must be 4-D.*\(3, 5, 5\)"):
+        C.im2col(x[0], 3, 3, one, one, one)
+    with pytest.raises(TypeError, match="im2col: argument 'x' has dtype int64"):
+        C.im2col(x.astype(np.int64), 3, 3, one, one, one)
+    with pytest.raises(ValueError, match=r"im2col: argument 'x' of shape \(2, 3, 5, 5\).*contig"):
+        C.im2col(x.transpose(0, 1, 3, 2), 3, 3, one, one, one)
+    with pytest.raises(ValueError, match=r"im2col:.*stride \(0, 1\)"):
+        C.im2col(x, 3, 3, (0, 1), one, one)
+    with pytest.raises(ValueError, match=r"im2col: kernel \(7, 7\).*does not fit"):
+        C.im2col(x, 7, 7, one, (0, 0), one)
+    with pytest.raises(ValueError, match=r"col2im: argument 'cols' has shape.*expected"):
+        C.col2im(np.ones((2, 3, 3, 3, 4, 5), np.float32), (2, 3, 5, 5), 3, 3, one, one, one)
+    with pytest.raises(ValueError, match="col2im: x_shape must have 4 entries"):
+        C.col2im(np.ones((2, 3, 3, 3, 5, 5), np.float32), (2, 3, 5), 3, 3, one, one, one)
+    with pytest.raises(ValueError, match=r"maxpool2d_forward:.*padding.*kernel/2"):
+        C.maxpool2d_forward(x, (2, 2), one, (2, 2), one, False)
+    y, ind = C.maxpool2d_forward(x, (2, 2), (2, 2), (0, 0), one, False)
+    args = ((2, 3, 5, 5), (2, 2), (2, 2), (0, 0), one, False)
+    with pytest.raises(TypeError, match="maxpool2d_backward: argument 'indices'.*int32"):
+        C.maxpool2d_backward(y, ind.astype(np.int32), *args)
+    with pytest.raises(ValueError, match=r"maxpool2d_backward: argument 'dy' has shape"):
+        C.maxpool2d_backward(y[:, :, :1], ind, *args)
+    bad = ind.copy()
+    bad[0, 0, 0, 0] = 25
+    with pytest.raises(ValueError, match=r"maxpool2d_backward: .*'indices'.*outside \[0, 25\)"):
+        C.maxpool2d_backward(y, bad, *args)
+    with pytest.raises(TypeError, match="avgpool2d_backward: argument 'dy' has dtype float16"):
+        C.avgpool2d_backward(y.astype(np.float16), (2, 3, 5, 5), (2, 2), (2, 2), (0, 0), False,
+                             True, None)
+
+
+@needs_C
+def test_C_optim_validate_at_boundary():
+    C = native.load_C()
+    p = [np.ones(3), np.ones((2, 2))]
+    g = [np.ones(3), np.ones((2, 2))]
+    with pytest.raises(ValueError, match=r"sgd_step: 'grads' has 1 entries, expected 2"):
+        C.sgd_step(p, g[:1], [None, None], 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match=r"sgd_step: argument 'grads\[1\]' has shape \(4,\)"):
+        C.sgd_step(p, [g[0], np.ones(4)], [None, None], 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(TypeError, match=r"adam_step: argument 'exp_avgs\[0\]' has dtype float32"):
+        C.adam_step(p, g, [np.zeros(3, np.float32), np.zeros((2, 2))], [np.zeros(3)] * 2, None,
+                    1, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"sgd_step: argument 'params\[0\]' is read-only"):
+        C.sgd_step([ro], [np.ones(3)], [None], 0.1, 0.0, 0.0, 0.0, False, False)
+    with pytest.raises(ValueError, match=r"adam_step: step must be >= 1"):
+        C.adam_step(p, g, [np.zeros(3), np.zeros((2, 2))], [np.zeros(3), np.zeros((2, 2))],
+                    None, 0, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)
+    with pytest.raises(ValueError, match=r"params\[0\]' of shape \(3, 2\) must be C-contiguous"):
+        C.sgd_step([np.ones((2, 3)).T], [np.ones((3, 2))], [None], 0.1, 0.0, 0.0, 0.0, False,
+                   False)
+
+
+@needs_C
+def test_cpp_results_independent_of_thread_count(tmp_path):
+    code = (
+        "import numpy as np, sys\n"
+        "from minigrad.kernels import cpp\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((8, 16, 23, 23)).astype(np.float32)\n"
+        "cols = cpp.im2col(x, 3, 3, (1, 1), (1, 1), (1, 1))\n"
+        "dx = cpp.col2im(cols, x.shape, 3, 3, (1, 1), (1, 1), (1, 1))\n"
+        "y, ind = cpp.maxpool2d_forward(x, (3, 3), (2, 2), (1, 1), (1, 1), True)\n"
+        "dxm = cpp.maxpool2d_backward(y, ind, x.shape, (3, 3), (2, 2), (1, 1), (1, 1), True)\n"
+        "a = cpp.avgpool2d_forward(x, (3, 3), (2, 2), (1, 1), True, False, None)\n"
+        "dxa = cpp.avgpool2d_backward(a, x.shape, (3, 3), (2, 2), (1, 1), True, False, None)\n"
+        "p = [x.copy(), x[0].copy()]; g = [x * 0.5, x[1] * 2]\n"
+        "m = [np.zeros_like(q) for q in p]; v = [np.zeros_like(q) for q in p]\n"
+        "cpp.adam_step(p, g, m, v, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.01, False, True)\n"
+        "np.savez(sys.argv[1], cols=cols, dx=dx, y=y, ind=ind, dxm=dxm, a=a, dxa=dxa, p0=p[0],"
+        " p1=p[1])\n"
+    )
+    results = []
+    for n in ("1", "2"):
+        out = tmp_path / f"t{n}.npz"
+        r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        results.append(np.load(out))
+    for key in results[0].files:
+        np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-6, atol=1e-7,
+                                   err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N, H", [(1, 1), (3, 7), (13, 31), (64, 129)])
+def test_cpp_lstm_cell_matches_reference(dtype, N, H):
+    cpp = _cpp()
+    rng = np.random.default_rng(N * H)
+    gates = (3 * rng.standard_normal((N, 4 * H))).astype(dtype)
+    c_prev = rng.standard_normal((H, N)).astype(dtype).T  # a transposed view
+    got = cpp.lstm_cell_forward(gates, c_prev)
+    want = reference.lstm_cell_forward(gates, c_prev)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, **TOL[dtype])
+    dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    _, _, act, tanh_c = want
+    for g, w in zip(cpp.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
+                    reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c)):
+        np.testing.assert_allclose(g, w, **TOL[dtype])
+
+
+@needs_C
+def test_C_lstm_validates_at_boundary():
+    C = native.load_C()
+    c = np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"lstm_cell_forward: argument 'gates' has shape "
+                                         r"\(2, 9\), expected \(2, 12\)"):
+        C.lstm_cell_forward(np.zeros((2, 9), np.float32), c)
+    with pytest.raises(TypeError, match="lstm_cell_forward: arguments 'gates' and 'c_prev'"):
+        C.lstm_cell_forward(np.zeros((2, 12)), c)
+    with pytest.raises(ValueError, match="lstm_cell_backward: arguments 'dh' and 'c_prev'"):
+        C.lstm_cell_backward(np.zeros((3, 2), np.float32), c, c, np.zeros((2, 12), np.float32),
+                             c)

@@ -4,12 +4,51 @@
 // minigrad/kernels/reference.py; each kernel validates its own arguments with common.h before
 // touching memory.  Also exports num_threads() and build_info() for minigrad.backend_info().
 // Checked by: tests/test_kernels.py (imports _C, compares every kernel with the reference).
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+
 #include "common.h"
 
 namespace minigrad {
 // elementwise.cpp
 py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& dy, const py::array& x);
+
+using Pair = std::array<std::int64_t, 2>;
+// conv.cpp
+py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pair& stride,
+                 const Pair& padding, const Pair& dilation);
+py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
+                 std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
+                 const Pair& dilation);
+// pool.cpp
+py::tuple maxpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                            const Pair& padding, const Pair& dilation, bool ceil_mode);
+py::array maxpool2d_backward(const py::array& dy, const py::array& indices,
+                             const std::vector<py::ssize_t>& x_shape, const Pair& kernel,
+                             const Pair& stride, const Pair& padding, const Pair& dilation,
+                             bool ceil_mode);
+py::array avgpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
+                            const Pair& padding, bool ceil_mode, bool count_include_pad,
+                            const std::optional<std::int64_t>& divisor_override);
+py::array avgpool2d_backward(const py::array& dy, const std::vector<py::ssize_t>& x_shape,
+                             const Pair& kernel, const Pair& stride, const Pair& padding,
+                             bool ceil_mode, bool count_include_pad,
+                             const std::optional<std::int64_t>& divisor_override);
+// optim.cpp
+void sgd_step(const py::list& params, const py::list& grads, py::list momentum_buffers,
+              double lr, double momentum, double dampening, double weight_decay, bool nesterov,
+              bool maximize);
+void adam_step(const py::list& params, const py::list& grads, const py::list& exp_avgs,
+               const py::list& exp_avg_sqs, const py::object& max_exp_avg_sqs,
+               const py::object& step, double lr, double beta1, double beta2, double eps,
+               double weight_decay, bool amsgrad, bool decoupled);
+// lstm.cpp
+py::tuple lstm_cell_forward(const py::array& gates, const py::array& c_prev);
+py::tuple lstm_cell_backward(const py::array& dh, const py::array& dc, const py::array& c_prev,
+                             const py::array& act, const py::array& tanh_c);
 }  // namespace minigrad
 
 #ifndef MINIGRAD_CXX_FLAGS
@@ -54,6 +93,47 @@ PYBIND11_MODULE(_C, m) {
           "y = max(x, 0) elementwise (float32/float64, C-contiguous, any shape).");
     m.def("relu_backward", &minigrad::relu_backward, py::arg("dy"), py::arg("x"),
           "dx = dy where x > 0 else 0 (same shape and dtype, C-contiguous).");
+
+    // conv.cpp
+    m.def("im2col", &minigrad::im2col, py::arg("x"), py::arg("KH"), py::arg("KW"),
+          py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+          "x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW), zero padding.");
+    m.def("col2im", &minigrad::col2im, py::arg("cols"), py::arg("x_shape"), py::arg("KH"),
+          py::arg("KW"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+          "Adjoint of im2col: cols (N, C, KH, KW, OH, OW) -> dx (N, C, H, W).");
+    // pool.cpp
+    m.def("maxpool2d_forward", &minigrad::maxpool2d_forward, py::arg("x"), py::arg("kernel"),
+          py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
+          "x (N, C, H, W) -> (y, int64 flat indices h*W + w), both (N, C, OH, OW).");
+    m.def("maxpool2d_backward", &minigrad::maxpool2d_backward, py::arg("dy"),
+          py::arg("indices"), py::arg("x_shape"), py::arg("kernel"), py::arg("stride"),
+          py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
+          "dx (x_shape) with dy scattered-added at indices.");
+    m.def("avgpool2d_forward", &minigrad::avgpool2d_forward, py::arg("x"), py::arg("kernel"),
+          py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+          py::arg("count_include_pad"), py::arg("divisor_override").none(true),
+          "Window means (N, C, OH, OW), PyTorch's divisor rule.");
+    m.def("avgpool2d_backward", &minigrad::avgpool2d_backward, py::arg("dy"),
+          py::arg("x_shape"), py::arg("kernel"), py::arg("stride"), py::arg("padding"),
+          py::arg("ceil_mode"), py::arg("count_include_pad"),
+          py::arg("divisor_override").none(true), "dy / divisor spread over every window.");
+    // optim.cpp
+    m.def("sgd_step", &minigrad::sgd_step, py::arg("params"), py::arg("grads"),
+          py::arg("momentum_buffers"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
+          py::arg("weight_decay"), py::arg("nesterov"), py::arg("maximize"),
+          "Fused in-place SGD over a list of parameters (None buffers are created).");
+    m.def("adam_step", &minigrad::adam_step, py::arg("params"), py::arg("grads"),
+          py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs").none(true),
+          py::arg("step"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("weight_decay"), py::arg("amsgrad"), py::arg("decoupled"),
+          "Fused in-place Adam/AdamW over a list of parameters.");
+
+    // lstm.cpp
+    m.def("lstm_cell_forward", &minigrad::lstm_cell_forward, py::arg("gates"),
+          py::arg("c_prev"), "gates (N, 4H) [i|f|g|o], c_prev (N, H) -> (h, c, act, tanh_c).");
+    m.def("lstm_cell_backward", &minigrad::lstm_cell_backward, py::arg("dh"), py::arg("dc"),
+          py::arg("c_prev"), py::arg("act"), py::arg("tanh_c"),
+          "-> (dgates (N, 4H), dc_prev (N, H)).");
 
     m.def("num_threads", &minigrad::max_threads,
           "Threads an OpenMP region would use (omp_get_max_threads; 1 without OpenMP).");

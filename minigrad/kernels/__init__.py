@@ -10,6 +10,7 @@ numpy     cpu     :mod:`minigrad.kernels.reference` on NumPy arrays
 cpp       cpu     :mod:`minigrad.kernels.cpp` (``minigrad._C``)
 cupy      cuda    :mod:`minigrad.kernels.reference` on CuPy arrays
 cuda      cuda    :mod:`minigrad.kernels.cuda` (``minigrad._cuda``)
+tiled     cpu     :mod:`minigrad.kernels.tiled`: online-softmax attention only
 ========  ======  ====================================================
 
 ``select(op, device)`` returns the module to call: the fastest built variant for the device
@@ -44,16 +45,23 @@ __all__ = [
 ]
 
 # Every op with a kernel entry; extend when a new op gets kernels.
-OPS: tuple[str, ...] = ("relu", "conv2d", "maxpool2d", "avgpool2d")
+OPS: tuple[str, ...] = (
+    "relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd", "adam",
+)
 
 # Variants per device type, fastest first: the default is the first one built.
-VARIANTS: dict[str, tuple[str, ...]] = {"cpu": ("cpp", "numpy"), "cuda": ("cuda", "cupy")}
+# "tiled" (kernels/tiled.py) is a second pure-Python CPU variant; only "attention" has it.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "cpu": ("cpp", "numpy", "tiled"),
+    "cuda": ("cuda", "cupy"),
+}
 
 ENV_VAR = "MINIGRAD_KERNELS"
 
-ALL_VARIANTS: tuple[str, ...] = ("numpy", "cpp", "cupy", "cuda")
+ALL_VARIANTS: tuple[str, ...] = ("numpy", "cpp", "cupy", "cuda", "tiled")
 _DEVICE_TYPE = {v: dt for dt, vs in VARIANTS.items() for v in vs}  # variant -> device type
-_MODULE = {"numpy": "reference", "cpp": "cpp", "cupy": "reference", "cuda": "cuda"}
+_MODULE = {"numpy": "reference", "cpp": "cpp", "cupy": "reference", "cuda": "cuda",
+           "tiled": "tiled"}
 
 _overrides: dict[tuple[str, str], str] = {}  # (op, device type) -> variant
 _override_source: dict[tuple[str, str], str] = {}  # where an override came from (for errors)

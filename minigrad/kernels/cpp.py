@@ -2,7 +2,7 @@
 
 Same names and signatures as :mod:`minigrad.kernels.reference`.  Views and strides stay in
 Python: inputs are made C-contiguous here, then ``_C`` validates dtype, shape and contiguity
-again at its boundary.
+again at its boundary.  conv2d keeps its matmul in BLAS (NumPy) around the C++ im2col/col2im.
 """
 
 from __future__ import annotations
@@ -15,12 +15,20 @@ from minigrad.kernels.reference import check_float, check_same_shape
 _C = native.load_C()
 
 # Ops available from this module (empty when _C is not built).
-PROVIDES = frozenset({"relu"}) if _C is not None else frozenset()
+PROVIDES = (
+    frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "sgd", "adam"})
+    if _C is not None
+    else frozenset()
+)
 
 
 def _contiguous(a):
     # Not np.ascontiguousarray alone: it turns a 0-d array into shape (1,).
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _pair(v):
+    return (int(v[0]), int(v[1]))
 
 
 # ----------------------------------------------------------------------------- relu
@@ -33,3 +41,116 @@ def relu_backward(dy, x):
     check_float("relu_backward", dy=dy, x=x)
     check_same_shape("relu_backward", dy=dy, x=x)
     return _C.relu_backward(_contiguous(dy), _contiguous(x))
+
+
+# ----------------------------------------------------------------------------- conv2d
+def im2col(x, KH, KW, stride, padding, dilation):
+    return _C.im2col(_contiguous(x), int(KH), int(KW), _pair(stride), _pair(padding),
+                     _pair(dilation))
+
+
+def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
+    return _C.col2im(_contiguous(cols), tuple(int(s) for s in x_shape), int(KH), int(KW),
+                     _pair(stride), _pair(padding), _pair(dilation))
+
+
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+    """y = weight (as a matrix) @ im2col(x) + bias; im2col in C++, the matmul in BLAS."""
+    check_float("conv2d_forward", x=x, weight=weight)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = weight.shape
+    G = groups
+    cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+    OH, OW = cols.shape[-2:]
+    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
+    w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
+    y = np.matmul(w, cols).reshape(N, O, OH, OW)  # (N, O, OH, OW)
+    if bias is not None:
+        y += bias.reshape(1, O, 1, 1)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
+    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY."""
+    check_float("conv2d_backward", dy=dy, x=x, weight=weight)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = weight.shape
+    G = groups
+    OH, OW = dy.shape[-2:]
+    dy_g = dy.reshape(N, G, O // G, OH * OW)  # (N, G, O/G, OH*OW)
+    dx = dweight = dbias = None
+    if output_mask[0]:
+        w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
+        dcols = np.matmul(w.swapaxes(-1, -2), dy_g)  # (N, G, Cg*KH*KW, OH*OW)
+        dcols = dcols.reshape(N, C, KH, KW, OH, OW)
+        dx = col2im(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
+    if output_mask[1]:
+        cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+        cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
+        dw = np.matmul(dy_g, cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
+        dweight = dw.reshape(O, Cg, KH, KW)
+    if output_mask[2]:
+        dbias = dy.sum(axis=(0, 2, 3))  # (O,)
+    return dx, dweight, dbias
+
+
+# ----------------------------------------------------------------------------- pooling
+def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    check_float("maxpool2d_forward", x=x)
+    return _C.maxpool2d_forward(_contiguous(x), _pair(kernel), _pair(stride), _pair(padding),
+                                _pair(dilation), bool(ceil_mode))
+
+
+def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    check_float("maxpool2d_backward", dy=dy)
+    return _C.maxpool2d_backward(_contiguous(dy), _contiguous(indices),
+                                 tuple(int(s) for s in x_shape), _pair(kernel), _pair(stride),
+                                 _pair(padding), _pair(dilation), bool(ceil_mode))
+
+
+def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
+                      divisor_override):
+    check_float("avgpool2d_forward", x=x)
+    return _C.avgpool2d_forward(_contiguous(x), _pair(kernel), _pair(stride), _pair(padding),
+                                bool(ceil_mode), bool(count_include_pad),
+                                int(divisor_override) if divisor_override else None)
+
+
+def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override):
+    check_float("avgpool2d_backward", dy=dy)
+    return _C.avgpool2d_backward(_contiguous(dy), tuple(int(s) for s in x_shape),
+                                 _pair(kernel), _pair(stride), _pair(padding), bool(ceil_mode),
+                                 bool(count_include_pad),
+                                 int(divisor_override) if divisor_override else None)
+
+
+# ----------------------------------------------------------------------------- optimizers
+# In place over whole parameter lists, one fused pass (csrc/cpu/optim.cpp); the arrays must
+# already be C-contiguous (parameters and their state always are), else _C raises ValueError.
+def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
+             maximize):
+    _C.sgd_step(list(params), [_contiguous(g) for g in grads], momentum_buffers, float(lr),
+                float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                bool(maximize))
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
+              eps, weight_decay, amsgrad, decoupled):
+    _C.adam_step(list(params), [_contiguous(g) for g in grads], list(exp_avgs),
+                 list(exp_avg_sqs), list(max_exp_avg_sqs) if amsgrad else None,
+                 step if isinstance(step, int) else [int(s) for s in step], float(lr),
+                 float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
+                 bool(decoupled))
+
+
+# ----------------------------------------------------------------------------- lstm_cell
+def lstm_cell_forward(gates, c_prev):
+    check_float("lstm_cell_forward", gates=gates, c_prev=c_prev)
+    return _C.lstm_cell_forward(_contiguous(gates), _contiguous(c_prev))
+
+
+def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
+    check_float("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
+    return _C.lstm_cell_backward(_contiguous(dh), _contiguous(dc), _contiguous(c_prev),
+                                 _contiguous(act), _contiguous(tanh_c))

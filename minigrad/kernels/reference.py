@@ -8,10 +8,14 @@ names and signatures and accepts the same inputs, so switching variants never ch
 
 from __future__ import annotations
 
+import numpy as np
+
 from minigrad.backend import get_array_module
 
 # Ops this module implements; minigrad.kernels checks this set before selecting the module.
-PROVIDES = frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d"})
+PROVIDES = frozenset(
+    {"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd", "adam"}
+)
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -19,11 +23,11 @@ FLOAT_DTYPES = ("float32", "float64")
 def check_float(op: str, **arrays) -> None:
     """TypeError unless every array is float32/float64 and all share one dtype."""
     for name, a in arrays.items():
-        if a.dtype.name not in FLOAT_DTYPES:
+        if a.dtype.char not in "fd":  # float32 / float64 (cheaper than dtype.name)
             raise TypeError(
                 f"{op}: argument '{name}' has dtype {a.dtype.name}, expected float32 or float64"
             )
-    dtypes = {a.dtype.name for a in arrays.values()}
+    dtypes = {a.dtype.char for a in arrays.values()}
     if len(dtypes) > 1:
         got = ", ".join(f"{n}={a.dtype.name}" for n, a in arrays.items())
         raise TypeError(f"{op}: arguments must have the same dtype, got {got}")
@@ -273,3 +277,158 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_in
     cols = xp.broadcast_to(g, (N, C, kernel[0], kernel[1], OH, OW))  # (N, C, KH, KW, OH, OW)
     dx_p = _add_windows(cols, (N, C, H + top + bottom, W + left + right), stride, (1, 1))
     return dx_p[:, :, top : top + H, left : left + W]  # (N, C, H, W)
+
+
+# ----------------------------------------------------------------------------- lstm_cell
+# Kernel signatures (the "cpp" and "cuda" variants implement exactly these):
+#
+#   lstm_cell_forward(gates, c_prev) -> (h, c, act, tanh_c)
+#       gates  (N, 4H) gate pre-activations x@W_ih^T + b_ih + h@W_hh^T + b_hh, blocks in
+#              PyTorch's order [i | f | g | o] (columns 0:H, H:2H, 2H:3H, 3H:4H)
+#       c_prev (N, H) previous cell state; same float dtype (float32 or float64)
+#       h, c   (N, H) new hidden and cell state: c = f*c_prev + i*g, h = o*tanh(c)
+#       act    (N, 4H) the activated gates [sigmoid(i) | sigmoid(f) | tanh(g) | sigmoid(o)]
+#       tanh_c (N, H) tanh(c)            (act and tanh_c are what the backward needs)
+#   lstm_cell_backward(dh, dc, c_prev, act, tanh_c) -> (dgates, dc_prev)
+#       dh, dc (N, H) gradients of h and c (arrays, never None: pass zeros for a missing one)
+#       dgates (N, 4H) gradient of the pre-activations; dc_prev (N, H)
+
+
+def lstm_cell_forward(gates, c_prev):
+    """One LSTM step from precomputed gate pre-activations: one pass, all four gates."""
+    check_float("lstm_cell_forward", gates=gates, c_prev=c_prev)
+    xp = get_array_module(gates)
+    N, H = c_prev.shape
+    if gates.ndim != 2 or gates.shape != (N, 4 * H):
+        raise ValueError(f"lstm_cell_forward: gates must have shape (N, 4H) = {(N, 4 * H)} for "
+                         f"c_prev of shape {(N, H)}, got {tuple(gates.shape)}")
+    act = xp.empty_like(gates)  # (N, 4H)
+    act[:, :2 * H] = 1.0 / (1.0 + xp.exp(-gates[:, :2 * H]))  # i, f = sigmoid
+    act[:, 2 * H:3 * H] = xp.tanh(gates[:, 2 * H:3 * H])  # g = tanh
+    act[:, 3 * H:] = 1.0 / (1.0 + xp.exp(-gates[:, 3 * H:]))  # o = sigmoid
+    i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    c = f * c_prev + i * g  # (N, H)
+    tanh_c = xp.tanh(c)  # (N, H)
+    h = o * tanh_c  # (N, H)
+    return h, c, act, tanh_c
+
+
+def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
+    """Chain rule through c = f*c_prev + i*g and h = o*tanh(c), then through the activations
+    (sigmoid' = s(1-s), tanh' = 1-t^2): one pass, no recomputation."""
+    check_float("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
+    check_same_shape("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, tanh_c=tanh_c)
+    xp = get_array_module(act)
+    H = c_prev.shape[1]
+    i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    dc_total = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o*tanh(c) adds to dc
+    dgates = xp.empty_like(act)  # (N, 4H)
+    dgates[:, :H] = dc_total * g * i * (1.0 - i)  # d/d(pre-i): dc*g * sigmoid'
+    dgates[:, H:2 * H] = dc_total * c_prev * f * (1.0 - f)  # d/d(pre-f): dc*c_prev * sigmoid'
+    dgates[:, 2 * H:3 * H] = dc_total * i * (1.0 - g * g)  # d/d(pre-g): dc*i * tanh'
+    dgates[:, 3 * H:] = dh * tanh_c * o * (1.0 - o)  # d/d(pre-o): dh*tanh(c) * sigmoid'
+    dc_prev = dc_total * f
+    return dgates, dc_prev
+
+
+# ----------------------------------------------------------------------------- attention
+# Kernel signatures (every variant: "numpy" here, "tiled" in kernels/tiled.py, "cpp", "cuda"):
+#
+#   attention_forward(q, k, v, mask, scale, is_causal) -> (out, lse)
+#       q (B, L, E), k (B, S, E), v (B, S, Ev): contiguous, one float dtype; B = all batch and
+#         head dims flattened (broadcasting is done in Python, ops/attention.py)
+#       mask None, or an ADDITIVE float mask of q's dtype, shape (L, S) (shared by every batch
+#         entry) or (B, L, S); -inf blocks a key (boolean masks are converted in Python)
+#       scale: float multiplying q.k (PyTorch's default 1/sqrt(E) is applied in Python)
+#       is_causal: bool; query i sees key j only when j <= i (top-left aligned, as PyTorch)
+#       out (B, L, Ev) = softmax(scale * q k^T + mask) v
+#       lse (B, L) = logsumexp over keys of (scale * q k^T + mask): all the backward needs to
+#         rebuild the softmax; -inf for a query whose keys are all masked (its out row is 0,
+#         and so are its gradients, as PyTorch's CPU kernels give)
+#   attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal) -> (dq, dk, dv)
+#       dout (B, L, Ev); the rest as above; dq (B, L, E), dk (B, S, E), dv (B, S, Ev)
+#       With P = exp(scale*q k^T + mask - lse) and D = rowsum(dout * out):
+#       dv = P^T dout, dS = P * (dout v^T - D), dq = scale * dS k, dk = scale * dS^T q
+
+
+def _attention_scores(q, k, mask, scale, is_causal, j0=0):
+    """scale * q k^T + mask for keys j0 .. j0 + k.shape[1] - 1, causal positions -inf."""
+    xp = get_array_module(q)
+    s = (q @ k.swapaxes(-1, -2)) * scale  # (B, L, Sb)
+    L, Sb = s.shape[-2:]
+    if mask is not None:
+        s = s + mask[..., j0:j0 + Sb]  # (L, Sb) or (B, L, Sb) broadcasts over B
+    if is_causal:
+        future = xp.arange(j0, j0 + Sb)[None, :] > xp.arange(L)[:, None]  # (L, Sb)
+        s = xp.where(future, -xp.inf, s)
+    return s
+
+
+def _finite_or(x, value):
+    xp = get_array_module(x)
+    return xp.where(xp.isfinite(x), x, value)
+
+
+def check_attention(op, q, k, v, mask):
+    check_float(op, q=q, k=k, v=v)
+    B, L, E = q.shape
+    if k.ndim != 3 or v.ndim != 3 or k.shape[0] != B or v.shape[0] != B or k.shape[2] != E \
+            or v.shape[1] != k.shape[1]:
+        raise ValueError(f"{op}: expected q (B, L, E), k (B, S, E), v (B, S, Ev), got "
+                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    S = k.shape[1]
+    if mask is not None:
+        check_float(op, q=q, mask=mask)
+        if mask.shape not in ((L, S), (B, L, S)):
+            raise ValueError(f"{op}: mask must have shape (L, S) = {(L, S)} or (B, L, S) = "
+                             f"{(B, L, S)}, got {tuple(mask.shape)}")
+
+
+def attention_forward(q, k, v, mask, scale, is_causal):
+    """Materialising reference: the whole (B, L, S) score matrix, a stable softmax, one matmul."""
+    check_attention("attention_forward", q, k, v, mask)
+    xp = get_array_module(q)
+    s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
+    m = _finite_or(s.max(axis=-1, keepdims=True), 0.0)  # (B, L, 1) row max (0 if all -inf)
+    p = xp.exp(s - m)  # (B, L, S) unnormalised probabilities
+    denom = p.sum(axis=-1, keepdims=True)  # (B, L, 1)
+    with np.errstate(divide="ignore"):
+        lse = (m + xp.log(denom))[..., 0]  # (B, L); -inf where every key is masked
+    out = (p / xp.where(denom > 0, denom, 1.0)) @ v  # (B, L, Ev)
+    return out, lse.astype(q.dtype, copy=False)
+
+
+def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
+    """Rebuild P from lse; dv = P^T dout, dS = P (dP - D), dq = scale dS k, dk = scale dS^T q."""
+    check_attention("attention_backward", q, k, v, mask)
+    xp = get_array_module(q)
+    s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
+    p = xp.exp(s - _finite_or(lse, xp.inf)[..., None])  # (B, L, S); 0 on fully masked rows
+    dv = p.swapaxes(-1, -2) @ dout  # (B, S, Ev)
+    dp = dout @ v.swapaxes(-1, -2)  # (B, L, S)
+    D = (dout * out).sum(axis=-1, keepdims=True)  # (B, L, 1) = rowsum(P * dP)
+    ds = p * (dp - D)  # (B, L, S) softmax backward
+    dq = (ds @ k) * scale  # (B, L, E)
+    dk = (ds.swapaxes(-1, -2) @ q) * scale  # (B, S, E)
+    return dq, dk, dv
+
+
+# ----------------------------------------------------------------------------- optimizer steps
+# sgd_step / adam_step: in-place updates over whole parameter lists.  The readable reference
+# lives with the optimizers (minigrad/optim/_functional.py, same signatures); these names make
+# it the "numpy"/"cupy" variant of the "sgd"/"adam" kernels (C++ twin: csrc/cpu/optim.cpp).
+# Imported on call: minigrad.optim imports the Tensor layer, which imports this module.
+def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
+             maximize):
+    from minigrad.optim import _functional
+
+    _functional.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening,
+                         weight_decay, nesterov, maximize)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
+              eps, weight_decay, amsgrad, decoupled):
+    from minigrad.optim import _functional
+
+    _functional.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr,
+                          beta1, beta2, eps, weight_decay, amsgrad, decoupled)

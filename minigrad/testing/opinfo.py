@@ -338,7 +338,12 @@ SPECS_BY_NAME = {s.name: s for s in SPECS}
 
 # Op families add their specs in modules of their own, listed here; ``all_specs()`` is what the
 # test battery and the conformance report iterate over.
-SPEC_MODULES = ["minigrad.testing.opinfo"]
+SPEC_MODULES = [
+    "minigrad.testing.opinfo",
+    "minigrad.testing.opinfo_conv",
+    "minigrad.testing.opinfo_nn",
+    "minigrad.testing.opinfo_seq",
+]
 
 
 def all_specs() -> list[OpSpec]:

@@ -1,0 +1,1 @@
+"""minigrad benchmarks: `python -m benchmarks.kernels` (see benchmarks/kernels.py)."""

@@ -1,0 +1,200 @@
+// conv.cpp: im2col and col2im, the memory-bound halves of conv2d, float32 and float64.
+//
+//   im2col(x, KH, KW, stride, padding, dilation) -> cols
+//       x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW),
+//       cols[n, c, kh, kw, oh, ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside)
+//   col2im(cols, x_shape, KH, KW, stride, padding, dilation) -> dx (N, C, H, W)
+//       the adjoint: every cols entry is added back to the pixel im2col read it from.
+//
+// OH = (H + 2*pH - dH*(KH-1) - 1) / sH + 1 (floor), likewise OW.  The matmul of conv2d stays in
+// BLAS through NumPy (minigrad/kernels/cpp.py); only the unfold/fold are here.
+// Algorithm: one task per (n, c) plane, OpenMP over planes with the GIL released.  For each
+// (kh, kw, oh) row the range of ow that lands inside the input is computed once, so the inner
+// loop is a branch-free strided copy (a contiguous one when sW == 1).  col2im accumulates each
+// plane serially in a fixed order, so results do not depend on the thread count.
+// Checked by: tests/test_kernels.py against minigrad/kernels/reference.py (im2col/col2im) on
+// random shapes with size-1 and prime extents, odd strides/padding/dilation, both dtypes,
+// OMP_NUM_THREADS=1 vs 2, and with invalid arguments.
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstring>
+
+#include "common.h"
+
+namespace minigrad {
+
+using Pair = std::array<std::int64_t, 2>;
+
+namespace {
+
+struct ConvGeom {
+    std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
+};
+
+// Validates the window arguments and returns the full geometry (ValueError naming op and x).
+ConvGeom conv_geometry(const char* op, std::int64_t N, std::int64_t C, std::int64_t H,
+                       std::int64_t W, std::int64_t KH, std::int64_t KW, const Pair& stride,
+                       const Pair& padding, const Pair& dilation) {
+    std::ostringstream s;
+    s << op << ": ";
+    if (N < 0 || C < 0 || H < 0 || W < 0) {
+        s << "x_shape must be non-negative, got (" << N << ", " << C << ", " << H << ", " << W
+          << ")";
+        throw py::value_error(s.str());
+    }
+    if (KH < 1 || KW < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 ||
+        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0) {
+        s << "need kernel >= 1, stride >= 1, dilation >= 1 and padding >= 0, got kernel (" << KH
+          << ", " << KW << "), stride (" << stride[0] << ", " << stride[1] << "), padding ("
+          << padding[0] << ", " << padding[1] << "), dilation (" << dilation[0] << ", "
+          << dilation[1] << ")";
+        throw py::value_error(s.str());
+    }
+    ConvGeom g{N, C, H, W, KH, KW, 0, 0, stride[0], stride[1], padding[0], padding[1],
+               dilation[0], dilation[1]};
+    g.OH = (H + 2 * g.pH - g.dH * (KH - 1) - 1) / g.sH + 1;
+    g.OW = (W + 2 * g.pW - g.dW * (KW - 1) - 1) / g.sW + 1;
+    if (H + 2 * g.pH - g.dH * (KH - 1) - 1 < 0 || W + 2 * g.pW - g.dW * (KW - 1) - 1 < 0) {
+        s << "kernel (" << KH << ", " << KW << ") with dilation (" << g.dH << ", " << g.dW
+          << ") does not fit the padded input of shape (" << N << ", " << C << ", " << H << ", "
+          << W << ") with padding (" << g.pH << ", " << g.pW << ")";
+        throw py::value_error(s.str());
+    }
+    return g;
+}
+
+// First and one-past-last output index o with 0 <= o*s - p + k*d < size.
+inline void valid_range(std::int64_t size, std::int64_t out, std::int64_t s, std::int64_t p,
+                        std::int64_t off, std::int64_t& lo, std::int64_t& hi) {
+    // off = k*d - p; need o*s + off >= 0 and o*s + off <= size - 1
+    lo = off >= 0 ? 0 : (-off + s - 1) / s;
+    const std::int64_t last = size - 1 - off;
+    hi = last < 0 ? 0 : std::min(out, last / s + 1);
+    lo = std::min(lo, hi);
+}
+
+// Items of work per OpenMP chunk (~32K elements), expressed in planes.
+inline std::int64_t plane_grain(std::int64_t plane_work) {
+    return std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(plane_work, 1));
+}
+
+template <typename T>
+void im2col_impl(const T* x, T* cols, const ConvGeom& g) {
+    const std::int64_t plane_out = g.KH * g.KW * g.OH * g.OW;
+    parallel_for(g.N * g.C, plane_grain(plane_out), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t plane = begin; plane < end; ++plane) {
+            const T* xp = x + plane * g.H * g.W;
+            T* cp = cols + plane * plane_out;
+            for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+                for (std::int64_t kw = 0; kw < g.KW; ++kw) {
+                    std::int64_t ow_lo, ow_hi;
+                    const std::int64_t w_off = kw * g.dW - g.pW;
+                    valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
+                    for (std::int64_t oh = 0; oh < g.OH; ++oh, cp += g.OW) {
+                        const std::int64_t ih = oh * g.sH - g.pH + kh * g.dH;
+                        if (ih < 0 || ih >= g.H) {
+                            std::fill(cp, cp + g.OW, T(0));
+                            continue;
+                        }
+                        const T* row = xp + ih * g.W + w_off;  // row[ow*sW] = x[ih, iw]
+                        std::fill(cp, cp + ow_lo, T(0));
+                        if (g.sW == 1) {
+                            std::memcpy(cp + ow_lo, row + ow_lo, (ow_hi - ow_lo) * sizeof(T));
+                        } else {
+                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow) cp[ow] = row[ow * g.sW];
+                        }
+                        std::fill(cp + ow_hi, cp + g.OW, T(0));
+                    }
+                }
+            }
+        }
+    });
+}
+
+template <typename T>
+void col2im_impl(const T* cols, T* dx, const ConvGeom& g) {
+    const std::int64_t plane_in = g.KH * g.KW * g.OH * g.OW;
+    parallel_for(g.N * g.C, plane_grain(plane_in), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t plane = begin; plane < end; ++plane) {
+            T* dp = dx + plane * g.H * g.W;
+            const T* cp = cols + plane * plane_in;
+            std::fill(dp, dp + g.H * g.W, T(0));
+            for (std::int64_t kh = 0; kh < g.KH; ++kh) {
+                for (std::int64_t kw = 0; kw < g.KW; ++kw) {
+                    std::int64_t ow_lo, ow_hi;
+                    const std::int64_t w_off = kw * g.dW - g.pW;
+                    valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
+                    for (std::int64_t oh = 0; oh < g.OH; ++oh, cp += g.OW) {
+                        const std::int64_t ih = oh * g.sH - g.pH + kh * g.dH;
+                        if (ih < 0 || ih >= g.H) continue;
+                        T* row = dp + ih * g.W + w_off;
+                        if (g.sW == 1) {
+                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow) row[ow] += cp[ow];
+                        } else {
+                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow)
+                                row[ow * g.sW] += cp[ow];
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+template <typename T>
+py::array im2col_typed(const py::array& x_any, const ConvGeom& g) {
+    auto x = py::array_t<T, py::array::c_style>::ensure(x_any);
+    py::array_t<T> cols(std::vector<py::ssize_t>{g.N, g.C, g.KH, g.KW, g.OH, g.OW});
+    const T* xp = x.data();
+    T* cp = cols.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        im2col_impl<T>(xp, cp, g);
+    }
+    return cols;
+}
+
+template <typename T>
+py::array col2im_typed(const py::array& cols_any, const ConvGeom& g) {
+    auto cols = py::array_t<T, py::array::c_style>::ensure(cols_any);
+    py::array_t<T> dx(std::vector<py::ssize_t>{g.N, g.C, g.H, g.W});
+    const T* cp = cols.data();
+    T* dp = dx.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        col2im_impl<T>(cp, dp, g);
+    }
+    return dx;
+}
+
+}  // namespace
+
+py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pair& stride,
+                 const Pair& padding, const Pair& dilation) {
+    const char* op = "im2col";
+    const DType dt = check_float_dtype(op, "x", x);
+    check_ndim(op, "x", x, 4);
+    check_contiguous(op, "x", x);
+    const ConvGeom g = conv_geometry(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), KH, KW,
+                                     stride, padding, dilation);
+    return dt == DType::Float32 ? im2col_typed<float>(x, g) : im2col_typed<double>(x, g);
+}
+
+py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
+                 std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
+                 const Pair& dilation) {
+    const char* op = "col2im";
+    const DType dt = check_float_dtype(op, "cols", cols);
+    if (x_shape.size() != 4) {
+        throw py::value_error(std::string(op) + ": x_shape must have 4 entries (N, C, H, W), got " +
+                              std::to_string(x_shape.size()));
+    }
+    const ConvGeom g = conv_geometry(op, x_shape[0], x_shape[1], x_shape[2], x_shape[3], KH, KW,
+                                     stride, padding, dilation);
+    check_shape(op, "cols", cols, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
+    check_contiguous(op, "cols", cols);
+    return dt == DType::Float32 ? col2im_typed<float>(cols, g) : col2im_typed<double>(cols, g);
+}
+
+}  // namespace minigrad

@@ -1,0 +1,7 @@
+"""``python -m minigrad ...``: the same as the ``minigrad`` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

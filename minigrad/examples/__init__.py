@@ -1,0 +1,5 @@
+"""Trained examples (``minigrad train --task ...``): see :mod:`minigrad.examples.sequence`."""
+
+from .sequence import train_charlm, train_reverse
+
+__all__ = ["train_charlm", "train_reverse"]

@@ -1,0 +1,240 @@
+"""``minigrad.nn.functional``: stateless layers and losses with PyTorch's signatures.
+
+Almost everything is composed from differentiable Tensor ops, so it needs no backward of its
+own and double backward comes free (``_primitives.py`` adds ``erf`` and ``log1p``). Losses
+live in ``_loss_functional.py``; conv and pooling come from ``minigrad/ops`` (imported on
+first use, so this module imports before those land).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..backend import get_array_module
+from ..factories import _random
+from ..tensor import Tensor, pad, where
+from ._loss_functional import (
+    _cross_entropy_indices,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
+from ._primitives import Erf
+
+__all__ = [
+    "linear", "relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
+    "log_softmax", "dropout", "batch_norm", "layer_norm", "embedding", "pad", "conv2d",
+    "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "cross_entropy", "nll_loss",
+    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "_cross_entropy_indices",
+]
+
+
+# ----------------------------------------------------------------------------- layers
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+    """``input @ weight.T + bias`` with weight (out_features, in_features)."""
+    if input.shape[-1:] != weight.shape[-1:]:
+        raise ValueError(f"linear: input of shape {tuple(input.shape)} has "
+                         f"{input.shape[-1] if input.ndim else 0} features but weight of shape "
+                         f"{tuple(weight.shape)} expects {weight.shape[-1]}")
+    out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    return input.relu_() if inplace else input.relu()
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01,  # noqa: A002
+               inplace: bool = False) -> Tensor:
+    out = where(input > 0, input, input * negative_slope)
+    return input.copy_(out) if inplace else out
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+    if approximate == "none":
+        return input * 0.5 * (1.0 + Erf.apply(input * (1.0 / math.sqrt(2.0))))
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+        return input * 0.5 * (1.0 + inner.tanh())
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+    out = input * input.sigmoid()
+    return input.copy_(out) if inplace else out
+
+
+def tanh(input: Tensor) -> Tensor:  # noqa: A002
+    return input.tanh()
+
+
+def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+    return input.sigmoid()
+
+
+def _softmax_dim(name: str, ndim: int, dim):
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=3)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noqa: A002
+    x = input if dtype is None else input.to(dtype)
+    return x.softmax(_softmax_dim("softmax", x.ndim, dim))
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noqa: A002
+    x = input if dtype is None else input.to(dtype)
+    return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` (minigrad's seeded generator) and scale the
+    rest by 1/(1-p); the identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        mask = input._data * 0
+    else:
+        keep = _random("uniform", input.shape, np.float64, input.device) < (1.0 - p)
+        mask = (keep / (1.0 - p)).astype(input.dtype)
+    out = input * Tensor(mask)
+    return input.copy_(out) if inplace else out
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise over every dim but 1 (channels): (N, C) or (N, C, H, W) or (N, C, L).
+
+    Training: batch statistics (biased variance) normalise; the running statistics (when
+    given) move by ``momentum`` towards the batch mean and *unbiased* variance, in place.
+    Eval: the running statistics normalise.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got "
+                         f"shape {tuple(input.shape)}")
+    c = input.shape[1]
+    axes = (0,) + tuple(range(2, input.ndim))
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if training:
+        n = input.numel() // c if c else 0
+        if n <= 1:
+            raise ValueError("Expected more than 1 value per channel when training, got input "
+                             f"size {tuple(input.shape)}")
+        mean = input.mean(axes)
+        var = input.var(axes, unbiased=False)
+        with no_grad():
+            if running_mean is not None:
+                running_mean.copy_(running_mean * (1.0 - momentum) + mean.detach() * momentum)
+            if running_var is not None:
+                unbiased = var.detach() * (n / (n - 1))
+                running_var.copy_(running_var * (1.0 - momentum) + unbiased * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are required when "
+                             "training=False")
+        mean, var = running_mean, running_var
+    out = (input - mean.reshape(shape)) * (var.reshape(shape) + eps).rsqrt()
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # noqa: A002
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the last ``len(normalized_shape)`` dims (biased variance)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise ValueError(f"layer_norm: normalized_shape {list(shape)} does not match the last "
+                         f"dims of the input of shape {tuple(input.shape)}")
+    dims = tuple(range(input.ndim - k, input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    var = input.var(dims, unbiased=False, keepdim=True)
+    out = (input - mean) * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:  # noqa: A002
+    """Rows of ``weight`` picked by the integer ``input``; rows at ``padding_idx`` get no
+    gradient."""
+    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
+                             f"(weight of shape {tuple(weight.shape)})")
+    out = weight[idx]
+    if padding_idx is not None and weight.requires_grad:
+        pad_idx = padding_idx % n
+        keep = Tensor(get_array_module(idx).expand_dims(idx != pad_idx, -1))
+        out = where(keep, out, out.detach())  # same values, no gradient at padding rows
+    return out
+
+
+# ----------------------------------------------------------------------------- conv / pool
+# Implemented in minigrad/ops (fused kernels); imported on first call.
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    from ..ops.conv import conv2d as _conv2d
+
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
+               ceil_mode=False, return_indices=False):
+    from ..ops.pool import max_pool2d as _max_pool2d
+
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True, divisor_override=None):
+    from ..ops.pool import avg_pool2d as _avg_pool2d
+
+    return _avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    from ..ops.pool import adaptive_avg_pool2d as _adaptive_avg_pool2d
+
+    return _adaptive_avg_pool2d(input, output_size)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """softmax(q k^T * scale + mask) v, PyTorch's signature (see minigrad/ops/attention.py)."""
+    from ..ops.attention import scaled_dot_product_attention as _sdpa
+
+    return _sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+    """One fused LSTM step (gate order i, f, g, o) -> (h, c); see minigrad/ops/rnn.py."""
+    from ..ops.rnn import lstm_cell as _lstm_cell
+
+    return _lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh)

@@ -1,0 +1,1 @@
+"""Layers by family; ``minigrad.nn`` re-exports every class."""

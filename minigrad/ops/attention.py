@@ -1,0 +1,202 @@
+"""Scaled dot-product attention: a fused op around the ``attention`` kernel.
+
+``softmax(scale * Q K^T + mask) V`` with PyTorch's semantics:
+
+* ``query`` (..., L, E), ``key`` (..., S, E), ``value`` (..., S, Ev); batch (and head) dims
+  broadcast against each other;
+* ``attn_mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
+  (..., L, S); a query whose keys are all masked gets a zero output row and zero gradients;
+* ``is_causal``: query i sees key j only when j <= i (top-left aligned when L != S); together
+  with ``attn_mask`` it is an error, as documented for PyTorch;
+* ``scale`` defaults to 1/sqrt(E); ``dropout_p`` > 0 runs the composed path (seeded dropout
+  on the probabilities, minigrad's generator).
+
+The kernel sees contiguous (B, L, E) arrays with every batch dim flattened into B and an
+additive float mask of shape (L, S) or (B, L, S); broadcasting stays here (kernel contract).
+Variants: "numpy" (kernels/reference.py, materialises the (B, L, S) scores), "tiled"
+(kernels/tiled.py, online softmax over key blocks, keeps only the logsumexp per query), and
+"cpp" once it exists. With ``create_graph=True`` the backward recomputes through
+:func:`sdpa_composed` (primitives) and differentiates that, so double backward works.
+The mask gets no gradient (it is treated as a constant).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
+from ..backend import get_array_module
+from . import kernel
+
+
+class Attention(Function):
+    """(q, k, v) -> softmax(scale q k^T + mask) v, through the ``attention`` kernel."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, scale, is_causal):
+        xp = get_array_module(q)
+        batch = _batch_shape(q.shape, k.shape, v.shape, None if mask is None else mask.shape)
+        qb, kb, vb = (_flat(xp, a, batch) for a in (q, k, v))  # (B, L, E), (B, S, E), (B, S, Ev)
+        mb = _flat_mask(xp, mask, batch, q.shape[-2], k.shape[-2])
+        out, lse = kernel("attention", q).attention_forward(qb, kb, vb, mb, scale, is_causal)
+        out = out.reshape(batch + out.shape[-2:])  # (..., L, Ev)
+        ctx.meta = (batch, scale, is_causal)
+        ctx.save_for_backward(q, k, v, out, lse, mb)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, out, lse, mb = ctx.saved_tensors
+        batch, scale, is_causal = ctx.meta
+        needs = ctx.needs_input_grad[:3]
+        if is_grad_enabled():  # create_graph=True: a differentiable gradient
+            return _backward_through_twin(grad, q, k, v, mb, scale, is_causal, needs)
+        xp = get_array_module(q._data)
+        qb, kb, vb, ob, gb = (_flat(xp, t._data, batch) for t in (q, k, v, out, grad))
+        m = None if mb is None else mb._data
+        dq, dk, dv = kernel("attention", qb).attention_backward(
+            gb, qb, kb, vb, ob, lse._data, m, scale, is_causal)
+        # (B, ...) -> (batch..., ...); the engine sums broadcast batch dims back to each input
+        return (dq.reshape(batch + dq.shape[1:]), dk.reshape(batch + dk.shape[1:]),
+                dv.reshape(batch + dv.shape[1:]), None, None, None)
+
+
+def _batch_shape(q_shape, k_shape, v_shape, mask_shape):
+    """Broadcast batch shape of q, k, v, checking every attention shape rule."""
+    for name, s in (("query", q_shape), ("key", k_shape), ("value", v_shape)):
+        if len(s) < 2:
+            raise ShapeError(f"scaled_dot_product_attention: {name} must have at least 2 dims "
+                             f"(..., length, features), got shape {tuple(s)}")
+    shapes = f"query {tuple(q_shape)}, key {tuple(k_shape)}, value {tuple(v_shape)}"
+    if q_shape[-1] != k_shape[-1]:
+        raise ShapeError(f"scaled_dot_product_attention: query and key must have the same "
+                         f"last dim (E), got {shapes}")
+    if k_shape[-2] != v_shape[-2]:
+        raise ShapeError(f"scaled_dot_product_attention: key and value must have the same "
+                         f"length (S), got {shapes}")
+    try:
+        batch = np.broadcast_shapes(q_shape[:-2], k_shape[:-2], v_shape[:-2])
+    except ValueError:
+        raise ShapeError(f"scaled_dot_product_attention: batch dims of {shapes} are not "
+                         "broadcastable") from None
+    if mask_shape is not None:
+        L, S = q_shape[-2], k_shape[-2]
+        target = tuple(batch) + (L, S)
+        try:
+            ok = np.broadcast_shapes(tuple(mask_shape), target) == target
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"scaled_dot_product_attention: attn_mask of shape "
+                             f"{tuple(mask_shape)} cannot be broadcast to the attention shape "
+                             f"{target} (batch..., L, S) for {shapes}")
+    return tuple(batch)
+
+
+def _flat(xp, a, batch):
+    """Broadcast ``a`` (..., n, d) to batch + (n, d) and flatten to a contiguous (B, n, d)."""
+    a = xp.broadcast_to(a, batch + a.shape[-2:])
+    return xp.ascontiguousarray(a.reshape((-1,) + a.shape[-2:]))
+
+
+def _flat_mask(xp, mask, batch, L, S):
+    """Additive mask as (L, S) when it is the same for every batch entry, else (B, L, S)."""
+    if mask is None:
+        return None
+    if all(d == 1 for d in mask.shape[:-2]):  # no batch variation: one (L, S) mask
+        mask = mask.reshape(mask.shape[-2:]) if mask.ndim > 2 else mask
+        return xp.ascontiguousarray(xp.broadcast_to(mask, (L, S)))
+    return _flat(xp, xp.broadcast_to(mask, batch + (L, S)), batch)
+
+
+def additive_mask(mask, dtype, xp=np):
+    """A bool mask (True = attend) as 0 / -inf in ``dtype``; a float mask cast to ``dtype``."""
+    if mask.dtype == np.bool_:
+        return xp.where(mask, 0.0, -xp.inf).astype(dtype)
+    if mask.dtype.kind != "f":
+        raise DTypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got "
+                         f"{mask.dtype}")
+    return mask.astype(dtype, copy=False)
+
+
+def _backward_through_twin(grad, q, k, v, mb, scale, is_causal, needs):
+    from ..autograd import grad as autograd_grad
+
+    ins = [t.reshape(t.shape) if n else t for t, n in zip((q, k, v), needs)]
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    mask = None
+    if mb is not None:  # (L, S) or (B, L, S) -> broadcastable to batch + (L, S)
+        mask = mb if mb.ndim == 2 else mb.reshape(tuple(batch) + tuple(mb.shape[-2:]))
+    out = sdpa_composed(*ins, mask, scale, is_causal)
+    wanted = [t for t, n in zip(ins, needs) if n]
+    grads = iter(autograd_grad(out, wanted, grad_outputs=grad, create_graph=True,
+                               retain_graph=True, allow_unused=True))
+    return (*[next(grads) if n else None for n in needs], None, None, None)
+
+
+# ----------------------------------------------------------------------------- composed twin
+def attention_probs(query, key, mask=None, scale=None, is_causal=False):
+    """softmax(scale q k^T + mask) from primitives, (..., L, S); all-masked rows are 0."""
+    from ..tensor import Tensor, where
+
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    s = query.matmul(key.transpose(-2, -1)) * scale  # (..., L, S)
+    xp = get_array_module(s._data)
+    L, S = s.shape[-2:]
+    if is_causal:
+        s = s.masked_fill(xp.triu(xp.ones((L, S), dtype=bool), 1), -math.inf)
+    if mask is not None:
+        if not isinstance(mask, Tensor):
+            mask = Tensor(additive_mask(mask, s.dtype, xp))
+        elif mask.dtype == np.bool_:
+            mask = Tensor(additive_mask(mask._data, s.dtype, xp))
+        s = s + mask
+    m = s.detach().amax(-1, keepdim=True)  # softmax is shift-invariant: no gradient needed
+    m = Tensor(xp.where(xp.isfinite(m._data), m._data, 0.0))
+    e = (s - m).exp()
+    denom = e.sum(-1, keepdim=True)
+    return e / where(denom > 0, denom, 1.0)
+
+
+def sdpa_composed(query, key, value, mask=None, scale=None, is_causal=False, dropout_p=0.0):
+    """The op-by-op twin of :class:`Attention` (materialises the probabilities)."""
+    p = attention_probs(query, key, mask, scale, is_causal)
+    if dropout_p > 0.0:
+        from ..nn.functional import dropout
+
+        p = dropout(p, dropout_p)
+    return p.matmul(value)
+
+
+# ----------------------------------------------------------------------------- functional API
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """As ``torch.nn.functional.scaled_dot_product_attention`` (see the module docstring)."""
+    from ..tensor import Tensor
+
+    if attn_mask is not None and is_causal:
+        raise ValueError("scaled_dot_product_attention: pass either attn_mask or "
+                         "is_causal=True, not both (PyTorch's documented rule)")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got "
+                         f"{dropout_p}")
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"scaled_dot_product_attention: {name} must be a Tensor, got "
+                            f"{type(t).__name__}")
+        if t.dtype.kind != "f" or t.dtype != query.dtype:
+            raise DTypeError(f"scaled_dot_product_attention: query, key and value must share "
+                             f"one float dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    mask = None
+    if attn_mask is not None:
+        raw = attn_mask._data if isinstance(attn_mask, Tensor) else np.asarray(attn_mask)
+        _batch_shape(query.shape, key.shape, value.shape, raw.shape)  # clear shape errors
+        mask = additive_mask(raw, query.dtype, get_array_module(query._data))
+    if dropout_p > 0.0:
+        _batch_shape(query.shape, key.shape, value.shape, None)
+        return sdpa_composed(query, key, value, None if mask is None else Tensor(mask), scale,
+                             is_causal, dropout_p)
+    return Attention.apply(query, key, value, mask, scale, bool(is_causal))

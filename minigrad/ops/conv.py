@@ -1,0 +1,233 @@
+"""conv2d: a fused op (im2col + one matmul) around the ``conv2d`` kernel.
+
+The same Function contract as ``ops/elementwise.py``, but forward and backward call a kernel on
+raw arrays (``kernel("conv2d", x).conv2d_forward`` / ``conv2d_backward``; the reference
+variant is ``minigrad/kernels/reference.py``). With ``create_graph=True`` the backward runs
+with grad recording on; then it recomputes the output through :func:`conv2d_composed`, the
+same maths built from differentiable primitives (pad, indexing, matmul), and differentiates
+that, so double backward needs no hand-written ``Conv2dBackward`` op.
+
+im2col materialises a (N, C, KH, KW, OH, OW) buffer; :data:`IM2COL_LIMIT_BYTES` caps it
+(default 2 GiB, or the ``MINIGRAD_IM2COL_LIMIT`` environment variable: bytes, or with a
+K/M/G suffix) so an oversized call fails with a clear ``MemoryError`` before allocating.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
+from ..kernels.reference import conv_output_size
+from . import kernel
+
+
+def _parse_bytes(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    return int(float(text.rstrip("KMG")) * scale)
+
+
+IM2COL_LIMIT_BYTES: int = _parse_bytes(os.environ.get("MINIGRAD_IM2COL_LIMIT", str(2**31)))
+
+
+def _pair(v, name: str, op: str = "conv2d") -> tuple:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return (int(v), int(v))
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, (int, np.integer))
+                                                             for i in v):
+        return (int(v[0]), int(v[1]))
+    raise ShapeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+
+
+def check_im2col_size(x_shape, kernel_hw, out_hw, itemsize, op: str = "conv2d") -> None:
+    """MemoryError, before allocating, when the im2col buffer would exceed the limit."""
+    N, C = x_shape[:2]
+    nbytes = N * C * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
+    if nbytes > IM2COL_LIMIT_BYTES:
+        raise MemoryError(
+            f"{op}: the im2col buffer (N, C, KH, KW, OH, OW) = "
+            f"{(N, C, *kernel_hw, *out_hw)} needs {nbytes / 2**20:.1f} MiB, over the limit of "
+            f"{IM2COL_LIMIT_BYTES / 2**20:.1f} MiB (minigrad.ops.conv.IM2COL_LIMIT_BYTES or "
+            "MINIGRAD_IM2COL_LIMIT): use a smaller batch, or raise the limit"
+        )
+
+
+def check_conv2d_args(x_shape, x_dtype, w_shape, w_dtype, b_shape, stride, padding, dilation,
+                      groups, b_dtype=None) -> tuple:
+    """Validate a conv2d call (ValueError/TypeError naming shapes); return (OH, OW)."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {x_shape}")
+    if len(w_shape) != 4:
+        raise ShapeError(f"conv2d: expected a 4-D weight (O, C/groups, KH, KW), got {w_shape}")
+    if x_dtype != w_dtype:
+        raise DTypeError(
+            f"conv2d: input and weight must have the same dtype, got input {x_dtype} and "
+            f"weight {w_dtype}"
+        )
+    if b_dtype is not None and b_dtype != x_dtype:
+        raise DTypeError(f"conv2d: bias must have the input's dtype {x_dtype}, got {b_dtype}")
+    if not isinstance(groups, (int, np.integer)) or groups <= 0:
+        raise ShapeError(f"conv2d: groups must be a positive int, got {groups!r}")
+    if any(s <= 0 for s in stride):
+        raise ShapeError(f"conv2d: stride must be > 0, got {stride}")
+    if any(d <= 0 for d in dilation):
+        raise ShapeError(f"conv2d: dilation must be > 0, got {dilation}")
+    if any(p < 0 for p in padding):
+        raise ShapeError(f"conv2d: padding must be >= 0, got {padding}")
+    N, C, H, W = x_shape
+    O, Cg, KH, KW = w_shape
+    if C % groups or O % groups:
+        raise ShapeError(
+            f"conv2d: groups={groups} must divide the input channels ({C}) and the output "
+            f"channels ({O}) (input {x_shape}, weight {w_shape})"
+        )
+    if Cg * groups != C:
+        raise ShapeError(
+            f"conv2d: expected input with {Cg * groups} channels (weight {w_shape}, groups="
+            f"{groups}), got input of shape {x_shape} with {C} channels"
+        )
+    if b_shape is not None and tuple(b_shape) != (O,):
+        raise ShapeError(f"conv2d: expected bias of shape ({O},), got {tuple(b_shape)}")
+    eff = (dilation[0] * (KH - 1) + 1, dilation[1] * (KW - 1) + 1)
+    padded = (H + 2 * padding[0], W + 2 * padding[1])
+    if eff[0] > padded[0] or eff[1] > padded[1]:
+        raise ShapeError(
+            f"conv2d: kernel size (with dilation) {eff} is larger than the padded input size "
+            f"{padded} (input {x_shape}, weight {w_shape}, padding {padding})"
+        )
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    return OH, OW
+
+
+class Conv2d(Function):
+    """y[n, o] = sum_c weight[o, c] (x) x[n, c] + bias[o], as im2col + one matmul."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        OH, OW = check_conv2d_args(
+            x.shape, x.dtype, weight.shape, weight.dtype,
+            None if bias is None else bias.shape, stride, padding, dilation, groups,
+            None if bias is None else bias.dtype)
+        check_im2col_size(x.shape, weight.shape[2:], (OH, OW), x.dtype.itemsize)
+        ctx.args = (stride, padding, dilation, groups)
+        ctx.save_for_backward(x, weight, bias)
+        return kernel("conv2d", x).conv2d_forward(x, weight, bias, stride, padding, dilation,
+                                                  groups)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:3]
+        if is_grad_enabled():  # create_graph=True: a differentiable gradient
+            return _backward_through_twin(grad, x, weight, bias, needs, ctx.args)
+        stride, padding, dilation, groups = ctx.args
+        check_im2col_size(x.shape, weight.shape[2:], grad.shape[2:], x.dtype.itemsize)
+        dx, dweight, dbias = kernel("conv2d", x._data).conv2d_backward(
+            grad._data, x._data, weight._data, stride, padding, dilation, groups, needs)
+        # d(W*x)/dx = W^T (col2im), d(W*x)/dW = x (im2col), d(+b)/db = 1 (summed)
+        return dx, dweight, dbias, None, None, None, None
+
+
+def _backward_through_twin(grad, x, weight, bias, needs, args):
+    """Gradients of the composed twin, recorded so they can be differentiated again."""
+    from ..autograd import grad as autograd_grad
+
+    # Fresh aliases (a reshape view each) so autograd.grad stops at them instead of running
+    # the nodes that produced x and weight.
+    x_in = x.reshape(x.shape) if needs[0] else x
+    w_in = weight.reshape(weight.shape) if needs[1] else weight
+    b_in = bias.reshape(bias.shape) if (bias is not None and needs[2]) else bias
+    y = conv2d_composed(x_in, w_in, b_in, *args)
+    wanted = [t for t, n in zip((x_in, w_in, b_in), needs) if n]
+    grads = iter(autograd_grad(y, wanted, grad_outputs=grad, create_graph=True,
+                               retain_graph=True, allow_unused=True))
+    out = [next(grads) if n else None for n in needs]
+    return (*out, None, None, None, None)
+
+
+# ----------------------------------------------------------------------------- composed twin
+def im2col_composed(x, KH, KW, stride, padding, dilation):
+    """im2col as Tensor ops: pad, then one gather with index arrays -> (N, C, KH, KW, OH, OW)."""
+    from ..tensor import pad
+
+    xp = _xp(x)
+    N, C, H, W = x.shape
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    if padding != (0, 0):
+        x = pad(x, (padding[1], padding[1], padding[0], padding[0]))  # (N, C, Hp, Wp)
+    rows = (xp.arange(KH) * dilation[0]).reshape(KH, 1, 1, 1) + (
+        xp.arange(OH) * stride[0]).reshape(1, 1, OH, 1)  # (KH, 1, OH, 1)
+    cols = (xp.arange(KW) * dilation[1]).reshape(1, KW, 1, 1) + (
+        xp.arange(OW) * stride[1]).reshape(1, 1, 1, OW)  # (1, KW, 1, OW)
+    return x[:, :, rows, cols]  # (N, C, KH, KW, OH, OW)
+
+
+def conv2d_composed(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                    groups=1):
+    """The reference twin of :class:`Conv2d` from differentiable primitives (slow, readable)."""
+    OH, OW = check_conv2d_args(tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
+                      None if bias is None else bias.shape, stride, padding, dilation, groups,
+                      None if bias is None else bias.dtype)
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = weight.shape
+    G = groups
+    check_im2col_size(x.shape, (KH, KW), (OH, OW), x.dtype.itemsize)
+    cols = im2col_composed(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
+    w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
+    y = (w @ cols).reshape(N, O, OH, OW)  # (N, O, OH, OW)
+    if bias is not None:
+        y = y + bias.reshape(1, O, 1, 1)
+    return y
+
+
+def _xp(t):
+    from ..backend import get_array_module
+
+    return get_array_module(t._data)
+
+
+# ----------------------------------------------------------------------------- functional API
+def _same_padding(weight_hw, dilation, stride):
+    """'same': total padding d*(k-1) per dim, split left = total // 2, right = the rest."""
+    if stride != (1, 1):
+        raise ShapeError(f"conv2d: padding='same' is not supported for strided convolutions "
+                         f"(stride {stride})")
+    totals = [d * (k - 1) for k, d in zip(weight_hw, dilation)]
+    return tuple(t // 2 for t in totals), tuple(t - t // 2 for t in totals)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    ``input`` (N, C, H, W), ``weight`` (O, C/groups, KH, KW), ``bias`` (O,) or None;
+    ``padding`` is an int, a pair, or 'valid' / 'same' (stride 1 only; an odd total padding
+    puts the extra row/column at the bottom/right, as PyTorch). Returns (N, O, OH, OW) with
+    OH = floor((H + 2*pad - dilation*(KH-1) - 1) / stride) + 1.
+    """
+    from ..tensor import Tensor, pad
+
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if len(weight.shape) != 4:
+                raise ShapeError(f"conv2d: expected a 4-D weight, got {tuple(weight.shape)}")
+            left, right = _same_padding(tuple(weight.shape[2:]), dilation, stride)
+            extra = (right[1] - left[1], right[0] - left[0])
+            if any(extra):  # asymmetric: pad the extra bottom/right row first
+                input = pad(input, (0, extra[0], 0, extra[1]))  # noqa: A001
+            padding = left
+        else:
+            raise ShapeError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', "
+                             f"got {padding!r}")
+    else:
+        padding = _pair(padding, "padding")
+    if not isinstance(input, Tensor):
+        input = Tensor(input)  # noqa: A001
+    return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)

@@ -1,0 +1,199 @@
+"""Pooling: max, average and adaptive average over 2-D windows (NCHW), PyTorch semantics.
+
+MaxPool2d and AvgPool2d are fused ops around the ``maxpool2d`` / ``avgpool2d`` kernels
+(reference variant in ``minigrad/kernels/reference.py``). Their backwards are Functions too,
+paired like GetItem/IndexAdd so that double backward needs nothing more:
+
+* max pooling routes each output gradient to the argmax pixel (a scatter-add); the adjoint of
+  that is a gather at the same indices, which is ``MaxPool2dBackward.backward``;
+* average pooling is linear: the backward of its backward is average pooling again.
+
+Adaptive average pooling is composed: two averaging matrices, ``A_h @ x @ A_w^T``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, ShapeError
+from ..backend import get_array_module
+from ..kernels.reference import pool_output_size
+from . import kernel
+from .conv import _pair
+
+
+def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
+    """PyTorch's pooling checks; returns (OH, OW)."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
+                         f"shape {x_shape}")
+    if any(v <= 0 for v in k):
+        raise ShapeError(f"{op}: kernel_size must be > 0, got {k}")
+    if any(v <= 0 for v in s):
+        raise ShapeError(f"{op}: stride must be > 0, got {s}")
+    if any(v <= 0 for v in d):
+        raise ShapeError(f"{op}: dilation must be > 0, got {d}")
+    if any(v < 0 for v in p):
+        raise ShapeError(f"{op}: padding must be >= 0, got {p}")
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ShapeError(f"{op}: padding should be at most half of the kernel size, got "
+                         f"padding {p} for kernel_size {k}")
+    H, W = x_shape[2:]
+    OH = pool_output_size(H, k[0], s[0], p[0], d[0], ceil_mode)
+    OW = pool_output_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    if OH < 1 or OW < 1:
+        raise ShapeError(f"{op}: output size {(OH, OW)} is too small for input {x_shape} "
+                         f"(kernel_size {k}, stride {s}, padding {p}, dilation {d})")
+    return OH, OW
+
+
+# ----------------------------------------------------------------------------- max pooling
+class MaxPool2d(Function):
+    """Outputs (y, indices); indices are int64 (no gradient), flat h * W + w per plane."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, p, d, ceil_mode):
+        _check_pool_args("max_pool2d", x.shape, k, s, p, d, ceil_mode)
+        y, indices = kernel("maxpool2d", x).maxpool2d_forward(x, k, s, p, d, ceil_mode)
+        ctx.args = (x.shape, k, s, p, d, ceil_mode)
+        ctx.save_for_backward(indices)
+        return y, indices
+
+    @staticmethod
+    def backward(ctx, grad, _grad_indices=None):
+        (indices,) = ctx.saved_tensors
+        # d max(window)/dx = 1 at the (first) argmax, 0 elsewhere: scatter-add dy there
+        return MaxPool2dBackward.apply(grad, indices, *ctx.args), None, None, None, None, None
+
+
+class MaxPool2dBackward(Function):
+    """dx = zeros(x_shape) with dy added at ``indices``; its adjoint is a gather."""
+
+    @staticmethod
+    def forward(ctx, dy, indices, x_shape, k, s, p, d, ceil_mode):
+        ctx.save_for_backward(indices)
+        return kernel("maxpool2d", dy).maxpool2d_backward(dy, indices, x_shape, k, s, p, d,
+                                                          ceil_mode)
+
+    @staticmethod
+    def backward(ctx, ggrad):
+        (indices,) = ctx.saved_tensors
+        N, C, OH, OW = indices.shape
+        planes = ggrad.reshape(N, C, -1)  # (N, C, H*W)
+        out = planes.gather(2, indices.reshape(N, C, OH * OW)).reshape(N, C, OH, OW)
+        return out, None, None, None, None, None, None, None
+
+
+# ----------------------------------------------------------------------------- average pooling
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+        _check_pool_args("avg_pool2d", x.shape, k, s, p, (1, 1), ceil_mode)
+        ctx.args = (k, s, p, ceil_mode, count_include_pad, divisor_override)
+        ctx.x_shape = x.shape
+        return kernel("avgpool2d", x).avgpool2d_forward(x, *ctx.args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # linear: d mean(window)/dx = 1/divisor on every pixel of the window
+        return (AvgPool2dBackward.apply(grad, ctx.x_shape, *ctx.args),) + (None,) * 6
+
+
+class AvgPool2dBackward(Function):
+    """The adjoint of AvgPool2d (spreads dy / divisor over each window)."""
+
+    @staticmethod
+    def forward(ctx, dy, x_shape, k, s, p, ceil_mode, count_include_pad, divisor_override):
+        ctx.args = (k, s, p, ceil_mode, count_include_pad, divisor_override)
+        return kernel("avgpool2d", dy).avgpool2d_backward(dy, x_shape, *ctx.args)
+
+    @staticmethod
+    def backward(ctx, ggrad):
+        return (AvgPool2d.apply(ggrad, *ctx.args),) + (None,) * 7
+
+
+# ----------------------------------------------------------------------------- functional API
+def _batched(input):  # noqa: A002
+    """(C, H, W) -> (1, C, H, W), and whether to squeeze the result back."""
+    from ..tensor import Tensor
+
+    if not isinstance(input, Tensor):
+        input = Tensor(input)  # noqa: A001
+    if input.ndim == 3:
+        return input.unsqueeze(0), True
+    return input, False
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
+               ceil_mode=False, return_indices=False):
+    """As ``torch.nn.functional.max_pool2d``: max over KHxKW windows (stride defaults to
+    kernel_size; implicit padding is -inf). With ``return_indices`` also returns int64
+    indices, flat ``h * W + w`` within each (n, c) plane, ties going to the first max."""
+    x, squeeze = _batched(input)
+    k = _pair(kernel_size, "kernel_size", "max_pool2d")
+    s = k if stride is None or stride == () else _pair(stride, "stride", "max_pool2d")
+    p = _pair(padding, "padding", "max_pool2d")
+    d = _pair(dilation, "dilation", "max_pool2d")
+    y, indices = MaxPool2d.apply(x, k, s, p, d, bool(ceil_mode))
+    if squeeze:
+        y, indices = y.squeeze(0), indices.squeeze(0)
+    return (y, indices) if return_indices else y
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
+               count_include_pad=True, divisor_override=None):
+    """As ``torch.nn.functional.avg_pool2d``: mean over KHxKW windows (zero padding).
+
+    The divisor is the window size, clipped at the right edge of the padding; without
+    ``count_include_pad`` only real pixels count; ``divisor_override`` replaces it."""
+    x, squeeze = _batched(input)
+    k = _pair(kernel_size, "kernel_size", "avg_pool2d")
+    s = k if stride is None or stride == () else _pair(stride, "stride", "avg_pool2d")
+    p = _pair(padding, "padding", "avg_pool2d")
+    if divisor_override is not None and divisor_override <= 0:
+        raise ShapeError(f"avg_pool2d: divisor_override must be > 0, got {divisor_override}")
+    y = AvgPool2d.apply(x, k, s, p, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return y.squeeze(0) if squeeze else y
+
+
+def _averaging_matrix(xp, size, out, dtype):
+    """(out, size) matrix whose row i averages input[start_i:end_i] (PyTorch's adaptive rule:
+    start = floor(i * size / out), end = ceil((i + 1) * size / out))."""
+    i = np.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)  # ceil division
+    m = np.zeros((out, size))
+    for row, (a, b) in enumerate(zip(start, end)):
+        m[row, a:b] = 1.0 / (b - a)
+    return xp.asarray(m.astype(dtype))
+
+
+def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+    """As ``torch.nn.functional.adaptive_avg_pool2d``: average over the windows that split
+    H x W into ``output_size`` (an int, or a pair whose None entries keep the input size)."""
+    from ..tensor import Tensor
+
+    x, squeeze = _batched(input)
+    if x.ndim != 4:
+        raise ShapeError(f"adaptive_avg_pool2d: expected a 3-D or 4-D input, got shape "
+                         f"{tuple(x.shape)}")
+    N, C, H, W = x.shape
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ShapeError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got "
+                             f"{output_size!r}")
+        OH, OW = (H if output_size[0] is None else output_size[0],
+                  W if output_size[1] is None else output_size[1])
+    else:
+        OH = OW = output_size
+    if OH <= 0 or OW <= 0 or H == 0 or W == 0:
+        raise ShapeError(f"adaptive_avg_pool2d: output size {(OH, OW)} and input spatial size "
+                         f"{(H, W)} must be positive (input {tuple(x.shape)})")
+    if (OH, OW) == (1, 1):
+        y = x.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+    else:
+        xp = get_array_module(x._data)
+        a_h = Tensor(_averaging_matrix(xp, H, OH, x.dtype))  # (OH, H)
+        a_w = Tensor(_averaging_matrix(xp, W, OW, x.dtype))  # (OW, W)
+        y = (a_h @ x) @ a_w.transpose(0, 1)  # (N, C, OH, W) -> (N, C, OH, OW)
+    return y.squeeze(0) if squeeze else y

@@ -1,0 +1,12 @@
+"""Optimizers and learning-rate schedulers with PyTorch's names, defaults and update formulas.
+
+The update rules live in ``_functional.py`` on raw arrays (the readable reference that a fused
+kernel can replace); the classes here manage parameter groups, state and state dicts.
+"""
+
+from minigrad.optim import lr_scheduler
+from minigrad.optim.adam import Adam, AdamW
+from minigrad.optim.optimizer import Optimizer
+from minigrad.optim.sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]

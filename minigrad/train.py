@@ -1,0 +1,664 @@
+"""The CIFAR-10 training loop behind ``minigrad train`` and ``minigrad evaluate``.
+
+``cli.py`` only parses arguments; everything here takes a plain ``dict`` of options so it can
+be driven from Python as well.
+
+Reproducibility. Every random draw derives from ``--seed`` and the epoch number:
+
+* weight initialisation: ``minigrad.manual_seed(seed)`` right before the model is built;
+* shuffling and augmentation: the DataLoader's order and per-batch transform generator are
+  pure functions of ``(seed, epoch, batch index)`` (see ``minigrad/data/dataloader.py``),
+  and the loader is told the epoch explicitly (``set_epoch``) before every epoch;
+* anything else drawing from minigrad's host generator during an epoch (dropout): the
+  generator is reseeded from ``(seed, epoch)`` at the start of every epoch.
+
+So a run resumed from the checkpoint of epoch ``k`` replays epochs ``k+1..`` exactly as the
+uninterrupted run does, and ends with bit-identical weights on the CPU.
+
+Checkpoints (``checkpoint.npz``, written with ``minigrad.save``, atomically, at every epoch
+end) hold the model, optimizer and scheduler state dicts, the RNG states (minigrad's host
+generator and the DataLoader's seed/epoch), the finished epoch, the metric history, the model
+name and the resolved options.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+import time
+
+import numpy as np
+
+import minigrad as mg
+
+from . import backend, serialization
+from .models.registry import get_model, model_names, uses_batchnorm
+
+__all__ = [
+    "CLIError", "RECIPES", "NORMALIZATION", "resolve_options", "train", "evaluate_checkpoint",
+    "load_checkpoint", "classification_report",
+]
+
+CHECKPOINT_FORMAT = "minigrad-train-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+CURVES = "curves.png"
+
+NORMALIZATION = {
+    # recipe R1 (the PyTorch tutorial): Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    "half": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    # per-channel statistics of the CIFAR-10 training set
+    "cifar": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+
+# Default options per model family: the flags a user leaves out come from here.
+RECIPES = {
+    # Recipe R1 of the CIFAR-10 issue: the PyTorch tutorial's LeNet recipe.
+    "lenet": dict(epochs=10, batch_size=32, optimizer="sgd", lr=0.01, momentum=0.9,
+                  weight_decay=0.0, nesterov=False, schedule="none", augment=False,
+                  label_smoothing=0.0, normalize="half"),
+    # DAWNBench-style ResNet-9: crop+flip, per-channel normalisation, SGD+Nesterov, 1cycle.
+    "resnet9": dict(epochs=10, batch_size=512, optimizer="sgd", lr=0.4, momentum=0.9,
+                    weight_decay=5e-4, nesterov=True, schedule="onecycle", augment=True,
+                    label_smoothing=0.1, normalize="cifar"),
+}
+ADAM_LR = 1e-3  # default --lr for adam/adamw when the recipe's optimizer is SGD
+
+# Options that define the training run (saved in the checkpoint, restored by --resume).
+RUN_KEYS = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+            "nesterov", "schedule", "augment", "label_smoothing", "normalize", "seed",
+            "limit_train")
+# Options of the environment (taken from the current command line, also on --resume).
+ENV_KEYS = ("data_dir", "download", "device", "out", "num_workers", "limit_test",
+            "expected_counts")
+
+
+class CLIError(Exception):
+    """A user-facing error: the CLI prints ``minigrad: error: <message>`` and exits with 2."""
+
+
+def _recipe(model: str) -> dict:
+    return dict(RECIPES["lenet" if model == "lenet" else "resnet9"])
+
+
+def _echo(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# ----------------------------------------------------------------------------- options
+def resolve_options(given: dict, saved: dict | None = None) -> tuple[dict, list[str]]:
+    """Merge explicitly given options (``None`` = not given) over the saved run's options
+    (``--resume``) or the model's recipe. Returns (options, notes about overrides)."""
+    notes: list[str] = []
+    model = given.get("model")
+    if saved is not None:
+        if model is not None and model.lower() != saved["model"]:
+            raise CLIError(
+                f"the checkpoint in {given.get('out')} is a {saved['model']!r} run, not "
+                f"{model!r}: drop --model to resume it, or pick another --out for a new run"
+            )
+        opts = {k: saved.get(k) for k in RUN_KEYS}
+        for k in RUN_KEYS:
+            if k != "model" and given.get(k) is not None and given[k] != saved.get(k):
+                notes.append(f"--{k.replace('_', '-')} {given[k]} overrides the checkpoint's "
+                             f"{saved.get(k)}")
+                opts[k] = given[k]
+    else:
+        model = (model or "lenet").lower()
+        if model not in model_names():
+            raise CLIError(f"unknown model {model!r}: choose one of {', '.join(model_names())}")
+        opts = _recipe(model)
+        opts["model"] = model
+        opts["seed"] = 0
+        opts["limit_train"] = None
+        if given.get("optimizer") not in (None, opts["optimizer"]) and given.get("lr") is None:
+            opts["lr"] = ADAM_LR if given["optimizer"] in ("adam", "adamw") else opts["lr"]
+        if given.get("optimizer") in ("adam", "adamw") and given.get("weight_decay") is None:
+            opts["weight_decay"] = 0.0 if given["optimizer"] == "adam" else 1e-2
+        for k in RUN_KEYS:
+            if given.get(k) is not None:
+                opts[k] = given[k]
+    if opts["optimizer"] != "sgd" or opts["momentum"] == 0:
+        opts["nesterov"] = False
+    for k in ENV_KEYS:
+        opts[k] = given.get(k)
+    _check_options(opts)
+    return opts, notes
+
+
+def _check_options(o: dict) -> None:
+    def need(cond, msg):
+        if not cond:
+            raise CLIError(msg)
+
+    need(o["model"] in model_names(),
+         f"unknown model {o['model']!r}: choose one of {', '.join(model_names())}")
+    need(o["epochs"] >= 1, f"--epochs must be at least 1, got {o['epochs']}")
+    need(o["batch_size"] >= 1, f"--batch-size must be at least 1, got {o['batch_size']}")
+    need(o["optimizer"] in ("sgd", "adam", "adamw"),
+         f"unknown optimizer {o['optimizer']!r}: choose sgd, adam or adamw")
+    need(o["schedule"] in ("none", "cosine", "onecycle", "step"),
+         f"unknown schedule {o['schedule']!r}: choose none, cosine, onecycle or step")
+    need(o["lr"] > 0, f"--lr must be positive, got {o['lr']}")
+    need(0 <= o["momentum"] < 1, f"--momentum must be in [0, 1), got {o['momentum']}")
+    need(o["weight_decay"] >= 0, f"--weight-decay must be >= 0, got {o['weight_decay']}")
+    need(0 <= o["label_smoothing"] < 1,
+         f"--label-smoothing must be in [0, 1), got {o['label_smoothing']}")
+    for k in ("limit_train", "limit_test"):
+        need(o.get(k) is None or o[k] >= 1, f"--{k.replace('_', '-')} must be at least 1")
+    need((o.get("num_workers") or 0) >= 0, "--num-workers must be >= 0")
+
+
+# ----------------------------------------------------------------------------- data
+def _device(name: str | None):
+    name = name or "cpu"
+    try:
+        dev = backend.Device(name)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"bad --device {name!r} ({e}): use cpu or cuda") from None
+    if dev.type == "cuda" and not backend.cuda_available():
+        raise CLIError(
+            "--device cuda needs CuPy and a CUDA GPU, and none was found (install the extra "
+            "with `pip install -e '.[cuda]'`), or use --device cpu"
+        )
+    return dev
+
+
+def load_cifar(data_dir: str, train: bool, download: bool = False, expected_counts=None):
+    """``CIFAR10`` with every failure turned into a one-line ``CLIError`` saying what to do."""
+    from .data import CIFAR10  # noqa: PLC0415
+
+    kwargs = {}
+    if expected_counts:
+        kwargs["_expected_counts"] = expected_counts
+    root = os.path.abspath(os.path.expanduser(data_dir))
+    try:
+        return CIFAR10(root, train=train, download=download, **kwargs)
+    except FileNotFoundError:
+        raise CLIError(
+            f"CIFAR-10 not found in {root}: it needs cifar-10-batches-py/ or "
+            f"cifar-10-python.tar.gz there (e.g. `../shared/datasets/make-cifar10 {root}`); "
+            "point --data-dir at that folder, or add --download on a machine with network"
+        ) from None
+    except (ValueError, pickle.UnpicklingError, RuntimeError, OSError) as e:
+        msg = " ".join(str(e).split())
+        raise CLIError(
+            f"{msg} -- the CIFAR-10 copy in {root} is unusable: delete it and re-create it "
+            "(`make-cifar10 DIR`, or --download)"
+        ) from e
+
+
+def _transforms(opts: dict, train: bool):
+    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW  # noqa
+
+    mean, std = NORMALIZATION[opts["normalize"]]
+    steps = []
+    if train and opts["augment"]:
+        # on uint8 HWC, before the float conversion (four times less memory traffic)
+        steps += [RandomCrop(32, padding=4, seed=0), RandomHorizontalFlip(0.5, seed=0)]
+    steps += [ToFloatCHW(), Normalize(mean, std)]
+    return Compose(steps)
+
+
+def _limit(ds, n):
+    from .data import Subset  # noqa: PLC0415
+
+    if n is None or n >= len(ds):
+        return ds
+    return Subset(ds, np.arange(n))
+
+
+def _loader(ds, opts, batch_size, shuffle, transform, drop_last=False, seed=0):
+    from .data import DataLoader  # noqa: PLC0415
+
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                      seed=seed, num_workers=opts.get("num_workers") or 0,
+                      transform=transform)
+
+
+# ----------------------------------------------------------------------------- pieces
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of minigrad's host generator during ``epoch`` (independent streams)."""
+    return int(np.random.SeedSequence([seed, 0x6D67, epoch]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def _optimizer(opts: dict, params):
+    from . import optim  # noqa: PLC0415
+
+    if opts["optimizer"] == "sgd":
+        return optim.SGD(params, lr=opts["lr"], momentum=opts["momentum"],
+                         weight_decay=opts["weight_decay"], nesterov=bool(opts["nesterov"]))
+    cls = optim.Adam if opts["optimizer"] == "adam" else optim.AdamW
+    return cls(params, lr=opts["lr"], weight_decay=opts["weight_decay"])
+
+
+def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
+    """(scheduler or None, 'batch' | 'epoch'): when ``scheduler.step()`` is called."""
+    from .optim import lr_scheduler  # noqa: PLC0415
+
+    s, epochs = opts["schedule"], opts["epochs"]
+    if s == "none":
+        return None, "epoch"
+    if s == "step":  # /10 at 1/3 and 2/3 of the run
+        return lr_scheduler.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)),
+                                   gamma=0.1), "epoch"
+    if s == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch), "batch"
+    return lr_scheduler.OneCycleLR(optimizer, max_lr=opts["lr"], epochs=epochs,
+                                   steps_per_epoch=steps_per_epoch), "batch"
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, mg.Tensor):
+        return backend.to_device(x.detach()._data, backend.CPU)
+    return np.asarray(x)
+
+
+def classification_report(y_true, y_pred, classes) -> dict:
+    """Confusion matrix (rows: true class, columns: predicted) and per-class metrics."""
+    k = len(classes)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    tp = np.diag(cm).astype(np.float64)
+    support, predicted = cm.sum(1), cm.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        f1 = np.where(precision + recall > 0,
+                      2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
+    per_class = {
+        c: {"accuracy": float(recall[i]), "precision": float(precision[i]),
+            "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i, c in enumerate(classes)
+    }
+    total = int(cm.sum())
+    return {
+        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "correct": int(tp.sum()),
+        "total": total,
+        "per_class": per_class,
+        "macro_f1": float(f1.mean()),
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def _evaluate(model, loader, device, label_smoothing=0.0):
+    """(mean loss, labels, predictions) over ``loader`` in eval mode."""
+    from .nn import functional as F  # noqa: PLC0415
+
+    was_training = model.training
+    model.eval()
+    loss_sum, n = 0.0, 0
+    labels, preds = [], []
+    with mg.no_grad():
+        for x, y in loader:
+            x, y = _to_tensor(x, device), _to_tensor(y, device)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            b = int(y.shape[0])
+            loss_sum += float(loss.item()) * b
+            n += b
+            labels.append(_np(y))
+            preds.append(_np(logits.argmax(1)))
+    model.train(was_training)
+    return loss_sum / max(n, 1), np.concatenate(labels), np.concatenate(preds)
+
+
+def _to_tensor(a, device):
+    if isinstance(a, mg.Tensor):
+        return a
+    return mg.Tensor(backend.to_device(np.ascontiguousarray(a), device))
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _write_metrics(out: str, history: list[dict]) -> None:
+    _write_text_atomic(os.path.join(out, METRICS),
+                       "".join(json.dumps(r, sort_keys=False) + "\n" for r in history))
+
+
+def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
+    """Loss and accuracy against epoch (train and test) as a PNG; returns a note when
+    matplotlib is missing (the file is then skipped)."""
+    try:
+        import matplotlib  # noqa: PLC0415
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return f"matplotlib is not installed: skipped {os.path.basename(path)} " \
+               "(pip install 'minigrad[plot]')"
+    epochs = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy loss")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train")
+    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    tmp = f"{path}.{os.getpid()}.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return None
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history, opts,
+                    classes, argv) -> None:
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_name": opts["model"],
+        "epoch": epoch,  # epochs finished
+        "options": {k: opts.get(k) for k in RUN_KEYS},
+        "environment": {k: opts.get(k) for k in ENV_KEYS if k != "expected_counts"},
+        "expected_counts": opts.get("expected_counts"),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": {"minigrad": mg.get_rng_state(), "loader": loader.state_dict(),
+                "epoch_seed": _epoch_seed(opts["seed"], epoch)},
+        "history": history,
+        "classes": list(classes),
+        "argv": list(argv),
+    }
+    serialization.save(ckpt, path)
+
+
+def load_checkpoint(path: str) -> dict:
+    """Read and check a training checkpoint; problems become one-line ``CLIError``s."""
+    if not os.path.isfile(path):
+        raise CLIError(f"no checkpoint at {path}: pass the checkpoint.npz that "
+                       "`minigrad train --out DIR` wrote")
+    try:
+        ckpt = serialization.load(path, map_location="cpu")
+    except (ValueError, RuntimeError, OSError) as e:
+        msg = " ".join(str(e).split())
+        raise CLIError(f"{msg} -- cannot read {path}: pass a checkpoint.npz written by "
+                       "`minigrad train` (re-run training if it is damaged)") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CLIError(f"{path} is a minigrad file but not a training checkpoint: pass the "
+                       "checkpoint.npz that `minigrad train` wrote")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CLIError(f"{path} has checkpoint version {ckpt.get('version')}, this minigrad "
+                       f"reads version {CHECKPOINT_VERSION}: re-run training with this version")
+    if ckpt.get("model_name") not in model_names():
+        raise CLIError(f"{path} holds an unknown model {ckpt.get('model_name')!r} (known: "
+                       f"{', '.join(model_names())})")
+    return ckpt
+
+
+def _load_model_state(model, state, path, name) -> None:
+    try:
+        model.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        msg = " ".join(str(e).split())
+        if len(msg) > 300:
+            msg = msg[:300] + "..."
+        raise CLIError(f"{path}: its weights do not fit a {name!r} model ({msg}); the "
+                       "checkpoint is from another model or damaged") from e
+
+
+# ----------------------------------------------------------------------------- training
+def _on_epoch_end(epoch: int) -> None:
+    """Hook called after each epoch's checkpoint is written (tests simulate a kill here)."""
+
+
+def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm):
+    from .nn import functional as F  # noqa: PLC0415
+
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{opts['epochs']}",
+               unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)
+    for i, (x, y) in enumerate(bar):
+        x, y = _to_tensor(x, device), _to_tensor(y, device)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=opts["label_smoothing"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None and sched_unit == "batch":
+            scheduler.step()
+        b = int(y.shape[0])
+        lv = float(loss.item())
+        if not math.isfinite(lv):
+            raise FloatingPointError(
+                f"the training loss became {lv} at epoch {epoch}, batch {i + 1}: lower --lr"
+            )
+        loss_sum += lv * b
+        correct += int((_np(logits.argmax(1)) == _np(y)).sum())
+        seen += b
+        if i % 10 == 0 or i + 1 == len(loader):
+            dt = time.perf_counter() - t0
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
+                            img_s=f"{seen / max(dt, 1e-9):.0f}", refresh=False)
+    bar.close()
+    if scheduler is not None and sched_unit == "epoch":
+        scheduler.step()
+    seconds = time.perf_counter() - t0
+    return loss_sum / max(seen, 1), correct / max(seen, 1), seen, seconds
+
+
+def train(given: dict, argv: list[str] | None = None) -> dict:
+    """Run ``minigrad train`` with options ``given`` (CLI names, ``None`` = not given).
+
+    Returns the summary dict (also written to ``OUT/summary.json``).
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    argv = list(argv if argv is not None else sys.argv[1:])
+    out = given.get("out") or os.path.join("runs", (given.get("model") or "lenet").lower())
+    given = {**given, "out": out}
+    ckpt_path = os.path.join(out, CHECKPOINT)
+    ckpt = None
+    if given.get("resume"):
+        if os.path.exists(ckpt_path):
+            ckpt = load_checkpoint(ckpt_path)
+        else:
+            _echo(f"note: no checkpoint in {out} yet; starting a new run")
+    elif os.path.exists(ckpt_path):
+        raise CLIError(f"{out} already holds a run ({CHECKPOINT}): add --resume to continue "
+                       "it, or choose another --out (or delete that folder)")
+    saved = None
+    if ckpt is not None:
+        saved = dict(ckpt["options"])
+        saved["model"] = ckpt["model_name"]
+        for k, v in ckpt["environment"].items():  # data dir, device, test subset, workers
+            if given.get(k) is None and k not in ("out", "download"):
+                given[k] = v
+        if given.get("expected_counts") is None:
+            given["expected_counts"] = ckpt.get("expected_counts")
+    opts, notes = resolve_options(given, saved)
+    opts["data_dir"] = opts.get("data_dir") or "data"
+    for n in notes:
+        _echo(f"note: {n}")
+    device = _device(opts.get("device"))
+
+    # data (errors here are the user's: missing/truncated files, bad archive)
+    train_set = load_cifar(opts["data_dir"], True, bool(opts.get("download")),
+                           opts.get("expected_counts"))
+    test_set = load_cifar(opts["data_dir"], False, False, opts.get("expected_counts"))
+    classes = list(train_set.classes)
+    train_set = _limit(train_set, opts["limit_train"])
+    test_set = _limit(test_set, opts.get("limit_test"))
+    drop_last = uses_batchnorm(opts["model"]) and len(train_set) > opts["batch_size"]
+    train_loader = _loader(train_set, opts, opts["batch_size"], True,
+                           _transforms(opts, train=True), drop_last=drop_last,
+                           seed=opts["seed"])
+    test_loader = _loader(test_set, opts, max(opts["batch_size"], 500), False,
+                          _transforms(opts, train=False))
+    steps = len(train_loader)
+    if steps == 0:
+        raise CLIError(f"the training set has {len(train_set)} images, fewer than one batch "
+                       f"of {opts['batch_size']}: lower --batch-size or raise --limit-train")
+
+    # model, optimizer, schedule: initialisation is a function of the seed only
+    mg.manual_seed(opts["seed"])
+    model = get_model(opts["model"], num_classes=len(classes))
+    if device.type != "cpu":
+        model.to(device)
+    optimizer = _optimizer(opts, model.parameters())
+    scheduler, sched_unit = _scheduler(opts, optimizer, steps)
+    start_epoch, history = 0, []
+    if ckpt is not None:
+        _load_model_state(model, ckpt["model"], ckpt_path, opts["model"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None and ckpt["scheduler"] is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+        except (KeyError, ValueError, TypeError) as e:
+            msg = " ".join(str(e).split())
+            raise CLIError(f"{ckpt_path}: optimizer/scheduler state does not fit the options "
+                           f"({msg}); resume without changing --optimizer/--schedule") from e
+        mg.set_rng_state(ckpt["rng"]["minigrad"])
+        train_loader.load_state_dict(ckpt["rng"]["loader"])
+        start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+        _echo(f"resuming {opts['model']} from {ckpt_path} after epoch {start_epoch}")
+    os.makedirs(out, exist_ok=True)
+    if start_epoch == 0:
+        _write_metrics(out, [])
+
+    n_params = sum(p.numel() for p in model.parameters())
+    _echo(f"training {opts['model']} ({n_params:,} parameters) on {device} for "
+          f"{opts['epochs']} epochs: {len(train_set)} train / {len(test_set)} test images, "
+          f"batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
+          f"schedule {opts['schedule']}, augment {'on' if opts['augment'] else 'off'}")
+
+    final = None
+    for epoch in range(start_epoch, opts["epochs"]):
+        mg.manual_seed(_epoch_seed(opts["seed"], epoch))
+        train_loader.set_epoch(epoch)
+        lr = float(optimizer.param_groups[0]["lr"])
+        tr_loss, tr_acc, seen, secs = _train_epoch(model, train_loader, optimizer, scheduler,
+                                                   sched_unit, opts, device, epoch + 1, tqdm)
+        t_eval = time.perf_counter()
+        te_loss, y_true, y_pred = _evaluate(model, test_loader, device)
+        eval_secs = time.perf_counter() - t_eval
+        te_acc = float((y_true == y_pred).mean()) if y_true.size else 0.0
+        record = {
+            "epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
+            "test_loss": te_loss, "test_acc": te_acc, "lr": lr, "seconds": secs,
+            "eval_seconds": eval_secs, "images_per_second": seen / max(secs, 1e-9),
+        }
+        history.append(record)
+        train_loader.set_epoch(epoch + 1)
+        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
+                        loader=train_loader, epoch=epoch + 1, history=history, opts=opts,
+                        classes=classes, argv=argv)
+        _write_metrics(out, history)
+        _echo(f"epoch {epoch + 1:>3}/{opts['epochs']}  train loss {tr_loss:.4f} "
+              f"acc {100 * tr_acc:6.2f}%  |  test loss {te_loss:.4f} acc {100 * te_acc:6.2f}%"
+              f"  |  {secs:.1f} s ({record['images_per_second']:.0f} img/s)")
+        final = (te_loss, y_true, y_pred)
+        _on_epoch_end(epoch + 1)
+
+    if final is None:  # resumed a run that had already finished: evaluate again
+        _echo(f"the run in {out} already finished {start_epoch} epochs; re-evaluating")
+        te_loss, y_true, y_pred = _evaluate(model, test_loader, device)
+        final = (te_loss, y_true, y_pred)
+    _write_metrics(out, history)
+    note = write_curves(history, os.path.join(out, CURVES),
+                        title=f"minigrad {opts['model']} on CIFAR-10")
+    if note:
+        _echo(f"note: {note}")
+    te_loss, y_true, y_pred = final
+    report = classification_report(y_true, y_pred, classes)
+    secs = [r["seconds"] for r in history]
+    summary = {
+        "model": opts["model"],
+        "test_accuracy": report["accuracy"],
+        "test_loss": te_loss,
+        "test_correct": report["correct"],
+        "test_images": report["total"],
+        "train_loss": history[-1]["train_loss"] if history else None,
+        "train_accuracy": history[-1]["train_acc"] if history else None,
+        "epochs": len(history),
+        "seconds_per_epoch": secs,
+        "mean_seconds_per_epoch": float(np.mean(secs)) if secs else None,
+        "total_train_seconds": float(np.sum(secs)),
+        "classes": classes,
+        "per_class": report["per_class"],
+        "macro_f1": report["macro_f1"],
+        "confusion_matrix": report["confusion_matrix"],
+        "confusion_matrix_axes": "rows: true class, columns: predicted class",
+        "options": {k: opts.get(k) for k in RUN_KEYS + ENV_KEYS if k != "expected_counts"},
+        "device": str(device),
+        "cpu_count": os.cpu_count(),
+        "openmp_threads": mg.backend_info().get("openmp_threads"),
+        "command": " ".join(["minigrad", *argv]),
+        "resumed": ckpt is not None,
+        "minigrad_version": mg.__version__,
+    }
+    _write_text_atomic(os.path.join(out, SUMMARY), json.dumps(summary, indent=2) + "\n")
+    _echo(f"test accuracy {100 * report['accuracy']:.2f}% ({report['correct']}/"
+          f"{report['total']}), test loss {te_loss:.4f}; wrote {METRICS}, {CHECKPOINT}, "
+          f"{'' if note else CURVES + ', '}{SUMMARY} to {out}")
+    return summary
+
+
+# ----------------------------------------------------------------------------- evaluate
+def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | None = None,
+                        model: str | None = None, batch_size: int = 500,
+                        limit_test: int | None = None, expected_counts=None) -> dict:
+    """Test accuracy and per-class metrics of the model in a training checkpoint."""
+    ckpt = load_checkpoint(path)
+    name = ckpt["model_name"]
+    if model is not None and model.lower() != name:
+        raise CLIError(f"{path} holds a {name!r} model, not {model!r}: drop --model or pass "
+                       f"a {model!r} checkpoint")
+    opts = dict(ckpt["options"])
+    dev = _device(device)
+    data_dir = data_dir or ckpt["environment"].get("data_dir") or "data"
+    counts = expected_counts or ckpt.get("expected_counts")
+    full_test = load_cifar(data_dir, False, False, counts)
+    classes = list(ckpt.get("classes") or full_test.classes)
+    test_set = _limit(full_test, limit_test)
+    mg.manual_seed(opts.get("seed") or 0)
+    net = get_model(name, num_classes=len(classes))
+    _load_model_state(net, ckpt["model"], path, name)
+    if dev.type != "cpu":
+        net.to(dev)
+    loader = _loader(test_set, {"num_workers": 0}, batch_size, False,
+                     _transforms(opts, train=False))
+    loss, y_true, y_pred = _evaluate(net, loader, dev)
+    report = classification_report(y_true, y_pred, classes)
+    return {"model": name, "epoch": int(ckpt["epoch"]), "test_accuracy": report["accuracy"],
+            "test_loss": loss, **report}
+
+
+def format_report(result: dict) -> str:
+    lines = [f"{result['model']} after {result['epoch']} epochs: test accuracy "
+             f"{100 * result['test_accuracy']:.2f}% ({result['correct']}/{result['total']}), "
+             f"test loss {result['test_loss']:.4f}",
+             f"{'class':<12} {'accuracy':>9} {'precision':>10} {'recall':>8} {'f1':>7}"]
+    for c, m in result["per_class"].items():
+        lines.append(f"{c:<12} {100 * m['accuracy']:8.2f}% {100 * m['precision']:9.2f}% "
+                     f"{100 * m['recall']:7.2f}% {m['f1']:7.4f}")
+    return "\n".join(lines)
