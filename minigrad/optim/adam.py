@@ -4,7 +4,7 @@ update itself is :func:`minigrad.optim._functional.adam_step`)."""
 from __future__ import annotations
 
 from minigrad.backend import get_array_module
-from minigrad.optim import _functional
+from minigrad.ops import kernel
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
@@ -72,9 +72,11 @@ class Adam(Optimizer):
             if amsgrad:
                 max_exp_avg_sqs.append(state["max_exp_avg_sq"]._data)
         beta1, beta2 = group["betas"]
-        _functional.adam_step(
+        # the fused kernel of the selected variant (cpp: one C++ pass over every parameter;
+        # numpy: the readable loop in _functional.py)
+        kernel("adam", params[0]._data).adam_step(
             [p._data for p in params],
-            [-p.grad._data if group["maximize"] else p.grad._data for p in params],
+            [_negated(p.grad._data) if group["maximize"] else p.grad._data for p in params],
             exp_avgs,
             exp_avg_sqs,
             max_exp_avg_sqs,
@@ -105,3 +107,9 @@ class AdamW(Adam):
 
 def _zeros_like(p: Tensor):
     return get_array_module(p._data).zeros_like(p._data)
+
+
+def _negated(g):
+    """-g as an array (``-g`` of a 0-d NumPy array is a scalar, which kernels reject)."""
+    xp = get_array_module(g)
+    return xp.negative(g, out=xp.empty_like(g))

@@ -3,7 +3,7 @@ formulas; the update itself is :func:`minigrad.optim._functional.sgd_step`)."""
 
 from __future__ import annotations
 
-from minigrad.optim import _functional
+from minigrad.ops import kernel
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
@@ -52,7 +52,9 @@ class SGD(Optimizer):
         for p in params:
             buf = self.state.get(p, {}).get("momentum_buffer")
             buffers.append(None if buf is None else buf._data)
-        _functional.sgd_step(
+        # the fused kernel of the selected variant (cpp: one C++ pass over every parameter;
+        # numpy: the readable loop in _functional.py)
+        kernel("sgd", params[0]._data).sgd_step(
             [p._data for p in params],
             [p.grad._data for p in params],
             buffers,
