@@ -739,11 +739,16 @@ def grad(
 
 def __getattr__(name):
     # ``minigrad.autograd.explain`` is loaded on first use (the learner tools stay out of
-    # ``import minigrad``).
+    # ``import minigrad``); gradcheck/gradgradcheck come from minigrad/gradcheck.py, which
+    # imports the Tensor class and so cannot be imported here at module load.
     if name == "explain":
         from .explain import explain
 
         return explain
+    if name in ("gradcheck", "gradgradcheck", "GradcheckError"):  # live in gradcheck.py
+        from . import gradcheck
+
+        return getattr(gradcheck, name)
     raise AttributeError(f"module 'minigrad.autograd' has no attribute {name!r}")
 
 

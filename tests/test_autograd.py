@@ -500,3 +500,10 @@ def test_random_fill_cuts_history():
     y = x * 2
     y.uniform_()
     assert y.grad_fn is None and not y.requires_grad
+
+
+def test_gradcheck_is_exposed_under_autograd():
+    x = leaf(np.array([[0.3, -0.7], [1.1, 0.2]]))
+    assert mg.autograd.gradcheck(lambda t: (t.tanh() * t).sum(1), (x,))
+    assert mg.autograd.gradgradcheck(lambda t: t.softmax(1), (x,))
+    assert mg.autograd.GradcheckError is GradcheckError

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.kernels import native
-from minigrad.kernels.reference import check_float, check_same_shape
+from minigrad.kernels import native, reference
+from minigrad.kernels.reference import check_attention, check_float, check_same_shape
 
 _C = native.load_C()
 
 # Ops available from this module (empty when _C is not built).
 PROVIDES = (
     frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "sgd", "adam"})
+    | ({"attention"} if hasattr(_C, "attention_forward") else set())  # not in a stale build
     if _C is not None
     else frozenset()
 )
@@ -55,43 +56,15 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """y = weight (as a matrix) @ im2col(x) + bias; im2col in C++, the matmul in BLAS."""
-    check_float("conv2d_forward", x=x, weight=weight)
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = weight.shape
-    G = groups
-    cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
-    OH, OW = cols.shape[-2:]
-    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
-    w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
-    y = np.matmul(w, cols).reshape(N, O, OH, OW)  # (N, O, OH, OW)
-    if bias is not None:
-        y += bias.reshape(1, O, 1, 1)
-    return y
+    """The reference body (BLAS matmul) around the C++ im2col."""
+    return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
+                                    im2col_fn=im2col)
 
 
 def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
-    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY."""
-    check_float("conv2d_backward", dy=dy, x=x, weight=weight)
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = weight.shape
-    G = groups
-    OH, OW = dy.shape[-2:]
-    dy_g = dy.reshape(N, G, O // G, OH * OW)  # (N, G, O/G, OH*OW)
-    dx = dweight = dbias = None
-    if output_mask[0]:
-        w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
-        dcols = np.matmul(w.swapaxes(-1, -2), dy_g)  # (N, G, Cg*KH*KW, OH*OW)
-        dcols = dcols.reshape(N, C, KH, KW, OH, OW)
-        dx = col2im(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
-    if output_mask[1]:
-        cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
-        cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
-        dw = np.matmul(dy_g, cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
-        dweight = dw.reshape(O, Cg, KH, KW)
-    if output_mask[2]:
-        dbias = dy.sum(axis=(0, 2, 3))  # (O,)
-    return dx, dweight, dbias
+    """The reference body (BLAS matmuls) around the C++ im2col/col2im."""
+    return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
+                                     output_mask, im2col_fn=im2col, col2im_fn=col2im)
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -154,3 +127,23 @@ def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
     check_float("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
     return _C.lstm_cell_backward(_contiguous(dh), _contiguous(dc), _contiguous(c_prev),
                                  _contiguous(act), _contiguous(tanh_c))
+
+
+# ----------------------------------------------------------------------------- attention
+# Tiled online-softmax attention (csrc/cpu/attention.cpp); semantics as reference.py: q, k, v
+# (B, L|S, E|Ev), additive mask (L, S) / (B, L, S) or None, lse (B, L) saved for backward.
+def _mask(mask):
+    return None if mask is None else _contiguous(mask)
+
+
+def attention_forward(q, k, v, mask, scale, is_causal):
+    check_attention("attention_forward", q, k, v, mask)
+    return _C.attention_forward(_contiguous(q), _contiguous(k), _contiguous(v), _mask(mask),
+                                float(scale), bool(is_causal))
+
+
+def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
+    check_attention("attention_backward", q, k, v, mask)
+    return _C.attention_backward(_contiguous(dout), _contiguous(q), _contiguous(k),
+                                 _contiguous(v), _contiguous(out), _contiguous(lse),
+                                 _mask(mask), float(scale), bool(is_causal))

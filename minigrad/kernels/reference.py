@@ -143,13 +143,17 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     return dx_p[:, :, pH : pH + H, pW : pW + W]  # (N, C, H, W): drop the padding
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """y = weight (as a matrix) @ im2col(x) + bias, one batched matmul over (N, groups)."""
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn=None):
+    """y = weight (as a matrix) @ im2col(x) + bias, one batched matmul over (N, groups).
+
+    ``im2col_fn`` lets another variant (cpp, cuda) reuse this body with its own im2col: only
+    the column gathering differs, the matmul stays in BLAS."""
     check_float("conv2d_forward", x=x, weight=weight)
+    im2col_fn = im2col_fn or im2col
     N, C, H, W = x.shape
     O, Cg, KH, KW = weight.shape
     G = groups
-    cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+    cols = im2col_fn(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
     OH, OW = cols.shape[-2:]
     cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
     w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
@@ -160,9 +164,13 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
     return y
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
-    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY."""
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
+                    im2col_fn=None, col2im_fn=None):
+    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY.
+    (``im2col_fn``/``col2im_fn``: as in :func:`conv2d_forward`.)"""
     check_float("conv2d_backward", dy=dy, x=x, weight=weight)
+    im2col_fn = im2col_fn or im2col
+    col2im_fn = col2im_fn or col2im
     N, C, H, W = x.shape
     O, Cg, KH, KW = weight.shape
     G = groups
@@ -173,9 +181,9 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
         w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
         dcols = w.swapaxes(-1, -2) @ dy_g  # (N, G, Cg*KH*KW, OH*OW)
         dcols = dcols.reshape(N, C, KH, KW, OH, OW)  # (N, C, KH, KW, OH, OW)
-        dx = col2im(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
+        dx = col2im_fn(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
     if output_mask[1]:
-        cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+        cols = im2col_fn(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
         cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
         dw = (dy_g @ cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
         dweight = dw.reshape(O, Cg, KH, KW)  # (O, Cg, KH, KW)
