@@ -216,21 +216,27 @@ def bench_attention(b: Bench, torch):
         tq, tk, tv = (torch.from_numpy(a.reshape(B, Hh, T, D)).requires_grad_()
                       for a in (q, k, v))
         tdo = torch.from_numpy(dout.reshape(B, Hh, T, D))
-        flops = 4.0 * B * Hh * T * T * D
-        fwd = {name: (lambda m=m: m.attention_forward(q, k, v, None, scale, False))
-               for name, m in variants.items()}
-        with torch.no_grad():
-            fwd["torch"] = lambda: TF.scaled_dot_product_attention(tq, tk, tv)
-        b.run("kernel", f"attention fwd B={B} H={Hh} T={T} D={D}", fwd, flops, "GFLOP/s")
+        for causal in (False, True):
+            # causal: about half the work (the benchmark still counts the full 4 B H T^2 D)
+            flops = 4.0 * B * Hh * T * T * D
+            tag = " causal" if causal else ""
+            fwd = {name: (lambda m=m, c=causal: m.attention_forward(q, k, v, None, scale, c))
+                   for name, m in variants.items()}
+            with torch.no_grad():
+                fwd["torch"] = lambda c=causal: TF.scaled_dot_product_attention(
+                    tq, tk, tv, is_causal=c)
+            b.run("kernel", f"attention fwd B={B} H={Hh} T={T} D={D}{tag}", fwd, flops,
+                  "GFLOP/s")
 
-        def both(m):
-            out, lse = m.attention_forward(q, k, v, None, scale, False)
-            m.attention_backward(dout, q, k, v, out, lse, None, scale, False)
+            def both(m, c):
+                out, lse = m.attention_forward(q, k, v, None, scale, c)
+                m.attention_backward(dout, q, k, v, out, lse, None, scale, c)
 
-        fb = {name: (lambda m=m: both(m)) for name, m in variants.items()}
-        fb["torch"] = lambda: TF.scaled_dot_product_attention(tq, tk, tv).backward(tdo)
-        b.run("kernel", f"attention fwd+bwd B={B} H={Hh} T={T} D={D}", fb, 3.5 * flops,
-              "GFLOP/s")
+            fb = {name: (lambda m=m, c=causal: both(m, c)) for name, m in variants.items()}
+            fb["torch"] = lambda c=causal: TF.scaled_dot_product_attention(
+                tq, tk, tv, is_causal=c).backward(tdo)
+            b.run("kernel", f"attention fwd+bwd B={B} H={Hh} T={T} D={D}{tag}", fb, 3.5 * flops,
+                  "GFLOP/s")
 
 
 # ----------------------------------------------------------------------------- overhead

@@ -49,6 +49,12 @@ void adam_step(const py::list& params, const py::list& grads, const py::list& ex
 py::tuple lstm_cell_forward(const py::array& gates, const py::array& c_prev);
 py::tuple lstm_cell_backward(const py::array& dh, const py::array& dc, const py::array& c_prev,
                              const py::array& act, const py::array& tanh_c);
+// attention.cpp
+py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
+                            const py::object& mask, double scale, bool is_causal);
+py::tuple attention_backward(const py::array& dout, const py::array& q, const py::array& k,
+                             const py::array& v, const py::array& out, const py::array& lse,
+                             const py::object& mask, double scale, bool is_causal);
 }  // namespace minigrad
 
 #ifndef MINIGRAD_CXX_FLAGS
@@ -134,6 +140,16 @@ PYBIND11_MODULE(_C, m) {
     m.def("lstm_cell_backward", &minigrad::lstm_cell_backward, py::arg("dh"), py::arg("dc"),
           py::arg("c_prev"), py::arg("act"), py::arg("tanh_c"),
           "-> (dgates (N, 4H), dc_prev (N, H)).");
+
+    // attention.cpp
+    m.def("attention_forward", &minigrad::attention_forward, py::arg("q"), py::arg("k"),
+          py::arg("v"), py::arg("mask").none(true), py::arg("scale"), py::arg("is_causal"),
+          "q (B, L, E), k (B, S, E), v (B, S, Ev), additive mask (L, S)/(B, L, S) or None "
+          "-> (out (B, L, Ev), lse (B, L)); tiled online softmax.");
+    m.def("attention_backward", &minigrad::attention_backward, py::arg("dout"), py::arg("q"),
+          py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"),
+          py::arg("mask").none(true), py::arg("scale"), py::arg("is_causal"),
+          "-> (dq (B, L, E), dk (B, S, E), dv (B, S, Ev)); scores recomputed per tile.");
 
     m.def("num_threads", &minigrad::max_threads,
           "Threads an OpenMP region would use (omp_get_max_threads; 1 without OpenMP).");

@@ -8,7 +8,7 @@
 //   * grid_size(n): blocks for a grid-stride loop over n items.
 //
 // Entry points take CuPy device pointers as integers and CuPy's current stream; they never
-// synchronise.  Checked by: tests/test_kernels.py (host-side validation without a GPU; kernels vs
+// synchronise.  Checked by: tests/test_kernels.py and tests/test_kernels_cuda.py (host-side validation without a GPU; kernels vs
 // the NumPy/CuPy reference under the `gpu` marker).
 #pragma once
 
@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace minigrad {
 namespace cuda {
@@ -57,6 +58,60 @@ void relu_forward(std::uintptr_t x, std::uintptr_t y, std::int64_t n, DType dtyp
                   std::uintptr_t stream);
 void relu_backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t dx, std::int64_t n,
                    DType dtype, std::uintptr_t stream);
+
+// 2-D window geometry shared by im2col/col2im and pooling (validated in bindings.cpp, where OH
+// and OW are computed exactly as csrc/cpu/{conv,pool}.cpp do).  Plain data: passed by value.
+struct Geom2d {
+    std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
+};
+
+// conv.cu: cols (N, C, KH, KW, OH, OW) <-> x (N, C, H, W)
+void im2col(std::uintptr_t x, std::uintptr_t cols, const Geom2d& g, DType dtype,
+            std::uintptr_t stream);
+void col2im(std::uintptr_t cols, std::uintptr_t dx, const Geom2d& g, DType dtype,
+            std::uintptr_t stream);
+
+// pool.cu: x (N, C, H, W) -> y, indices (N, C, OH, OW); indices are int64 h*W + w
+void maxpool2d_forward(std::uintptr_t x, std::uintptr_t y, std::uintptr_t indices,
+                       const Geom2d& g, DType dtype, std::uintptr_t stream);
+void maxpool2d_backward(std::uintptr_t dy, std::uintptr_t indices, std::uintptr_t dx,
+                        const Geom2d& g, DType dtype, std::uintptr_t stream);
+// divisor: 0 = PyTorch's window count rule, > 0 = divisor_override
+void avgpool2d_forward(std::uintptr_t x, std::uintptr_t y, const Geom2d& g,
+                       bool count_include_pad, std::int64_t divisor, DType dtype,
+                       std::uintptr_t stream);
+void avgpool2d_backward(std::uintptr_t dy, std::uintptr_t dx, const Geom2d& g,
+                        bool count_include_pad, std::int64_t divisor, DType dtype,
+                        std::uintptr_t stream);
+
+// lstm.cu: gates/act/dgates (N, 4H); c_prev, h, c, tanh_c, dh, dc, dc_prev (N, H)
+void lstm_cell_forward(std::uintptr_t gates, std::uintptr_t c_prev, std::uintptr_t h,
+                       std::uintptr_t c, std::uintptr_t act, std::uintptr_t tanh_c,
+                       std::int64_t N, std::int64_t H, DType dtype, std::uintptr_t stream);
+void lstm_cell_backward(std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t c_prev,
+                        std::uintptr_t act, std::uintptr_t tanh_c, std::uintptr_t dgates,
+                        std::uintptr_t dc_prev, std::int64_t N, std::int64_t H, DType dtype,
+                        std::uintptr_t stream);
+
+// optim.cu: in-place fused updates over a parameter list (validated in bindings.cpp)
+struct SgdParam {
+    std::uintptr_t p, g, m;  // m: momentum buffer (0 when momentum == 0)
+    std::int64_t n;
+    bool fresh;              // first momentum step: the buffer is set to the gradient
+};
+struct AdamParam {
+    std::uintptr_t p, g, m, v, vmax;  // vmax: 0 unless amsgrad
+    std::int64_t n;
+    std::int64_t step;
+};
+// Parameters per launch: the table travels as a kernel argument (well under the 4 KB limit).
+constexpr int kOptimTable = 32;
+void sgd_step(const std::vector<SgdParam>& params, double lr, double momentum, double dampening,
+              double weight_decay, bool nesterov, bool maximize, DType dtype,
+              std::uintptr_t stream);
+void adam_step(const std::vector<AdamParam>& params, double lr, double beta1, double beta2,
+               double eps, double weight_decay, bool amsgrad, bool decoupled, DType dtype,
+               std::uintptr_t stream);
 
 }  // namespace cuda
 }  // namespace minigrad
