@@ -15,7 +15,7 @@ NOTHING in this module has run on a GPU yet: see docs/sections/gpu.md for the ch
 from __future__ import annotations
 
 from minigrad import backend
-from minigrad.kernels import native
+from minigrad.kernels import native, reference
 from minigrad.kernels.reference import (
     check_float,
     check_same_shape,
@@ -127,43 +127,15 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
-    """y = weight (as a matrix) @ im2col(x) + bias; im2col in CUDA, the matmul in cuBLAS."""
-    check_float("conv2d_forward", x=x, weight=weight)
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = weight.shape
-    G = groups
-    cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
-    OH, OW = cols.shape[-2:]
-    cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
-    w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
-    y = _cp.matmul(w, cols).reshape(N, O, OH, OW)  # (N, O, OH, OW)
-    if bias is not None:
-        y += bias.reshape(1, O, 1, 1)
-    return y
+    """The reference body (matmul in cuBLAS through CuPy's ``@``) around the CUDA im2col."""
+    return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
+                                    im2col_fn=im2col)
 
 
 def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
-    """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY."""
-    check_float("conv2d_backward", dy=dy, x=x, weight=weight)
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = weight.shape
-    G = groups
-    OH, OW = dy.shape[-2:]
-    dy_g = dy.reshape(N, G, O // G, OH * OW)  # (N, G, O/G, OH*OW)
-    dx = dweight = dbias = None
-    if output_mask[0]:
-        w = weight.reshape(G, O // G, Cg * KH * KW)  # (G, O/G, Cg*KH*KW)
-        dcols = _cp.matmul(w.swapaxes(-1, -2), dy_g)  # (N, G, Cg*KH*KW, OH*OW)
-        dcols = dcols.reshape(N, C, KH, KW, OH, OW)
-        dx = col2im(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
-    if output_mask[1]:
-        cols = im2col(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
-        cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)
-        dw = _cp.matmul(dy_g, cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
-        dweight = dw.reshape(O, Cg, KH, KW)
-    if output_mask[2]:
-        dbias = dy.sum(axis=(0, 2, 3))  # (O,)
-    return dx, dweight, dbias
+    """The reference body (cuBLAS matmuls) around the CUDA im2col/col2im."""
+    return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
+                                     output_mask, im2col_fn=im2col, col2im_fn=col2im)
 
 
 # ----------------------------------------------------------------------------- pooling
