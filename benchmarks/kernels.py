@@ -33,7 +33,7 @@ from benchmarks.common import (
     write_results,
 )
 
-SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "overhead", "train")
+SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "ce", "overhead", "train")
 
 
 def _threads() -> int:
@@ -239,6 +239,35 @@ def bench_attention(b: Bench, torch):
                   "GFLOP/s")
 
 
+def bench_ce(b: Bench, torch):
+    """Softmax cross-entropy (mean) forward + backward on logits: the fused op per variant,
+    the composed path it replaced (log_softmax + gather), and PyTorch."""
+    import minigrad as mg
+    from minigrad.nn import functional as F
+    from minigrad.nn._loss_functional import _cross_entropy_indices_composed
+
+    cases = [(32, 10), (128, 10)] + ([] if b.quick else [(4096, 1000)])
+    rng = np.random.default_rng(7)
+    for N, C in cases:
+        x_np = rng.standard_normal((N, C), dtype=np.float32)
+        y_np = rng.integers(0, C, N)
+        x, y = mg.tensor(x_np, requires_grad=True), mg.tensor(y_np)
+        tx, ty = torch.from_numpy(x_np).requires_grad_(), torch.from_numpy(y_np)
+
+        def fused():
+            F.cross_entropy(x, y).backward()
+
+        def composed():
+            losses, w = _cross_entropy_indices_composed(x, y)
+            (losses.sum() / w.sum()).backward()
+
+        impls = {"composed": composed}
+        impls.update({v: (lambda v=v: _with_variant("cross_entropy", v, fused))
+                      for v in _variants("cross_entropy")})
+        impls["torch"] = lambda: torch.nn.functional.cross_entropy(tx, ty).backward()
+        b.run("kernel", f"cross_entropy fwd+bwd N={N} C={C}", impls, 3 * 4.0 * N * C, "GB/s")
+
+
 # ----------------------------------------------------------------------------- overhead
 def bench_overhead(b: Bench, torch):
     import minigrad as mg
@@ -345,7 +374,8 @@ def bench_train(b: Bench, torch):
 
 # ----------------------------------------------------------------------------- main
 BENCHES = {"conv": bench_conv, "pool": bench_pool, "adam": bench_adam, "lstm": bench_lstm,
-           "attention": bench_attention, "overhead": bench_overhead, "train": bench_train}
+           "attention": bench_attention, "ce": bench_ce, "overhead": bench_overhead,
+           "train": bench_train}
 
 
 def main(argv=None) -> int:

@@ -55,6 +55,14 @@ py::tuple attention_forward(const py::array& q, const py::array& k, const py::ar
 py::tuple attention_backward(const py::array& dout, const py::array& q, const py::array& k,
                              const py::array& v, const py::array& out, const py::array& lse,
                              const py::object& mask, double scale, bool is_causal);
+// loss.cpp
+py::tuple cross_entropy_forward(const py::array& logits, const py::array& target,
+                                const py::object& weight, std::int64_t ignore_index,
+                                double label_smoothing);
+py::array cross_entropy_backward(const py::array& dlosses, const py::array& logits,
+                                 const py::array& target, const py::array& lse,
+                                 const py::object& weight, std::int64_t ignore_index,
+                                 double label_smoothing);
 }  // namespace minigrad
 
 #ifndef MINIGRAD_CXX_FLAGS
@@ -150,6 +158,17 @@ PYBIND11_MODULE(_C, m) {
           py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"),
           py::arg("mask").none(true), py::arg("scale"), py::arg("is_causal"),
           "-> (dq (B, L, E), dk (B, S, E), dv (B, S, Ev)); scores recomputed per tile.");
+
+    // loss.cpp
+    m.def("cross_entropy_forward", &minigrad::cross_entropy_forward, py::arg("logits"),
+          py::arg("target"), py::arg("weight").none(true), py::arg("ignore_index"),
+          py::arg("label_smoothing"),
+          "logits (M, C), int64 target (M,), weight (C,) or None -> (losses (M,), lse (M,)); "
+          "per-sample softmax cross-entropy (reduction='none'), 0 where ignored.");
+    m.def("cross_entropy_backward", &minigrad::cross_entropy_backward, py::arg("dlosses"),
+          py::arg("logits"), py::arg("target"), py::arg("lse"), py::arg("weight").none(true),
+          py::arg("ignore_index"), py::arg("label_smoothing"),
+          "-> dlogits (M, C); softmax recomputed from lse, 0 on ignored rows.");
 
     m.def("num_threads", &minigrad::max_threads,
           "Threads an OpenMP region would use (omp_get_max_threads; 1 without OpenMP).");

@@ -18,6 +18,7 @@ _C = native.load_C()
 PROVIDES = (
     frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "sgd", "adam"})
     | ({"attention"} if hasattr(_C, "attention_forward") else set())  # not in a stale build
+    | ({"cross_entropy"} if hasattr(_C, "cross_entropy_forward") else set())
     if _C is not None
     else frozenset()
 )
@@ -147,3 +148,23 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     return _C.attention_backward(_contiguous(dout), _contiguous(q), _contiguous(k),
                                  _contiguous(v), _contiguous(out), _contiguous(lse),
                                  _mask(mask), float(scale), bool(is_causal))
+
+
+# ----------------------------------------------------------------------------- cross_entropy
+# Fused softmax cross-entropy per sample (csrc/cpu/loss.cpp); semantics as reference.py.
+# _C validates dtypes, shapes, contiguity and the target range with the reference's messages.
+def _weight(weight):
+    return None if weight is None else _contiguous(weight)
+
+
+def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
+    check_float("cross_entropy_forward", logits=logits)
+    return _C.cross_entropy_forward(_contiguous(logits), _contiguous(target), _weight(weight),
+                                    int(ignore_index), float(label_smoothing))
+
+
+def cross_entropy_backward(dlosses, logits, target, lse, weight, ignore_index, label_smoothing):
+    check_float("cross_entropy_backward", dlosses=dlosses, logits=logits, lse=lse)
+    return _C.cross_entropy_backward(_contiguous(dlosses), _contiguous(logits),
+                                     _contiguous(target), _contiguous(lse), _weight(weight),
+                                     int(ignore_index), float(label_smoothing))

@@ -81,8 +81,23 @@ def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = Non
 
     Returns ``(losses, weights)``, both (M,): ``losses[i]`` is the weighted loss of sample i
     (0 where ignored) and ``weights[i] = w[target[i]]`` (0 where ignored), the denominator of
-    the weighted mean. A fused kernel replacing this function must return the same pair.
+    the weighted mean. The losses come from the fused ``SoftmaxCrossEntropy`` op
+    (minigrad/ops/loss.py, kernel ``cross_entropy``); :func:`_cross_entropy_indices_composed`
+    is its composed twin and returns the same pair.
     """
+    from ..ops.loss import softmax_cross_entropy
+
+    t = target._data if isinstance(target, Tensor) else target
+    xp = get_array_module(t)
+    valid = t != ignore_index
+    w = _picked_weights(valid, xp.where(valid, t, 0), weight, logits2d.dtype)
+    return softmax_cross_entropy(logits2d, t, weight, ignore_index, label_smoothing), w
+
+
+def _cross_entropy_indices_composed(logits2d: Tensor, target, weight: Tensor | None = None,
+                                    ignore_index: int = -100, label_smoothing: float = 0.0):
+    """:func:`_cross_entropy_indices` built from differentiable primitives (log_softmax +
+    gather): the composed twin of the fused op, differentiated for double backward."""
     c = logits2d.shape[1]
     t = target._data if isinstance(target, Tensor) else target
     xp = get_array_module(t)
