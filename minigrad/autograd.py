@@ -215,10 +215,6 @@ class Context(Node):
         arrays (they never require grad). Kept for PyTorch familiarity."""
 
 
-def _outputs_tuple(raw):
-    return raw if isinstance(raw, tuple) else (raw,)
-
-
 class Function(Context):
     """Base class of every op. Subclasses define two static methods::
 
@@ -277,13 +273,17 @@ class Function(Context):
             raw = cls.forward(ctx, *arrays, **kwargs)
         except (ValueError, IndexError, TypeError) as e:
             raise _with_op_context(cls.__name__, e, args) from e
-        outs = _outputs_tuple(raw)
-        results = tuple(Tensor._from_op(o, requires_grad, ctx, args) for o in outs)
+        if type(raw) is tuple:
+            outs = raw
+            results = tuple(Tensor._from_op(o, requires_grad, ctx, args) for o in outs)
+        else:  # the common single-output case, without the generator
+            outs = (raw,)
+            results = (Tensor._from_op(raw, requires_grad, ctx, args),)
         if requires_grad:
             ctx._link(args, arrays, outs, results)
         else:
             ctx._saved = ()  # nothing will read it: free it now
-        return results if isinstance(raw, tuple) else results[0]
+        return results if type(raw) is tuple else results[0]
 
     def _link(self, args, arrays, outs, results) -> None:
         """Record this node: edges to the inputs' nodes, and saved items as Tensors."""
@@ -300,7 +300,7 @@ class Function(Context):
         for a, need in zip(args, self.needs_input_grad):
             if need:
                 edges.append(a._edge())
-                meta.append((a.shape, a.dtype))
+                meta.append((a._data.shape, a._data.dtype))
             else:
                 edges.append(None)
                 meta.append(None)
@@ -308,6 +308,10 @@ class Function(Context):
         self.input_meta = tuple(meta)
         for i, r in enumerate(results):
             r._output_nr = i
+        self.forward_stack = traceback.format_stack()[:-3] if _anomaly else None
+        if not self._saved:
+            self._saved_versions = ()
+            return
         # Map saved raw arrays back to the Tensors they came from.
         saved = []
         versions = []
@@ -333,7 +337,6 @@ class Function(Context):
                 saved.append(item)
         self._saved = tuple(saved)
         self._saved_versions = tuple(versions)
-        self.forward_stack = traceback.format_stack()[:-3] if _anomaly else None
 
     def _zeros_like_output(self, i):
         shape, dtype, device = self._outputs_meta[i]

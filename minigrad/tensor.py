@@ -149,7 +149,7 @@ class Tensor:
         t._name = None
         t._is_view = False
         t._version = None
-        base = getattr(data, "base", None)
+        base = data.base
         if base is not None:
             for a in args:
                 if isinstance(a, Tensor) and (base is a._data or base is a._data.base):

@@ -30,7 +30,8 @@ class MatMul(Function):
                 "differ"
             )
         try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            if a.ndim > 2 or b.ndim > 2:  # batch dims must broadcast
+                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
             raise ShapeError(
                 broadcast_error_message("matmul (batch dims)", [a.shape[:-2], b.shape[:-2]])
