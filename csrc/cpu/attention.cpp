@@ -77,29 +77,9 @@ struct BwdArgs {
     T scale;
 };
 
-// exp for float32: Cephes' expf (see lstm.cpp), returning exactly 0 below -87.3 (so -inf -> 0).
-MG_ATT_INLINE float exp_t(float x0) {
-    float x = x0 < -87.3f ? -87.3f : x0;  // NaN passes both tests unchanged
-    x = x > 88.3f ? 88.3f : x;
-    const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-    const float t = x * 1.44269504088896341f + magic;
-    const float n = t - magic;
-    std::int32_t ti;
-    std::memcpy(&ti, &t, sizeof ti);
-    const std::int32_t ni = ti - 0x4B400000;
-    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // x - n ln2, two parts
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    const float y = p * r * r + r + 1.0f;
-    const std::int32_t bits = (ni + 127) << 23;  // 2^n
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return x0 < -87.3f ? 0.0f : y * scale;
-}
+// exp for float32: exp_f32 from common.h, returning exactly 0 below -87.3 (so -inf -> 0).
+MG_ATT_INLINE float exp_t(float x0) { return x0 < -87.3f ? 0.0f : exp_f32(x0); }
+
 MG_ATT_INLINE double exp_t(double x) { return std::exp(x); }
 
 // Keys visible to some query of rows [i0, i1): all of [0, S), or [0, min(S, i1)) when causal.
