@@ -93,6 +93,18 @@ def torch_model(name):
     return ResNet9()
 
 
+def _images_per_second(step, n_images, batch, warmup):
+    """Run ``warmup`` untimed steps, then time ``step(i)`` over every full batch."""
+    for w in range(warmup):
+        step(w * batch % n_images)
+    t0 = time.perf_counter()
+    n = 0
+    for i in range(0, n_images - batch + 1, batch):
+        step(i)
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
 def time_torch(name, x, y, batch, threads, warmup=2):
     import torch  # noqa: PLC0415
     import torch.nn.functional as F  # noqa: PLC0415
@@ -111,14 +123,7 @@ def time_torch(name, x, y, batch, threads, warmup=2):
         opt.step()
         return loss.item()
 
-    for w in range(warmup):
-        step(w * batch % len(x))
-    t0 = time.perf_counter()
-    n = 0
-    for i in range(0, len(x) - batch + 1, batch):
-        step(i)
-        n += batch
-    return n / (time.perf_counter() - t0), f"torch {torch.__version__}"
+    return _images_per_second(step, len(x), batch, warmup), f"torch {torch.__version__}"
 
 
 # ----------------------------------------------------------------------------- minigrad side
@@ -140,14 +145,7 @@ def time_minigrad(name, x, y, batch, warmup=2):
         opt.step()
         return loss.item()
 
-    for w in range(warmup):
-        step(w * batch % len(x))
-    t0 = time.perf_counter()
-    n = 0
-    for i in range(0, len(x) - batch + 1, batch):
-        step(i)
-        n += batch
-    return n / (time.perf_counter() - t0), f"minigrad {mg.__version__}"
+    return _images_per_second(step, len(x), batch, warmup), f"minigrad {mg.__version__}"
 
 
 # ----------------------------------------------------------------------------- table
