@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.kernels import native, reference
-from minigrad.kernels.reference import check_attention, check_float, check_same_shape
+from minigrad.kernels.reference import (
+    check_attention,
+    check_bias_relu,
+    check_float,
+    check_same_shape,
+)
 
 _C = native.load_C()
 
@@ -19,6 +24,7 @@ PROVIDES = (
     frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "sgd", "adam"})
     | ({"attention"} if hasattr(_C, "attention_forward") else set())  # not in a stale build
     | ({"cross_entropy"} if hasattr(_C, "cross_entropy_forward") else set())
+    | ({"bias_relu"} if hasattr(_C, "bias_relu_forward") else set())
     if _C is not None
     else frozenset()
 )
@@ -45,6 +51,20 @@ def relu_backward(dy, x):
     return _C.relu_backward(_contiguous(dy), _contiguous(x))
 
 
+# ----------------------------------------------------------------------------- bias_relu
+# One pass each way (csrc/cpu/elementwise.cpp); backward sums dbias per channel in a fixed
+# order (float64 accumulators), so it does not depend on the thread count.
+def bias_relu_forward(x, bias):
+    check_bias_relu("bias_relu_forward", x, bias=bias)
+    return _C.bias_relu_forward(_contiguous(x), _contiguous(bias))
+
+
+def bias_relu_backward(dy, y):
+    check_bias_relu("bias_relu_backward", y, dy=dy)
+    check_same_shape("bias_relu_backward", dy=dy, y=y)
+    return _C.bias_relu_backward(_contiguous(dy), _contiguous(y))
+
+
 # ----------------------------------------------------------------------------- conv2d
 def im2col(x, KH, KW, stride, padding, dilation):
     return _C.im2col(_contiguous(x), int(KH), int(KW), _pair(stride), _pair(padding),
@@ -56,16 +76,18 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
                      _pair(stride), _pair(padding), _pair(dilation))
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
     """The reference body (BLAS matmul) around the C++ im2col."""
     return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                    im2col_fn=im2col)
+                                    im2col_fn=im2col, keep_cols=keep_cols)
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
+                    cols=None):
     """The reference body (BLAS matmuls) around the C++ im2col/col2im."""
     return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                     output_mask, im2col_fn=im2col, col2im_fn=col2im)
+                                     output_mask, im2col_fn=im2col, col2im_fn=col2im,
+                                     cols=cols)
 
 
 # ----------------------------------------------------------------------------- pooling

@@ -26,7 +26,8 @@ from minigrad.kernels.reference import (
 _cuda = native.load_cuda()
 _cp = backend.cupy_or_raise() if (_cuda is not None and backend.cuda_available()) else None
 
-# op -> the _cuda entry points its variant needs.
+# op -> the _cuda entry points its variant needs. (bias_relu has no CUDA kernel: on GPU
+# arrays the registry falls back to the "cupy" variant, reference.py on CuPy arrays.)
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "relu": ("relu_forward", "relu_backward"),
     "conv2d": ("im2col", "col2im"),
@@ -126,16 +127,18 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     return dx
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups):
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
     """The reference body (matmul in cuBLAS through CuPy's ``@``) around the CUDA im2col."""
     return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                    im2col_fn=im2col)
+                                    im2col_fn=im2col, keep_cols=keep_cols)
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask):
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
+                    cols=None):
     """The reference body (cuBLAS matmuls) around the CUDA im2col/col2im."""
     return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                     output_mask, im2col_fn=im2col, col2im_fn=col2im)
+                                     output_mask, im2col_fn=im2col, col2im_fn=col2im,
+                                     cols=cols)
 
 
 # ----------------------------------------------------------------------------- pooling
