@@ -15,6 +15,8 @@ namespace minigrad {
 // elementwise.cpp
 py::array relu_forward(const py::array& x);
 py::array relu_backward(const py::array& dy, const py::array& x);
+py::array bias_relu_forward(const py::array& x, const py::array& bias);
+py::tuple bias_relu_backward(const py::array& dy, const py::array& y);
 
 using Pair = std::array<std::int64_t, 2>;
 // conv.cpp
@@ -107,6 +109,12 @@ PYBIND11_MODULE(_C, m) {
           "y = max(x, 0) elementwise (float32/float64, C-contiguous, any shape).");
     m.def("relu_backward", &minigrad::relu_backward, py::arg("dy"), py::arg("x"),
           "dx = dy where x > 0 else 0 (same shape and dtype, C-contiguous).");
+    m.def("bias_relu_forward", &minigrad::bias_relu_forward, py::arg("x"), py::arg("bias"),
+          "y = max(x + bias[c], 0), bias (C,) along dim 1 of x (N, C, ...) (float32/float64, "
+          "C-contiguous).");
+    m.def("bias_relu_backward", &minigrad::bias_relu_backward, py::arg("dy"), py::arg("y"),
+          "(dx, dbias): dx = dy where y > 0 else 0, dbias[c] = sum of dx over all dims but 1 "
+          "(deterministic, float64 accumulation).");
 
     // conv.cpp
     m.def("im2col", &minigrad::im2col, py::arg("x"), py::arg("KH"), py::arg("KW"),

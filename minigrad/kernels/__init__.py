@@ -46,8 +46,8 @@ __all__ = [
 
 # Every op with a kernel entry; extend when a new op gets kernels.
 OPS: tuple[str, ...] = (
-    "relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd", "adam",
-    "cross_entropy",
+    "relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
+    "adam", "cross_entropy",
 )
 
 # Variants per device type, fastest first: the default is the first one built.

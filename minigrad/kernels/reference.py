@@ -14,8 +14,8 @@ from minigrad.backend import get_array_module
 
 # Ops this module implements; minigrad.kernels checks this set before selecting the module.
 PROVIDES = frozenset(
-    {"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd", "adam",
-     "cross_entropy"}
+    {"relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
+     "adam", "cross_entropy"}
 )
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -23,15 +23,18 @@ FLOAT_DTYPES = ("float32", "float64")
 
 def check_float(op: str, **arrays) -> None:
     """TypeError unless every array is float32/float64 and all share one dtype."""
-    for name, a in arrays.items():
-        if a.dtype.char not in "fd":  # float32 / float64 (cheaper than dtype.name)
+    first = None
+    for name, a in arrays.items():  # one pass, no temporaries: this runs on every kernel call
+        c = a.dtype.char
+        if c != "f" and c != "d":  # float32 / float64 (cheaper than dtype.name)
             raise TypeError(
                 f"{op}: argument '{name}' has dtype {a.dtype.name}, expected float32 or float64"
             )
-    dtypes = {a.dtype.char for a in arrays.values()}
-    if len(dtypes) > 1:
-        got = ", ".join(f"{n}={a.dtype.name}" for n, a in arrays.items())
-        raise TypeError(f"{op}: arguments must have the same dtype, got {got}")
+        if first is None:
+            first = c
+        elif c != first:
+            got = ", ".join(f"{n}={b.dtype.name}" for n, b in arrays.items())
+            raise TypeError(f"{op}: arguments must have the same dtype, got {got}")
 
 
 def check_same_shape(op: str, **arrays) -> None:
@@ -56,6 +59,52 @@ def relu_backward(dy, x):
     check_same_shape("relu_backward", dy=dy, x=x)
     xp = get_array_module(x)
     return xp.where(x > 0, dy, 0)
+
+
+# ----------------------------------------------------------------------------- bias_relu
+# Fused "add a per-channel bias, then ReLU", the tail of a conv or linear layer:
+#
+#   bias_relu_forward(x, bias) -> y
+#       x (N, C, *spatial) or (N, C), bias (C,), same float dtype (float32 or float64);
+#       y[n, c, ...] = max(x[n, c, ...] + bias[c], 0)   (NaN propagates, as relu_forward)
+#   bias_relu_backward(dy, y) -> (dx, dbias)
+#       dy, y (N, C, *spatial): the upstream gradient and the saved OUTPUT (y > 0 exactly
+#       where x + bias > 0, so x itself need not be kept);
+#       dx = dy where y > 0 else 0 (subgradient 0 at the kink, as relu_backward);
+#       dbias (C,) = dx summed over every dim except dim 1, accumulated in float64 and
+#       rounded to the dtype (as the C++ kernel does, whatever the thread count).
+def check_bias_relu(op, x, **others):
+    """x is float with ndim >= 2; every other array has x's dtype (ValueError/TypeError)."""
+    check_float(op, x=x, **others)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: argument 'x' must have at least 2 dims (N, C, ...), got shape "
+                         f"{tuple(x.shape)}")
+
+
+def bias_relu_forward(x, bias):
+    """y = max(x + bias[c], 0), the bias broadcast along dim 1 (channels)."""
+    check_bias_relu("bias_relu_forward", x, bias=bias)
+    C = x.shape[1]
+    if bias.shape != (C,):
+        raise ValueError(f"bias_relu_forward: argument 'bias' has shape {tuple(bias.shape)}, "
+                         f"expected ({C},) for x of shape {tuple(x.shape)}")
+    xp = get_array_module(x)
+    per_channel = (1, C) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): broadcasts over n, h, w
+    y = x + bias.reshape(per_channel)  # (N, C, *spatial), a fresh array
+    return xp.maximum(y, 0, out=y)  # relu in place; maximum lets NaN through
+
+
+def bias_relu_backward(dy, y):
+    """(dx, dbias): dx = dy masked by y > 0; dbias[c] = sum of dx over all dims but 1."""
+    check_bias_relu("bias_relu_backward", y, dy=dy)
+    check_same_shape("bias_relu_backward", dy=dy, y=y)
+    xp = get_array_module(y)
+    # (N, C, *spatial): d relu(z)/dz = 1 where z > 0. A select, not dy * (y > 0), so an
+    # inf/NaN in dy stays out of dx where y <= 0 (as relu_backward and PyTorch).
+    dx = xp.where(y > 0, dy, 0)
+    other_axes = (0,) + tuple(range(2, y.ndim))  # every axis except the channel axis
+    dbias = dx.sum(axis=other_axes, dtype=xp.float64).astype(y.dtype)  # (C,)
+    return dx, dbias
 
 
 # ----------------------------------------------------------------------------- conv2d / pooling
@@ -144,11 +193,13 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     return dx_p[:, :, pH : pH + H, pW : pW + W]  # (N, C, H, W): drop the padding
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn=None):
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn=None,
+                   keep_cols=False):
     """y = weight (as a matrix) @ im2col(x) + bias, one batched matmul over (N, groups).
 
     ``im2col_fn`` lets another variant (cpp, cuda) reuse this body with its own im2col: only
-    the column gathering differs, the matmul stays in BLAS."""
+    the column gathering differs, the matmul stays in BLAS. ``keep_cols=True`` returns
+    ``(y, cols)`` so that backward can take the columns instead of gathering them again."""
     check_float("conv2d_forward", x=x, weight=weight)
     im2col_fn = im2col_fn or im2col
     N, C, H, W = x.shape
@@ -162,13 +213,14 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn
     y = y.reshape(N, O, OH, OW)  # (N, O, OH, OW)
     if bias is not None:
         y += bias.reshape(1, O, 1, 1)
-    return y
+    return (y, cols) if keep_cols else y
 
 
 def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
-                    im2col_fn=None, col2im_fn=None):
+                    im2col_fn=None, col2im_fn=None, cols=None):
     """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY.
-    (``im2col_fn``/``col2im_fn``: as in :func:`conv2d_forward`.)"""
+    (``im2col_fn``/``col2im_fn``: as in :func:`conv2d_forward`; ``cols``: the columns
+    forward kept, else they are gathered again from x.)"""
     check_float("conv2d_backward", dy=dy, x=x, weight=weight)
     im2col_fn = im2col_fn or im2col
     col2im_fn = col2im_fn or col2im
@@ -184,7 +236,8 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
         dcols = dcols.reshape(N, C, KH, KW, OH, OW)  # (N, C, KH, KW, OH, OW)
         dx = col2im_fn(dcols, x.shape, KH, KW, stride, padding, dilation)  # (N, C, H, W)
     if output_mask[1]:
-        cols = im2col_fn(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
+        if cols is None:
+            cols = im2col_fn(x, KH, KW, stride, padding, dilation)  # (N, C, KH, KW, OH, OW)
         cols = cols.reshape(N, G, Cg * KH * KW, OH * OW)  # (N, G, Cg*KH*KW, OH*OW)
         dw = (dy_g @ cols.swapaxes(-1, -2)).sum(axis=0)  # (G, O/G, Cg*KH*KW)
         dweight = dw.reshape(O, Cg, KH, KW)  # (O, Cg, KH, KW)

@@ -29,7 +29,7 @@ from ._loss_functional import (
 from ._primitives import Erf
 
 __all__ = [
-    "linear", "relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
+    "linear", "relu", "bias_relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
     "log_softmax", "dropout", "batch_norm", "layer_norm", "embedding", "pad", "conv2d",
     "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "cross_entropy", "nll_loss",
     "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
@@ -50,6 +50,17 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
     return input.relu_() if inplace else input.relu()
+
+
+def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:  # noqa: A002
+    """``relu(input + bias.reshape(1, C, 1, ...))`` for input (N, C, *spatial) and bias (C,):
+    the bias-add and ReLU after a conv or linear layer, fused into one pass forward and one
+    backward (kernel ``bias_relu``: ``numpy``/``cpp`` on CPU, ``cupy`` on GPU), keeping only
+    the output for backward. Same dtype for both (ShapeError/DTypeError otherwise);
+    ``bias=None`` gives plain ``relu(input)``."""
+    from ..ops.elementwise import bias_relu as _bias_relu
+
+    return _bias_relu(input, bias)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01,  # noqa: A002

@@ -7,7 +7,7 @@ the engine sums it back to each input's shape (``autograd.unbroadcast``).
 
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
 from ..backend import get_array_module
 from . import kernel
 
@@ -234,6 +234,63 @@ class Relu(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
         return grad * (out > 0)  # d relu(a)/da = 1 where a > 0, else 0 (0 at the kink)
+
+
+class BiasReLU(Function):
+    """``y = max(x + bias[c], 0)``: x (N, C, *spatial), bias (C,) along dim 1, one dtype.
+
+    The tail of a conv or linear layer in one kernel pass each way (``kernel("bias_relu")``:
+    ``numpy``/``cpp`` on CPU, ``cupy`` on GPU). Only the output is saved: ``y > 0`` is exactly
+    where ``x + bias > 0``. Backward: ``dx = dy * (y > 0)``, ``dbias[c]`` = sum of ``dx`` over
+    every dim but 1. Under ``create_graph=True`` backward is written in Tensor ops instead
+    (the composed form of the same rule), so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, x, bias):
+        _check_bias_relu(x.shape, x.dtype, bias.shape, bias.dtype)
+        if x.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
+            z = x + bias.reshape(_per_channel(x.ndim, x.shape[1]))
+            y = _xp(x).maximum(z, x.dtype.type(0))
+        else:
+            y = kernel("bias_relu", x).bias_relu_forward(x, bias)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        need_x, need_bias = ctx.needs_input_grad
+        if is_grad_enabled() or y.dtype.itemsize < 4:  # differentiable (or float16) path
+            dx = grad * (y > 0)  # d relu(x + b)/dx = 1 where y > 0, else 0 (0 at the kink)
+            dbias = dx.sum(dim=(0, *range(2, y.ndim))) if need_bias else None  # over n, h, w
+            return dx, dbias
+        g = grad._data
+        if g.dtype != y.dtype:  # a user-supplied upstream gradient of another float dtype
+            g = g.astype(y.dtype)
+        dx, dbias = kernel("bias_relu", y._data).bias_relu_backward(g, y._data)
+        return (dx if need_x else None), (dbias if need_bias else None)
+
+
+def _per_channel(ndim, C):
+    return (1, C) + (1,) * (ndim - 2)  # (1, C, 1, ..., 1)
+
+
+def _check_bias_relu(x_shape, x_dtype, b_shape, b_dtype):
+    if len(x_shape) < 2 or len(b_shape) != 1 or b_shape[0] != x_shape[1]:
+        raise ShapeError(f"bias_relu: expected input (N, C, ...) and bias (C,), got input "
+                         f"{tuple(x_shape)} and bias {tuple(b_shape)}")
+    if x_dtype != b_dtype or x_dtype.kind != "f":
+        raise DTypeError(f"bias_relu: input and bias must have one float dtype, got input "
+                         f"{x_dtype} {tuple(x_shape)} and bias {b_dtype} {tuple(b_shape)}")
+
+
+def bias_relu(input, bias):  # noqa: A002
+    """``relu(input + bias.reshape(1, C, 1, ...))`` in one pass forward and one backward
+    (see :class:`BiasReLU`); ``bias=None`` is plain ``input.relu()``."""
+    if bias is None:
+        return input.relu()
+    return BiasReLU.apply(input, bias)
 
 
 class Maximum(Function):

@@ -29,6 +29,29 @@ def _linear_samples(rng):
             Sample((_r(rng, 2, 3, 4), _r(rng, 5, 4)), name="3d-nobias")]
 
 
+def _bias_relu_samples(rng):
+    """x (N, C, ...) and bias (C,) with |x + bias| >= 0.1: away from the kink at 0."""
+    out = []
+    for shape in ((3, 4), (2, 3, 5), (2, 3, 2, 3), (1, 1, 1, 1), (0, 3)):
+        bias = _r(rng, shape[1])
+        x = _away(rng, *shape) - bias.reshape((1, -1) + (1,) * (len(shape) - 2))
+        out.append(Sample((x, bias), name=str(shape)))
+    return out
+
+
+def _torch_bias_relu(T, x, bias):
+    return T.relu(x + bias.reshape((1, -1) + (1,) * (x.ndim - 2)))
+
+
+_BIAS_RELU_ERRORS = [
+    (Sample((np.ones((2, 3, 4)), np.ones(4))), ValueError,
+     r"bias_relu: .*input \(2, 3, 4\) and bias \(4,\)"),
+    (Sample((np.ones(3), np.ones(3))), ValueError, r"bias_relu: .*input \(3,\)"),
+    (Sample((np.ones((2, 3)), np.ones(3, np.float32))), TypeError,
+     r"bias_relu: .*float64 \(2, 3\) and bias float32 \(3,\)"),
+]
+
+
 def _leaky_samples(rng):
     return [Sample((_away(rng, 3, 4),)), Sample((_away(rng, 3, 4),), {"negative_slope": 0.2})]
 
@@ -163,6 +186,8 @@ SPECS: list[OpSpec] = [
            errors=[(Sample((np.ones((2, 3)), np.ones((4, 5)))), ValueError,
                     r"\(2, 3\).*\(4, 5\)")]),
     _act("relu", _away),
+    OpSpec("nn.bias_relu", _mg("bias_relu"), _torch_bias_relu, _bias_relu_samples, family="nn",
+           errors=_BIAS_RELU_ERRORS, kernel="bias_relu"),
     OpSpec("nn.leaky_relu", _mg("leaky_relu"), _ref("leaky_relu"), _leaky_samples, family="nn"),
     OpSpec("nn.gelu", _mg("gelu"), _ref("gelu"), _gelu_samples, family="nn"),
     _act("silu"),
