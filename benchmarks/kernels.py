@@ -193,6 +193,43 @@ def bench_lstm(b: Bench, torch):
             m.lstm_cell_backward(dh, dh, c_prev, act, tc)
         k_impls[v] = kern
     b.run("kernel", f"lstm_cell kernel fwd+bwd N={N} H={H}", k_impls, None)
+    bench_lstm_layer(b, torch)
+
+
+def bench_lstm_layer(b: Bench, torch):
+    """A whole nn.LSTM layer over T=100 steps, forward + backward, against torch.nn.LSTM with
+    the same weights: minigrad's per-step Python loop (matmul + fused cell per step) against
+    PyTorch's C++ loop. H=128 shows the per-step overhead, H=512 the arithmetic."""
+    import minigrad as mg
+    import minigrad.kernels as kernels
+
+    T, N = 100, 64
+    for H in (128, 512):
+        rng = np.random.default_rng(4)
+        mlstm = mg.nn.LSTM(H, H)
+        tlstm = torch.nn.LSTM(H, H)
+        with torch.no_grad():
+            for name, p in mlstm.named_parameters():
+                getattr(tlstm, name).copy_(torch.from_numpy(p.detach().numpy()))
+        xa = rng.standard_normal((T, N, H), dtype=np.float32)
+        x = mg.tensor(xa, requires_grad=True)
+        tx = torch.from_numpy(xa).requires_grad_()
+
+        def mg_step():
+            out, (h, c) = mlstm(x)
+            out.sum().backward()
+
+        def torch_step():
+            out, (h, c) = tlstm(tx)
+            out.sum().backward()
+
+        impls = {}
+        for v in kernels.available()["lstm_cell"]:
+            if v in kernels.VARIANTS["cpu"]:
+                impls[v] = (lambda v=v: _with_variant("lstm_cell", v, mg_step))
+        impls["torch"] = torch_step
+        flops = 2.0 * T * N * 4 * H * (H + H) * 3
+        b.run("kernel", f"LSTM layer fwd+bwd T={T} N={N} I=H={H}", impls, flops, "GFLOP/s")
 
 
 def _with_variant(op, variant, fn):

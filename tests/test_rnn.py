@@ -10,7 +10,12 @@ import minigrad as mg
 from minigrad import kernels
 from minigrad.gradcheck import gradcheck, gradgradcheck
 from minigrad.nn.rnn import LSTM, LSTMCell
-from minigrad.ops.rnn import lstm_cell_composed, lstm_cell_fused
+from minigrad.ops.rnn import (
+    lstm_cell_composed,
+    lstm_cell_fused,
+    lstm_sequence,
+    lstm_sequence_stepwise,
+)
 
 VARIANTS = cpu_variants("lstm_cell")
 TOL32 = {"rtol": 1e-4, "atol": 1e-5}
@@ -55,12 +60,13 @@ def test_fused_cell_gradcheck_and_gradgradcheck(variant):
 
 
 def _compare_lstm(num_layers, batch_first, bidirectional, T, with_state, dtype=torch.float64,
-                  variant="numpy", N=3, I=4, H=5):
+                  variant="numpy", N=3, I=4, H=5, fused=True):
     torch.manual_seed(0)
     rng = np.random.default_rng(T)
     t = torch.nn.LSTM(I, H, num_layers=num_layers, batch_first=batch_first,
                       bidirectional=bidirectional).to(dtype)
     m = LSTM(I, H, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
+    m.fused = fused
     _load(m, t)
     m.to(mg.float64 if dtype == torch.float64 else mg.float32)
     npd = np.float64 if dtype == torch.float64 else np.float32
@@ -106,9 +112,56 @@ def test_lstm_matches_torch_float32(variant, num_layers, batch_first, bidirectio
     _compare_lstm(num_layers, batch_first, bidirectional, T, with_state, torch.float32, variant)
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, True)])
-def test_lstm_matches_torch_float64(num_layers, bidirectional):
-    _compare_lstm(num_layers, True, bidirectional, 6, True, torch.float64)
+def test_lstm_matches_torch_float64(num_layers, bidirectional, fused):
+    _compare_lstm(num_layers, True, bidirectional, 6, True, torch.float64, fused=fused)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_lstm_stepwise_graph_matches_torch_float32(variant):
+    _compare_lstm(2, True, True, 9, True, torch.float32, variant, fused=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_sequence_fused_equals_stepwise_and_gradchecks(variant, reverse):
+    """The whole-sequence node (BPTT on raw arrays, dW_hh as one GEMM) against the per-step
+    graph, then finite differences in float64 (double backward: the next test)."""
+    rng = np.random.default_rng(7)
+    T, N, H = 6, 2, 3
+    arrays = [rng.standard_normal(s) for s in ((T, N, 4 * H), (N, H), (N, H), (4 * H, H))]
+    gs = [rng.standard_normal(s) for s in ((T, N, H), (N, H), (N, H))]
+    res = []
+    with kernels.use("lstm_cell", variant):
+        for fn in (lstm_sequence, lstm_sequence_stepwise):
+            ins = [mg.tensor(a, requires_grad=True) for a in arrays]
+            outs = fn(*ins, reverse=reverse)
+            sum((o * mg.tensor(g)).sum() for o, g in zip(outs, gs)).backward()
+            res.append([o.detach().numpy() for o in outs] + [i.grad.numpy() for i in ins])
+        for a, b in zip(*res):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+        ins = [mg.tensor(a, requires_grad=True) for a in arrays]
+        assert gradcheck(lambda *a: _seq_out(*a, reverse=reverse), ins)
+
+
+def _seq_out(xw, h0, c0, w, reverse):
+    out, h, c = lstm_sequence(xw, h0, c0, w, reverse=reverse)
+    return out.sum(dim=0) * h + c
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_lstm_sequence_gradgradcheck(reverse):
+    rng = np.random.default_rng(8)
+    T, N, H = 3, 2, 2
+    ins = [mg.tensor(rng.standard_normal(s), requires_grad=True)
+           for s in ((T, N, 4 * H), (N, H), (N, H), (4 * H, H))]
+    assert gradgradcheck(lambda *a: _seq_out(*a, reverse=reverse), ins)
+
+
+def test_lstm_sequence_bad_shapes():
+    with pytest.raises(ValueError, match=r"lstm_sequence: expected xw \(T, N, 4H\)"):
+        lstm_sequence(mg.zeros(3, 2, 8), mg.zeros(2, 3), mg.zeros(2, 2), mg.zeros(8, 2))
 
 
 def test_lstm_unbatched_and_no_bias_match_torch():

@@ -1,19 +1,23 @@
 """Recurrent layers: ``LSTMCell`` and ``LSTM`` (PyTorch's names, shapes, defaults, parameter
 names and initialisation).
 
-Each time step is two matmuls (primitives) and one fused ``lstm_cell`` op
+``LSTMCell``: two matmuls (primitives) and one fused ``lstm_cell`` op
 (``minigrad/ops/rnn.py``). ``LSTM`` computes the input projection of the whole sequence in
-one matmul, ``x @ W_ih^T + b_ih + b_hh`` of shape (T, N, 4H), then runs the recurrence; the
-backward loop is iterative, so sequences of any length backpropagate without recursion.
+one matmul, ``x @ W_ih^T + b_ih + b_hh`` of shape (T, N, 4H), then runs the recurrence of each
+layer and direction as one fused node (``ops.rnn.LSTMSequence``: the steps on raw arrays
+forward, backpropagation through time backward, dW_hh as one GEMM over all steps). Set
+``lstm.fused = False`` for the per-step graph (a matmul and an ``lstm_cell`` node per step,
+what ``autograd.explain`` can show step by step); both give the same numbers, and double
+backward always goes through the per-step graph.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..autograd import Function, ShapeError
+from ..autograd import ShapeError
 from ..factories import empty, zeros
-from ..ops.rnn import LSTMCell as _LSTMCellFn
+from ..ops.rnn import lstm_sequence, lstm_sequence_stepwise
 from ..tensor import cat, stack
 from . import functional as F
 from . import init
@@ -21,25 +25,6 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = ["LSTMCell", "LSTM"]
-
-
-class _Unbind(Function):
-    """x (T, ...) -> T tensors x[0], ..., x[T-1]; backward stacks the T gradients in one op
-    (slicing T times would scatter T full-size zero buffers in backward: O(T^2))."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return tuple(x[t] for t in range(x.shape[0]))
-
-    @staticmethod
-    def backward(ctx, *grads):
-        return stack(grads, 0)
-
-
-def _unbind(x):
-    if x.shape[0] == 1:
-        return (x[0],)
-    return _Unbind.apply(x)
 
 
 def _uniform_params(module, hidden_size):
@@ -107,7 +92,12 @@ class LSTM(Module):
     ``batch_first``, or unbatched (T, I)); hx = (h_0, c_0), each (num_layers * D, N, H),
     zeros when omitted; output (T, N, D*H); h_n, c_n (num_layers * D, N, H). D = 2 when
     bidirectional. ``dropout`` is applied to every layer's output but the last, in training.
+
+    ``fused`` (class attribute, default True): each layer and direction is one graph node
+    (``ops.rnn.LSTMSequence``); False records one ``lstm_cell`` node per step instead.
     """
+
+    fused = True
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -195,7 +185,7 @@ class LSTM(Module):
             for d, suffix in enumerate(("", "_reverse")[:D]):
                 k = layer * D + d
                 out, h, c = _run_direction(layer_in, h0[k], c0[k], *self._weights(layer, suffix),
-                                           reverse=d == 1)
+                                           reverse=d == 1, fused=self.fused)
                 outs.append(out)
                 h_n.append(h)
                 c_n.append(c)
@@ -225,17 +215,10 @@ class LSTM(Module):
         return s
 
 
-def _run_direction(x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False):
+def _run_direction(x, h, c, w_ih, w_hh, b_ih, b_hh, reverse=False, fused=True):
     """One direction of one layer over x (T, N, I): returns (output (T, N, H), h_T, c_T)."""
-    T = x.shape[0]
     xw = x.matmul(w_ih.t())  # (T, N, 4H): the input projection of every step in one matmul
     if b_ih is not None:
         xw = xw + (b_ih + b_hh)
-    w_hh_t = w_hh.t()
-    steps = _unbind(xw)
-    outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        gates = steps[t] + h.matmul(w_hh_t)  # (N, 4H)
-        h, c = _LSTMCellFn.apply(gates, c)
-        outs[t] = h
-    return stack(outs, 0), h, c
+    run = lstm_sequence if fused else lstm_sequence_stepwise
+    return run(xw, h, c, w_hh, reverse=reverse)

@@ -93,3 +93,154 @@ def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
     if b_hh is not None:
         gates = gates + b_hh
     return LSTMCell.apply(gates, c)
+
+
+# ----------------------------------------------------------------------------- whole sequence
+class LSTMSequence(Function):
+    """One direction of one LSTM layer over a whole sequence, as one graph node.
+
+    ``(xw (T, N, 4H), h0 (N, H), c0 (N, H), w_hh (4H, H), reverse) -> (out (T, N, H), h_T, c_T)``
+    where ``xw = x @ W_ih^T + b_ih + b_hh`` is the input projection of every step (computed
+    outside, one matmul) and ``out[t]`` is the hidden state after step t. Forward runs the
+    recurrence on raw arrays (per step: one matmul and the ``lstm_cell`` kernel); backward runs
+    backpropagation through time on raw arrays::
+
+        for t from the last step back:   dgates_t, dc = lstm_cell_backward(dout_t + dh, dc, ...)
+                                         dh = dgates_t @ W_hh
+        dW_hh = sum_t dgates_t^T @ h_{t-1}        -- one (4H, T*N) @ (T*N, H) GEMM at the end
+
+    so the graph holds one node per layer and direction instead of ~4 per step, and the
+    weight gradient is one large matmul instead of T small ones plus T additions (what cuDNN
+    and PyTorch's CPU LSTM do). The per-step path (``nn.LSTM(..., ).fused = False``: one
+    ``lstm_cell`` node per step) computes the same numbers and is what double backward runs.
+    """
+
+    @staticmethod
+    def forward(ctx, xw, h0, c0, w_hh, reverse=False):
+        T, N, G = xw.shape
+        H = G // 4
+        K = kernel("lstm_cell", xw)
+        xp_empty = _empty_like_fn(xw)
+        out = xp_empty((T, N, H), xw.dtype)
+        acts = xp_empty((T, N, G), xw.dtype)
+        tanh_cs = xp_empty((T, N, H), xw.dtype)
+        c_prevs = xp_empty((T, N, H), xw.dtype)  # the cell state each step started from
+        w_t = w_hh.T
+        h, c = h0, c0
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            gates = xw[t] + h @ w_t
+            c_prevs[t] = c
+            h, c, acts[t], tanh_cs[t] = K.lstm_cell_forward(gates, c)
+            out[t] = h
+        ctx.reverse = reverse
+        ctx.save_for_backward(xw, h0, c0, w_hh, out, acts, tanh_cs, c_prevs)
+        return out, h, c
+
+    @staticmethod
+    def backward(ctx, dout, dh_T, dc_T):
+        xw, h0, c0, w_hh, out, acts, tanh_cs, c_prevs = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph=True: differentiate the per-step twin instead
+            return _sequence_backward_through_twin(
+                (dout, dh_T, dc_T), (xw, h0, c0, w_hh), ctx.reverse, ctx.needs_input_grad)
+        xw, h0, out = xw._data, h0._data, out._data
+        acts, tanh_cs, c_prevs, w = acts._data, tanh_cs._data, c_prevs._data, w_hh._data
+        T, N, G = xw.shape
+        K = kernel("lstm_cell", xw)
+        dout = dout._data if dout is not None else None
+        dh = dh_T._data if dh_T is not None else _zeros_fn(xw)((N, G // 4), xw.dtype)
+        dc = dc_T._data if dc_T is not None else _zeros_fn(xw)((N, G // 4), xw.dtype)
+        dgates_all = _empty_like_fn(xw)((T, N, G), xw.dtype)
+        order = range(T) if ctx.reverse else range(T - 1, -1, -1)
+        for t in order:
+            g_h = dh if dout is None else dout[t] + dh
+            dgates, dc = K.lstm_cell_backward(g_h, dc, c_prevs[t], acts[t], tanh_cs[t])
+            dgates_all[t] = dgates
+            dh = dgates @ w
+        needs = ctx.needs_input_grad
+        dw = None
+        if needs[3]:
+            # h_{t-1} for every step: h0 then the outputs, shifted by one in processing order
+            h_prev = _empty_like_fn(xw)(out.shape, out.dtype)
+            if ctx.reverse:
+                h_prev[-1] = h0
+                h_prev[:-1] = out[1:]
+            else:
+                h_prev[0] = h0
+                h_prev[1:] = out[:-1]
+            G_ = dgates_all.reshape(T * N, G)
+            dw = G_.T @ h_prev.reshape(T * N, -1)  # (4H, H): one GEMM over all steps
+        return dgates_all, dh, dc, dw, None
+
+
+def _empty_like_fn(a):
+    from ..backend import get_array_module
+
+    xp = get_array_module(a)
+    return lambda shape, dtype: xp.empty(shape, dtype=dtype)
+
+
+def _zeros_fn(a):
+    from ..backend import get_array_module
+
+    xp = get_array_module(a)
+    return lambda shape, dtype: xp.zeros(shape, dtype=dtype)
+
+
+class _Unbind(Function):
+    """x (T, ...) -> T tensors x[0], ..., x[T-1]; backward stacks the T gradients in one op
+    (slicing T times would scatter T full-size zero buffers in backward: O(T^2))."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return tuple(x[t] for t in range(x.shape[0]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from ..tensor import stack
+
+        return stack(grads, 0)
+
+
+def _unbind(x):
+    if x.shape[0] == 1:
+        return (x[0],)
+    return _Unbind.apply(x)
+
+
+def lstm_sequence_stepwise(xw, h0, c0, w_hh, reverse=False):
+    """The per-step twin of :class:`LSTMSequence`: one matmul and one fused ``lstm_cell``
+    node per step (readable in ``autograd.explain``; differentiable twice)."""
+    from ..tensor import stack
+
+    T = xw.shape[0]
+    w_t = w_hh.t()
+    steps = _unbind(xw)
+    h, c = h0, c0
+    outs = [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        h, c = LSTMCell.apply(steps[t] + h.matmul(w_t), c)
+        outs[t] = h
+    return stack(outs, 0), h, c
+
+
+def lstm_sequence(xw, h0, c0, w_hh, reverse=False):
+    """(out (T, N, H), h_T, c_T) through the fused whole-sequence op (see LSTMSequence)."""
+    T, N, G = xw.shape
+    if G % 4 or tuple(h0.shape) != (N, G // 4) or tuple(c0.shape) != (N, G // 4) or tuple(
+            w_hh.shape) != (G, G // 4):
+        raise ShapeError(f"lstm_sequence: expected xw (T, N, 4H), h0 and c0 (N, H), w_hh "
+                         f"(4H, H); got xw {tuple(xw.shape)}, h0 {tuple(h0.shape)}, c0 "
+                         f"{tuple(c0.shape)}, w_hh {tuple(w_hh.shape)}")
+    return LSTMSequence.apply(xw, h0, c0, w_hh, reverse)
+
+
+def _sequence_backward_through_twin(grads, inputs, reverse, needs):
+    from ..autograd import grad as autograd_grad
+
+    aliases = [t.reshape(t.shape) if n else t for t, n in zip(inputs, needs)]
+    outs = lstm_sequence_stepwise(*aliases, reverse=reverse)
+    pairs = [(o, g) for o, g in zip(outs, grads) if g is not None]
+    wanted = [a for a, n in zip(aliases, needs) if n]
+    res = iter(autograd_grad([o for o, _ in pairs], wanted, grad_outputs=[g for _, g in pairs],
+                             create_graph=True, retain_graph=True, allow_unused=True))
+    return tuple(next(res) if n else None for n in needs[:4]) + (None,)
