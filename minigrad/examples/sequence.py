@@ -248,31 +248,61 @@ def _reverse_accuracy(net, n, rng, count=1000):
     return float((pred == target).all(axis=1).mean()), float((pred == target).mean())
 
 
+def _curriculum(length: int, curriculum) -> list[int]:
+    if curriculum is None or curriculum is False:
+        return [length]
+    if curriculum is True:  # 5, 10, 15, ... up to length
+        return sorted({min(n, length) for n in range(5, length + 5, 5)})
+    stages = [int(n) for n in curriculum]
+    if not stages or stages != sorted(stages) or stages[-1] != length or stages[0] < 1:
+        raise ValueError(f"curriculum must be increasing lengths ending at length={length}, "
+                         f"got {curriculum!r}")
+    return stages
+
+
 def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=None,
-                  target=0.99, eval_every=100, seed=0, quiet=False, log=print, **model_kw):
+                  target=0.99, eval_every=100, seed=0, quiet=False, log=print,
+                  curriculum=None, stage_target=0.9, **model_kw):
     """Train ``model`` ("lstm" or "transformer") to reverse random digit sequences of
-    ``length`` (Adam, cosine learning-rate decay over ``steps``); stops early once
-    whole-sequence accuracy on 1000 fresh sequences reaches ``target``. Returns a dict with
-    the accuracies, steps and seconds."""
+    ``length`` with Adam; stops early once whole-sequence accuracy on 1000 fresh sequences
+    reaches ``target``. Returns a dict with the accuracies, steps and seconds.
+
+    ``curriculum`` (LSTM only; default on for the LSTM): train on short sequences first and
+    move to the next length once the current one reaches ``stage_target`` (the last stage
+    trains to ``target``) -- ``True`` means 5, 10, 15, ... up to ``length``, or give the
+    lengths. The LSTM's weights do not depend on
+    the length, so what it learned carries over (Zaremba & Sutskever, "Learning to Execute").
+    The learning rate is constant until the last stage, then decays along a cosine to 0 over
+    the steps that are left (the last few percent of accuracy need small steps)."""
     mg.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if model == "lstm":
         net = ReverseLSTM(**model_kw)
         lr = lr or 3e-3
+        stages = _curriculum(length, True if curriculum is None else curriculum)
     elif model == "transformer":
+        if curriculum:
+            raise ValueError("train_reverse: curriculum needs a length-independent model "
+                             "(lstm); the transformer has one position embedding per place")
         net = ReverseTransformer(length, **model_kw)
         lr = lr or 1e-3
+        stages = [length]
     else:
         raise ValueError(f"model must be 'lstm' or 'transformer', got {model!r}")
     opt = mg.optim.Adam(net.parameters(), lr=lr)
     bar = _progress(steps, f"reverse-{model}-{length}", quiet)
     t0 = time.time()
     seq_acc = digit_acc = 0.0
+    stage, n = 0, stages[0]
+    decay_from = 0 if len(stages) == 1 else None  # the step where the cosine decay starts
+    history = []
     step = 0
     for step in range(1, steps + 1):
-        for group in opt.param_groups:  # cosine decay: the last few percent need small steps
-            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
-        digits = rng.integers(0, 10, size=(batch_size, length))
+        if decay_from is not None:
+            frac = (step - 1 - decay_from) / max(1, steps - decay_from)
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+        digits = rng.integers(0, 10, size=(batch_size, n))
         loss = _loss(net(digits), np.ascontiguousarray(digits[:, ::-1]))
         opt.zero_grad()
         loss.backward()
@@ -280,15 +310,30 @@ def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=
         opt.step()
         bar.update(1)
         if step % eval_every == 0 or step == steps:
-            seq_acc, digit_acc = _reverse_accuracy(net, length, rng)
-            bar.set_postfix(loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
-            if seq_acc >= target:
-                break
+            seq_acc, digit_acc = _reverse_accuracy(net, n, rng)
+            history.append({"step": step, "length": n, "sequence_accuracy": seq_acc,
+                            "digit_accuracy": digit_acc, "loss": float(loss)})
+            bar.set_postfix(len=n, loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
+            last = stage == len(stages) - 1
+            if seq_acc >= (target if last else min(stage_target, target)):
+                if last:
+                    break
+                stage += 1
+                n = stages[stage]
+                if stage == len(stages) - 1:
+                    decay_from = step
+                if not quiet:
+                    log(f"  step {step}: length {stages[stage - 1]} at {seq_acc:.3f}, "
+                        f"now length {n}")
+                seq_acc = digit_acc = 0.0
         else:
-            bar.set_postfix(loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
+            bar.set_postfix(len=n, loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
     bar.close()
     secs = time.time() - t0
+    if n != length:  # the budget ran out before the last stage: report the target length
+        seq_acc, digit_acc = _reverse_accuracy(net, length, rng)
     log(f"reverse-{model} (length {length}): sequence accuracy {seq_acc:.4f}, digit accuracy "
         f"{digit_acc:.4f} after {step} steps (batch {batch_size}) in {secs:.0f}s")
     return {"model": net, "sequence_accuracy": seq_acc, "digit_accuracy": digit_acc,
-            "steps": step, "seconds": secs, "length": length}
+            "steps": step, "seconds": secs, "length": length, "stages": stages,
+            "history": history}
