@@ -203,7 +203,7 @@ def bench_lstm_layer(b: Bench, torch):
     import minigrad as mg
     import minigrad.kernels as kernels
 
-    T, N = 100, 64
+    T, N = (10, 16) if b.quick else (100, 64)
     for H in (128, 512):
         rng = np.random.default_rng(4)
         mlstm = mg.nn.LSTM(H, H)
