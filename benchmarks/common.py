@@ -176,8 +176,9 @@ def markdown(rows: list[Row], ceilings: dict) -> str:
                 return f"{v:.2f}" if v is not None else "-"
 
             numpy_col = cell("numpy")
-            if "tiled" in r.times:
-                numpy_col += f" (tiled {r.times['tiled'].median_ms:.3g})"
+            for extra in r.times:  # other minigrad paths (tiled, composed): beside numpy
+                if extra not in ("numpy", "cpp", "torch"):
+                    numpy_col += f" ({extra} {r.times[extra].median_ms:.3g})"
             speedup = "-"
             if "numpy" in r.times and "cpp" in r.times:
                 speedup = f"{r.times['numpy'].median_ms / r.times['cpp'].median_ms:.1f}x"

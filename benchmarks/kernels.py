@@ -33,7 +33,8 @@ from benchmarks.common import (
     write_results,
 )
 
-SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "ce", "overhead", "train")
+SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "ce", "bias_relu", "overhead",
+            "train")
 
 
 def _threads() -> int:
@@ -305,6 +306,37 @@ def bench_ce(b: Bench, torch):
         b.run("kernel", f"cross_entropy fwd+bwd N={N} C={C}", impls, 3 * 4.0 * N * C, "GB/s")
 
 
+def bench_bias_relu(b: Bench, torch):
+    """Bias-add + ReLU after a conv or linear layer (LeNet's shapes), forward + backward: the
+    fused op per variant, the two ops it replaces (relu(x + b)), and PyTorch's two ops."""
+    import minigrad as mg
+    from minigrad.nn import functional as F
+
+    cases = [(32, 6, 28, 28), (128, 6, 28, 28), (32, 120)] + ([] if b.quick else [
+        (128, 64, 32, 32)])
+    rng = np.random.default_rng(8)
+    for shape in cases:
+        C = shape[1]
+        bshape = (1, C) + (1,) * (len(shape) - 2)
+        x_np = rng.standard_normal(shape, dtype=np.float32)
+        b_np = rng.standard_normal(C, dtype=np.float32)
+        x, bias = mg.tensor(x_np, requires_grad=True), mg.tensor(b_np, requires_grad=True)
+        tx, tb = torch.from_numpy(x_np).requires_grad_(), torch.from_numpy(b_np).requires_grad_()
+
+        def fused():
+            F.bias_relu(x, bias).sum().backward()
+
+        def composed():
+            F.relu(x + bias.reshape(bshape)).sum().backward()
+
+        impls = {"composed": composed}
+        impls.update({v: (lambda v=v: _with_variant("bias_relu", v, fused))
+                      for v in _variants("bias_relu")})
+        impls["torch"] = lambda: torch.relu(tx + tb.view(bshape)).sum().backward()
+        n = int(np.prod(shape))
+        b.run("kernel", f"bias_relu fwd+bwd {shape}", impls, 5 * 4.0 * n, "GB/s")
+
+
 # ----------------------------------------------------------------------------- overhead
 def bench_overhead(b: Bench, torch):
     import minigrad as mg
@@ -411,7 +443,8 @@ def bench_train(b: Bench, torch):
 
 # ----------------------------------------------------------------------------- main
 BENCHES = {"conv": bench_conv, "pool": bench_pool, "adam": bench_adam, "lstm": bench_lstm,
-           "attention": bench_attention, "ce": bench_ce, "overhead": bench_overhead,
+           "attention": bench_attention, "ce": bench_ce, "bias_relu": bench_bias_relu,
+           "overhead": bench_overhead,
            "train": bench_train}
 
 
