@@ -156,7 +156,7 @@ class Row:
         return self.work / (self.times[impl].median_ms * 1e-3) / 1e9
 
 
-IMPLS = ("numpy", "cpp", "tiled", "torch")
+IMPLS = ("numpy", "cpp", "tiled", "blocked", "torch")
 
 
 def markdown(rows: list[Row], ceilings: dict) -> str:
@@ -176,9 +176,11 @@ def markdown(rows: list[Row], ceilings: dict) -> str:
                 return f"{v:.2f}" if v is not None else "-"
 
             numpy_col = cell("numpy")
-            for extra in r.times:  # other minigrad paths (tiled, composed): beside numpy
+            for extra in r.times:  # other minigrad paths (tiled, blocked, composed)
                 if extra not in ("numpy", "cpp", "torch"):
-                    numpy_col += f" ({extra} {r.times[extra].median_ms:.3g})"
+                    ratio_x = r.ratio(extra)
+                    vs = f", {ratio_x:.2f}x torch" if ratio_x is not None else ""
+                    numpy_col += f" ({extra} {r.times[extra].median_ms:.3g}{vs})"
             speedup = "-"
             if "numpy" in r.times and "cpp" in r.times:
                 speedup = f"{r.times['numpy'].median_ms / r.times['cpp'].median_ms:.1f}x"
@@ -246,7 +248,7 @@ def bar_chart(rows: list[Row], path: str) -> str | None:
     rows = [r for r in rows if "torch" in r.times]
     if not rows:
         return None
-    impls = [i for i in ("numpy", "tiled", "cpp") if any(i in r.times for r in rows)]
+    impls = [i for i in ("numpy", "tiled", "blocked", "cpp") if any(i in r.times for r in rows)]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) * len(impls) + 1.5))
     height = 0.8 / len(impls)
     for j, impl in enumerate(impls):

@@ -57,11 +57,19 @@ def _cpp():
     return cpp
 
 
-def test_cpp_is_a_registered_attention_variant():
-    assert "cpp" in kernels.available()["attention"]
-    # the NumPy reference stays the CPU default (faster without a causal mask, see
-    # kernels.PREFERRED); cpp is chosen explicitly
-    assert kernels.current("attention") == "numpy"
+NATIVE = ["cpp", "blocked"]  # the variants that run C++ (blocked: BLAS + the C++ softmax rows)
+
+
+def _module(name):
+    import importlib
+
+    return importlib.import_module(f"minigrad.kernels.{name}")
+
+
+def test_cpp_and_blocked_are_registered_attention_variants():
+    assert {"cpp", "blocked"} <= set(kernels.available()["attention"])
+    # blocked is the CPU default (kernels.PREFERRED); cpp and numpy are chosen explicitly
+    assert kernels.current("attention") == "blocked"
     with kernels.use("attention", "cpp"):
         assert kernels.current("attention") == "cpp"
 
@@ -70,8 +78,9 @@ def test_cpp_is_a_registered_attention_variant():
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("mask_kind", [None, "LS", "BLS"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_cpp_attention_matches_reference(shape, mask_kind, causal, dtype):
-    cpp = _cpp()
+@pytest.mark.parametrize("variant", NATIVE)
+def test_cpp_attention_matches_reference(variant, shape, mask_kind, causal, dtype):
+    cpp = _module(variant)
     rng = np.random.default_rng(sum(shape))
     q, k, v, mask = _inputs(rng, dtype, *shape, mask_kind)
     scale = 0.7 / np.sqrt(shape[3])
@@ -94,8 +103,9 @@ def test_cpp_attention_matches_reference(shape, mask_kind, causal, dtype):
         assert not np.any(got[0][:, shape[1] // 2])
 
 
-def test_cpp_attention_all_keys_masked_and_non_contiguous():
-    cpp = _cpp()
+@pytest.mark.parametrize("variant", NATIVE)
+def test_cpp_attention_all_keys_masked_and_non_contiguous(variant):
+    cpp = _module(variant)
     rng = np.random.default_rng(1)
     q = rng.standard_normal((3, 5, 9)).swapaxes(0, 1)  # (5, 3, 9) view, not contiguous
     k = rng.standard_normal((5, 4, 9))
@@ -111,8 +121,9 @@ def test_cpp_attention_all_keys_masked_and_non_contiguous():
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
-def test_cpp_attention_causal_with_mask_and_large_scores():
-    cpp = _cpp()
+@pytest.mark.parametrize("variant", NATIVE)
+def test_cpp_attention_causal_with_mask_and_large_scores(variant):
+    cpp = _module(variant)
     rng = np.random.default_rng(2)
     B, L, S, E = 2, 70, 45, 12
     q = 30 * rng.standard_normal((B, L, E)).astype(np.float32)  # scores up to ~1e3: the
@@ -212,3 +223,83 @@ def test_C_attention_backward_rejects_bad_input():
         f(np.asfortranarray(dout), q, k, v, out, lse, None, 1.0, False)
     with pytest.raises(ValueError, match="argument 'v' has shape"):
         f(dout, q, k, v[:1], out, lse, None, 1.0, False)
+
+
+# ----------------------------------------------------------------------------- blocked rows
+def test_blocked_uses_several_query_blocks(monkeypatch):
+    """Force small blocks so the block loop, the causal key cut and the mask row offset i0
+    are all exercised, then compare with the reference."""
+    from minigrad.kernels import blocked
+
+    monkeypatch.setattr(blocked, "BLOCK_ELEMENTS", 1)  # 16 rows per block
+    rng = np.random.default_rng(5)
+    q, k, v, mask = _inputs(rng, np.float64, 2, 53, 41, 6, 5, "BLS")
+    for causal in (False, True):
+        out, lse = blocked.attention_forward(q, k, v, mask, 0.4, causal)
+        ref = reference.attention_forward(q, k, v, mask, 0.4, causal)
+        np.testing.assert_allclose(out, ref[0], rtol=1e-11, atol=1e-12)
+        dout = rng.standard_normal(out.shape)
+        got = blocked.attention_backward(dout, q, k, v, out, lse, mask, 0.4, causal)
+        want = reference.attention_backward(dout, q, k, v, *ref, mask, 0.4, causal)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+
+
+def test_attention_rows_are_independent_of_thread_count(tmp_path):
+    code = (
+        "import sys, numpy as np\n"
+        "from minigrad import _C\n"
+        "rng = np.random.default_rng(0)\n"
+        "s = rng.standard_normal((3, 50, 300)).astype(np.float32)\n"
+        "dp = rng.standard_normal((3, 50, 300)).astype(np.float32)\n"
+        "D = rng.standard_normal((3, 50)).astype(np.float32)\n"
+        "p = s.copy(); lse = _C.attention_rows_forward(p, None, 0.3, 7, True)\n"
+        "s2 = s.copy(); _C.attention_rows_backward(s2, dp, lse, D, None, 0.3, 7, True)\n"
+        "np.savez(sys.argv[1], p=p, lse=lse, s2=s2, dp=dp)\n"
+    )
+    results = []
+    for n in ("1", "2"):
+        path = tmp_path / f"r{n}.npz"
+        r = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        results.append(np.load(path))
+    for key in results[0].files:
+        np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
+
+
+@pytest.mark.parametrize("call, exc, pattern", [
+    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.int32), None, 1.0, 0, False),
+     TypeError, "attention_rows_forward: argument 's' has dtype int32"),
+    (lambda: C.attention_rows_forward(np.zeros((3, 4), np.float32), None, 1.0, 0, False),
+     ValueError, "argument 's' must be 3-D"),
+    (lambda: C.attention_rows_forward(np.zeros((2, 4, 3), np.float32).swapaxes(1, 2), None,
+                                      1.0, 0, False),
+     ValueError, "must be C-contiguous"),
+    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
+                                      np.zeros((3, 4), np.float64), 1.0, 0, False),
+     TypeError, "must have the same dtype"),
+    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
+                                      np.zeros((5, 3), np.float32), 1.0, 0, False),
+     ValueError, "fewer keys than the block"),
+    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
+                                      np.zeros((4, 4), np.float32), 1.0, 2, False),
+     ValueError, r"rows \[2, 5\) fall outside the mask's 4 rows"),
+    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
+                                      np.zeros((3, 3, 4), np.float32), 1.0, 0, False),
+     ValueError, "expected \\(L, S\\) or \\(2, L, S\\)"),
+    (lambda: C.attention_rows_backward(np.zeros((2, 3, 4), np.float32),
+                                       np.zeros((2, 3, 5), np.float32),
+                                       np.zeros((2, 3), np.float32),
+                                       np.zeros((2, 3), np.float32), None, 1.0, 0, False),
+     ValueError, "argument 'dp' has shape \\(2, 3, 5\\)"),
+    (lambda: C.attention_rows_backward(np.zeros((2, 3, 4), np.float32),
+                                       np.zeros((2, 3, 4), np.float32),
+                                       np.zeros((2, 4), np.float32),
+                                       np.zeros((2, 3), np.float32), None, 1.0, 0, False),
+     ValueError, "argument 'lse' has shape"),
+])
+def test_C_attention_rows_reject_bad_input(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()

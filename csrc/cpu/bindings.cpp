@@ -57,6 +57,12 @@ py::tuple attention_forward(const py::array& q, const py::array& k, const py::ar
 py::tuple attention_backward(const py::array& dout, const py::array& q, const py::array& k,
                              const py::array& v, const py::array& out, const py::array& lse,
                              const py::object& mask, double scale, bool is_causal);
+// attention_rows.cpp
+py::array attention_rows_forward(const py::array& s, const py::object& mask, double scale,
+                                 std::int64_t i0, bool is_causal);
+void attention_rows_backward(const py::array& s, const py::array& dp, const py::array& lse,
+                             const py::array& D, const py::object& mask, double scale,
+                             std::int64_t i0, bool is_causal);
 // loss.cpp
 py::tuple cross_entropy_forward(const py::array& logits, const py::array& target,
                                 const py::object& weight, std::int64_t ignore_index,
@@ -166,6 +172,16 @@ PYBIND11_MODULE(_C, m) {
           py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"),
           py::arg("mask").none(true), py::arg("scale"), py::arg("is_causal"),
           "-> (dq (B, L, E), dk (B, S, E), dv (B, S, Ev)); scores recomputed per tile.");
+
+    // attention_rows.cpp (the softmax between the BLAS matmuls of the "blocked" variant)
+    m.def("attention_rows_forward", &minigrad::attention_rows_forward, py::arg("s"),
+          py::arg("mask").none(true), py::arg("scale"), py::arg("i0"), py::arg("is_causal"),
+          "s (B, R, K) raw scores of query rows [i0, i0+R), in place -> softmax P; "
+          "returns lse (B, R). mask: additive (L, S)/(B, L, S) or None.");
+    m.def("attention_rows_backward", &minigrad::attention_rows_backward, py::arg("s"),
+          py::arg("dp"), py::arg("lse"), py::arg("D"), py::arg("mask").none(true),
+          py::arg("scale"), py::arg("i0"), py::arg("is_causal"),
+          "in place: s (raw scores) -> P = exp(scale s + mask - lse), dp -> scale P (dp - D).");
 
     // loss.cpp
     m.def("cross_entropy_forward", &minigrad::cross_entropy_forward, py::arg("logits"),

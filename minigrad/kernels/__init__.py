@@ -51,27 +51,29 @@ OPS: tuple[str, ...] = (
 )
 
 # Variants per device type, fastest first: the default is the first one built.
-# "tiled" (kernels/tiled.py) is a second pure-Python CPU variant; only "attention" has it.
+# "tiled" (kernels/tiled.py) is a second pure-Python CPU variant, and "blocked"
+# (kernels/blocked.py: BLAS matmuls per query block around a C++ softmax) a third; only
+# "attention" has them.
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "cpu": ("cpp", "numpy", "tiled"),
+    "cpu": ("cpp", "numpy", "tiled", "blocked"),
     "cuda": ("cuda", "cupy"),
 }
 
 # Per-op default order where the measured fastest differs from VARIANTS' order. attention on
-# CPU: the cpp kernel (row-at-a-time tiles, 8-16 GFLOP/s) is 0.6-0.7x the speed of the NumPy
-# reference (BLAS matmuls) without a causal mask (benchmarks: python -m benchmarks.kernels
-# --only attention), so the reference stays the default until the C++ tiles are
-# register-blocked; `use("attention", "cpp")` picks it explicitly.
+# CPU: "blocked" (BLAS matmuls per query block around a C++ softmax) is the fastest; the
+# all-C++ "cpp" kernel (row-at-a-time FlashAttention tiles, SSE dot products) is slower than
+# even the NumPy reference without a causal mask (python -m benchmarks.kernels --only
+# attention), so it comes after numpy; `use("attention", "cpp")` picks it explicitly.
 PREFERRED: dict[tuple[str, str], tuple[str, ...]] = {
-    ("attention", "cpu"): ("numpy", "cpp", "tiled"),
+    ("attention", "cpu"): ("blocked", "numpy", "cpp", "tiled"),
 }
 
 ENV_VAR = "MINIGRAD_KERNELS"
 
-ALL_VARIANTS: tuple[str, ...] = ("numpy", "cpp", "cupy", "cuda", "tiled")
+ALL_VARIANTS: tuple[str, ...] = ("numpy", "cpp", "cupy", "cuda", "tiled", "blocked")
 _DEVICE_TYPE = {v: dt for dt, vs in VARIANTS.items() for v in vs}  # variant -> device type
 _MODULE = {"numpy": "reference", "cpp": "cpp", "cupy": "reference", "cuda": "cuda",
-           "tiled": "tiled"}
+           "tiled": "tiled", "blocked": "blocked"}
 
 _overrides: dict[tuple[str, str], str] = {}  # (op, device type) -> variant
 _override_source: dict[tuple[str, str], str] = {}  # where an override came from (for errors)
