@@ -139,8 +139,9 @@ def _train_sequence(args) -> int:
         print(json.dumps({k: v for k, v in result.items()
                           if isinstance(v, (int, float)) and k != "model"}))
     else:
-        result = train_reverse(args.arch or "transformer", length=args.length or 20,
-                               steps=args.steps or 5000, seed=seed)
+        arch = args.arch or "transformer"
+        result = train_reverse(arch, length=args.length or 20,
+                               steps=args.steps or (16000 if arch == "lstm" else 5000), seed=seed)
         print(json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
     return 0
 

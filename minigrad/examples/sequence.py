@@ -205,7 +205,7 @@ class ReverseLSTM(nn.Module):
     """Reads the n digits, then a separator and n blanks; writes the reversed digits while
     reading the blanks (so it must hold the whole sequence in its state)."""
 
-    def __init__(self, hidden: int = 128, layers: int = 1):
+    def __init__(self, hidden: int = 256, layers: int = 1):
         super().__init__()
         self.embed = nn.Embedding(12, 32)  # digits 0-9, 10 = separator, 11 = blank
         self.lstm = LSTM(32, hidden, num_layers=layers, batch_first=True)
