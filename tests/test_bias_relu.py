@@ -5,14 +5,10 @@ registry's GPU fallback to ``cupy``, and LeNet running on it."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-from conftest import cpu_variants
+from conftest import cpu_variants, run_at_thread_counts
 
 import minigrad as mg
 from minigrad import backend, kernels
@@ -22,7 +18,6 @@ from minigrad.kernels import native, reference
 from minigrad.nn import functional as F
 
 VARIANTS = cpu_variants("bias_relu")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_C = pytest.mark.skipif(native.load_C() is None or not hasattr(native.load_C(),
                                                                     "bias_relu_forward"),
                              reason="minigrad._C with bias_relu is not built")
@@ -203,14 +198,7 @@ def test_cpp_results_independent_of_thread_count(tmp_path):
         "    out.update({f'y{i}': y, f'dx{i}': dx, f'db{i}': db, f'db64_{i}': db64})\n"
         "np.savez(sys.argv[1], **out)\n"
     )
-    results = []
-    for n in ("1", "2"):
-        out = tmp_path / f"t{n}.npz"
-        r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        results.append(np.load(out))
+    results = run_at_thread_counts(code, tmp_path)
     for key in results[0].files:
         np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)  # bitwise
 

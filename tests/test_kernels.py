@@ -13,13 +13,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO_ROOT, run_at_thread_counts
 
 import minigrad.kernels as kernels
 from minigrad import backend
 from minigrad.kernels import native, reference
 
 CPU_VARIANTS = [v for v in kernels.available()["relu"] if v in kernels.VARIANTS["cpu"]]
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SHAPES = [(), (0,), (3, 0), (1,), (7,), (13, 17), (2, 3, 5), (4, 1, 9, 3), (100_003,)]
 
@@ -656,14 +656,7 @@ def test_cpp_results_independent_of_thread_count(tmp_path):
         "np.savez(sys.argv[1], cols=cols, dx=dx, y=y, ind=ind, dxm=dxm, a=a, dxa=dxa, p0=p[0],"
         " p1=p[1])\n"
     )
-    results = []
-    for n in ("1", "2"):
-        out = tmp_path / f"t{n}.npz"
-        r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        results.append(np.load(out))
+    results = run_at_thread_counts(code, tmp_path)
     for key in results[0].files:
         np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-6, atol=1e-7,
                                    err_msg=key)

@@ -7,17 +7,13 @@ thread-count independence (bitwise, OMP_NUM_THREADS=1 vs 2); bad input from _C d
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from conftest import run_at_thread_counts
 
 from minigrad import kernels
 from minigrad.kernels import native, reference
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C = native.load_C()
 pytestmark = pytest.mark.skipif(C is None or not hasattr(C, "attention_forward"),
                                 reason="minigrad._C with attention is not built")
@@ -152,14 +148,7 @@ def test_cpp_attention_is_independent_of_thread_count(tmp_path):
         "        res[f'{n}{B}{causal}'] = a\n"
         "np.savez(sys.argv[1], **res)\n"
     )
-    results = []
-    for n in ("1", "2"):
-        path = tmp_path / f"t{n}.npz"
-        r = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        results.append(np.load(path))
+    results = run_at_thread_counts(code, tmp_path)
     for key in results[0].files:
         np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
 
@@ -257,14 +246,7 @@ def test_attention_rows_are_independent_of_thread_count(tmp_path):
         "s2 = s.copy(); _C.attention_rows_backward(s2, dp, lse, D, None, 0.3, 7, True)\n"
         "np.savez(sys.argv[1], p=p, lse=lse, s2=s2, dp=dp)\n"
     )
-    results = []
-    for n in ("1", "2"):
-        path = tmp_path / f"r{n}.npz"
-        r = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        results.append(np.load(path))
+    results = run_at_thread_counts(code, tmp_path)
     for key in results[0].files:
         np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
 
