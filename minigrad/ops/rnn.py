@@ -17,6 +17,7 @@ primitives, and differentiates that, so double backward works without an extra F
 from __future__ import annotations
 
 from ..autograd import Function, ShapeError, is_grad_enabled
+from ..backend import get_array_module
 from . import kernel
 
 
@@ -120,11 +121,11 @@ class LSTMSequence(Function):
         T, N, G = xw.shape
         H = G // 4
         K = kernel("lstm_cell", xw)
-        xp_empty = _empty_like_fn(xw)
-        out = xp_empty((T, N, H), xw.dtype)
-        acts = xp_empty((T, N, G), xw.dtype)
-        tanh_cs = xp_empty((T, N, H), xw.dtype)
-        c_prevs = xp_empty((T, N, H), xw.dtype)  # the cell state each step started from
+        xp = get_array_module(xw)
+        out = xp.empty((T, N, H), xw.dtype)
+        acts = xp.empty((T, N, G), xw.dtype)
+        tanh_cs = xp.empty((T, N, H), xw.dtype)
+        c_prevs = xp.empty((T, N, H), xw.dtype)  # the cell state each step started from
         w_t = w_hh.T
         h, c = h0, c0
         for t in (range(T - 1, -1, -1) if reverse else range(T)):
@@ -142,25 +143,24 @@ class LSTMSequence(Function):
         if is_grad_enabled():  # create_graph=True: differentiate the per-step twin instead
             return _sequence_backward_through_twin(
                 (dout, dh_T, dc_T), (xw, h0, c0, w_hh), ctx.reverse, ctx.needs_input_grad)
-        xw, h0, out = xw._data, h0._data, out._data
+        # (the engine passes zeros for an output that got no gradient: none of these is None)
+        xw, h0, out, dout = xw._data, h0._data, out._data, dout._data
         acts, tanh_cs, c_prevs, w = acts._data, tanh_cs._data, c_prevs._data, w_hh._data
+        dh, dc = dh_T._data, dc_T._data
         T, N, G = xw.shape
         K = kernel("lstm_cell", xw)
-        dout = dout._data if dout is not None else None
-        dh = dh_T._data if dh_T is not None else _zeros_fn(xw)((N, G // 4), xw.dtype)
-        dc = dc_T._data if dc_T is not None else _zeros_fn(xw)((N, G // 4), xw.dtype)
-        dgates_all = _empty_like_fn(xw)((T, N, G), xw.dtype)
+        xp = get_array_module(xw)
+        dgates_all = xp.empty((T, N, G), xw.dtype)
         order = range(T) if ctx.reverse else range(T - 1, -1, -1)
         for t in order:
-            g_h = dh if dout is None else dout[t] + dh
-            dgates, dc = K.lstm_cell_backward(g_h, dc, c_prevs[t], acts[t], tanh_cs[t])
+            dgates, dc = K.lstm_cell_backward(dout[t] + dh, dc, c_prevs[t], acts[t], tanh_cs[t])
             dgates_all[t] = dgates
             dh = dgates @ w
         needs = ctx.needs_input_grad
         dw = None
         if needs[3]:
             # h_{t-1} for every step: h0 then the outputs, shifted by one in processing order
-            h_prev = _empty_like_fn(xw)(out.shape, out.dtype)
+            h_prev = xp.empty(out.shape, out.dtype)
             if ctx.reverse:
                 h_prev[-1] = h0
                 h_prev[:-1] = out[1:]
@@ -170,20 +170,6 @@ class LSTMSequence(Function):
             G_ = dgates_all.reshape(T * N, G)
             dw = G_.T @ h_prev.reshape(T * N, -1)  # (4H, H): one GEMM over all steps
         return dgates_all, dh, dc, dw, None
-
-
-def _empty_like_fn(a):
-    from ..backend import get_array_module
-
-    xp = get_array_module(a)
-    return lambda shape, dtype: xp.empty(shape, dtype=dtype)
-
-
-def _zeros_fn(a):
-    from ..backend import get_array_module
-
-    xp = get_array_module(a)
-    return lambda shape, dtype: xp.zeros(shape, dtype=dtype)
 
 
 class _Unbind(Function):
@@ -239,8 +225,7 @@ def _sequence_backward_through_twin(grads, inputs, reverse, needs):
 
     aliases = [t.reshape(t.shape) if n else t for t, n in zip(inputs, needs)]
     outs = lstm_sequence_stepwise(*aliases, reverse=reverse)
-    pairs = [(o, g) for o, g in zip(outs, grads) if g is not None]
     wanted = [a for a, n in zip(aliases, needs) if n]
-    res = iter(autograd_grad([o for o, _ in pairs], wanted, grad_outputs=[g for _, g in pairs],
-                             create_graph=True, retain_graph=True, allow_unused=True))
+    res = iter(autograd_grad(list(outs), wanted, grad_outputs=list(grads), create_graph=True,
+                             retain_graph=True, allow_unused=True))
     return tuple(next(res) if n else None for n in needs[:4]) + (None,)
