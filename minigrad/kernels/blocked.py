@@ -25,17 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad.kernels.cpp import _C, _contiguous  # _C is None when the extension is not built
 from minigrad.kernels.reference import check_attention
 
-try:
-    from minigrad import _C
-
-    _HAVE = hasattr(_C, "attention_rows_forward")
-except ImportError:  # pragma: no cover - no extension built: the variant is not offered
-    _C = None
-    _HAVE = False
-
-PROVIDES = frozenset({"attention"}) if _HAVE else frozenset()
+PROVIDES = frozenset({"attention"}) if hasattr(_C, "attention_rows_forward") else frozenset()
 
 BLOCK_ELEMENTS = 1 << 22  # scores per block (4M: 16 MiB in float32)
 
@@ -48,7 +41,7 @@ def _rows_per_block(B, L, S, is_causal):
 
 
 def _contig(a):
-    return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
+    return None if a is None else _contiguous(a)
 
 
 def attention_forward(q, k, v, mask, scale, is_causal):
