@@ -378,12 +378,7 @@ Dims check_qkv(const char* op, const py::array& q, const py::array& k, const py:
     d.has_mask = !mask.is_none();
     d.mask_bstride = 0;
     if (d.has_mask) {
-        if (!py::isinstance<py::array>(mask)) {
-            throw py::type_error(where(op, "mask") + "must be None or a numpy array, got " +
-                                 py::str(py::type::of(mask)).cast<std::string>());
-        }
-        const auto m = mask.cast<py::array>();
-        check_same_dtype(op, "q", q, "mask", m);
+        const auto m = optional_array(op, "mask", mask, "q", q);
         if (m.ndim() == 2) {
             check_shape(op, "mask", m, {d.L, d.S});
         } else if (m.ndim() == 3) {

@@ -129,12 +129,7 @@ RowDims check_rows(const char* op, const py::array& s, const py::object& mask, D
     d.mask_bstride = 0;
     d.L = d.S = 0;
     if (d.has_mask) {
-        if (!py::isinstance<py::array>(mask)) {
-            throw py::type_error(where(op, "mask") + "must be None or a numpy array, got " +
-                                 py::str(py::type::of(mask)).cast<std::string>());
-        }
-        const auto m = mask.cast<py::array>();
-        check_same_dtype(op, "s", s, "mask", m);
+        const auto m = optional_array(op, "mask", mask, "s", s);
         check_contiguous(op, "mask", m);
         if (m.ndim() == 2) {
             d.L = m.shape(0);

@@ -117,6 +117,19 @@ inline void check_contiguous(const char* op, const char* arg, const py::array& a
     }
 }
 
+// An optional array argument that is not None: the array, once it is known to be a NumPy array
+// of `like`'s dtype (TypeError otherwise). Callers check its shape and contiguity.
+inline py::array optional_array(const char* op, const char* arg, const py::object& obj,
+                                const char* like_arg, const py::array& like) {
+    if (!py::isinstance<py::array>(obj)) {
+        throw py::type_error(where(op, arg) + "must be None or a numpy array, got " +
+                             py::str(py::type::of(obj)).cast<std::string>());
+    }
+    const auto a = obj.cast<py::array>();
+    check_same_dtype(op, like_arg, like, arg, a);
+    return a;
+}
+
 // A new C-contiguous array with a's shape and element type T.
 template <typename T>
 py::array_t<T> empty_like(const py::array& a) {
