@@ -154,6 +154,9 @@ class Node:
     def name(self) -> str:
         return type(self).__name__
 
+    def __repr__(self) -> str:  # <SumBackward object at 0x...>, as PyTorch prints a grad_fn
+        return f"<{self.name()} object at {id(self):#x}>"
+
 
 class AccumulateGrad(Node):
     """Sink for a leaf tensor: adds the incoming gradient into ``leaf.grad``."""

@@ -2,6 +2,7 @@
 anomaly mode, dtype rules, bad input, and property tests over random shapes."""
 
 import gc
+import re
 import subprocess
 import sys
 import weakref
@@ -430,6 +431,13 @@ def test_repr():
     assert "requires_grad=True" in repr(mg.ones(1, requires_grad=True))
     assert "grad_fn=<MulBackward>" in repr(mg.ones(1, requires_grad=True) * 2)
     assert "dtype=float64" in repr(mg.ones(1, dtype=mg.float64))
+
+
+def test_grad_fn_repr_names_the_backward_node():
+    y = (mg.ones(2, requires_grad=True) * 2).sum()
+    assert re.fullmatch(r"<SumBackward object at 0x[0-9a-f]+>", repr(y.grad_fn))
+    (leaf_edge,) = y.grad_fn.next_edges
+    assert repr(leaf_edge[0]).startswith("<MulBackward object at 0x")
 
 
 # ----------------------------------------------------------------------------- properties
