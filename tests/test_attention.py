@@ -124,6 +124,207 @@ def test_sdpa_dropout_is_seeded_and_composed():
     assert q.grad is not None
 
 
+# ----------------------------------------------------------------------------- dropout + masks
+# Dropout draws one uniform array of the probabilities' shape from minigrad's seeded generator
+# (nn.functional.dropout); re-seeding and drawing the same shape gives the mask it used, so the
+# composed PyTorch reference below runs with exactly that mask.
+DROP_SEED, DROP_P = 7, 0.3
+
+
+def _keep(shape, p, seed=DROP_SEED):
+    """The keep mask (True = kept) that dropout draws after ``manual_seed(seed)``."""
+    if p == 0.0:
+        return np.ones(shape, bool)
+    mg.manual_seed(seed)
+    keep = mg.rand(*shape, dtype=mg.float64).numpy() < (1.0 - p)
+    assert keep.any() and not keep.all()
+    return keep
+
+
+def _torch_probs(tq, tk, additive, scale):
+    """softmax(scale q k^T + additive) in PyTorch, (..., L, S)."""
+    s = tq @ tk.transpose(-2, -1) * scale
+    return torch.softmax(s + torch.tensor(additive), dim=-1)
+
+
+DROP_CASES = {  # q, k, v shapes, sdpa mask kind ("causal", bool True = attend, float with -inf)
+    "causal": ((2, 2, 5, 4), (2, 2, 5, 4), (2, 2, 5, 3), "causal"),
+    "causal-L<S": ((1, 2, 3, 4), (1, 2, 6, 4), (1, 2, 6, 3), "causal"),
+    "padding-bool": ((2, 2, 4, 4), (2, 2, 6, 4), (2, 2, 6, 3), "padding"),
+    "float-inf": ((2, 3, 4, 4), (2, 1, 6, 4), (3, 6, 5), "float"),
+}
+
+
+def _drop_mask(kind, L, S, B=2):
+    """(sdpa keyword arguments, additive (…, L, S) float64 mask for the reference)."""
+    if kind == "causal":
+        return {"is_causal": True}, np.where(np.tril(np.ones((L, S), bool)), 0.0, -np.inf)
+    if kind == "padding":  # batch entry 0 may not attend to its last two keys, entry 1 to key 0
+        allowed = np.ones((B, 1, 1, S), bool)
+        allowed[0, ..., -2:] = False
+        allowed[1, ..., 0] = False
+        return {"attn_mask": allowed}, np.where(allowed, 0.0, -np.inf)
+    m = np.random.default_rng(4).standard_normal((L, S))
+    m[:, 1] = -np.inf
+    m[0, 3] = -np.inf
+    return {"attn_mask": m}, m
+
+
+@pytest.mark.parametrize("p", [0.0, DROP_P], ids=["p0", "p0.3"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("case", list(DROP_CASES))
+def test_sdpa_dropout_matches_composed_reference_with_the_same_mask(case, variant, p):
+    qs, ks, vs, kind = DROP_CASES[case]
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal(s) for s in (qs, ks, vs))
+    kw, additive = _drop_mask(kind, qs[-2], ks[-2], qs[0])
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    probs = _torch_probs(tq, tk, additive, 0.5)
+    keep = _keep(tuple(probs.shape), p)
+    to = (probs * torch.tensor(keep / (1.0 - p))) @ tv
+    g = rng.standard_normal(to.shape)
+    to.backward(torch.tensor(g))
+    with kernels.use("attention", variant):
+        mq, mk, mv = (mg.tensor(a, requires_grad=True) for a in (q, k, v))
+        mg.manual_seed(DROP_SEED)
+        mo = sdpa(mq, mk, mv, dropout_p=p, scale=0.5, **kw)
+        mo.backward(mg.tensor(g))
+    np.testing.assert_allclose(mo.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for name, a, b in (("q", mq, tq), ("k", mk, tk), ("v", mv, tv)):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-11,
+                                   err_msg=f"d{name}")
+
+
+@pytest.mark.parametrize("p", [0.0, DROP_P], ids=["p0", "p0.3"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("kind", ["causal", "padding", "float"])
+def test_sdpa_masked_keys_get_exactly_zero_probability(kind, variant, p):
+    """value = identity makes the output the (dropped-out) probabilities themselves."""
+    B, H, L, S = 2, 2, 5, 6
+    kw, additive = _drop_mask(kind, L, S, B)
+    masked = np.broadcast_to(np.isneginf(additive), (B, H, L, S))
+    q = mg.tensor(np.random.default_rng(6).standard_normal((B, H, L, 4)), requires_grad=True)
+    k = mg.tensor(np.random.default_rng(7).standard_normal((B, H, S, 4)) * 3, requires_grad=True)
+    v = mg.tensor(np.broadcast_to(np.eye(S), (B, H, S, S)).copy(), requires_grad=True)
+    with kernels.use("attention", variant):
+        mg.manual_seed(DROP_SEED)
+        out = sdpa(q, k, v, dropout_p=p, **kw)  # (B, H, L, S) = probabilities after dropout
+        (out * mg.tensor(np.arange(1.0, S + 1))).sum().backward()
+    probs = out.detach().numpy()
+    assert np.all(probs[masked] == 0.0), f"masked keys got probability {probs[masked].max()}"
+    visible = probs[~masked]
+    assert np.all(visible > 0.0) if p == 0.0 else visible.any()
+    keep = _keep((B, H, L, S), p)
+    np.testing.assert_array_equal(probs == 0.0, masked | ~keep)
+    if kind == "padding":  # keys no query may see get no gradient at all
+        for t in (k, v):
+            dead = t.grad.numpy()[0, :, -2:]
+            assert np.all(dead == 0.0), f"masked keys got gradient {np.abs(dead).max()}"
+
+
+def _reference_mha(m, x_q, x_kv, additive, keep, p, N, L, S):
+    """MultiheadAttention composed in PyTorch with the module's weights (batch_first=False)."""
+    E, nh = m.embed_dim, m.num_heads
+    hd = E // nh
+    w = torch.tensor(m.in_proj_weight.detach().numpy(), requires_grad=True)
+    b = torch.tensor(m.in_proj_bias.detach().numpy())
+    q = x_q @ w[:E].T + b[:E]
+    k = x_kv @ w[E:2 * E].T + b[E:2 * E]
+    v = x_kv @ w[2 * E:].T + b[2 * E:]
+    q, k, v = (t.reshape(t.shape[0], N, nh, hd).permute(1, 2, 0, 3) for t in (q, k, v))
+    probs = _torch_probs(q, k, additive, hd ** -0.5) * torch.tensor(keep / (1.0 - p))
+    out = (probs @ v).permute(2, 0, 1, 3).reshape(L, N, E)
+    wo = torch.tensor(m.out_proj.weight.detach().numpy())
+    bo = torch.tensor(m.out_proj.bias.detach().numpy())
+    return out @ wo.T + bo, probs, w
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("masks", ["causal", "padding", "both"])
+def test_mha_dropout_matches_composed_reference_and_masks_hold(masks, need_weights):
+    E, nh, N, L, S, p = 8, 2, 2, 4, 5, 0.25
+    mg.manual_seed(0)
+    m = MultiheadAttention(E, nh, dropout=p).double()
+    assert m.training
+    rng = np.random.default_rng(8)
+    xq, xkv = rng.standard_normal((L, N, E)), rng.standard_normal((S, N, E))
+    attn = kpm = None
+    additive = np.zeros((N, 1, L, S))
+    if masks in ("causal", "both"):
+        attn = np.triu(np.ones((L, S), bool), 1)  # MHA convention: True = masked
+        additive = additive + np.where(attn, -np.inf, 0.0)
+    if masks in ("padding", "both"):
+        kpm = np.zeros((N, S), bool)
+        kpm[0, -2:] = True
+        kpm[1, 2] = True  # (key 0 stays visible: with the causal mask query 0 sees only it)
+        additive = additive + np.where(kpm, -np.inf, 0.0)[:, None, None, :]
+    masked = np.broadcast_to(np.isneginf(additive), (N, nh, L, S))
+    keep = _keep((N, nh, L, S), p)
+    tq, tkv = torch.tensor(xq, requires_grad=True), torch.tensor(xkv, requires_grad=True)
+    to, tprobs, tw = _reference_mha(m, tq, tkv, additive, keep, p, N, L, S)
+    mq, mkv = mg.tensor(xq, requires_grad=True), mg.tensor(xkv, requires_grad=True)
+    mg.manual_seed(DROP_SEED)
+    mo, mw = m(mq, mkv, mkv, attn_mask=attn, key_padding_mask=kpm, need_weights=need_weights,
+               average_attn_weights=False)
+    np.testing.assert_allclose(mo.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if need_weights:
+        weights = mw.detach().numpy()
+        assert np.all(weights[masked] == 0.0)
+        np.testing.assert_allclose(weights, tprobs.detach().numpy(), rtol=1e-10, atol=1e-13)
+    g = rng.standard_normal(to.shape)
+    to.backward(torch.tensor(g))
+    mo.backward(mg.tensor(g))
+    np.testing.assert_allclose(mq.grad.numpy(), tq.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(mkv.grad.numpy(), tkv.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(m.in_proj_weight.grad.numpy(), tw.grad.numpy(), rtol=1e-9,
+                               atol=1e-11)
+    if kpm is not None:  # padded keys/values influence nothing: exactly zero gradient
+        assert np.all(mkv.grad.numpy()[-2:, 0] == 0.0) and np.all(mkv.grad.numpy()[2, 1] == 0.0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("masks", ["causal", "padding"])
+def test_transformer_encoder_layer_default_dropout_respects_masks(masks, norm_first, variant):
+    """Default dropout (0.1), training mode: a position hidden by the causal or padding mask
+    changes no output it must not reach, and gets no gradient from them."""
+    mg.manual_seed(0)
+    layer = TransformerEncoderLayer(8, 2, 16, norm_first=norm_first).double()
+    assert layer.training and layer.self_attn.dropout == 0.1
+    T, N = 6, 2
+    x = np.random.default_rng(9).standard_normal((T, N, 8))
+    y = x.copy()
+    if masks == "causal":
+        kw = {"src_mask": np.triu(np.ones((T, T), bool), 1)}
+        y[3] += 5.0  # position 3 of every sequence: only queries 3.. may see it
+        hidden, changed = (slice(3, None), slice(None)), (slice(None, 3), slice(None))
+    else:
+        kpm = np.zeros((N, T), bool)
+        kpm[0, -2:] = True  # batch entry 0: the last two positions are padding
+        kw = {"src_key_padding_mask": kpm}
+        y[4:, 0] -= 7.0
+        hidden, changed = (slice(4, None), 0), (slice(None, 4), 0)
+
+    def run(a):
+        t = mg.tensor(a, requires_grad=True)
+        mg.manual_seed(DROP_SEED)
+        with kernels.use("attention", variant):
+            return t, layer(t, **kw)
+
+    x_in, out = run(x)
+    layer.eval()
+    assert not np.allclose(layer(mg.tensor(x), **kw).detach().numpy(), out.detach().numpy())
+    layer.train()
+    _, out2 = run(y)
+    before, after = out.detach().numpy(), out2.detach().numpy()
+    np.testing.assert_array_equal(after[changed], before[changed])
+    if masks == "padding":
+        np.testing.assert_array_equal(after[:, 1], before[:, 1])
+    assert not np.allclose(after[hidden], before[hidden])  # the changed positions themselves
+    out[changed].sum().backward()
+    assert np.all(x_in.grad.numpy()[hidden] == 0.0)
+
+
 @pytest.mark.parametrize("kwargs,pattern", [
     ({"attn_mask": np.ones((4, 5), bool)}, r"attn_mask of shape \(4, 5\) cannot be broadcast"),
     ({"attn_mask": np.ones((3, 5), bool), "is_causal": True}, "either attn_mask or is_causal"),
