@@ -143,6 +143,7 @@ _tracer = None
 # ----------------------------------------------------------------------------- nodes
 
 _seq = itertools.count()
+_EAGER_SEQ = 1 << 62  # above every op's seq: the node runs as soon as it is ready
 
 
 class Node:
@@ -161,13 +162,24 @@ class Node:
 class AccumulateGrad(Node):
     """Sink for a leaf tensor: adds the incoming gradient into ``leaf.grad``."""
 
-    __slots__ = ("leaf_ref",)
+    __slots__ = ("leaf_ref", "post_hooks")
 
     def __init__(self, leaf):
         self.leaf_ref = weakref.ref(leaf)
         self.next_edges = ()
         self.seq = -1  # leaves run last
         self._hooks = None
+        self.post_hooks = None
+
+    def add_post_hook(self, hook) -> list:
+        """``hook(leaf)`` runs right after ``leaf.grad`` is updated. Such a leaf runs as soon as
+        its gradient is complete instead of last, so the hook (DDP's all-reduce) overlaps
+        the rest of backward."""
+        if self.post_hooks is None:
+            self.post_hooks = []
+        self.post_hooks.append(hook)
+        self.seq = _EAGER_SEQ
+        return self.post_hooks
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -581,6 +593,8 @@ def run_backward(
                     leaf = node.leaf_ref()
                     if leaf is not None:
                         leaf._accumulate_grad(grads[0], create_graph)
+                        for hook in tuple(node.post_hooks or ()):
+                            hook(leaf)
                 if tracer is not None:  # learner tools: show where each leaf's gradient lands
                     tracer.record(node, grads, (), 0.0, ())
                 continue

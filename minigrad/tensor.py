@@ -420,6 +420,14 @@ class Tensor:
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs after a backward pass has updated this leaf's ``.grad``."""
+        if not self.is_leaf or not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
+                               "require grad accumulate a gradient")
+        node, _ = self._edge()
+        return _RemovableHandle(node.add_post_hook(hook), hook)
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` on a non-leaf tensor after backward."""
         if self.is_leaf:

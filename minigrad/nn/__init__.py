@@ -1,6 +1,6 @@
 """``minigrad.nn``: Modules, layers, losses, ``functional`` and ``init`` (PyTorch's API)."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .attention import MultiheadAttention, TransformerEncoderLayer
 from .container import ModuleDict, ModuleList, Sequential
 from .layers.activation import (
@@ -37,5 +37,5 @@ __all__ = [
     "BatchNorm2d", "LayerNorm", "Dropout", "Embedding", "ReLU", "LeakyReLU", "GELU", "SiLU",
     "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity", "CrossEntropyLoss",
     "MSELoss", "NLLLoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "LSTM", "LSTMCell",
-    "MultiheadAttention", "TransformerEncoderLayer", "utils",
+    "MultiheadAttention", "TransformerEncoderLayer", "utils", "parallel",
 ]
