@@ -8,6 +8,7 @@ is reported with one ``warnings.warn`` when a kernel is first selected (see
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import warnings
 
@@ -46,6 +47,26 @@ def load_cuda():
     return _load("_cuda")
 
 
+def build_record() -> dict | None:
+    """What the installation built, and why not: ``minigrad/_build.json``, written by
+    setup.py (None when the package was not built by it, e.g. a bare source checkout)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "_build.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _why_not_built(name: str) -> str:
+    """The build's reason for a missing extension, e.g. 'skipped at install: MINIGRAD_...'."""
+    ext = ((build_record() or {}).get("extensions") or {}).get(f"minigrad.{name}") or {}
+    if ext.get("status") in ("skipped", "failed"):
+        return f"{ext['status']} at install: {ext.get('reason')}"
+    return ""
+
+
 def warn_missing_C(stacklevel: int = 3) -> None:
     """Warn, once per process, that the CPU kernels run on NumPy because ``_C`` is missing."""
     global _warned_missing_C
@@ -54,7 +75,7 @@ def warn_missing_C(stacklevel: int = 3) -> None:
     _warned_missing_C = True
     warnings.warn(
         "minigrad._C not built: running on NumPy kernels; build with `pip install -e .` "
-        f"({_errors.get('_C')})",
+        f"({_why_not_built('_C') or _errors.get('_C')})",
         RuntimeWarning,
         stacklevel=stacklevel,
     )
@@ -76,11 +97,12 @@ def backend_info() -> dict:
         threads = int(C.num_threads())
     return {
         "_C": C is not None,
-        "_C_error": _errors.get("_C"),
+        "_C_error": _errors.get("_C") and (_why_not_built("_C") or _errors.get("_C")),
         "_cuda": cuda is not None,
-        "_cuda_error": _errors.get("_cuda"),
+        "_cuda_error": _errors.get("_cuda") and (_why_not_built("_cuda") or _errors.get("_cuda")),
         "cuda_devices": devices,
         "cupy": cupy_ok,
         "openmp_threads": threads,
         "numpy": np.__version__,
+        "build": build_record(),
     }
