@@ -140,6 +140,49 @@ def die(rank, world):
     dist.all_reduce(mg.ones(4))
 
 
+def lenet(rank, world):
+    """2 ranks x batch 32 with DDP == 1 process x batch 64 over the same order (one epoch)."""
+    from minigrad import optim
+    from minigrad.data import CIFAR10, DataLoader, Subset, ToFloatCHW
+    from minigrad.distributed.launch import shard_loader
+    from minigrad.models.registry import get_model
+
+    root, per_batch = sys.argv[2], int(sys.argv[3])
+    data = Subset(CIFAR10(root, train=True,
+                          _expected_counts={"train_batch": per_batch, "test": per_batch}),
+                  np.arange(256))
+
+    def run(batch, distributed):
+        mg.manual_seed(0)
+        net = get_model("lenet")
+        loader = DataLoader(data, batch_size=batch, shuffle=True, seed=3, transform=ToFloatCHW())
+        model = net
+        if distributed:
+            loader = shard_loader(loader)
+            model = DistributedDataParallel(net)
+        opt = optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        loader.set_epoch(1)
+        steps = 0
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(model(mg.tensor(x)), mg.tensor(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            steps += 1
+        return net, steps
+
+    ddp_net, ddp_steps = run(64 // world, True)
+    ref_net, ref_steps = run(64, False)
+    assert ddp_steps == ref_steps == 4, (ddp_steps, ref_steps)
+    worst = 0.0
+    for (name, p), q in zip(ddp_net.named_parameters(), ref_net.parameters()):
+        a, b = p.detach().numpy(), q.detach().numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-6, err_msg=name)
+        worst = max(worst, float(np.abs(a - b).max()))
+    moved = max(float(np.abs(p.detach().numpy()).max()) for p in ddp_net.parameters())
+    print(f"rank {rank}: largest weight difference {worst:.2e} (weights up to {moved:.2f})")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     dist.init_process_group("mpi", timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))

@@ -350,3 +350,14 @@ def test_a_hung_rank_makes_the_others_give_up_with_a_message():
 def test_a_dead_rank_stops_the_job():
     r = run_mpi(2, [WORKER, "die"], timeout=60)
     assert r.returncode != 0
+
+
+@needs_mpi
+def test_lenet_two_ranks_of_32_equal_one_rank_of_64(tmp_path):
+    sys.path.insert(0, HERE)
+    from fake_cifar import make_fake_cifar
+
+    make_fake_cifar(str(tmp_path), per_batch=64)
+    r = run_mpi(2, [WORKER, "lenet", str(tmp_path), "64"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "lenet: ok on 2 ranks" in r.stdout
