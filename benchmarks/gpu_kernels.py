@@ -7,10 +7,14 @@ parameter tensors).  Attention has no CUDA kernel yet (not benchmarked).  Each c
 PyTorch runs with TF32 OFF (fp32 vs fp32) and its settings are recorded, as are the device
 name, driver, CUDA runtime, CuPy/PyTorch versions.
 
-Results: benchmarks/results/<gpu>-<date>.json and .md (``--out-dir`` to change).
-``--selftest`` exercises the CPU-only paths (argument parsing, result writing) with fake rows.
+Results: benchmarks/results/<gpu>-<date>.json and .md (``--out-dir`` to change).  Each row is
+also appended to <gpu>-<date>.jsonl the moment it is measured, and a case that raises becomes
+an "error" row (its traceback printed), so one failing case never loses the others.
+``--selftest`` exercises the CPU-only paths (argument parsing, incremental and final writing,
+an error row) with fake rows.  PyTorch references use public APIs only (the LSTM cell is the
+gate math in torch ops, forward and autograd backward).
 
-NOT YET RUN ON A GPU.  Run through benchmarks/gpu_all.sh.
+Run through benchmarks/gpu_all.sh.
 """
 
 # Every lambda below is timed within its own loop iteration, so late binding is harmless:
@@ -18,12 +22,15 @@ NOT YET RUN ON A GPU.  Run through benchmarks/gpu_all.sh.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import importlib
 import json
 import os
 import re
 import statistics
 import sys
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,7 +100,40 @@ def cases(quick):
     return conv, pool, lstm, adam
 
 
-def run_all(args):
+class RowSink:
+    """Collects rows and appends each one to a .jsonl file as soon as it is measured."""
+
+    def __init__(self, path, info=None):
+        self.path = path
+        self.rows = []
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as f:
+            f.write(json.dumps({"info": info or {}}) + "\n")
+
+    def add(self, row):
+        self.rows.append(row)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    @contextlib.contextmanager
+    def guard(self, case):
+        """Run one case; an exception becomes an error row instead of ending the run."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - any failure of one case is recorded
+            traceback.print_exc()
+            self.add({"case": case, "variant": "-", "error": f"{type(e).__name__}: {e}"})
+            print(f"{case:28s} ERROR {type(e).__name__}: {e}", flush=True)
+
+
+def torch_lstm_cell_tail(torch, gates, cx):
+    """PyTorch's LSTM cell after the gate matmuls, in public torch ops: (h, c)."""
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * cx + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def run_all(args, sink):
     import numpy as np
     import torch
 
@@ -108,7 +148,6 @@ def run_all(args):
             "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision()}
     rng = np.random.default_rng(0)
-    rows = []
 
     def want(name):
         return not args.only or any(s.strip() in name for s in args.only.split(","))
@@ -120,7 +159,7 @@ def run_all(args):
             row["GB/s"] = nbytes / sec / 1e9
         if flops:
             row["TFLOP/s"] = flops / sec / 1e12
-        rows.append(row)
+        sink.add(row)
         print(f"{name:28s} {variant:6s} {t['median_ms']:9.3f} ms", flush=True)
 
     def tc(fn):
@@ -129,10 +168,7 @@ def run_all(args):
     def tt(fn):
         return time_torch(fn, torch, args.warmup, args.reps)
 
-    conv, pool, lstm, adam = cases(args.quick)
-    for name, xs, ws, s, p in conv:
-        if not want(name):
-            continue
+    def _conv_case(name, xs, ws, s, p):
         x = cp.asarray(rng.standard_normal(xs, dtype=np.float32))
         w = cp.asarray(rng.standard_normal(ws, dtype=np.float32))
         bias = cp.zeros(ws[0], np.float32)
@@ -156,9 +192,7 @@ def run_all(args):
         add(name + " bwd", "torch", tt(lambda: torch.autograd.grad(
             ty, (tx, tw, tb), tdy, retain_graph=True)), flops=2 * flops)
 
-    for name, xs, k, s in pool:
-        if not want(name):
-            continue
+    def _pool_case(name, xs, k, s):
         x = cp.asarray(rng.standard_normal(xs, dtype=np.float32))
         nbytes = x.nbytes * (1 + 1 / (s * s))
         kk, ss, pp = (k, k), (s, s), (0, 0)
@@ -180,9 +214,7 @@ def run_all(args):
               else torch.nn.functional.avg_pool2d)
         add(name + " fwd", "torch", tt(lambda: fn(tx, k, s)), nbytes=nbytes)
 
-    for name, n, h in lstm:
-        if not want(name):
-            continue
+    def _lstm_case(name, n, h):
         gates = cp.asarray(rng.standard_normal((n, 4 * h), dtype=np.float32))
         c_prev = cp.asarray(rng.standard_normal((n, h), dtype=np.float32))
         nbytes = gates.nbytes * 2 + c_prev.nbytes * 4
@@ -192,17 +224,17 @@ def run_all(args):
             _, _, act, tanh_c = mod.lstm_cell_forward(gates, c_prev)
             add(name + " bwd", variant, tc(lambda m=mod, a=act, t=tanh_c: m.lstm_cell_backward(
                 c_prev, c_prev, c_prev, a, t)), nbytes=nbytes)
-        # PyTorch's fused LSTM cell tail: _thnn_fused_lstm_cell takes the two gate matmuls
-        # separately; feed the gates once and zeros once (same elementwise work)
-        tg = torch.as_tensor(gates, device="cuda")
-        tzero = torch.zeros_like(tg)
-        tcx = torch.as_tensor(c_prev, device="cuda")
-        add(name + " fwd", "torch", tt(lambda: torch._thnn_fused_lstm_cell(tg, tzero, tcx)),
+        # PyTorch: the same cell tail (after the gate matmuls) in public torch ops
+        tg = torch.as_tensor(gates, device="cuda").requires_grad_()
+        tcx = torch.as_tensor(c_prev, device="cuda").requires_grad_()
+        add(name + " fwd", "torch", tt(lambda: torch_lstm_cell_tail(torch, tg, tcx)),
             nbytes=nbytes)
+        th, tcn = torch_lstm_cell_tail(torch, tg, tcx)
+        tdh = torch.ones_like(th)
+        add(name + " bwd", "torch", tt(lambda: torch.autograd.grad(
+            (th, tcn), (tg, tcx), (tdh, tdh), retain_graph=True)), nbytes=nbytes)
 
-    for name, n in adam:
-        if not want(name):
-            continue
+    def _adam_case(name, n):
         chunk = 1_000_000 if n <= 10_000_000 else 2_000_000
         sizes = [min(chunk, n - i) for i in range(0, n, chunk)]
         for variant, mod in (("cuda", kc), ("cupy", ref)):
@@ -221,12 +253,42 @@ def run_all(args):
             opt = torch.optim.Adam(tp, lr=1e-3, fused=fused, foreach=None if fused else True)
             add(name, "torch-fused" if fused else "torch-foreach", tt(opt.step), nbytes=16 * n)
         del tp
+
+    conv, pool, lstm, adam = cases(args.quick)
+    for name, xs, ws, s, p in conv:
+        if not want(name):
+            continue
+        with sink.guard(name):
+            _conv_case(name, xs, ws, s, p)
+    for name, xs, k, s in pool:
+        if not want(name):
+            continue
+        with sink.guard(name):
+            _pool_case(name, xs, k, s)
+    for name, n, h in lstm:
+        if not want(name):
+            continue
+        with sink.guard(name):
+            _lstm_case(name, n, h)
+    for name, n in adam:
+        if not want(name):
+            continue
+        with sink.guard(name):
+            _adam_case(name, n)
         cp.get_default_memory_pool().free_all_blocks()
         torch.cuda.empty_cache()
-    return rows, tf32
+    return tf32
+
+
+def _safe(fn):
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - one missing field must not stop the benchmark
+        return f"unavailable ({type(e).__name__}: {e})"
 
 
 def device_info():
+    """GPU, driver and library versions; a field that cannot be read says why."""
     import cupy as cp
     import torch
 
@@ -234,13 +296,14 @@ def device_info():
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     return {
         "gpu": name,
-        "driver": cp.cuda.runtime.driverGetVersion(),
-        "cuda_runtime_cupy": cp.cuda.runtime.runtimeGetVersion(),
+        "driver": _safe(cp.cuda.runtime.driverGetVersion),
+        "cuda_runtime_cupy": _safe(cp.cuda.runtime.runtimeGetVersion),
         "cupy": cp.__version__,
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(),
-        "minigrad_cuda_runtime": __import__("minigrad._cuda").runtime_version(),
+        "cudnn": _safe(torch.backends.cudnn.version),
+        "minigrad_cuda_runtime": _safe(
+            lambda: importlib.import_module("minigrad._cuda").runtime_version()),
         "sm_count": props.get("multiProcessorCount"),
         "mem_bandwidth_GBps_theoretical": 2 * props.get("memoryClockRate", 0) * 1e3
         * props.get("memoryBusWidth", 0) / 8 / 1e9,
@@ -256,10 +319,12 @@ def with_ratios(rows):
     """Add ratio_to_torch (minigrad time / PyTorch time; < 1 is faster) per case."""
     torch_ms = {}
     for r in rows:
+        if "median_ms" not in r:  # an error row
+            continue
         if r["variant"].startswith("torch"):
             torch_ms[r["case"]] = min(torch_ms.get(r["case"], float("inf")), r["median_ms"])
     for r in rows:
-        if r["case"] in torch_ms and not r["variant"].startswith("torch"):
+        if "median_ms" in r and r["case"] in torch_ms and not r["variant"].startswith("torch"):
             r["ratio_to_torch"] = r["median_ms"] / torch_ms[r["case"]]
     return rows
 
@@ -273,15 +338,22 @@ def to_markdown(rows, info):
     for r in rows:
         def f(key, fmt):
             return format(r[key], fmt) if key in r else ""
+        if "error" in r:
+            lines.append(f"| {r['case']} | ERROR | {r['error'][:80]} | | | | |")
+            continue
         lines.append(f"| {r['case']} | {r['variant']} | {r['median_ms']:.3f} | "
                      f"{r['min_ms']:.3f} | {f('ratio_to_torch', '.2f')} | {f('GB/s', '.0f')} | "
                      f"{f('TFLOP/s', '.2f')} |")
     return "\n".join(lines) + "\n"
 
 
+def base_path(info, out_dir):
+    return os.path.join(out_dir, f"{slug(info['gpu'])}-{info['date']}")
+
+
 def write(rows, info, out_dir):
     os.makedirs(out_dir, exist_ok=True)
-    base = os.path.join(out_dir, f"{slug(info['gpu'])}-{info['date']}")
+    base = base_path(info, out_dir)
     rows = with_ratios(rows)
     with open(base + ".json", "w") as f:
         json.dump({"info": info, "rows": rows}, f, indent=1)
@@ -294,23 +366,31 @@ def main(argv=None):
     args = parse_args(argv)
     date = dt.date.today().isoformat()
     if args.selftest:
-        rows = [{"case": "adam 10M", "variant": v, "median_ms": ms, "min_ms": ms, "max_ms": ms,
-                 "reps": 1, "GB/s": 1.0} for v, ms in (("cuda", 1.0), ("torch-fused", 2.0))]
         info = {"gpu": "SELFTEST fake GPU", "date": date, "tf32": {}, "selftest": True}
-        paths = write(rows, info, args.out_dir)
-        print("\n".join(paths))
+        sink = RowSink(base_path(info, args.out_dir) + ".jsonl", info)
+        for v, ms in (("cuda", 1.0), ("torch-fused", 2.0)):
+            sink.add({"case": "adam 10M", "variant": v, "median_ms": ms, "min_ms": ms,
+                      "max_ms": ms, "reps": 1, "GB/s": 1.0})
+        with sink.guard("failing case"):
+            raise RuntimeError("selftest: a case that fails")
+        print("\n".join(write(sink.rows, info, args.out_dir)))
         return 0
     sys.path.insert(0, ROOT)
     from minigrad import backend
 
     if not backend.cuda_available():
-        print("gpu_kernels: needs CuPy and a CUDA GPU", file=sys.stderr)
+        print("gpu_kernels: needs CuPy and a CUDA GPU (backend.cuda_available() is False); "
+              "nothing was measured", file=sys.stderr)
         return 2
-    rows, tf32 = run_all(args)
-    info = {**device_info(), "date": date, "tf32": tf32, "quick": args.quick,
-            "warmup": args.warmup, "reps": args.reps}
-    print("\n".join(write(rows, info, args.out_dir)))
-    return 0
+    info = {**device_info(), "date": date, "quick": args.quick, "warmup": args.warmup,
+            "reps": args.reps}
+    sink = RowSink(base_path(info, args.out_dir) + ".jsonl", info)
+    try:
+        info["tf32"] = run_all(args, sink)
+    finally:  # whatever was measured is written, even if the run is interrupted
+        print("\n".join(write(sink.rows, info, args.out_dir)))
+    errors = [r for r in sink.rows if "error" in r]
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

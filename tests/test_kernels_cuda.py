@@ -526,7 +526,10 @@ def test_gpu_adam_step(kc, dtype, wd, amsgrad, decoupled, beta1):
         kc.adam_step(p_d, [cp.asarray(g) for g in g_h], m_d, v_d, vm_d, steps, 1e-2, beta1,
                      0.999, 1e-8, wd, amsgrad, decoupled)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else TOL[dtype]
-    for got, want in zip(p_d + m_d + v_d, p_h + m_h + v_h):
+    got_all, want_all = p_d + m_d + v_d, p_h + m_h + v_h
+    if amsgrad:  # the AMSGrad max buffer too
+        got_all, want_all = got_all + vm_d, want_all + vm_h
+    for got, want in zip(got_all, want_all):
         np.testing.assert_allclose(cp.asnumpy(got), want, **tol)
 
 
