@@ -1,11 +1,12 @@
 """Kernel, per-op overhead and training-step benchmarks: minigrad ``numpy`` vs ``cpp`` vs
 PyTorch CPU, in one process, same inputs, same thread count.
 
-    python -m benchmarks.kernels [--quick] [--out benchmarks/results] [--only conv,adam]
+    python -m benchmarks.kernels [--quick] [--out runs/bench-kernels] [--only conv,adam]
 
 Set the thread count with ``OMP_NUM_THREADS=n`` (read before NumPy and _C load; PyTorch gets
 ``torch.set_num_threads(n)``).  ``--quick`` is the CI smoke mode: small cases, tiny reps.
-Writes ``<out>/<machine>-<date>.{md,json,png}`` and prints the table.
+Writes ``<out>/<machine>-<date>.{md,json,png}`` and prints the table; the default ``<out>`` is
+``runs/bench-kernels`` (results meant for the repository go to ``--out benchmarks/results``).
 """
 
 # Closures over loop variables are timed inside the same iteration that defines them.
@@ -452,8 +453,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke mode: small cases, tiny reps")
-    ap.add_argument("--out", default=os.path.join("benchmarks", "results"),
-                    help="output folder (default benchmarks/results)")
+    ap.add_argument("--out", default=os.path.join("runs", "bench-kernels"),
+                    help="output folder (default runs/bench-kernels; the committed results "
+                    "live in benchmarks/results)")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {list(SECTIONS)}")
     ap.add_argument("--name", default="", help="file stem (default <machine>-<date>)")
     args = ap.parse_args(argv)

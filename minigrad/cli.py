@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 
@@ -23,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line (no usage dump) and exits with 2."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"minigrad: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _counts(text: str) -> dict:
@@ -42,6 +43,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if v < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def _at_least_one(text: str) -> int:
+    v = _positive_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
     return v
 
 
@@ -90,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default ./data)")
     t.add_argument("--download", action="store_true",
                    help="download the official archive into --data-dir if it is missing")
-    t.add_argument("--seed", type=int, default=None, help="seed of every random draw (0)")
+    t.add_argument("--seed", type=_positive_int, default=None,
+                   help="seed of every random draw (0)")
     t.add_argument("--out", default=None, help="output folder (default runs/MODEL)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run whose checkpoint.npz is in --out")
@@ -113,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=None,
                    help="fail unless the checkpoint holds this model")
     e.add_argument("--device", default="cpu")
-    e.add_argument("--batch-size", type=int, default=500)
+    e.add_argument("--batch-size", type=_at_least_one, default=500)
     e.add_argument("--limit-test", type=_positive_int, default=None, metavar="N")
     e.add_argument("--json", default=None, metavar="PATH",
                    help="also write the full report as JSON to PATH")
@@ -160,16 +169,24 @@ def _train(args, argv) -> int:
 
 
 def _evaluate(args) -> int:
-    from .train import evaluate_checkpoint, format_report  # noqa: PLC0415
+    from .train import CLIError, evaluate_checkpoint, format_report  # noqa: PLC0415
 
+    if args.json:  # refuse a path that cannot be written before the work, not after it
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if os.path.isdir(args.json) or not os.path.isdir(folder):
+            what = "is a folder" if os.path.isdir(args.json) else f"{folder} is not a folder"
+            raise CLIError(f"--json {args.json}: {what}; pass a file path in an existing folder")
     result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device,
                                  model=args.model, batch_size=args.batch_size,
                                  limit_test=args.limit_test,
                                  expected_counts=args.expected_counts)
     print(format_report(result), flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+        try:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump(result, f, indent=2)
+        except OSError as e:
+            raise CLIError(f"could not write --json {args.json} ({e.strerror or e})") from e
     return 0
 
 
@@ -182,6 +199,19 @@ def _conformance(rest) -> int:
         return EXIT_USAGE
     rc = conformance_main(rest)
     return int(rc or 0)
+
+
+def _interrupted_message(e: KeyboardInterrupt) -> str:
+    """What a Ctrl-C left behind: the epoch the checkpoint holds, or nothing."""
+    from .train import TrainingInterrupted  # noqa: PLC0415
+
+    if not isinstance(e, TrainingInterrupted):
+        return "interrupted"
+    if e.epoch == 0:
+        return (f"interrupted before the first epoch ended: nothing was saved; run the same "
+                f"command again to start over (in {e.out})")
+    return (f"interrupted: epoch {e.epoch} is saved in {e.checkpoint}; continue with "
+            f"`minigrad train --resume --out {e.out}`")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,13 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"minigrad: error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()
-        out = getattr(args, "out", None) or f"runs/{(getattr(args, 'model', None) or 'lenet')}"
-        if args.command == "train":
-            print(f"\ninterrupted: the last finished epoch is saved in {out}/checkpoint.npz; "
-                  f"continue with `minigrad train --resume --out {out}`", file=sys.stderr)
+        print(f"\n{_interrupted_message(e)}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

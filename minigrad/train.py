@@ -34,20 +34,27 @@ import numpy as np
 
 import minigrad as mg
 
-from . import backend, serialization
+from . import backend
 from .models.registry import get_model, model_names, uses_batchnorm
+from .train_files import (
+    CHECKPOINT,
+    CURVES,
+    ENV_KEYS,
+    METRICS,
+    RUN_KEYS,
+    SUMMARY,
+    CLIError,
+    load_checkpoint,
+    save_checkpoint,
+    write_curves,
+)
+from .train_files import write_metrics as _write_metrics
+from .train_files import write_text_atomic as _write_text_atomic
 
 __all__ = [
     "CLIError", "RECIPES", "NORMALIZATION", "resolve_options", "train", "evaluate_checkpoint",
     "load_checkpoint", "classification_report",
 ]
-
-CHECKPOINT_FORMAT = "minigrad-train-checkpoint"
-CHECKPOINT_VERSION = 1
-CHECKPOINT = "checkpoint.npz"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-CURVES = "curves.png"
 
 NORMALIZATION = {
     # recipe R1 (the PyTorch tutorial): Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -68,18 +75,8 @@ RECIPES = {
                     label_smoothing=0.1, normalize="cifar"),
 }
 ADAM_LR = 1e-3  # default --lr for adam/adamw when the recipe's optimizer is SGD
-
-# Options that define the training run (saved in the checkpoint, restored by --resume).
-RUN_KEYS = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-            "nesterov", "schedule", "augment", "label_smoothing", "normalize", "seed",
-            "limit_train")
-# Options of the environment (taken from the current command line, also on --resume).
-ENV_KEYS = ("data_dir", "download", "device", "out", "num_workers", "limit_test",
-            "expected_counts")
-
-
-class CLIError(Exception):
-    """A user-facing error: the CLI prints ``minigrad: error: <message>`` and exits with 2."""
+MAX_WORKERS = 256  # --num-workers above this is a typo (each worker is a thread)
+PROGRESS_SECONDS = 0.5  # the progress bar's loss/accuracy refresh interval
 
 
 def _recipe(model: str) -> dict:
@@ -103,11 +100,13 @@ def resolve_options(given: dict, saved: dict | None = None) -> tuple[dict, list[
                 f"{model!r}: drop --model to resume it, or pick another --out for a new run"
             )
         opts = {k: saved.get(k) for k in RUN_KEYS}
-        for k in RUN_KEYS:
-            if k != "model" and given.get(k) is not None and given[k] != saved.get(k):
-                notes.append(f"--{k.replace('_', '-')} {given[k]} overrides the checkpoint's "
-                             f"{saved.get(k)}")
-                opts[k] = given[k]
+        changed = [k for k in RUN_KEYS if k != "model" and given.get(k) is not None
+                   and given[k] != saved.get(k)]
+        _refuse_resume_changes(changed, saved, given)
+        for k in changed:
+            notes.append(f"--{k.replace('_', '-')} {given[k]} overrides the checkpoint's "
+                         f"{saved.get(k)}")
+            opts[k] = given[k]
     else:
         model = (model or "lenet").lower()
         if model not in model_names():
@@ -131,6 +130,27 @@ def resolve_options(given: dict, saved: dict | None = None) -> tuple[dict, list[
     return opts, notes
 
 
+def _refuse_resume_changes(changed: list[str], saved: dict, given: dict) -> None:
+    """--resume applies a new --lr, --momentum, --weight-decay, --seed, --augment, ... from the
+    next step on; changes the saved optimizer or schedule state cannot honour are refused."""
+    schedule = saved.get("schedule")
+    fixed = {"optimizer": "the optimizer state (momentum buffers, Adam moments) belongs to it",
+             "schedule": "the schedule's state belongs to it"}
+    if saved.get("optimizer") != "sgd":
+        fixed["momentum"] = f"{saved.get('optimizer')} has no momentum option"
+    if schedule != "none":
+        fixed["lr"] = f"the {schedule} schedule sets the lr at every step"
+        fixed["epochs"] = f"the {schedule} schedule was planned for {saved.get('epochs')} epochs"
+    if schedule in ("onecycle", "cosine"):
+        why = f"the {schedule} schedule was planned for a fixed number of steps per epoch"
+        fixed["batch_size"] = fixed["limit_train"] = why
+    for k in changed:
+        if k in fixed:
+            flag = f"--{k.replace('_', '-')}"
+            raise CLIError(f"{flag} {given[k]} cannot change the resumed run's {saved.get(k)} "
+                           f"({fixed[k]}): drop {flag}, or start a new run with another --out")
+
+
 def _check_options(o: dict) -> None:
     def need(cond, msg):
         if not cond:
@@ -151,7 +171,12 @@ def _check_options(o: dict) -> None:
          f"--label-smoothing must be in [0, 1), got {o['label_smoothing']}")
     for k in ("limit_train", "limit_test"):
         need(o.get(k) is None or o[k] >= 1, f"--{k.replace('_', '-')} must be at least 1")
-    need((o.get("num_workers") or 0) >= 0, "--num-workers must be >= 0")
+    need(o["normalize"] in NORMALIZATION, f"unknown normalisation {o['normalize']!r}")
+    need(0 <= o["seed"] < 2**63, f"--seed must be in [0, 2**63), got {o['seed']}")
+    workers = o.get("num_workers") or 0
+    need(0 <= workers <= MAX_WORKERS,
+         f"--num-workers must be in [0, {MAX_WORKERS}], got {workers} (each worker is a "
+         "thread; 2-4 are enough to hide the data preparation)")
 
 
 # ----------------------------------------------------------------------------- data
@@ -172,6 +197,7 @@ def _device(name: str | None):
 def load_cifar(data_dir: str, train: bool, download: bool = False, expected_counts=None):
     """``CIFAR10`` with every failure turned into a one-line ``CLIError`` saying what to do."""
     from .data import CIFAR10  # noqa: PLC0415
+    from .data.cifar10 import DownloadError  # noqa: PLC0415
 
     kwargs = {}
     if expected_counts:
@@ -185,6 +211,9 @@ def load_cifar(data_dir: str, train: bool, download: bool = False, expected_coun
             f"cifar-10-python.tar.gz there (e.g. `../shared/datasets/make-cifar10 {root}`); "
             "point --data-dir at that folder, or add --download on a machine with network"
         ) from None
+    except DownloadError as e:
+        msg = " ".join(str(e).split())
+        raise CLIError(f"the download failed, nothing was kept: {msg}") from e
     except (ValueError, pickle.UnpicklingError, RuntimeError, OSError) as e:
         msg = " ".join(str(e).split())
         raise CLIError(
@@ -288,8 +317,10 @@ def classification_report(y_true, y_pred, classes) -> dict:
     }
 
 
-def _evaluate(model, loader, device, label_smoothing=0.0):
-    """(mean loss, labels, predictions) over ``loader`` in eval mode."""
+def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
+    """(mean loss, labels, predictions) over ``loader`` in eval mode, with a progress bar."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
     from .nn import functional as F  # noqa: PLC0415
 
     was_training = model.training
@@ -297,7 +328,8 @@ def _evaluate(model, loader, device, label_smoothing=0.0):
     loss_sum, n = 0.0, 0
     labels, preds = [], []
     with mg.no_grad():
-        for x, y in loader:
+        for x, y in tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=False,
+                         dynamic_ncols=True, disable=None, mininterval=PROGRESS_SECONDS):
             x, y = _to_tensor(x, device), _to_tensor(y, device)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -314,103 +346,6 @@ def _to_tensor(a, device):
     if isinstance(a, mg.Tensor):
         return a
     return mg.Tensor(backend.to_device(np.ascontiguousarray(a), device))
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _write_metrics(out: str, history: list[dict]) -> None:
-    _write_text_atomic(os.path.join(out, METRICS),
-                       "".join(json.dumps(r, sort_keys=False) + "\n" for r in history))
-
-
-def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
-    """Loss and accuracy against epoch (train and test) as a PNG; returns a note when
-    matplotlib is missing (the file is then skipped)."""
-    try:
-        import matplotlib  # noqa: PLC0415
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError:
-        return f"matplotlib is not installed: skipped {os.path.basename(path)} " \
-               "(pip install 'minigrad[plot]')"
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("cross-entropy loss")
-    ax1.legend()
-    ax1.grid(alpha=0.3)
-    ax2.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train")
-    ax2.plot(epochs, [100 * r["test_acc"] for r in history], "o-", label="test")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy (%)")
-    ax2.legend()
-    ax2.grid(alpha=0.3)
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    tmp = f"{path}.{os.getpid()}.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return None
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history, opts,
-                    classes, argv) -> None:
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "model_name": opts["model"],
-        "epoch": epoch,  # epochs finished
-        "options": {k: opts.get(k) for k in RUN_KEYS},
-        "environment": {k: opts.get(k) for k in ENV_KEYS if k != "expected_counts"},
-        "expected_counts": opts.get("expected_counts"),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": None if scheduler is None else scheduler.state_dict(),
-        "rng": {"minigrad": mg.get_rng_state(), "loader": loader.state_dict(),
-                "epoch_seed": _epoch_seed(opts["seed"], epoch)},
-        "history": history,
-        "classes": list(classes),
-        "argv": list(argv),
-    }
-    serialization.save(ckpt, path)
-
-
-def load_checkpoint(path: str) -> dict:
-    """Read and check a training checkpoint; problems become one-line ``CLIError``s."""
-    if not os.path.isfile(path):
-        raise CLIError(f"no checkpoint at {path}: pass the checkpoint.npz that "
-                       "`minigrad train --out DIR` wrote")
-    try:
-        ckpt = serialization.load(path, map_location="cpu")
-    except (ValueError, RuntimeError, OSError) as e:
-        msg = " ".join(str(e).split())
-        raise CLIError(f"{msg} -- cannot read {path}: pass a checkpoint.npz written by "
-                       "`minigrad train` (re-run training if it is damaged)") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CLIError(f"{path} is a minigrad file but not a training checkpoint: pass the "
-                       "checkpoint.npz that `minigrad train` wrote")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CLIError(f"{path} has checkpoint version {ckpt.get('version')}, this minigrad "
-                       f"reads version {CHECKPOINT_VERSION}: re-run training with this version")
-    if ckpt.get("model_name") not in model_names():
-        raise CLIError(f"{path} holds an unknown model {ckpt.get('model_name')!r} (known: "
-                       f"{', '.join(model_names())})")
-    return ckpt
 
 
 def _load_model_state(model, state, path, name) -> None:
@@ -434,7 +369,7 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    t0 = time.perf_counter()
+    t0 = shown = time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{opts['epochs']}",
                unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)
     for i, (x, y) in enumerate(bar):
@@ -455,8 +390,9 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
         loss_sum += lv * b
         correct += int((_np(logits.argmax(1)) == _np(y)).sum())
         seen += b
-        if i % 10 == 0 or i + 1 == len(loader):
-            dt = time.perf_counter() - t0
+        now = time.perf_counter()
+        if i == 0 or now - shown >= PROGRESS_SECONDS or i + 1 == len(loader):
+            shown, dt = now, now - t0
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
                             img_s=f"{seen / max(dt, 1e-9):.0f}", refresh=False)
     bar.close()
@@ -466,16 +402,79 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
     return loss_sum / max(seen, 1), correct / max(seen, 1), seen, seconds
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train``: ``checkpoint`` holds epoch ``epoch`` (0: nothing was saved)."""
+
+    def __init__(self, out: str, checkpoint: str, epoch: int):
+        super().__init__(f"interrupted; last saved epoch: {epoch}")
+        self.out, self.checkpoint, self.epoch = out, checkpoint, epoch
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _check_out(out: str) -> None:
+    """Refuse an --out that cannot hold the run's files, before any work is done."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CLIError(f"--out {out} is a file, not a folder: pass a folder for the run's files")
+    parent = out
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    parent = parent or "."
+    if not os.path.isdir(parent):
+        raise CLIError(f"--out {out}: {parent} is a file, not a folder: pass a folder for the "
+                       "run's files")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"--out {out} is not writable (no write permission in {parent}): choose "
+                       "another --out")
+
+
+def _write(path: str, saved_epoch: int, write, *args, **kwargs):
+    """``write(*args, **kwargs)``; an OSError (disk full, permissions) becomes a CLIError."""
+    try:
+        return write(*args, **kwargs)
+    except OSError as e:
+        kept = (f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch
+                else "no checkpoint was saved")
+        raise CLIError(f"could not write {path} ({e.strerror or e}): {kept}; free some space "
+                       "or choose another --out, then run again") from e
+
+
+def _apply_resume_overrides(optimizer, loader, opts: dict, saved: dict) -> None:
+    """After loading the saved optimizer and loader state, make the hyperparameters given on
+    the command line the ones the next step uses (the saved param groups hold the old ones)."""
+    for group in optimizer.param_groups:
+        for k in ("lr", "momentum", "weight_decay", "nesterov"):
+            if k in group and opts[k] != saved.get(k):
+                group[k] = type(group[k])(opts[k])
+    if opts["seed"] != saved.get("seed"):
+        loader.seed = int(opts["seed"])
+
+
 def train(given: dict, argv: list[str] | None = None) -> dict:
     """Run ``minigrad train`` with options ``given`` (CLI names, ``None`` = not given).
 
-    Returns the summary dict (also written to ``OUT/summary.json``).
+    Returns the summary dict (also written to ``OUT/summary.json``). Ctrl-C raises
+    :class:`TrainingInterrupted` saying which epoch, if any, the checkpoint holds.
     """
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
     argv = list(argv if argv is not None else sys.argv[1:])
     out = given.get("out") or os.path.join("runs", (given.get("model") or "lenet").lower())
-    given = {**given, "out": out}
+    _check_out(out)
+    progress = {"saved_epoch": 0}
+    try:
+        return _train(dict(given, out=out), argv, progress)
+    except KeyboardInterrupt as e:
+        if isinstance(e, TrainingInterrupted):
+            raise
+        raise TrainingInterrupted(out, os.path.join(out, CHECKPOINT),
+                                  progress["saved_epoch"]) from e
+
+
+def _train(given: dict, argv: list[str], progress: dict) -> dict:
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    out = given["out"]
     ckpt_path = os.path.join(out, CHECKPOINT)
     ckpt = None
     if given.get("resume"):
@@ -533,22 +532,28 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
             optimizer.load_state_dict(ckpt["optimizer"])
             if scheduler is not None and ckpt["scheduler"] is not None:
                 scheduler.load_state_dict(ckpt["scheduler"])
+            mg.set_rng_state(ckpt["rng"]["minigrad"])
+            train_loader.load_state_dict(ckpt["rng"]["loader"])
         except (KeyError, ValueError, TypeError) as e:
             msg = " ".join(str(e).split())
-            raise CLIError(f"{ckpt_path}: optimizer/scheduler state does not fit the options "
-                           f"({msg}); resume without changing --optimizer/--schedule") from e
-        mg.set_rng_state(ckpt["rng"]["minigrad"])
-        train_loader.load_state_dict(ckpt["rng"]["loader"])
+            raise CLIError(f"{ckpt_path}: its optimizer, schedule or random state does not fit "
+                           f"the run ({msg}); the checkpoint is damaged") from e
+        _apply_resume_overrides(optimizer, train_loader, opts, saved)
         start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
+        progress["saved_epoch"] = start_epoch
         _echo(f"resuming {opts['model']} from {ckpt_path} after epoch {start_epoch}")
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"cannot create --out {out} ({e.strerror or e})") from e
+    metrics_path = os.path.join(out, METRICS)
     if start_epoch == 0:
-        _write_metrics(out, [])
+        _write(metrics_path, 0, _write_metrics, out, [])
 
     n_params = sum(p.numel() for p in model.parameters())
     _echo(f"training {opts['model']} ({n_params:,} parameters) on {device} for "
-          f"{opts['epochs']} epochs: {len(train_set)} train / {len(test_set)} test images, "
-          f"batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
+          f"{_plural(opts['epochs'], 'epoch')}: {len(train_set)} train / {len(test_set)} test "
+          f"images, batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
           f"schedule {opts['schedule']}, augment {'on' if opts['augment'] else 'off'}")
 
     final = None
@@ -559,7 +564,8 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
         tr_loss, tr_acc, seen, secs = _train_epoch(model, train_loader, optimizer, scheduler,
                                                    sched_unit, opts, device, epoch + 1, tqdm)
         t_eval = time.perf_counter()
-        te_loss, y_true, y_pred = _evaluate(model, test_loader, device)
+        te_loss, y_true, y_pred = _evaluate(model, test_loader, device,
+                                            desc=f"epoch {epoch + 1}: evaluating")
         eval_secs = time.perf_counter() - t_eval
         te_acc = float((y_true == y_pred).mean()) if y_true.size else 0.0
         record = {
@@ -569,10 +575,12 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
         }
         history.append(record)
         train_loader.set_epoch(epoch + 1)
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler,
-                        loader=train_loader, epoch=epoch + 1, history=history, opts=opts,
-                        classes=classes, argv=argv)
-        _write_metrics(out, history)
+        _write(ckpt_path, progress["saved_epoch"], save_checkpoint, ckpt_path, model=model,
+               optimizer=optimizer, scheduler=scheduler, loader=train_loader, epoch=epoch + 1,
+               history=history, opts=opts, classes=classes, argv=argv,
+               epoch_seed=_epoch_seed(opts["seed"], epoch + 1))
+        progress["saved_epoch"] = epoch + 1
+        _write(metrics_path, epoch + 1, _write_metrics, out, history)
         _echo(f"epoch {epoch + 1:>3}/{opts['epochs']}  train loss {tr_loss:.4f} "
               f"acc {100 * tr_acc:6.2f}%  |  test loss {te_loss:.4f} acc {100 * te_acc:6.2f}%"
               f"  |  {secs:.1f} s ({record['images_per_second']:.0f} img/s)")
@@ -580,12 +588,15 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
         _on_epoch_end(epoch + 1)
 
     if final is None:  # resumed a run that had already finished: evaluate again
-        _echo(f"the run in {out} already finished {start_epoch} epochs; re-evaluating")
+        _echo(f"the run in {out} already finished {_plural(start_epoch, 'epoch')}; "
+              "re-evaluating")
         te_loss, y_true, y_pred = _evaluate(model, test_loader, device)
         final = (te_loss, y_true, y_pred)
-    _write_metrics(out, history)
-    note = write_curves(history, os.path.join(out, CURVES),
-                        title=f"minigrad {opts['model']} on CIFAR-10")
+    done = progress["saved_epoch"]
+    _write(metrics_path, done, _write_metrics, out, history)
+    curves_path = os.path.join(out, CURVES)
+    note = _write(curves_path, done, write_curves, history, curves_path,
+                  title=f"minigrad {opts['model']} on CIFAR-10")
     if note:
         _echo(f"note: {note}")
     te_loss, y_true, y_pred = final
@@ -616,7 +627,9 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
         "resumed": ckpt is not None,
         "minigrad_version": mg.__version__,
     }
-    _write_text_atomic(os.path.join(out, SUMMARY), json.dumps(summary, indent=2) + "\n")
+    summary_path = os.path.join(out, SUMMARY)
+    _write(summary_path, done, _write_text_atomic, summary_path,
+           json.dumps(summary, indent=2) + "\n")
     _echo(f"test accuracy {100 * report['accuracy']:.2f}% ({report['correct']}/"
           f"{report['total']}), test loss {te_loss:.4f}; wrote {METRICS}, {CHECKPOINT}, "
           f"{'' if note else CURVES + ', '}{SUMMARY} to {out}")
@@ -654,7 +667,7 @@ def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | No
 
 
 def format_report(result: dict) -> str:
-    lines = [f"{result['model']} after {result['epoch']} epochs: test accuracy "
+    lines = [f"{result['model']} after {_plural(result['epoch'], 'epoch')}: test accuracy "
              f"{100 * result['test_accuracy']:.2f}% ({result['correct']}/{result['total']}), "
              f"test loss {result['test_loss']:.4f}",
              f"{'class':<12} {'accuracy':>9} {'precision':>10} {'recall':>8} {'f1':>7}"]

@@ -35,7 +35,8 @@ import numpy as np
 from .dataset import Dataset
 from .transforms import apply_transform
 
-__all__ = ["CIFAR10", "RestrictedUnpickler", "safe_extract", "CIFAR10_URL", "CIFAR10_MD5"]
+__all__ = ["CIFAR10", "DownloadError", "RestrictedUnpickler", "safe_extract", "CIFAR10_URL",
+           "CIFAR10_MD5"]
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -94,6 +95,9 @@ def restricted_load(path):
         except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
             msg = f"{type(e).__name__}: {e}"
             raise ValueError(f"{path}: corrupt or truncated pickle ({msg})") from e
+        except MemoryError as e:  # e.g. an array header asking for terabytes
+            raise ValueError(f"{path}: corrupt pickle: it asks for more memory than this "
+                             f"machine has ({e})") from None
 
 
 def _key(d, name):
@@ -222,6 +226,10 @@ def safe_extract(tar_path, dest) -> None:
 
 
 # --------------------------------------------------------------------------- download
+class DownloadError(RuntimeError, ValueError):
+    """The download failed (no network, HTTP error, MD5 mismatch); nothing was kept."""
+
+
 def _download(url, path, md5) -> None:
     """Stream ``url`` to ``path + '.part'``, check the MD5, then rename into ``path``."""
     from tqdm.auto import tqdm  # noqa: PLC0415
@@ -241,12 +249,12 @@ def _download(url, path, md5) -> None:
         if os.path.exists(part):
             os.remove(part)
         if isinstance(e, urllib.error.URLError | OSError):
-            raise RuntimeError(_no_network_message(url, os.path.dirname(path), e)) from e
+            raise DownloadError(_no_network_message(url, os.path.dirname(path), e)) from e
         raise
     actual = h.hexdigest()
     if actual != md5:
         os.remove(part)
-        raise ValueError(
+        raise DownloadError(
             f"MD5 mismatch for {url}: expected {md5}, got {actual}; the partial download "
             f"{part} was removed, run again to restart"
         )
@@ -261,6 +269,16 @@ def _no_network_message(url, root, err) -> str:
         f"tarball {os.path.join(root, TARBALL)}, for example with "
         f"`../shared/datasets/make-cifar10 {root}`; or set {URL_ENV} to a reachable mirror"
     )
+
+
+def _makedirs(path) -> list[str]:
+    """``os.makedirs(path, exist_ok=True)``; returns the folders it created, outermost first."""
+    made, p = [], os.path.abspath(path)
+    while not os.path.exists(p):
+        made.append(p)
+        p = os.path.dirname(p)
+    os.makedirs(path, exist_ok=True)
+    return made[::-1]
 
 
 # --------------------------------------------------------------------------- dataset
@@ -306,9 +324,17 @@ class CIFAR10(Dataset):
                         f"(e.g. made by `../shared/datasets/make-cifar10 {self.root}`), or pass "
                         "download=True"
                     )
-                os.makedirs(self.root, exist_ok=True)
+                made = _makedirs(self.root)
                 url = url or os.environ.get(URL_ENV) or CIFAR10_URL
-                _download(url, tarball, md5 or CIFAR10_MD5)
+                try:
+                    _download(url, tarball, md5 or CIFAR10_MD5)
+                except BaseException:
+                    for d in reversed(made):  # leave no empty folder behind
+                        try:
+                            os.rmdir(d)
+                        except OSError:
+                            break
+                    raise
             self._extract(tarball, md5)
         files = TRAIN_FILES if train else TEST_FILES
         validate_folder(folder, self._counts, files=())  # layout + meta, cheap
