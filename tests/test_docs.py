@@ -1,4 +1,4 @@
-"""Run every ```python snippet of docs/*.md so the docs never go stale.
+"""Run every ```python snippet of README.md and docs/*.md so the docs never go stale.
 
 Conventions (documented in docs/kernels.md and docs/backprop.md):
 
@@ -7,8 +7,10 @@ Conventions (documented in docs/kernels.md and docs/backprop.md):
 * a line ``<!-- requires: some.module -->`` just before a block skips it while that module
   does not exist (for parts of the code still being written).
 
-Each snippet runs on its own, in a fresh namespace, with the repository root as the
-working directory.
+Each snippet runs on its own, in a fresh namespace, exactly as written. docs/*.md snippets
+run with the repository root as the working directory; README snippets run in an empty
+folder holding a small synthetic CIFAR-10 copy in ``data/`` (the layout the README tells a
+user to create), so that they read and write nothing in the repository.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted((ROOT / "docs").glob("*.md"))
+README = ROOT / "README.md"
+DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 _FENCE = re.compile(r"^```python\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*(skip|requires)\s*:\s*(.*?)\s*-->\s*$")
@@ -78,11 +85,12 @@ CASES = [pytest.param(path, line, code, directive, id=f"{path.name}:{line}")
 
 def test_docs_have_snippets():
     assert any(p.name == "backprop.md" for p in DOCS)
+    assert sum(1 for case in CASES if case.values[0] == README) >= 8
     assert len(CASES) >= 10
 
 
 @pytest.mark.parametrize("path,line,code,directive", CASES)
-def test_snippet(path, line, code, directive, monkeypatch):
+def test_snippet(path, line, code, directive, monkeypatch, tmp_path_factory):
     if directive is not None:
         kind, arg = directive
         if kind == "skip":
@@ -96,7 +104,17 @@ def test_snippet(path, line, code, directive, monkeypatch):
                     found = False
                 if not found:
                     pytest.skip(f"{path.name}:{line}: needs {mod}, not written yet")
-    monkeypatch.chdir(ROOT)
+    if path == README:
+        from fake_cifar import make_fake_cifar
+
+        import minigrad.data.cifar10 as cifar10
+
+        work = tmp_path_factory.mktemp("readme")
+        counts = make_fake_cifar(work / "data")  # 64 images per file instead of 10,000
+        monkeypatch.setattr(cifar10, "_OFFICIAL_COUNTS", counts)
+        monkeypatch.chdir(work)
+    else:
+        monkeypatch.chdir(ROOT)
     import minigrad as mg
 
     mg.manual_seed(0)
@@ -117,3 +135,29 @@ def test_rewrite_and_extract(tmp_path):
     with pytest.raises(AssertionError, match="the doc says '3'"):
         _expect(1, "3", 2)
     assert os.path.exists(doc)
+
+
+def test_readme_is_generated_from_sections():
+    """README.md == docs/make_readme.py's output: edit docs/sections/, then regenerate."""
+    result = subprocess.run([sys.executable, str(ROOT / "docs" / "make_readme.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_figures_come_from_result_files(tmp_path, monkeypatch):
+    """A changed result file changes the README's table: no figure is typed by hand."""
+    import importlib.util as iu
+
+    spec = iu.spec_from_file_location("make_readme", ROOT / "docs" / "make_readme.py")
+    make_readme = iu.module_from_spec(spec)
+    spec.loader.exec_module(make_readme)
+    table = make_readme.results_table()
+    src = ROOT / "benchmarks" / "results"
+    summary = json.loads((src / "cifar_r1_minigrad" / "summary.json").read_text())
+    assert f"**{100 * summary['test_accuracy']:.2f}%**" in table
+    fake = tmp_path / "results"
+    shutil.copytree(src, fake, ignore=shutil.ignore_patterns("*.png"))
+    summary["test_accuracy"] = 0.1234
+    (fake / "cifar_r1_minigrad" / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(make_readme, "RESULTS", fake)
+    assert "**12.34%**" in make_readme.results_table()
