@@ -30,6 +30,25 @@ def _outputs(fn, inputs):
     return tuple(o for o in _as_tuple(fn(*inputs)) if isinstance(o, Tensor))
 
 
+def _output_positions(fn, inputs):
+    """Position of each tensor output in what ``fn`` returned (non-tensors are skipped, but
+    error messages count them, so "output 2" is the third thing ``fn`` returned)."""
+    return [k for k, o in enumerate(_as_tuple(fn(*inputs))) if isinstance(o, Tensor)]
+
+
+class _Names:
+    """How error messages name outputs and inputs (gradgradcheck renames them)."""
+
+    def __init__(self, who, out_positions):
+        self.who, self.out_positions = who, out_positions
+
+    def output(self, k):
+        return f"output {self.out_positions[k]}"
+
+    def input(self, i):
+        return f"input {i}"
+
+
 def _flat_host(t: Tensor) -> np.ndarray:
     from .backend import CPU, to_device
 
@@ -49,7 +68,7 @@ def _check_inputs(inputs, who):
     return diff
 
 
-def _analytic_vjp(outs, inputs, diff, vs):
+def _analytic_vjp(outs, inputs, diff, vs, names=None):
     """sum_o v_o^T J_o with respect to each differentiable input (zeros where unused)."""
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
     result = []
@@ -64,6 +83,13 @@ def _analytic_vjp(outs, inputs, diff, vs):
     else:
         grads = [None] * len(diff)
     for g, i in zip(grads, diff):
+        if g is not None and tuple(g.shape) != tuple(inputs[i].shape):
+            who, name = ("gradcheck", f"input {i}") if names is None else (
+                names.who, names.input(i))
+            raise GradcheckError(
+                f"{who}: backward returned a gradient of shape {tuple(g.shape)} for {name} "
+                f"of shape {tuple(inputs[i].shape)}"
+            )
         result.append(
             np.zeros(inputs[i].numel()) if g is None else _flat_host(g)
         )
@@ -101,17 +127,25 @@ def gradcheck(
     seed: int = 0,
 ) -> bool:
     """Check backward against central differences. Returns True, or raises
-    :class:`GradcheckError` naming the output, input, element and both values."""
+    :class:`GradcheckError` naming the output, input, element and both values.
+
+    Every output (of a tuple/list result) is checked against every input that requires grad;
+    outputs and inputs are named by their position in ``fn``'s result and in ``inputs``."""
     inputs = _as_tuple(inputs)
-    diff = _check_inputs(inputs, "gradcheck")
+    return _check(fn, inputs, _check_inputs(inputs, "gradcheck"), eps, atol, rtol,
+                  raise_exception, fast_mode, seed,
+                  _Names("gradcheck", _output_positions(fn, inputs)))
+
+
+def _check(fn, inputs, diff, eps, atol, rtol, raise_exception, fast_mode, seed, names):
     outs = _outputs(fn, inputs)
     if not outs:
-        raise ValueError("gradcheck: fn returned no tensor")
+        raise ValueError(f"{names.who}: fn returned no tensor")
     try:
         if fast_mode:
-            _fast_check(fn, inputs, diff, outs, eps, atol, rtol, seed)
+            _fast_check(fn, inputs, diff, outs, eps, atol, rtol, seed, names)
         else:
-            _full_check(fn, inputs, diff, outs, eps, atol, rtol)
+            _full_check(fn, inputs, diff, outs, eps, atol, rtol, names)
     except GradcheckError:
         if raise_exception:
             raise
@@ -119,7 +153,7 @@ def gradcheck(
     return True
 
 
-def _full_check(fn, inputs, diff, outs, eps, atol, rtol):
+def _full_check(fn, inputs, diff, outs, eps, atol, rtol, names):
     for k, out in enumerate(outs):
         if out.dtype.kind != "f":
             continue
@@ -133,7 +167,7 @@ def _full_check(fn, inputs, diff, outs, eps, atol, rtol):
                 if kk == k:
                     v[j] = 1.0
                 vs.append(_to_like(v, o))
-            for i, row in zip(diff, _analytic_vjp(outs, inputs, diff, vs)):
+            for i, row in zip(diff, _analytic_vjp(outs, inputs, diff, vs, names)):
                 analytic[i][j] = row
         # numeric Jacobian columns: two evaluations per input element
         for i in diff:
@@ -146,29 +180,57 @@ def _full_check(fn, inputs, diff, outs, eps, atol, rtol):
                     a, n = analytic[i][j, e], col[j]
                     if not abs(a - n) <= atol + rtol * abs(n):
                         raise GradcheckError(
-                            f"gradcheck: Jacobian mismatch for output {k} with respect to "
-                            f"input {i}, at input element {np.unravel_index(e, inputs[i].shape)}"
-                            f" and output element "
-                            f"{np.unravel_index(j, out.shape) if out.ndim else ()}: analytic "
-                            f"{a:.10g} vs numeric {n:.10g} (atol {atol}, rtol {rtol})"
+                            f"{names.who}: Jacobian mismatch for {names.output(k)} with "
+                            f"respect to {names.input(i)}, at input element "
+                            f"{_index(e, inputs[i].shape)} and output element "
+                            f"{_index(j, out.shape)}: analytic {a:.10g} vs numeric {n:.10g} "
+                            f"(atol {atol}, rtol {rtol})"
                         )
 
 
-def _fast_check(fn, inputs, diff, outs, eps, atol, rtol, seed):
+def _index(flat, shape):
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if len(shape) else ()
+
+
+def _fast_check(fn, inputs, diff, outs, eps, atol, rtol, seed, names):
+    """v^T J u per (output, input) pair: one backward per output, two evaluations of ``fn``
+    per input."""
     rng = np.random.default_rng(seed)
     vs = [_to_like(rng.standard_normal(o.numel()), o) for o in outs]
-    analytic = _analytic_vjp(outs, inputs, diff, vs)
-    for i, row in zip(diff, analytic):
-        u = rng.standard_normal(inputs[i].numel())
-        a = float(row @ u)  # v^T J u from backward
-        cols = _numeric_directional(fn, inputs, i, u, eps)
-        n = float(sum(c @ _flat_host(v) for c, v in zip(cols, vs)))
-        if not abs(a - n) <= atol + rtol * abs(n):
-            raise GradcheckError(
-                f"gradcheck (fast mode): v^T J u mismatch for input {i} (shape "
-                f"{inputs[i].shape}): analytic {a:.10g} vs numeric {n:.10g} "
-                f"(atol {atol}, rtol {rtol})"
-            )
+    us = {i: rng.standard_normal(inputs[i].numel()) for i in diff}
+    cols = {i: _numeric_directional(fn, inputs, i, us[i], eps) for i in diff}  # J_o u per o
+    for k, out in enumerate(outs):
+        if out.dtype.kind != "f":
+            continue
+        only_k = [v if kk == k else _to_like(np.zeros(o.numel()), o)
+                  for kk, (o, v) in enumerate(zip(outs, vs))]
+        for i, row in zip(diff, _analytic_vjp(outs, inputs, diff, only_k, names)):
+            a = float(row @ us[i])  # v_k^T J_ki u_i from backward
+            n = float(cols[i][k] @ _flat_host(vs[k]))
+            if not abs(a - n) <= atol + rtol * abs(n):
+                raise GradcheckError(
+                    f"{names.who} (fast mode): v^T J u mismatch for {names.output(k)} with "
+                    f"respect to {names.input(i)} (shape {tuple(inputs[i].shape)}): analytic "
+                    f"{a:.10g} vs numeric {n:.10g} (atol {atol}, rtol {rtol}); run with "
+                    "fast_mode=False to find the element"
+                )
+
+
+class _GradGradNames(_Names):
+    """gradgradcheck checks ``(x..., v...) -> grads of x``: output k is the gradient of
+    differentiable input ``diff[k]``; inputs past ``n`` are the grad_outputs ``v``."""
+
+    def __init__(self, diff, n, out_positions):
+        super().__init__("gradgradcheck", out_positions)
+        self.diff, self.n = diff, n
+
+    def output(self, k):
+        return f"the gradient of input {self.diff[k]}"
+
+    def input(self, i):
+        if i < self.n:
+            return f"input {i}"
+        return f"grad_output {i - self.n} (the vector for output {self.out_positions[i - self.n]})"
 
 
 def gradgradcheck(
@@ -183,7 +245,8 @@ def gradgradcheck(
     seed: int = 0,
 ) -> bool:
     """Check second derivatives: gradcheck of ``x, v -> v^T J(x)``, built with
-    ``create_graph=True``."""
+    ``create_graph=True``. Errors name the gradient (of which input) and the input (or
+    grad_output) it is differentiated with respect to."""
     inputs = _as_tuple(inputs)
     diff = _check_inputs(inputs, "gradgradcheck")
     outs = _outputs(fn, inputs)
@@ -193,6 +256,9 @@ def gradgradcheck(
             _to_like(rng.standard_normal(o.numel()), o).requires_grad_() for o in outs
         ]
     grad_outputs = list(_as_tuple(grad_outputs))
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"gradgradcheck: fn returned {len(outs)} tensors but "
+                         f"{len(grad_outputs)} grad_outputs were given")
     n = len(inputs)
 
     def first_order(*args):
@@ -206,15 +272,12 @@ def gradgradcheck(
             create_graph=True,
             allow_unused=True,
         )
-        return tuple(g for g in grads if g is not None)
+        # an unused input's gradient is a constant zero: keep its place so outputs stay
+        # aligned with ``diff`` in the error messages
+        return tuple(_to_like(np.zeros(xs[i].numel()), xs[i]) if g is None else g
+                     for g, i in zip(grads, diff))
 
-    return gradcheck(
-        first_order,
-        tuple(inputs) + tuple(grad_outputs),
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        raise_exception=raise_exception,
-        fast_mode=fast_mode,
-        seed=seed,
-    )
+    args = tuple(inputs) + tuple(grad_outputs)
+    names = _GradGradNames(diff, n, _output_positions(fn, inputs))
+    return _check(first_order, args, _check_inputs(args, "gradgradcheck"), eps, atol, rtol,
+                  raise_exception, fast_mode, seed, names)
