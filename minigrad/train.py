@@ -35,6 +35,7 @@ import numpy as np
 import minigrad as mg
 
 from . import backend
+from .distributed import launch as _dist
 from .models.registry import get_model, model_names, uses_batchnorm
 from .train_files import (
     CHECKPOINT,
@@ -84,7 +85,8 @@ def _recipe(model: str) -> dict:
 
 
 def _echo(msg: str = "") -> None:
-    print(msg, flush=True)
+    if _dist.is_main():  # one voice in a multi-rank run
+        print(msg, flush=True)
 
 
 # ----------------------------------------------------------------------------- options
@@ -329,7 +331,7 @@ def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
     labels, preds = [], []
     with mg.no_grad():
         for x, y in tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=False,
-                         dynamic_ncols=True, disable=None, mininterval=PROGRESS_SECONDS):
+                         dynamic_ncols=True, disable=_dist.quiet(), mininterval=PROGRESS_SECONDS):
             x, y = _to_tensor(x, device), _to_tensor(y, device)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -371,7 +373,8 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
     loss_sum, correct, seen = 0.0, 0, 0
     t0 = shown = time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{opts['epochs']}",
-               unit="batch", leave=False, dynamic_ncols=True, disable=None, mininterval=0.5)
+               unit="batch", leave=False, dynamic_ncols=True, disable=_dist.quiet(),
+               mininterval=0.5)
     for i, (x, y) in enumerate(bar):
         x, y = _to_tensor(x, device), _to_tensor(y, device)
         logits = model(x)
@@ -399,6 +402,7 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
     if scheduler is not None and sched_unit == "epoch":
         scheduler.step()
     seconds = time.perf_counter() - t0
+    loss_sum, correct, seen = _dist.reduce_sums(loss_sum, correct, seen)  # over all ranks
     return loss_sum / max(seen, 1), correct / max(seen, 1), seen, seconds
 
 
@@ -432,6 +436,8 @@ def _check_out(out: str) -> None:
 
 def _write(path: str, saved_epoch: int, write, *args, **kwargs):
     """``write(*args, **kwargs)``; an OSError (disk full, permissions) becomes a CLIError."""
+    if not _dist.is_main():  # rank 0 alone writes metrics, checkpoints and curves
+        return None
     try:
         return write(*args, **kwargs)
     except OSError as e:
@@ -475,6 +481,8 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     out = given["out"]
+    if _dist.setup() > 1:  # started by mpiexec (minigrad train --nproc N): join the ranks
+        _echo(f"data parallel over {_dist.world_size()} MPI ranks; --batch-size is per rank")
     ckpt_path = os.path.join(out, CHECKPOINT)
     ckpt = None
     if given.get("resume"):
@@ -511,6 +519,7 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     train_loader = _loader(train_set, opts, opts["batch_size"], True,
                            _transforms(opts, train=True), drop_last=drop_last,
                            seed=opts["seed"])
+    train_loader = _dist.shard_loader(train_loader)  # this rank's share (several ranks)
     test_loader = _loader(test_set, opts, max(opts["batch_size"], 500), False,
                           _transforms(opts, train=False))
     steps = len(train_loader)
@@ -556,12 +565,13 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
           f"images, batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
           f"schedule {opts['schedule']}, augment {'on' if opts['augment'] else 'off'}")
 
+    net = _dist.wrap_model(model)  # DistributedDataParallel with several ranks
     final = None
     for epoch in range(start_epoch, opts["epochs"]):
         mg.manual_seed(_epoch_seed(opts["seed"], epoch))
         train_loader.set_epoch(epoch)
         lr = float(optimizer.param_groups[0]["lr"])
-        tr_loss, tr_acc, seen, secs = _train_epoch(model, train_loader, optimizer, scheduler,
+        tr_loss, tr_acc, seen, secs = _train_epoch(net, train_loader, optimizer, scheduler,
                                                    sched_unit, opts, device, epoch + 1, tqdm)
         t_eval = time.perf_counter()
         te_loss, y_true, y_pred = _evaluate(model, test_loader, device,

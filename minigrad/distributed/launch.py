@@ -20,7 +20,7 @@ import numpy as np
 from . import MPI_EXTRA_HINT, mpi_available
 
 __all__ = ["find_mpiexec", "launched_by_mpi", "run_local_ranks", "setup", "is_main",
-           "world_size", "shard_loader", "wrap_model", "reduce_sums"]
+           "world_size", "quiet", "shard_loader", "wrap_model", "reduce_sums"]
 
 # Variables an MPI launcher (MPICH/hydra, Open MPI, MVAPICH, PMIx/Slurm) sets in each rank.
 _LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
@@ -113,6 +113,11 @@ def is_main() -> bool:
     from . import get_rank  # noqa: PLC0415
 
     return get_rank() == 0
+
+
+def quiet() -> bool | None:
+    """tqdm's ``disable``: ``None`` (automatic) on rank 0, ``True`` on the others."""
+    return None if is_main() else True
 
 
 def shard_loader(loader):
