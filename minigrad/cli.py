@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-workers", type=_positive_int, default=None,
                    help="background threads preparing batches, default 0 (results do not "
                    "depend on it)")
+    t.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel training on N local processes (MPI ranks; "
+                   "needs the mpi extra); --batch-size is per process")
     t.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     t.add_argument("--expected-counts", type=_counts, default=None, help=argparse.SUPPRESS)
 
@@ -156,6 +159,12 @@ def _train_sequence(args) -> int:
 
 
 def _train(args, argv) -> int:
+    if args.nproc is not None:  # re-run this command as N ranks under mpiexec
+        from .distributed.launch import launched_by_mpi, run_local_ranks  # noqa: PLC0415
+        from .train import CLIError  # noqa: PLC0415
+
+        if not launched_by_mpi():
+            return run_local_ranks(args.nproc, argv, CLIError)
     if args.task != "cifar10":
         return _train_sequence(args)
     from .train import train  # noqa: PLC0415
