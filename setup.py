@@ -137,6 +137,16 @@ def sha256(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
+def children_cpu_seconds() -> float:
+    """CPU time of finished child processes (the compiler runs), user + system."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return 0.0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def file_bytes(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -411,6 +421,7 @@ class BuildExt(build_ext):
         linked module under the hash of its objects and link flags, so an unchanged tree
         compiles and links nothing."""
         t0 = time.perf_counter()
+        cpu0 = children_cpu_seconds()
         cache = build_cache_dir() or os.path.join(os.path.abspath(self.build_temp), "mg-cache")
         target = self.get_ext_fullpath(ext.name)
         fingerprint = self._fingerprint(ext)
@@ -482,9 +493,12 @@ class BuildExt(build_ext):
         shutil.copyfile(target, linked + ".part")
         os.replace(linked + ".part", linked)
         seconds = time.perf_counter() - t0
+        cpu = children_cpu_seconds() - cpu0
         log(f"  linked {ext.name} in {time.perf_counter() - t:.1f} s")
-        log(f"built {ext.name} in {seconds:.1f} s ({len(todo)} files compiled)")
-        return {"status": "built", "compiled": len(todo), "reused": len(keys) - len(todo)}
+        log(f"built {ext.name} in {seconds:.1f} s ({len(todo)} files compiled; the compiler "
+            f"used {cpu:.1f} CPU seconds)")
+        return {"status": "built", "compiled": len(todo), "reused": len(keys) - len(todo),
+                "compiler_cpu_seconds": round(cpu, 1)}
 
     def _build_cuda(self, ext):
         nvcc = find_nvcc()
