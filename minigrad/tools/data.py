@@ -169,11 +169,17 @@ def _split_parts(parts: list[str]) -> tuple[str, str, str] | None:
     return parts[-3].lower(), parts[-2], parts[-1]
 
 
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _scan(src: str):
     """Yield (split, class, file name, read() -> bytes) for every image under ``src``."""
     if os.path.isdir(src):
         for split in sorted(os.listdir(src)):
-            if split.lower() not in ("train", "test"):
+            if split.lower() not in ("train", "test") or not os.path.isdir(
+                    os.path.join(src, split)):
                 continue
             for cls in sorted(os.listdir(os.path.join(src, split))):
                 cdir = os.path.join(src, split, cls)
@@ -183,7 +189,7 @@ def _scan(src: str):
                     found = _split_parts([split, cls, name])
                     if found:
                         path = os.path.join(cdir, name)
-                        yield (*found, lambda p=path: open(p, "rb").read())
+                        yield (*found, lambda p=path: _read_file(p))
         return
     try:
         tar = tarfile.open(src, "r:*")
