@@ -8,6 +8,7 @@ on a real GPU is in the ``gpu`` test.
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -361,3 +362,67 @@ def test_lenet_two_ranks_of_32_equal_one_rank_of_64(tmp_path):
     r = run_mpi(2, [WORKER, "lenet", str(tmp_path), "64"])
     assert r.returncode == 0, r.stdout + r.stderr
     assert "lenet: ok on 2 ranks" in r.stdout
+
+
+# ----------------------------------------------------------------------------- minigrad train
+def _train_cli(args, tmp_path, timeout=300):
+    cmd = [sys.executable, "-m", "minigrad", "train", "--data-dir", str(tmp_path / "data"),
+           "--expected-counts", "64,64", "--limit-train", "256", "--limit-test", "32", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _weights(folder):
+    from minigrad.train import load_checkpoint
+
+    ckpt = load_checkpoint(os.path.join(folder, "checkpoint.npz"))
+    return {k: np.asarray(v.numpy()) for k, v in ckpt["model"].items()}, ckpt
+
+
+def _assert_same_weights(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+@needs_mpi
+def test_train_nproc_2_equals_one_process_with_twice_the_batch_and_resumes(tmp_path):
+    sys.path.insert(0, HERE)
+    from fake_cifar import make_fake_cifar
+
+    make_fake_cifar(str(tmp_path / "data"), per_batch=64)
+    two, one = tmp_path / "two", tmp_path / "one"
+    out = _train_cli(["--nproc", "2", "--batch-size", "32", "--epochs", "1", "--out",
+                      str(two)], tmp_path)
+    assert out.count("epoch   1/1") == 1  # rank 0 alone reports
+    assert "2 MPI ranks" in out
+    _train_cli(["--batch-size", "64", "--epochs", "1", "--out", str(one)], tmp_path)
+    w2, ckpt2 = _weights(two)
+    w1, ckpt1 = _weights(one)
+    _assert_same_weights(w2, w1)
+    assert ckpt2["history"][0]["train_loss"] == pytest.approx(ckpt1["history"][0]["train_loss"],
+                                                              rel=1e-5)
+    assert sorted(os.listdir(two)) == sorted(os.listdir(one))  # no per-rank files
+    # the 2-rank checkpoint resumes on 2 ranks, and on 1 rank with batch 64: same epoch 2
+    shutil.copytree(two, tmp_path / "two_on_one")
+    _train_cli(["--nproc", "2", "--epochs", "2", "--resume", "--out", str(two)], tmp_path)
+    _train_cli(["--batch-size", "64", "--epochs", "2", "--resume", "--out",
+                str(tmp_path / "two_on_one")], tmp_path)
+    _assert_same_weights(_weights(two)[0], _weights(tmp_path / "two_on_one")[0])
+    assert _weights(two)[1]["epoch"] == 2
+
+
+def test_nproc_without_mpi_is_a_one_line_error_naming_the_extra(monkeypatch, capsys):
+    from minigrad import cli
+    from minigrad.distributed import launch
+
+    monkeypatch.setattr(launch, "mpi_available", lambda: False)
+    for var in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                "PMIX_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    rc = cli.main(["train", "--nproc", "2", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "minigrad[mpi]" in err and "--nproc" in err
