@@ -6,7 +6,9 @@ kernel can replace); the classes here manage parameter groups, state and state d
 
 from minigrad.optim import lr_scheduler
 from minigrad.optim.adam import Adam, AdamW
+from minigrad.optim.adaptive import Adagrad, Adamax, NAdam, RAdam, RMSprop
 from minigrad.optim.optimizer import Optimizer
 from minigrad.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
+           "lr_scheduler"]
