@@ -249,3 +249,25 @@ def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
     from ..ops.rnn import lstm_cell as _lstm_cell
 
     return _lstm_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
+
+
+# The functional forms of the newer layers, composed from the primitives above
+from ._functional_layers import (  # noqa: E402
+    adaptive_max_pool2d,
+    conv1d,
+    conv_transpose2d,
+    dropout1d,
+    dropout2d,
+    group_norm,
+    instance_norm,
+    interpolate,
+    max_unpool2d,
+    pixel_shuffle,
+    pixel_unshuffle,
+)
+
+__all__ += [
+    "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
+    "dropout1d", "dropout2d", "conv1d", "conv_transpose2d", "adaptive_max_pool2d",
+    "max_unpool2d",
+]

@@ -343,6 +343,7 @@ SPEC_MODULES = [
     "minigrad.testing.opinfo_conv",
     "minigrad.testing.opinfo_nn",
     "minigrad.testing.opinfo_seq",
+    "minigrad.testing.opinfo_layers",
 ]
 
 

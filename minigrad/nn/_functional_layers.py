@@ -1,0 +1,376 @@
+"""More of ``torch.nn.functional``, each composed from differentiable primitives.
+
+group_norm, instance_norm, pixel_shuffle, pixel_unshuffle, interpolate, dropout1d/2d, conv1d,
+conv_transpose2d, adaptive_max_pool2d, max_unpool2d. None of them has a hand-written
+backward (``max_unpool2d`` is the scatter ``ops.indexing.ScatterAdd``, whose backward is a
+gather): the engine differentiates the composition, so double backward comes free.
+``nn.functional`` re-exports them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..factories import _random, zeros
+from ..ops.conv import conv2d
+from ..ops.indexing import ScatterAdd
+from ..tensor import Tensor, cat, pad
+
+__all__ = [
+    "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
+    "dropout1d", "dropout2d", "conv1d", "conv_transpose2d", "adaptive_max_pool2d",
+    "max_unpool2d",
+]
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    out = tuple(v) if isinstance(v, tuple | list) else (v, v)
+    if len(out) != 2:
+        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
+    return out
+
+
+def _channel_view(t: Tensor | None, ndim: int) -> Tensor | None:
+    """(C,) -> (1, C, 1, ...) for an ``ndim``-d input."""
+    return None if t is None else t.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+# ----------------------------------------------------------------------------- normalisation
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # noqa: A002
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalise each group of C / num_groups channels of each sample (biased variance),
+    then scale and shift per channel. input (N, C, *)."""
+    if input.ndim < 2:
+        raise ValueError(f"group_norm: expected an input of at least 2 dims (N, C, ...), got "
+                         f"shape {tuple(input.shape)}")
+    n, c = input.shape[0], input.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise ValueError(f"group_norm: num_channels {c} must be divisible by num_groups "
+                         f"{num_groups}")
+    x = input.reshape(n, num_groups, -1)                      # (N, G, C/G * spatial)
+    mean = x.mean(2, keepdim=True)
+    var = x.var(2, unbiased=False, keepdim=True)
+    out = ((x - mean) * (var + eps).rsqrt()).reshape(input.shape)
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    if bias is not None:
+        out = out + _channel_view(bias, input.ndim)
+    return out
+
+
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,  # noqa: A002
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each (sample, channel) plane over its spatial dims. With running buffers and
+    ``use_input_stats``, they move towards the batch average of the per-instance mean and
+    unbiased variance (as PyTorch); without ``use_input_stats`` they are used instead."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected (N, C, *spatial), got shape "
+                         f"{tuple(input.shape)}")
+    dims = tuple(range(2, input.ndim))
+    if use_input_stats:
+        mean = input.mean(dims, keepdim=True)
+        var = input.var(dims, unbiased=False, keepdim=True)
+        if running_mean is not None or running_var is not None:
+            count = math.prod(input.shape[2:])
+            with _no_grad():
+                m = mean.detach().reshape(input.shape[:2]).mean(0)
+                v = var.detach().reshape(input.shape[:2]).mean(0) * (count / max(count - 1, 1))
+                if running_mean is not None:
+                    running_mean.mul_(1 - momentum).add_(m * momentum)
+                if running_var is not None:
+                    running_var.mul_(1 - momentum).add_(v * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        mean = _channel_view(running_mean, input.ndim)
+        var = _channel_view(running_var, input.ndim)
+    out = (input - mean) * (var + eps).rsqrt()
+    if weight is not None:
+        out = out * _channel_view(weight, input.ndim)
+    if bias is not None:
+        out = out + _channel_view(bias, input.ndim)
+    return out
+
+
+def _no_grad():
+    from ..autograd import no_grad
+
+    return no_grad()
+
+
+# ----------------------------------------------------------------------------- resampling
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    r = int(upscale_factor)
+    *lead, c, h, w = input.shape
+    if r <= 0 or c % (r * r):
+        raise ValueError(f"pixel_shuffle: channels {c} must be divisible by upscale_factor^2 "
+                         f"= {r * r}")
+    x = input.reshape(-1, c // (r * r), r, r, h, w)            # (B, C, r, r, H, W)
+    x = x.permute(0, 1, 4, 2, 5, 3)                             # (B, C, H, r, W, r)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
+    """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of :func:`pixel_shuffle`."""
+    r = int(downscale_factor)
+    *lead, c, h, w = input.shape
+    if r <= 0 or h % r or w % r:
+        raise ValueError(f"pixel_unshuffle: height {h} and width {w} must be divisible by "
+                         f"downscale_factor {r}")
+    x = input.reshape(-1, c, h // r, r, w // r, r)              # (B, C, H, r, W, r)
+    x = x.permute(0, 1, 3, 5, 2, 4)                             # (B, C, r, r, H, W)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def _out_sizes(in_sizes, size, scale_factor, name):
+    k = len(in_sizes)
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{name}: give exactly one of size and scale_factor")
+    if size is not None:
+        out = tuple(size) if isinstance(size, tuple | list) else (size,) * k
+        if len(out) != k:
+            raise ValueError(f"{name}: size {size!r} does not match the {k} spatial dims")
+        return tuple(int(s) for s in out), None
+    sf = tuple(scale_factor) if isinstance(scale_factor, tuple | list) else (scale_factor,) * k
+    if len(sf) != k:
+        raise ValueError(f"{name}: scale_factor {scale_factor!r} does not match the {k} "
+                         "spatial dims")
+    return tuple(int(math.floor(n * s)) for n, s in zip(in_sizes, sf)), sf
+
+
+def _source_scale(n_in, n_out, sf, align_corners):
+    """PyTorch's source-coordinate scale for one axis."""
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    if sf is not None:
+        return 1.0 / sf
+    return n_in / n_out
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",  # noqa: A002
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
+    """Resize the spatial dims: ``nearest`` (3-d/4-d input), ``linear`` (3-d), ``bilinear``
+    (4-d), with PyTorch's coordinate rules (``align_corners``, ``scale_factor``)."""
+    modes = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
+    if mode not in modes:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (supported: "
+                                  f"{', '.join(modes)})")
+    if input.ndim not in modes[mode]:
+        raise ValueError(f"interpolate: mode {mode!r} expects a {modes[mode]}-d input, got "
+                         f"shape {tuple(input.shape)}")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear")
+    spatial = tuple(input.shape[2:])
+    out_sizes, sf = _out_sizes(spatial, size, scale_factor, "interpolate")
+    if recompute_scale_factor:
+        sf = None
+    x = input
+    for axis, (n_in, n_out) in enumerate(zip(spatial, out_sizes)):
+        dim = 2 + axis
+        scale = _source_scale(n_in, n_out, None if sf is None else sf[axis], align_corners)
+        dst = np.arange(n_out, dtype=np.float64)
+        index = [slice(None)] * x.ndim
+        if mode == "nearest":
+            src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
+            index[dim] = src
+            x = x[tuple(index)]
+            continue
+        src = dst * scale if align_corners else np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        lam = (src - i0).astype(np.dtype(input.dtype))
+        shape = [1] * x.ndim
+        shape[dim] = n_out
+        lam_t = Tensor(get_array_module(x._data).asarray(lam.reshape(shape)))
+        index[dim] = i0
+        lo = x[tuple(index)]
+        index[dim] = i1
+        hi = x[tuple(index)]
+        x = lo + (hi - lo) * lam_t                                  # (1 - l) lo + l hi
+    return x
+
+
+# ----------------------------------------------------------------------------- dropout
+def _feature_dropout(input, p, training, inplace, name, feature_dims):  # noqa: A002
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim not in feature_dims:
+        raise ValueError(f"{name}: expected a {' or '.join(map(str, feature_dims))}-d input, "
+                         f"got shape {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    batched = input.ndim == feature_dims[-1]
+    lead = input.shape[:2] if batched else input.shape[:1]          # (N, C) or (C,)
+    mask_shape = tuple(lead) + (1,) * (input.ndim - len(lead))
+    if p == 1.0:
+        mask = get_array_module(input._data).zeros(mask_shape, dtype=input._data.dtype)
+    else:
+        keep = _random("uniform", mask_shape, np.float64, input.device) < (1.0 - p)
+        mask = (keep / (1.0 - p)).astype(input._data.dtype)
+    out = input * Tensor(mask)
+    return input.copy_(out) if inplace else out
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, H, W) or (C, H, W) with probability ``p``; scale the
+    rest by 1 / (1 - p)."""
+    return _feature_dropout(input, p, training, inplace, "dropout2d", (3, 4))
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L)."""
+    return _feature_dropout(input, p, training, inplace, "dropout1d", (2, 3))
+
+
+# ----------------------------------------------------------------------------- convolution
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,  # noqa: A002
+           padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """(N, C_in, L) or (C_in, L) with weight (C_out, C_in / groups, K): conv2d on a height-1
+    image."""
+    if weight.ndim != 3:
+        raise ValueError(f"conv1d: expected a 3-d weight (C_out, C_in/groups, K), got shape "
+                         f"{tuple(weight.shape)}")
+    if input.ndim not in (2, 3):
+        raise ValueError(f"conv1d: expected a 2-d (C, L) or 3-d (N, C, L) input, got shape "
+                         f"{tuple(input.shape)}")
+    unbatched = input.ndim == 2
+    x = input.unsqueeze(0) if unbatched else input
+    one = lambda v: v[0] if isinstance(v, tuple | list) else v  # noqa: E731
+    pad_arg = padding if isinstance(padding, str) else (0, one(padding))
+    y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, one(stride)), pad_arg,
+               (1, one(dilation)), groups).squeeze(2)
+    return y.squeeze(0) if unbatched else y
+
+
+def _dilate(x: Tensor, dim: int, s: int) -> Tensor:
+    """Insert s - 1 zeros between neighbours along ``dim``: length L -> (L - 1) s + 1."""
+    if s == 1:
+        return x
+    n = x.shape[dim]
+    gaps = zeros(*x.shape[:dim + 1], s - 1, *x.shape[dim + 1:], dtype=x.dtype,
+                 device=x.device)
+    y = cat([x.unsqueeze(dim + 1), gaps], dim + 1)          # (..., L, s, ...)
+    y = y.reshape(*x.shape[:dim], n * s, *x.shape[dim + 1:])
+    return y.narrow(dim, 0, (n - 1) * s + 1)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,  # noqa: A002
+                     stride=1, padding=0, output_padding=0, groups: int = 1,
+                     dilation=1) -> Tensor:
+    """The adjoint of conv2d: weight (C_in, C_out / groups, kH, kW); output size
+    ``(H - 1) s - 2 p + d (k - 1) + output_padding + 1``. Composed as: spread the input
+    ``stride`` apart with zeros, pad by ``d (k - 1) - p``, and convolve with the flipped,
+    transposed kernel."""
+    if input.ndim not in (3, 4) or weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d: expected a 4-d input (N, C, H, W) or 3-d, and a "
+                         f"4-d weight; got {tuple(input.shape)} and {tuple(weight.shape)}")
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    s, p, op, d = (_pair(v, "conv_transpose2d") for v in (stride, padding, output_padding,
+                                                          dilation))
+    c_in, c_out_g, kh, kw = weight.shape
+    if x.shape[1] != c_in:
+        raise ValueError(f"conv_transpose2d: input has {x.shape[1]} channels, the weight "
+                         f"{tuple(weight.shape)} expects {c_in}")
+    if groups <= 0 or c_in % groups:
+        raise ValueError(f"conv_transpose2d: in_channels {c_in} must be divisible by groups "
+                         f"{groups}")
+    if min(s) <= 0 or min(d) <= 0 or min(p) < 0 or min(op) < 0:
+        raise ValueError(f"conv_transpose2d: stride {s} and dilation {d} must be positive, "
+                         f"padding {p} and output_padding {op} non-negative")
+    if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
+        raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either "
+                         f"stride {s} or dilation {d}")
+    y = _dilate(_dilate(x, 2, s[0]), 3, s[1])
+    # pad (or crop) by d (k - 1) - p on each side, plus output_padding at the bottom/right
+    edge = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
+    pads = (edge[1], edge[1] + op[1], edge[0], edge[0] + op[0])
+    crop = [max(-v, 0) for v in pads]
+    y = pad(y, tuple(max(v, 0) for v in pads))
+    if any(crop):
+        h, w = y.shape[2], y.shape[3]
+        y = y[:, :, crop[2]:h - crop[3], crop[0]:w - crop[1]]
+    # (C_in, C_out/g, kH, kW) -> (C_out, C_in/g, kH, kW), flipped in space
+    wt = weight.reshape(groups, c_in // groups, c_out_g, kh, kw).transpose(1, 2)
+    wt = wt.reshape(groups * c_out_g, c_in // groups, kh, kw)
+    wt = wt[:, :, np.arange(kh - 1, -1, -1)][:, :, :, np.arange(kw - 1, -1, -1)]
+    out = conv2d(y, wt, bias, 1, 0, d, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+# ----------------------------------------------------------------------------- pooling
+def _adaptive_bounds(n_in: int, n_out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows: [floor(i n_in / n_out), ceil((i + 1) n_in / n_out))."""
+    return [((i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)) for i in range(n_out)]
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):  # noqa: A002
+    """Max over PyTorch's adaptive windows; the gradient goes to each window's first maximum
+    (the returned flat ``h * W + w`` index), as PyTorch's."""
+    if input.ndim not in (3, 4):
+        raise ValueError(f"adaptive_max_pool2d: expected a 3-d or 4-d input, got shape "
+                         f"{tuple(input.shape)}")
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    n, c, h, w = x.shape
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    oh, ow = oh if oh is not None else h, ow if ow is not None else w
+    if oh <= 0 or ow <= 0 or h == 0 or w == 0:
+        raise ValueError(f"adaptive_max_pool2d: output size ({oh}, {ow}) and input size "
+                         f"({h}, {w}) must be positive")
+    xp = get_array_module(x._data)
+    data = x._data
+    idx = xp.empty((n, c, oh, ow), dtype=np.int64)
+    for i, (h0, h1) in enumerate(_adaptive_bounds(h, oh)):
+        for j, (w0, w1) in enumerate(_adaptive_bounds(w, ow)):
+            win = data[:, :, h0:h1, w0:w1].reshape(n, c, -1)     # (N, C, window)
+            # first NaN wins, else the first maximum (np.argmax on a NaN-aware key)
+            key = xp.where(xp.isnan(win), xp.inf, win)
+            k = xp.argmax(key, axis=2)
+            idx[:, :, i, j] = (h0 + k // (w1 - w0)) * w + (w0 + k % (w1 - w0))
+    out = x.reshape(n, c, h * w).gather(2, Tensor(idx.reshape(n, c, oh * ow)))
+    out = out.reshape(n, c, oh, ow)
+    if unbatched:
+        out, idx = out.squeeze(0), idx[0]
+    return (out, Tensor(idx)) if return_indices else out
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None,  # noqa: A002
+                 padding=0, output_size=None) -> Tensor:
+    """Put each value of ``input`` at its flat ``h * W + w`` index (from
+    ``max_pool2d(..., return_indices=True)``) in a zero map; backward gathers."""
+    if input.ndim not in (3, 4) or tuple(indices.shape) != tuple(input.shape):
+        raise ValueError(f"max_unpool2d: expected a 3-d or 4-d input and indices of the same "
+                         f"shape, got {tuple(input.shape)} and {tuple(indices.shape)}")
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    ind = indices.unsqueeze(0) if unbatched else indices
+    k = _pair(kernel_size, "max_unpool2d")
+    s = _pair(stride if stride is not None else kernel_size, "max_unpool2d")
+    p = _pair(padding, "max_unpool2d")
+    n, c, h, w = x.shape
+    if output_size is None:
+        oh, ow = (h - 1) * s[0] - 2 * p[0] + k[0], (w - 1) * s[1] - 2 * p[1] + k[1]
+    else:
+        oh, ow = tuple(output_size)[-2:]
+    index = ind._data.reshape(n, c, h * w)
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= oh * ow):
+        raise ValueError(f"max_unpool2d: found an invalid max index (min {int(index.min())}, "
+                         f"max {int(index.max())}) for an output of size ({oh}, {ow})")
+    # the adjoint of a gather: scatter each value to its index (backward gathers it back)
+    flat = ScatterAdd.apply(x.reshape(n, c, h * w), index, 2, (n, c, oh * ow))
+    out = flat.reshape(n, c, oh, ow)
+    return out.squeeze(0) if unbatched else out
