@@ -414,7 +414,7 @@ class BuildExt(build_ext):
             *headers,
         )
 
-    def _build_cached(self, ext, extra_objects: tuple[str, ...] = ()) -> dict:
+    def _build_cached(self, ext) -> dict:
         """Compile ``ext``'s sources in parallel into the persistent cache and link them.
 
         Objects are stored under the hash of their source and :meth:`_fingerprint`; the
@@ -433,7 +433,7 @@ class BuildExt(build_ext):
             json.dumps([list(self.compiler.linker_so), ext.extra_link_args,
                         self.get_libraries(ext), ext.library_dirs, ext.runtime_library_dirs,
                         sorted(keys.values())]),
-            *(file_bytes(o) for o in extra_objects),
+            *(file_bytes(o) for o in ext.extra_objects),  # e.g. nvcc's objects for _cuda
         )[:24]
         linked = os.path.join(cache, "lib", link_key, os.path.basename(target))
         os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
@@ -478,7 +478,7 @@ class BuildExt(build_ext):
 
         t = time.perf_counter()
         self.compiler.link_shared_object(
-            [objects[s] for s in ext.sources] + list(extra_objects) + list(ext.extra_objects),
+            [objects[s] for s in ext.sources] + list(ext.extra_objects),
             target,
             libraries=self.get_libraries(ext),
             library_dirs=ext.library_dirs,
@@ -529,33 +529,39 @@ class BuildExt(build_ext):
         # Static cudart: the module imports on machines without libcudart or a GPU driver.
         ext.library_dirs = [*ext.library_dirs, libdir]
         ext.libraries = [*ext.libraries, "cudart_static", "dl", "rt", "pthread"]
-        super().build_extension(ext)
+        self._record[ext.name] = self._build_cached(ext)
+        self._record[ext.name]["archs"] = archs
 
     def _nvcc_compile(self, nvcc: str, src: str, include_dirs: list[str],
                       gencode: list[str]) -> str:
         # the object name carries the architectures: switching MINIGRAD_CUDA_ARCH recompiles
         tag = "sm" + "_".join(a.split("=")[-1].removeprefix("sm_") for a in gencode
                               if "code=sm_" in a)
-        out_dir = os.path.join(self.build_temp, "cuda", os.path.dirname(src))
+        # Objects live in the persistent cache under the hash of the source, every header
+        # under csrc/, nvcc and its flags: a reinstall of an unchanged tree compiles nothing.
+        cache = build_cache_dir() or os.path.join(os.path.abspath(self.build_temp), "mg-cache")
+        out_dir = os.path.join(cache, "cuda")
         os.makedirs(out_dir, exist_ok=True)
-        obj = os.path.join(out_dir, f"{os.path.basename(src)}.{tag}.o")
-        if not self.force and os.path.exists(obj) and self._up_to_date(obj, src):
-            return obj
-        cmd = [nvcc, "-c", src, "-o", obj, *NVCC_FLAGS, *gencode,
-               *[f"-I{d}" for d in include_dirs]]
+        flags = [*NVCC_FLAGS, *gencode]
         if os.environ.get("MINIGRAD_NVCC_CCBIN"):  # host compiler for nvcc, if not the default
-            cmd += ["-ccbin", os.environ["MINIGRAD_NVCC_CCBIN"]]
+            flags += ["-ccbin", os.environ["MINIGRAD_NVCC_CCBIN"]]
+        pyb = pybind11_include()
+        incs = [f"pybind11-{pybind11_version()}" if d == pyb else d for d in include_dirs]
+        key = sha256(json.dumps([os.path.realpath(nvcc), flags, incs, src]),
+                     file_bytes(os.path.join(ROOT, src)),
+                     *(sha256(os.path.relpath(h, ROOT), file_bytes(h)) for h in local_headers()))
+        obj = os.path.join(out_dir, f"{os.path.basename(src)}.{tag}-{key[:24]}.o")
+        if not self.force and os.path.exists(obj):
+            log(f"nvcc: {src} unchanged (cached)")
+            return obj
+        cmd = [nvcc, "-c", src, "-o", obj + ".part.o", *flags,
+               *[f"-I{d}" for d in include_dirs]]
         log(" ".join(cmd))
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
+        os.replace(obj + ".part.o", obj)  # atomic: a killed build leaves no half object
         log(f"nvcc: {src} done in {time.perf_counter() - t0:.1f} s")
         return obj
-
-    @staticmethod
-    def _up_to_date(obj: str, src: str) -> bool:
-        deps = [src, *glob.glob(os.path.join(os.path.dirname(src), "*.cuh")),
-                *glob.glob(os.path.join(os.path.dirname(src), "*.h"))]
-        return all(os.path.getmtime(obj) >= os.path.getmtime(d) for d in deps)
 
 
 # ----------------------------------------------------------------------------- extensions

@@ -147,3 +147,45 @@ def test_sdist_manifest_ships_every_native_source():
         manifest = f.read()
     assert "graft csrc" in manifest or all(
         f"*.{ext}" in manifest for ext in ("cpp", "h", "cu", "cuh"))
+
+
+FAKE_NVCC = """#!/bin/bash
+# Stands in for nvcc: compiles the .cu file as C++ (the test's .cu files are plain C++).
+src=; out=; incs=()
+while [ $# -gt 0 ]; do
+  case "$1" in -c) src=$2; shift;; -o) out=$2; shift;; -I*) incs+=("$1");; esac; shift
+done
+[ -n "$src" ] || exit 0
+exec c++ -x c++ -fPIC -c "$src" -o "$out" "${incs[@]}"
+"""
+
+
+@needs_cxx
+def test_cuda_objects_and_module_are_cached_too(tmp_path):
+    """The _cuda build (nvcc objects + C++ bindings) also compiles nothing the second time."""
+    pytest.importorskip("pybind11")
+    root = _tree(tmp_path)
+    (root / "csrc" / "cuda").mkdir()
+    (root / "csrc" / "cuda" / "k.cu").write_text("int k() { return 1; }\n")
+    (root / "csrc" / "cuda" / "bindings.cpp").write_text("int kb() { return 2; }\n")
+    home = tmp_path / "cuda"
+    (home / "bin").mkdir(parents=True)
+    (home / "include").mkdir()
+    (home / "lib64").mkdir()
+    (home / "bin" / "nvcc").write_text(FAKE_NVCC)
+    (home / "bin" / "nvcc").chmod(0o755)
+    (home / "include" / "cuda_runtime.h").write_text("")
+    subprocess.run(["ar", "rc", str(home / "lib64" / "libcudart_static.a")], check=True)
+    env = {"MINIGRAD_CUDA": "1", "CUDA_HOME": str(home), "MINIGRAD_CUDA_ARCH": "90"}
+    r = _build(root, **env)
+    assert r.returncode == 0, r.stderr
+    assert "nvcc: csrc/cuda/k.cu done" in r.stderr and "compiled csrc/cuda/bindings.cpp" in r.stderr
+    assert _record(root)["minigrad._cuda"]["status"] == "built"
+    r = _build(root, **env)
+    assert r.returncode == 0, r.stderr
+    assert "nvcc: csrc/cuda/k.cu unchanged (cached)" in r.stderr
+    assert "minigrad._cuda: up to date" in r.stderr and "compiled csrc" not in r.stderr
+    assert _record(root)["minigrad._cuda"]["status"] == "cached"
+    (root / "csrc" / "cuda" / "k.cu").write_text("int k() { return 3; }\n")
+    r = _build(root, **env)  # an edited .cu: recompiled by nvcc and relinked
+    assert "nvcc: csrc/cuda/k.cu done" in r.stderr and "linked minigrad._cuda" in r.stderr
