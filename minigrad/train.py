@@ -142,7 +142,10 @@ def _refuse_resume_changes(changed: list[str], saved: dict, given: dict) -> None
         fixed["momentum"] = f"{saved.get('optimizer')} has no momentum option"
     if schedule != "none":
         fixed["lr"] = f"the {schedule} schedule sets the lr at every step"
-        fixed["epochs"] = f"the {schedule} schedule was planned for {saved.get('epochs')} epochs"
+        fixed["epochs"] = (f"the {schedule} schedule was planned for "
+                           f"{_plural(saved.get('epochs'), 'epoch')}")
+    if schedule == "onecycle":
+        fixed["momentum"] = "the onecycle schedule sets the momentum at every step"
     if schedule in ("onecycle", "cosine"):
         why = f"the {schedule} schedule was planned for a fixed number of steps per epoch"
         fixed["batch_size"] = fixed["limit_train"] = why

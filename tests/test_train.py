@@ -227,3 +227,167 @@ def test_python_dash_m_entry_point(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "unknown model 'nope'" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- resume overrides
+SMALL = ["--limit-train", "32", "--limit-test", "32", "--batch-size", "16"]
+
+
+def _records(out):
+    return [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+
+
+def test_resume_applies_new_hyperparameters(data_dir, tmp_path, monkeypatch):
+    from minigrad import optim
+
+    out = str(tmp_path / "r")
+    assert _train(data_dir, out, "--epochs", "1", *SMALL) == 0  # sgd lr 0.01 momentum 0.9
+    real_step = optim.SGD.step
+    steps = []
+
+    def step(self, *args, **kwargs):
+        # the update each step really makes: d = g + wd*p; buf = m*buf + d; p -= lr*buf
+        g = self.param_groups[0]
+        p = g["params"][0]
+        before = p.detach().numpy().copy()
+        grad = p.grad.numpy().copy()
+        buf = self.state[p]["momentum_buffer"].numpy().copy()
+        result = real_step(self, *args, **kwargs)
+        lr, m, wd = 0.05, 0.5, 0.1
+        expected = before - np.float32(lr) * (np.float32(m) * buf + grad
+                                              + np.float32(wd) * before)
+        np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-5, atol=1e-7)
+        steps.append((g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]))
+        return result
+
+    monkeypatch.setattr(optim.SGD, "step", step)
+    assert main(["train", "--resume", "--out", out, "--epochs", "2", "--lr", "0.05",
+                 "--momentum", "0.5", "--weight-decay", "0.1"]) == 0
+    assert len(steps) == 2 and set(steps) == {(0.05, 0.5, 0.1, False)}
+    assert [r["lr"] for r in _records(out)] == [0.01, 0.05]
+    group = _weights(out)["optimizer"]["param_groups"][0]
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.05, 0.5, 0.1)
+    opts = json.load(open(os.path.join(out, "summary.json")))["options"]
+    assert (opts["lr"], opts["momentum"], opts["weight_decay"]) == (0.05, 0.5, 0.1)
+
+
+def test_resume_with_new_seed_reshuffles(data_dir, tmp_path, monkeypatch):
+    out = str(tmp_path / "s")
+    assert _train(data_dir, out, "--epochs", "1", *SMALL) == 0
+    seeds = []
+    real = train_mod._train_epoch
+
+    def spy(model, loader, *args, **kwargs):
+        seeds.append(loader.seed)
+        return real(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "_train_epoch", spy)
+    assert main(["train", "--resume", "--out", out, "--epochs", "2", "--seed", "7"]) == 0
+    assert seeds == [7]
+    assert _weights(out)["rng"]["loader"]["seed"] == 7
+
+
+@pytest.mark.parametrize("first, flags, needle", [
+    ([], ["--optimizer", "adam"], "--optimizer adam"),
+    ([], ["--schedule", "cosine"], "--schedule cosine"),
+    (["--schedule", "onecycle"], ["--lr", "0.1"], "--lr 0.1"),
+    (["--schedule", "onecycle"], ["--momentum", "0.5"], "--momentum 0.5"),
+    (["--schedule", "cosine"], ["--epochs", "3"], "--epochs 3"),
+    (["--schedule", "cosine"], ["--batch-size", "8"], "--batch-size 8"),
+    (["--optimizer", "adam"], ["--momentum", "0.5"], "--momentum 0.5"),
+])
+def test_resume_refuses_changes_it_cannot_honour(data_dir, tmp_path, capsys, first, flags,
+                                                 needle):
+    out = str(tmp_path / "x")
+    assert _train(data_dir, out, "--epochs", "1", *SMALL, *first) == 0
+    before = open(os.path.join(out, "metrics.jsonl")).read()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", out, *flags]) == 2
+    _one_line_error(capsys, needle, "resumed run")
+    assert open(os.path.join(out, "metrics.jsonl")).read() == before
+    assert _weights(out)["epoch"] == 1
+
+
+# ----------------------------------------------------------------------------- display
+class _FakeBar:
+    """Records what the training loop shows; iterates like tqdm."""
+
+    bars: list = []
+
+    def __init__(self, iterable=None, total=None, desc="", **kwargs):
+        self.iterable, self.desc, self.postfixes = iterable, desc, []
+        _FakeBar.bars.append(self)
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, **kwargs):
+        self.postfixes.append(kwargs)
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+class _Clock:
+    """A perf_counter that advances ``step`` seconds per call."""
+
+    def __init__(self, step):
+        self.t, self.step = 0.0, step
+
+    def perf_counter(self):
+        self.t += self.step
+        return self.t
+
+
+@pytest.mark.parametrize("seconds_per_call, expected", [(1.0, 6), (0.0, 2)])
+def test_progress_refreshes_by_time(data_dir, tmp_path, monkeypatch, seconds_per_call,
+                                    expected):
+    monkeypatch.setattr("tqdm.auto.tqdm", _FakeBar)
+    monkeypatch.setattr(train_mod, "time", _Clock(seconds_per_call))
+    _FakeBar.bars = []
+    assert _train(data_dir, tmp_path / "p", "--epochs", "1", "--limit-train", "48",
+                  "--batch-size", "8", "--limit-test", "16") == 0
+    (epoch_bar,) = [b for b in _FakeBar.bars if b.desc == "epoch 1/1"]
+    # 6 batches: slow ones (1 s each) refresh every batch, instant ones first and last only
+    assert len(epoch_bar.postfixes) == expected
+
+
+def test_evaluation_shows_progress(data_dir, tmp_path, monkeypatch, lenet_run):
+    monkeypatch.setattr("tqdm.auto.tqdm", _FakeBar)
+    _FakeBar.bars = []
+    assert _train(data_dir, tmp_path / "e", "--epochs", "1", *SMALL) == 0
+    assert any("evaluating" in b.desc for b in _FakeBar.bars)
+    _FakeBar.bars = []
+    assert main(["evaluate", "--checkpoint", os.path.join(lenet_run, "checkpoint.npz")]) == 0
+    assert any("evaluating" in b.desc for b in _FakeBar.bars)
+
+
+def test_one_epoch_is_singular(data_dir, tmp_path, capsys, lenet_run):
+    assert _train(data_dir, tmp_path / "one", "--epochs", "1", *SMALL) == 0
+    out = capsys.readouterr().out
+    assert "for 1 epoch:" in out and "1 epochs" not in out
+    assert main(["evaluate", "--checkpoint", os.path.join(lenet_run, "checkpoint.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "after 1 epoch:" in out and "1 epochs" not in out
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 30])
+def test_curves_have_whole_epoch_ticks(n):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from minigrad.train_files import curves_figure
+
+    history = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 1.1 / e, "train_acc": 0.1 * e,
+                "test_acc": 0.09 * e} for e in range(1, n + 1)]
+    fig = curves_figure(history)
+    try:
+        for ax in fig.axes:
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+            assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        plt.close(fig)

@@ -68,6 +68,17 @@ def _accepts_rng(fn) -> bool:
     return "rng" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _check_int(name: str, value, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``: TypeError for bools, floats, strings; ValueError
+    below the minimum."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"DataLoader: {name} must be an int, got {type(value).__name__} "
+                        f"{value!r}")
+    if value < minimum:
+        raise ValueError(f"DataLoader: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 class _Stop:
     """Sentinel telling a worker thread to exit."""
 
@@ -85,6 +96,11 @@ def _worker(fetch, tasks: queue.Queue, results: queue.Queue, stop: threading.Eve
 
 
 class _LoaderIter:
+    # Until __init__ has set its fields there is nothing to close (a failed __init__ must not
+    # make __del__ complain about missing attributes).
+    closed = True
+    threads: tuple = ()
+
     def __init__(self, loader: DataLoader, epoch: int, start: int):
         self.loader = loader
         self.epoch = epoch
@@ -105,14 +121,20 @@ class _LoaderIter:
         self.stop = threading.Event()
         self.buffer: dict = {}
         fetch = self.loader._batch_fetcher(self.order, self.epoch)
-        for i in range(self.loader.num_workers):
+        n = self.loader.num_workers
+        for i in range(n):
             t = threading.Thread(
                 target=_worker,
                 args=(fetch, self.tasks, self.results, self.stop),
                 name=f"minigrad-DataLoader-worker-{i}",
                 daemon=True,
             )
-            t.start()
+            try:
+                t.start()
+            except RuntimeError as e:  # "can't start new thread": stop the ones started
+                self.close()
+                raise RuntimeError(f"DataLoader: could not start DataLoader worker thread "
+                                   f"{i + 1} of {n} ({e}); lower num_workers") from e
             self.threads.append(t)
         self.submitted = self.next_k
         for _ in range(self.loader.num_workers * self.loader.prefetch):
@@ -133,11 +155,17 @@ class _LoaderIter:
                 self.loader._finished(self.epoch)
             raise StopIteration
         k = self.next_k
-        if not self.threads:
-            batch = self._fetch(k)
-        else:
-            batch = self._wait_for(k)
-            self._submit()
+        try:
+            if not self.threads:
+                batch = self._fetch(k)
+            else:
+                batch = self._wait_for(k)
+                self._submit()
+        except StopIteration as e:  # would end the epoch early without a word (cf. PEP 479)
+            self.close()
+            raise RuntimeError(f"DataLoader: the dataset raised StopIteration while building "
+                               f"batch {k} of {self.num_batches}; a dataset must raise "
+                               "IndexError or another error, not StopIteration") from e
         self.next_k += 1
         self.loader._batches_done = self.next_k
         return self.loader._to_output(batch)
@@ -209,12 +237,11 @@ class DataLoader:
         transform=None,
         prefetch: int = 2,
     ):
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
-        if num_workers < 0:
-            raise ValueError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
-        if prefetch < 1:
-            raise ValueError(f"DataLoader: prefetch must be >= 1, got {prefetch}")
+        batch_size = _check_int("batch_size", batch_size, 1)
+        num_workers = _check_int("num_workers", num_workers, 0)
+        prefetch = _check_int("prefetch", prefetch, 1)
+        if seed is not None:
+            seed = _check_int("seed", seed, 0)
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
