@@ -2,11 +2,9 @@
 // float32 and float64 (CUDA twin of csrc/cpu/optim.cpp; same arithmetic, which follows
 // minigrad/optim/_functional.py and PyTorch's single-tensor optimizers operation by operation).
 //
-//   sgd_step_kernel:  p -= lr * (momentum ? (nesterov ? g' + mu*buf : buf) : g'),
-//                     g' = (maximize ? -g : g) + wd*p, buf = fresh ? g' : mu*buf + (1-damp)*g'
-//   adam_step_kernel: AdamW decay p *= 1 - lr*wd (or L2 g += wd*p), m = lerp(m, g, 1-b1),
-//                     v = b2*v + (1-b2) g^2, [vmax = max(vmax, v)],
-//                     p += -(lr/bc1) * m / (sqrt(v or vmax)/sqrt(bc2) + eps)
+//   The per-element update rules (and the scalars rounded to T on the host) live in
+//   optim_math.h, shared with the host twins _cuda.sgd_step_host / adam_step_host, so the
+//   arithmetic these kernels run is tested on a machine without a GPU.
 //
 // Shapes: every parameter is a flat contiguous buffer of n_i elements (any n_i >= 0).
 // Algorithm: a multi-tensor apply.  The host packs up to kOptimTable (32) parameters' pointers,
@@ -17,19 +15,22 @@
 // elements; each element is read once and written once.  One launch per 32 parameters (a
 // typical CNN is 1-2 launches; a list of more than 32 parameters takes ceil(n/32) launches).
 // Scalars are computed in double on the host and rounded to T, as the C++ twin does.
-// Checked by: tests/test_kernels_cuda.py (`gpu` marker: several steps vs the NumPy reference and
-// torch.optim on CUDA, parameter lists with empty, 0-d and odd-sized entries and > 32 entries,
+// Checked by: tests/test_optim_formula.py (no GPU: the shared formula through the host twins vs
+// the reference and torch.optim, every option combination); tests/test_kernels_cuda.py (`gpu`
+// marker: several steps vs the NumPy reference and torch.optim on CUDA, parameter lists with empty, 0-d and odd-sized entries and > 32 entries,
 // every option combination, both dtypes); host-side validation runs without a GPU.
 #include <algorithm>
 #include <cmath>
 
 #include "common.cuh"
+#include "optim_math.h"
 
 namespace minigrad {
 namespace cuda {
 
 namespace {
 
+namespace om = minigrad::optim_math;
 constexpr int K = kOptimTable;
 constexpr std::int64_t kMaxBlocksX = 2048;  // per parameter: enough to fill an H100 on one param
 
@@ -55,20 +56,7 @@ struct AdamTable {
 };
 
 template <typename T>
-struct SgdScalars {
-    T lr, momentum, damp, wd;
-    bool use_momentum, use_wd, nesterov, maximize;
-};
-
-template <typename T>
-struct AdamScalars {
-    T weight, one_minus_weight, beta2, one_minus_beta2, eps, wd, decay;
-    int wd_mode;  // 0 none, 1 L2 through the gradient (Adam), 2 decoupled (AdamW)
-    bool amsgrad, small_weight;
-};
-
-template <typename T>
-__global__ void sgd_step_kernel(SgdTable<T> t, SgdScalars<T> k) {
+__global__ void sgd_step_kernel(SgdTable<T> t, om::SgdScalars<T> k) {
     const int q = blockIdx.y;
     const std::int64_t n = t.n[q];
     T* __restrict__ p = t.p[q];
@@ -78,20 +66,12 @@ __global__ void sgd_step_kernel(SgdTable<T> t, SgdScalars<T> k) {
     const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
     for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
          j < n; j += stride) {
-        T grad = k.maximize ? -g[j] : g[j];
-        const T pj = p[j];
-        if (k.use_wd) grad = grad + k.wd * pj;
-        if (k.use_momentum) {
-            const T buf = first ? grad : m[j] * k.momentum + k.damp * grad;
-            m[j] = buf;
-            grad = k.nesterov ? grad + k.momentum * buf : buf;
-        }
-        p[j] = pj - k.lr * grad;
+        om::sgd_update(p, g, m, j, first, k);
     }
 }
 
 template <typename T>
-__global__ void adam_step_kernel(AdamTable<T> t, AdamScalars<T> k) {
+__global__ void adam_step_kernel(AdamTable<T> t, om::AdamScalars<T> k) {
     const int q = blockIdx.y;
     const std::int64_t n = t.n[q];
     T* __restrict__ p = t.p[q];
@@ -103,26 +83,7 @@ __global__ void adam_step_kernel(AdamTable<T> t, AdamScalars<T> k) {
     const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
     for (std::int64_t j = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
          j < n; j += stride) {
-        T grad = g[j];
-        T param = p[j];
-        if (k.wd_mode == 2) param *= k.decay;
-        if (k.wd_mode == 1) grad = grad + k.wd * param;
-        const T m0 = m[j];
-        const T mj = k.small_weight ? m0 + k.weight * (grad - m0)
-                                    : grad - (grad - m0) * k.one_minus_weight;
-        T vj = v[j] * k.beta2;
-        vj += k.one_minus_beta2 * grad * grad;
-        T denom_sq = vj;
-        if (k.amsgrad) {
-            const T vm = vmax[j];
-            denom_sq = vm > vj ? vm : vj;
-            vmax[j] = denom_sq;
-        }
-        const T denom = sqrt(denom_sq) / bc2s + k.eps;
-        param += (-ss * mj) / denom;
-        m[j] = mj;
-        v[j] = vj;
-        p[j] = param;
+        om::adam_update(p, g, m, v, vmax, j, ss, bc2s, k);
     }
 }
 
@@ -134,8 +95,7 @@ unsigned int blocks_for(std::int64_t max_n) {
 template <typename T>
 void sgd_typed(const std::vector<SgdParam>& params, double lr, double momentum,
                double dampening, double wd, bool nesterov, bool maximize, std::uintptr_t s) {
-    const SgdScalars<T> k{T(lr), T(momentum), T(1 - dampening), T(wd), momentum != 0, wd != 0,
-                          nesterov, maximize};
+    const auto k = om::make_sgd_scalars<T>(lr, momentum, dampening, wd, nesterov, maximize);
     SgdTable<T> t{};
     int count = 0;
     std::int64_t max_n = 0;
@@ -164,11 +124,7 @@ void sgd_typed(const std::vector<SgdParam>& params, double lr, double momentum,
 template <typename T>
 void adam_typed(const std::vector<AdamParam>& params, double lr, double beta1, double beta2,
                 double eps, double wd, bool amsgrad, bool decoupled, std::uintptr_t s) {
-    const double w1 = 1 - beta1;
-    const AdamScalars<T> k{T(w1),      T(1 - w1),     T(beta2),
-                           T(1 - beta2), T(eps),      T(wd),
-                           T(1 - lr * wd), wd != 0 ? (decoupled ? 2 : 1) : 0,
-                           amsgrad,    std::abs(w1) < 0.5};
+    const auto k = om::make_adam_scalars<T>(lr, beta1, beta2, eps, wd, amsgrad, decoupled);
     AdamTable<T> t{};
     int count = 0;
     std::int64_t max_n = 0;
@@ -183,17 +139,15 @@ void adam_typed(const std::vector<AdamParam>& params, double lr, double beta1, d
     };
     for (const AdamParam& q : params) {
         if (q.n == 0) continue;
-        // per-parameter scalars in double, as Python computes them, then rounded to T
-        const double bc1 = 1 - std::pow(beta1, double(q.step));
-        const double bc2 = 1 - std::pow(beta2, double(q.step));
         t.p[count] = reinterpret_cast<T*>(q.p);
         t.g[count] = reinterpret_cast<const T*>(q.g);
         t.m[count] = reinterpret_cast<T*>(q.m);
         t.v[count] = reinterpret_cast<T*>(q.v);
         t.vmax[count] = reinterpret_cast<T*>(q.vmax);
         t.n[count] = q.n;
-        t.step_size[count] = T(lr / bc1);
-        t.bc2_sqrt[count] = T(std::sqrt(bc2));
+        // per-parameter scalars in double, as Python computes them, then rounded to T
+        om::adam_step_scalars<T>(lr, beta1, beta2, q.step, &t.step_size[count],
+                                 &t.bc2_sqrt[count]);
         max_n = std::max(max_n, q.n);
         if (++count == K) flush();
     }

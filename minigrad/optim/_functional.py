@@ -33,13 +33,18 @@ def sgd_step(
     buffer is created and stored back into the list.  ``grads`` are never modified.
     """
     for i, param in enumerate(params):
+        xp = get_array_module(param)
         grad = -grads[i] if maximize else grads[i]
         if weight_decay != 0:
             grad = grad + weight_decay * param  # L2 penalty: d(wd/2 |p|^2)/dp = wd * p
         if momentum != 0:
             buf = momentum_buffers[i]
             if buf is None:
-                buf = grad.copy()  # first step: the buffer starts at the gradient (no damping)
+                # first step: the buffer starts at the gradient (no damping).  xp.array, not
+                # grad.copy(): for a 0-d NumPy param `grad` may be a NumPy scalar (arithmetic on
+                # 0-d arrays returns scalars), and `buf *= momentum` on a scalar would rebind
+                # the name instead of updating the stored buffer.
+                buf = xp.array(grad, dtype=param.dtype)
                 momentum_buffers[i] = buf
             else:
                 buf *= momentum
