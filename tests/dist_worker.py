@@ -104,6 +104,20 @@ def ddp(rank, world):
     assert not np.allclose(gathered.numpy()[0], gathered.numpy()[-1])
     for p, q in zip(local.parameters(), ref.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+    # overlap: the first bucket (fc2, last layer) starts its all-reduce before backward
+    # reaches the input (the gradient of x is the last thing backward computes)
+    import minigrad.nn.parallel as parallel
+
+    events = []
+    launch = parallel._all_reduce_flat
+    parallel._all_reduce_flat = lambda flat: (events.append("all-reduce"), launch(flat))[1]
+    xin = mg.tensor(x[mine], requires_grad=True)
+    xin.register_hook(lambda g: events.append("input grad"))
+    local.zero_grad()
+    nn.functional.cross_entropy(model(xin), mg.tensor(y[mine])).backward()
+    parallel._all_reduce_flat = launch
+    assert events[0] == "all-reduce" and "input grad" in events, events
+    assert events.count("all-reduce") == len(model.bucket_sizes), events
     # buffers follow rank 0 at every forward
     bn_model = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4))
     d = DistributedDataParallel(bn_model)
