@@ -414,6 +414,18 @@ class BuildExt(build_ext):
             *headers,
         )
 
+    def _cache_dir(self) -> str:
+        """The persistent cache, or a folder in build_temp when it is off or not writable
+        (a read-only source tree)."""
+        cache = build_cache_dir()
+        if cache is not None:
+            try:
+                os.makedirs(os.path.join(cache, "tmp"), exist_ok=True)
+                return cache
+            except OSError as e:
+                log(f"cannot use the build cache {cache} ({e}); compiling without it")
+        return os.path.join(os.path.abspath(self.build_temp), "mg-cache")
+
     def _build_cached(self, ext) -> dict:
         """Compile ``ext``'s sources in parallel into the persistent cache and link them.
 
@@ -422,7 +434,7 @@ class BuildExt(build_ext):
         compiles and links nothing."""
         t0 = time.perf_counter()
         cpu0 = children_cpu_seconds()
-        cache = build_cache_dir() or os.path.join(os.path.abspath(self.build_temp), "mg-cache")
+        cache = self._cache_dir()
         target = self.get_ext_fullpath(ext.name)
         fingerprint = self._fingerprint(ext)
         keys = {src: sha256(fingerprint, src, file_bytes(os.path.join(ROOT, src)))[:24]
@@ -539,8 +551,7 @@ class BuildExt(build_ext):
                               if "code=sm_" in a)
         # Objects live in the persistent cache under the hash of the source, every header
         # under csrc/, nvcc and its flags: a reinstall of an unchanged tree compiles nothing.
-        cache = build_cache_dir() or os.path.join(os.path.abspath(self.build_temp), "mg-cache")
-        out_dir = os.path.join(cache, "cuda")
+        out_dir = os.path.join(self._cache_dir(), "cuda")
         os.makedirs(out_dir, exist_ok=True)
         flags = [*NVCC_FLAGS, *gencode]
         if os.environ.get("MINIGRAD_NVCC_CCBIN"):  # host compiler for nvcc, if not the default
