@@ -484,7 +484,7 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     out = given["out"]
-    if _dist.setup() > 1:  # started by mpiexec (minigrad train --nproc N): join the ranks
+    if _dist.setup(given.get("device"), CLIError) > 1:  # under mpiexec: join the ranks
         _echo(f"data parallel over {_dist.world_size()} MPI ranks; --batch-size is per rank")
     ckpt_path = os.path.join(out, CHECKPOINT)
     ckpt = None

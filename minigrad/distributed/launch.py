@@ -84,21 +84,26 @@ def run_local_ranks(nproc: int, argv: list[str], error) -> int:
 
 
 # ----------------------------------------------------------------------------- in each rank
-def setup() -> int:
+def setup(device: str | None = None, error=RuntimeError) -> int:
     """Join the MPI world when started by an MPI launcher with more than one rank; returns
-    the world size (1: a plain single-process run)."""
+    the world size (1: a plain single-process run). ``error``: the exception class for user
+    errors (the CLI's ``CLIError``)."""
     from . import get_world_size, init_process_group, is_initialized  # noqa: PLC0415
 
     if is_initialized() or not launched_by_mpi():
         return get_world_size()
     if not mpi_available():
-        raise RuntimeError(f"this process was started by an MPI launcher but mpi4py is "
-                           f"missing: {MPI_EXTRA_HINT}")
+        raise error(f"this process was started by an MPI launcher but mpi4py is missing: "
+                    f"{MPI_EXTRA_HINT}")
     init_process_group("mpi")
     if get_world_size() == 1:
         from . import destroy_process_group  # noqa: PLC0415
 
         destroy_process_group()
+    elif str(device or "cpu").startswith("cuda"):
+        raise error("minigrad train on several ranks runs on the CPU (MPI) only; for GPUs use "
+                    "minigrad.distributed with backend 'nccl' in your own loop (one GPU per "
+                    "rank), or drop --device cuda")
     return get_world_size()
 
 
