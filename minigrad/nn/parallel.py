@@ -201,15 +201,20 @@ def _check_same_parameters(module) -> None:
     text = repr(desc).encode()
     code = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
     world = dist.get_world_size()
-    lengths = Tensor(np.zeros(world, dtype=np.int64))
-    dist.all_gather(lengths, Tensor(np.array([code.size], dtype=np.int64)))
-    lengths = lengths.numpy()
-    width = int(lengths.max())
+    params = list(module.parameters())
+    device = params[0].device if params else "cpu"  # nccl: the exchange runs on the GPU
+
+    def on_device(a):
+        return Tensor(a).to(device)
+
+    lengths = on_device(np.zeros(world, dtype=np.int64))
+    dist.all_gather(lengths, on_device(np.array([code.size], dtype=np.int64)))
+    width = int(lengths.cpu().numpy().max())
     padded = np.full(width, -1, dtype=np.int64)
     padded[:code.size] = code
-    table = Tensor(np.zeros((world, width), dtype=np.int64))
-    dist.all_gather(table, Tensor(padded))
-    rows = table.numpy()
+    table = on_device(np.zeros((world, width), dtype=np.int64))
+    dist.all_gather(table, on_device(padded))
+    rows = table.cpu().numpy()
 
     def decode(row):
         import ast  # noqa: PLC0415
