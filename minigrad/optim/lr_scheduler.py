@@ -4,104 +4,53 @@ A scheduler rewrites ``group["lr"]`` of its optimizer's parameter groups.  Const
 performs the first step (epoch 0); call ``scheduler.step()`` after each ``optimizer.step()``.
 Most schedules are computed recursively from the current ``group["lr"]`` (as PyTorch does), so
 they compose with other code that changes the lr and give PyTorch's sequence to the last bit.
+
+The base class lives in ``_scheduler_base.py`` and the schedules added later (LambdaLR,
+MultiplicativeLR, ConstantLR, SequentialLR, ChainedScheduler, ReduceLROnPlateau, CyclicLR,
+CosineAnnealingWarmRestarts) in ``_schedulers_extra.py``; all are imported from here.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable
 
+from minigrad.optim._scheduler_base import (
+    LRScheduler,
+    _group_lrs,
+    _per_group,
+)
+from minigrad.optim._schedulers_extra import (
+    ChainedScheduler,
+    ConstantLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    LambdaLR,
+    MultiplicativeLR,
+    ReduceLROnPlateau,
+    SequentialLR,
+)
 from minigrad.optim.optimizer import Optimizer
 
 __all__ = [
     "LRScheduler",
+    "LambdaLR",
+    "MultiplicativeLR",
     "StepLR",
     "MultiStepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
+    "ConstantLR",
     "LinearLR",
+    "ExponentialLR",
+    "SequentialLR",
+    "CosineAnnealingLR",
+    "ChainedScheduler",
+    "ReduceLROnPlateau",
+    "CyclicLR",
+    "CosineAnnealingWarmRestarts",
     "OneCycleLR",
 ]
-
-
-class LRScheduler:
-    """Base class.  Subclasses implement :meth:`get_lr` (the lrs for ``self.last_epoch``).
-
-    ``last_epoch=-1`` starts a schedule (it records ``group["initial_lr"]``); a larger value
-    resumes one and needs ``initial_lr`` in every group (restore the optimizer first).
-    """
-
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(
-                        f"param 'initial_lr' is not specified in param_groups[{i}] when resuming "
-                        f"a scheduler with last_epoch={last_epoch}; load the optimizer's state "
-                        "dict first, or start with last_epoch=-1"
-                    )
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._step_count = 0
-        self._is_initial = True
-        try:
-            self.step()
-        finally:
-            self._is_initial = False
-
-    def get_lr(self) -> list[float]:
-        raise NotImplementedError
-
-    def get_last_lr(self) -> list[float]:
-        """The lrs set by the latest step, one per parameter group."""
-        return self._last_lr
-
-    def step(self) -> None:
-        """Advance one epoch (or iteration) and write the new lrs into the optimizer."""
-        if self._step_count == 1 and self.optimizer._steps_taken == 0:
-            warnings.warn(
-                "lr_scheduler.step() was called before optimizer.step(): call "
-                "optimizer.step() first, or the first value of the schedule is skipped",
-                UserWarning,
-                stacklevel=2,
-            )
-        self._step_count += 1
-        self.last_epoch += 1
-        lrs = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict:
-        """Every attribute except the optimizer (plain data, ready for ``minigrad.save``)."""
-        state = {}
-        for key, value in self.__dict__.items():
-            if key == "optimizer":
-                continue
-            if isinstance(value, Counter):
-                value = dict(value)
-            elif isinstance(value, list):
-                value = list(value)
-            state[key] = value
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
-
-    def __repr__(self):
-        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
-
-
-def _group_lrs(optimizer: Optimizer) -> list[float]:
-    return [group["lr"] for group in optimizer.param_groups]
 
 
 class StepLR(LRScheduler):
@@ -120,6 +69,10 @@ class StepLR(LRScheduler):
             return _group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * self.gamma ** (self.last_epoch // self.step_size)
+                for base_lr in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the lr by ``gamma`` at each milestone epoch (``gamma**k`` for a milestone
@@ -136,6 +89,11 @@ class MultiStepLR(LRScheduler):
             return _group_lrs(self.optimizer)
         factor = self.gamma ** self.milestones[self.last_epoch]
         return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        milestones = sorted(self.milestones.elements())
+        return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch)
+                for base_lr in self.base_lrs]
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
@@ -154,6 +112,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return _group_lrs(self.optimizer)
         return [group["lr"] * self.gamma for group in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -177,6 +138,9 @@ class CosineAnnealingLR(LRScheduler):
         groups = self.optimizer.param_groups
         if self._is_initial:
             return _group_lrs(self.optimizer)
+        if self._step_count == 1 and t > 0:  # first step of a scheduler resumed at epoch t
+            return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(t * math.pi / T)) / 2
+                    for base_lr in self.base_lrs]
         if (t - 1 - T) % (2 * T) == 0:
             # at the bottom of the cosine the recursive ratio is 0/0: step up explicitly
             return [
@@ -185,6 +149,11 @@ class CosineAnnealingLR(LRScheduler):
             ]
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [self.eta_min + (base_lr - self.eta_min)
+                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base_lr in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -216,16 +185,10 @@ class LinearLR(LRScheduler):
         )
         return [group["lr"] * factor for group in groups]
 
-
-def _per_group(name: str, optimizer: Optimizer, value) -> list:
-    n = len(optimizer.param_groups)
-    if isinstance(value, list | tuple):
-        if len(value) != n:
-            raise ValueError(
-                f"{name} has {len(value)} values but the optimizer has {n} parameter groups"
-            )
-        return list(value)
-    return [value] * n
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (self.start_factor + (self.end_factor - self.start_factor)
+                           * min(self.total_iters, self.last_epoch) / self.total_iters)
+                for base_lr in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
