@@ -182,8 +182,10 @@ def _evaluate(args) -> int:
 
     if args.json:  # refuse a path that cannot be written before the work, not after it
         folder = os.path.dirname(os.path.abspath(args.json))
-        if os.path.isdir(args.json) or not os.path.isdir(folder):
-            what = "is a folder" if os.path.isdir(args.json) else f"{folder} is not a folder"
+        if (os.path.isdir(args.json) or not os.path.isdir(folder)
+                or not os.access(folder, os.W_OK | os.X_OK)):
+            what = ("is a folder" if os.path.isdir(args.json) else f"{folder} is not a folder"
+                    if not os.path.isdir(folder) else f"{folder} is not writable")
             raise CLIError(f"--json {args.json}: {what}; pass a file path in an existing folder")
     result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device,
                                  model=args.model, batch_size=args.batch_size,

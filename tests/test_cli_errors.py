@@ -288,6 +288,10 @@ def test_conformance_accepts_kernel_registry_names(tmp_path):
                              "--quiet", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
     assert {r["op"] for r in rows} == {"max_pool2d"}
+    assert conformance.main(["--op", "cross_entropy", "--dtype", "float64", "--no-fd",
+                             "--quiet", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
+    assert {r["op"] for r in rows} == {"nn.cross_entropy"}
 
 
 def test_conformance_without_torch_is_one_line(tmp_path, capsys, monkeypatch):

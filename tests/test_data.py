@@ -794,3 +794,19 @@ def test_random_transforms_deterministic_with_seeds():
     mg.manual_seed(4)
     d = RandomCrop(8, padding=2)
     np.testing.assert_array_equal(c(x), d(x))
+
+
+def test_restricted_load_refuses_a_pickle_asking_for_terabytes(tmp_path):
+    """An array header of 32 TiB: a ValueError naming the file, not a MemoryError."""
+    from numpy._core.multiarray import _reconstruct
+
+    from minigrad.data.cifar10 import restricted_load
+
+    class Huge:
+        def __reduce__(self):
+            return (_reconstruct, (np.ndarray, (2**45,), b"b"))
+
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": Huge()}, protocol=4))
+    with pytest.raises(ValueError, match="data_batch_1.*memory"):
+        restricted_load(str(path))

@@ -48,6 +48,16 @@ DTYPES = ("float64", "float32", "float16")
 DEFAULT_OUT = os.path.join("runs", "conformance")
 
 
+def _kernel_names(specs) -> dict[str, list[str]]:
+    """Kernel-registry names (``minigrad.kernels.available()``, ``MINIGRAD_KERNELS``) -> the
+    spec names they cover (``attention`` -> ``scaled_dot_product_attention``)."""
+    from minigrad import kernels
+
+    names = set(kernels.available()) | {s.kernel for s in specs if s.kernel}
+    return {k: [s.name for s in specs if s.kernel == k or s.name in (k, f"nn.{k}")]
+            for k in sorted(names)}
+
+
 def _deliberate_refusal(e: BaseException, dtype: str) -> bool:
     """True for an op refusing ``dtype`` on purpose: DTypeError/NotImplementedError naming it."""
     from minigrad.autograd import DTypeError
@@ -334,14 +344,16 @@ def main(argv=None) -> int:
     names = [n.strip() for entry in args.op for n in entry.split(",") if n.strip()]
     if names:
         valid = [s.name for s in specs]
-        kernels = sorted({s.kernel for s in specs if s.kernel})
-        unknown = [n for n in names if n not in valid and n not in kernels]
+        kernels = _kernel_names(specs)
+        unknown = [n for n in names if n not in valid and not kernels.get(n)]
         if unknown:
             print(f"minigrad conformance: unknown op(s): {', '.join(unknown)}\n"
-                  f"valid ops: {', '.join(valid)}\nkernel names: {', '.join(kernels)}",
-                  file=sys.stderr)
+                  f"valid ops: {', '.join(valid)}\nkernel names: "
+                  f"{', '.join(k for k, v in kernels.items() if v)}", file=sys.stderr)
             return 2
-        specs = [s for s in specs if s.name in names or s.kernel in names]
+        wanted = {n for n in names if n in valid}
+        wanted |= {op for n in names for op in kernels.get(n, ())}
+        specs = [s for s in specs if s.name in wanted]
     dtypes = tuple(args.dtype) or DTYPES
     try:
         import torch  # noqa: F401
