@@ -6,6 +6,8 @@ from .container import ModuleDict, ModuleList, Sequential
 from .layers.activation import (
     GELU,
     Dropout,
+    Dropout1d,
+    Dropout2d,
     LeakyReLU,
     LogSoftmax,
     ReLU,
@@ -14,7 +16,7 @@ from .layers.activation import (
     Softmax,
     Tanh,
 )
-from .layers.conv import Conv2d
+from .layers.conv import Conv1d, Conv2d, ConvTranspose2d
 from .layers.linear import Flatten, Identity, Linear
 from .layers.loss import (
     BCELoss,
@@ -24,12 +26,33 @@ from .layers.loss import (
     MSELoss,
     NLLLoss,
 )
-from .layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
-from .layers.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .layers.normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+)
+from .layers.pooling import (
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool2d,
+    MaxPool2d,
+    MaxUnpool2d,
+)
+from .layers.resample import PixelShuffle, PixelUnshuffle, Upsample
 from .layers.sparse import Embedding
 from .module import Module
 from .parameter import Parameter
+from .recurrent import GRU, RNN, GRUCell, RNNCell
 from .rnn import LSTM, LSTMCell
+from .transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+)
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "functional", "init",
@@ -38,4 +61,8 @@ __all__ = [
     "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity", "CrossEntropyLoss",
     "MSELoss", "NLLLoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "LSTM", "LSTMCell",
     "MultiheadAttention", "TransformerEncoderLayer", "utils", "parallel",
+    "Conv1d", "ConvTranspose2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Dropout1d",
+    "Dropout2d", "AdaptiveMaxPool2d", "MaxUnpool2d", "PixelShuffle", "PixelUnshuffle",
+    "Upsample", "RNN", "GRU", "RNNCell", "GRUCell", "TransformerDecoderLayer",
+    "TransformerEncoder", "TransformerDecoder", "Transformer",
 ]

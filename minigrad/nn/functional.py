@@ -186,9 +186,15 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  #
     return out
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:  # noqa: A002
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # noqa: A002
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; rows at ``padding_idx`` get no
-    gradient."""
+    gradient. With ``max_norm``, each looked-up row whose ``norm_type``-norm exceeds it is
+    first rescaled in place to norm ``max_norm`` (PyTorch's ``embedding_renorm_``)."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not "
+                                  "supported")
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
@@ -199,12 +205,26 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
             bad = lo if lo < 0 else hi
             raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
                              f"(weight of shape {tuple(weight.shape)})")
+    if max_norm is not None:
+        _embedding_renorm_(weight, idx, float(max_norm), float(norm_type))
     out = weight[idx]
     if padding_idx is not None and weight.requires_grad:
         pad_idx = padding_idx % n
         keep = Tensor(get_array_module(idx).expand_dims(idx != pad_idx, -1))
         out = where(keep, out, out.detach())  # same values, no gradient at padding rows
     return out
+
+
+def _embedding_renorm_(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
+    """Rescale (in place, outside the graph) the rows ``idx`` whose norm exceeds max_norm."""
+    xp = get_array_module(idx)
+    rows = xp.unique(idx.reshape(-1))
+    with no_grad():
+        w = weight.detach()
+        sel = w[rows]
+        norms = sel.abs().pow(norm_type).sum(1).pow(1.0 / norm_type)
+        scale = where(norms > max_norm, max_norm / (norms + 1e-7), norms * 0 + 1)
+        w[rows] = sel * scale.unsqueeze(1).to(sel.dtype)
 
 
 # ----------------------------------------------------------------------------- conv / pool

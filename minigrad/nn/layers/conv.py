@@ -1,4 +1,5 @@
-"""``Conv2d`` (the op itself lives in ``minigrad/ops/conv.py``)."""
+"""``Conv2d``, ``Conv1d`` and ``ConvTranspose2d`` (the ops live in ``minigrad/ops/conv.py`` and
+``minigrad/nn/_functional_layers.py``)."""
 
 from __future__ import annotations
 
@@ -92,3 +93,97 @@ class Conv2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+class Conv1d(Module):
+    """1-D convolution over (N, C_in, L) or (C_in, L); weight (C_out, C_in / groups, K).
+    Initialised as PyTorch (as ``Conv2d``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv1d: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must be divisible by groups {groups}")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"Conv1d: padding_mode {padding_mode!r} is not supported "
+                                      "(only 'zeros')")
+        one = lambda v: v[0] if isinstance(v, tuple | list) else v  # noqa: E731
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = (one(kernel_size),), (one(stride),)
+        self.dilation, self.padding_mode = (one(dilation),), padding_mode
+        self.padding = padding if isinstance(padding, str) else (one(padding),)
+        dev = device or "cpu"
+        self.weight = Parameter(factories.empty(out_channels, in_channels // groups,
+                                                self.kernel_size[0], dtype=dtype, device=dev))
+        if bias:
+            self.bias = Parameter(factories.empty(out_channels, dtype=dtype, device=dev))
+        else:
+            self.register_parameter("bias", None)
+        Conv2d.reset_parameters(self)
+
+    def forward(self, input):  # noqa: A002
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return F.conv1d(input, self.weight, self.bias, self.stride[0], padding,
+                        self.dilation[0], self.groups)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+
+
+class ConvTranspose2d(Module):
+    """The adjoint of ``Conv2d`` ("deconvolution"); weight (C_in, C_out / groups, kH, kW).
+    ``forward(input, output_size=None)``: ``output_size`` picks the output_padding that gives
+    that size, as PyTorch. Initialised as PyTorch (fan-in from weight dim 1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__()
+        if groups <= 0 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
+                             f"{out_channels} must be divisible by groups {groups}")
+        if padding_mode != "zeros":
+            raise ValueError(f"Only \"zeros\" padding mode is supported for ConvTranspose2d, "
+                             f"got {padding_mode!r}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
+        self.padding, self.output_padding = _pair(padding), _pair(output_padding)
+        self.dilation, self.padding_mode = _pair(dilation), padding_mode
+        dev = device or "cpu"
+        shape = (in_channels, out_channels // groups) + self.kernel_size
+        self.weight = Parameter(factories.empty(*shape, dtype=dtype, device=dev))
+        if bias:
+            self.bias = Parameter(factories.empty(out_channels, dtype=dtype, device=dev))
+        else:
+            self.register_parameter("bias", None)
+        Conv2d.reset_parameters(self)
+
+    def _output_padding(self, input, output_size) -> tuple:  # noqa: A002
+        if output_size is None:
+            return self.output_padding
+        want = tuple(output_size)[-2:]
+        pads = []
+        for i, n in enumerate(want):
+            size = input.shape[-2 + i]
+            base = ((size - 1) * self.stride[i] - 2 * self.padding[i]
+                    + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            extra = n - base
+            if not 0 <= extra < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"ConvTranspose2d: requested an output size of {want}, but "
+                                 f"the valid sizes range from {base} to "
+                                 f"{base + max(self.stride[i], self.dilation[i]) - 1} "
+                                 f"(for an input of {tuple(input.shape[-2:])})")
+            pads.append(extra)
+        return tuple(pads)
+
+    def forward(self, input, output_size=None):  # noqa: A002
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups,
+                                  self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
