@@ -19,6 +19,17 @@ def cpu_variants(op: str) -> list[str]:
     return [v for v in kernels.available().get(op, ["numpy"]) if v in kernels.VARIANTS["cpu"]]
 
 
+def gpu_variants(op: str) -> list[str]:
+    """Every GPU variant that has ``op`` ("cuda" when kernels/cuda.py wraps a CUDA kernel for
+    it, "cupy" = the reference on CuPy arrays), built here or not: the GPU cases are collected
+    everywhere and skip (``gpu`` marker) without a GPU; on a GPU machine a variant that is not
+    built fails instead of vanishing."""
+    from minigrad.kernels import cuda, reference
+
+    has = {"cuda": op in cuda.ENTRY_POINTS, "cupy": op in reference.PROVIDES}
+    return [v for v in kernels.VARIANTS["cuda"] if has[v]]
+
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -1,10 +1,16 @@
 """Every op in the OpSpec table through the same battery: forward and backward vs PyTorch
-(float64 and float32), float64 gradcheck (full Jacobian, and v^T J u), gradgradcheck,
-non-contiguous inputs, inputs left unchanged, zero upstream gradient, and bad inputs."""
+(float64 and float32), double backward vs PyTorch, float64 gradcheck (full Jacobian, and
+v^T J u), gradgradcheck, non-contiguous inputs, inputs left unchanged, zero upstream gradient,
+and bad inputs.
+
+The PyTorch comparisons (forward, backward, double backward) also run with ``device="cuda"``
+for every GPU variant (``cupy``, ``cuda``): minigrad on the GPU vs PyTorch CUDA (TF32 off),
+and in float64 vs minigrad's float64 CPU result.  Those cases carry the ``gpu`` marker and skip
+with one line of reason on a machine without a GPU."""
 
 import numpy as np
 import pytest
-from conftest import cpu_variants
+from conftest import cpu_variants, gpu_variants
 
 from minigrad import kernels
 from minigrad.testing import checks
@@ -26,7 +32,24 @@ def _cases(with_variants=True):
 CASES = list(_cases())
 
 
-def _use(spec, variant):
+def _device_cases():
+    """CASES on the CPU (same ids), then every spec on "cuda" for each GPU variant."""
+    for p in CASES:
+        yield pytest.param(*p.values, "cpu", id=p.id)
+    rng = np.random.default_rng(0)
+    for spec in SPECS:
+        variants = gpu_variants(spec.kernel) if spec.kernel else [None]
+        for sample in spec.samples(rng):
+            for variant in variants:
+                vid = f"-{variant}" if variant else ""
+                yield pytest.param(spec, sample, variant, "cuda", marks=pytest.mark.gpu,
+                                   id=f"{spec.name}-{sample.name}{vid}-cuda")
+
+
+DEVICE_CASES = list(_device_cases())
+
+
+def _use(spec, variant, device="cpu"):
     if variant is None:
         return kernels.use(spec.kernel, None) if spec.kernel else _Null()
     return kernels.use(spec.kernel, variant)
@@ -41,10 +64,22 @@ class _Null:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("spec,sample,variant", CASES)
-def test_matches_torch(spec, sample, variant, dtype):
-    with _use(spec, variant):
-        checks.check_against_torch(spec, sample, dtype)
+@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES)
+def test_matches_torch(spec, sample, variant, device, dtype):
+    with _use(spec, variant, device):
+        checks.check_against_torch(spec, sample, dtype, device)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES)
+def test_double_backward_matches_torch(spec, sample, variant, device, dtype):
+    if not spec.gradgrad:
+        pytest.skip("first-order only")
+    with _use(spec, variant, device):
+        try:
+            checks.check_double_backward(spec, sample, dtype, device)
+        except checks.OracleUnsupported as e:
+            pytest.skip(str(e).splitlines()[0])
 
 
 @pytest.mark.parametrize("spec,sample,variant", CASES)

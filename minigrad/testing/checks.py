@@ -1,6 +1,10 @@
 """The battery every OpSpec goes through (used by tests/ and ``minigrad conformance``).
 
 Imports torch: only tests, benchmarks and the conformance command import this module.
+
+``device`` ("cpu" or "cuda"): minigrad tensors are created on that device and PyTorch's oracle
+runs there too (TF32 off on CUDA, so float32 is float32); results come back to the host for
+comparison.  On "cuda" the float64 results are also held to minigrad's float64 CPU result.
 """
 
 from __future__ import annotations
@@ -29,8 +33,24 @@ def grad_mask(sample: Sample) -> tuple:
     return tuple(_is_float_array(a) for a in sample.args)
 
 
-def mg_args(sample: Sample, dtype, requires_grad=True, transform=None):
-    """Sample args as minigrad tensors (float arrays in ``dtype``)."""
+def _host(t) -> np.ndarray:
+    """A minigrad or torch tensor's values as a NumPy array (copied off the GPU)."""
+    t = t.detach().cpu()
+    if isinstance(t, torch.Tensor):
+        return t.numpy(force=True)  # force: PyTorch's ZeroTensor (e.g. 2nd derivative of abs)
+    return t.numpy()
+
+
+def torch_device(device: str) -> str:
+    """PyTorch's device for the oracle; on CUDA with TF32 off (float32 really is float32)."""
+    if device != "cpu":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
+
+
+def mg_args(sample: Sample, dtype, requires_grad=True, transform=None, device="cpu"):
+    """Sample args as minigrad tensors (float arrays in ``dtype``) on ``device``."""
     mask = grad_mask(sample)
     out = []
     for a, g in zip(sample.args, mask):
@@ -38,7 +58,7 @@ def mg_args(sample: Sample, dtype, requires_grad=True, transform=None):
             arr = a.astype(dtype) if a.dtype.kind == "f" else a
             if transform is not None:
                 arr = transform(arr)
-            t = mg.Tensor(arr)
+            t = mg.Tensor(arr) if device == "cpu" else mg.tensor(arr, device=device)
             if g and requires_grad:
                 t.requires_grad_()
             out.append(t)
@@ -47,7 +67,7 @@ def mg_args(sample: Sample, dtype, requires_grad=True, transform=None):
     return out
 
 
-def torch_args(sample: Sample, dtype):
+def torch_args(sample: Sample, dtype, device="cpu"):
     mask = grad_mask(sample)
     tdtype = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
               np.dtype(np.float16): torch.float16}[np.dtype(dtype)]
@@ -55,9 +75,10 @@ def torch_args(sample: Sample, dtype):
     for a, g in zip(sample.args, mask):
         if isinstance(a, np.ndarray):
             if a.dtype.kind == "f":
-                t = torch.tensor(a, dtype=tdtype, requires_grad=bool(g))
+                t = torch.tensor(a, dtype=tdtype, device=torch_device(device),
+                                 requires_grad=bool(g))
             else:
-                t = torch.from_numpy(a.copy())
+                t = torch.from_numpy(a.copy()).to(device)
             out.append(t)
         else:
             out.append(a)
@@ -69,28 +90,30 @@ def _diff_tensors(args, mask):
 
 
 def mg_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
-                        transform=None):
-    args = mg_args(sample, dtype, transform=transform)
+                        transform=None, device="cpu"):
+    args = mg_args(sample, dtype, transform=transform, device=device)
     out = spec.fn(*args, **sample.kwargs)
     grads = []
     inputs = _diff_tensors(args, grad_mask(sample))
     if v is not None and inputs and out.requires_grad:
-        gs = mg.autograd.grad(out, inputs, grad_outputs=mg.Tensor(v.astype(out.dtype)),
+        gs = mg.autograd.grad(out, inputs,
+                              grad_outputs=mg.tensor(v.astype(out.dtype), device=out.device),
                               allow_unused=True)
-        grads = [None if g is None else g.numpy() for g in gs]
-    return out.detach().numpy(), grads, inputs
+        grads = [None if g is None else _host(g) for g in gs]
+    return _host(out), grads, inputs
 
 
-def torch_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None):
-    args = torch_args(sample, dtype)
+def torch_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
+                           device="cpu"):
+    args = torch_args(sample, dtype, device)
     out = spec.ref(torch, *args, **sample.kwargs)
     grads = []
     inputs = _diff_tensors(args, grad_mask(sample))
     if v is not None and inputs and out.requires_grad:
         gs = torch.autograd.grad(out, inputs, grad_outputs=torch.from_numpy(
-            v.astype(out.detach().numpy().dtype)), allow_unused=True)
-        grads = [None if g is None else g.numpy() for g in gs]
-    return out.detach().numpy(), grads
+            v.astype(_host(out).dtype)).to(out.device), allow_unused=True)
+        grads = [None if g is None else _host(g) for g in gs]
+    return _host(out), grads
 
 
 def assert_close(actual, expected, dtype, what: str, scale: float = 1.0):
@@ -107,13 +130,20 @@ def upstream(rng, shape):
     return rng.standard_normal(shape)
 
 
-def check_against_torch(spec: OpSpec, sample: Sample, dtype) -> dict:
-    """Forward and backward vs PyTorch; returns the max abs/rel errors."""
+def check_against_torch(spec: OpSpec, sample: Sample, dtype, device="cpu") -> dict:
+    """Forward and backward vs PyTorch (on ``device``); returns the max abs/rel errors.  On a
+    GPU, float64 results are also compared with minigrad's float64 CPU result."""
     rng = np.random.default_rng(1)
-    ref_out, _ = torch_forward_backward(spec, sample, dtype, None)
+    ref_out, _ = torch_forward_backward(spec, sample, dtype, None, device)
     v = upstream(rng, ref_out.shape)
-    out, grads, _ = mg_forward_backward(spec, sample, dtype, v)
-    ref_out, ref_grads = torch_forward_backward(spec, sample, dtype, v)
+    out, grads, _ = mg_forward_backward(spec, sample, dtype, v, device=device)
+    ref_out, ref_grads = torch_forward_backward(spec, sample, dtype, v, device)
+    if device != "cpu" and np.dtype(dtype) == np.float64:
+        cpu_out, cpu_grads, _ = mg_forward_backward(spec, sample, dtype, v)
+        assert_close(out, cpu_out, dtype, f"{spec.name}[{sample.name}] {device} vs cpu forward")
+        for k, (g, cg) in enumerate(zip(grads, cpu_grads)):
+            if g is not None and cg is not None:
+                assert_close(g, cg, dtype, f"{spec.name}[{sample.name}] {device} vs cpu grad {k}")
     n = max(1, max((a.size for a in sample.args if isinstance(a, np.ndarray)), default=1))
     scale = max(1.0, float(np.sqrt(n)) / 4)  # reductions accumulate rounding with size
     assert out.dtype == ref_out.dtype or np.dtype(dtype) != np.float32, (
@@ -129,6 +159,77 @@ def check_against_torch(spec: OpSpec, sample: Sample, dtype) -> dict:
         assert_close(g, rg, dtype, f"{spec.name}[{sample.name}] grad of input {k}", scale)
         errors[f"grad{k}"] = _err(g, rg)
     return errors
+
+
+class OracleUnsupported(Exception):
+    """PyTorch cannot compute the reference for this case (nothing to compare with)."""
+
+
+def _second_order(fwd, grad, sample, args, inputs, v, weights):
+    """d/d(inputs) of sum_i <w_i, (d out/d input_i) v>, computed with create_graph; entries
+    that do not depend on the inputs come back as None.  ``fwd``/``grad`` are the framework's
+    op call and autograd.grad; ``v``/``weights`` are already tensors of that framework."""
+    out = fwd(*args, **sample.kwargs)
+    if not inputs or not out.requires_grad:
+        return None
+    gs = grad(out, inputs, grad_outputs=v(out), create_graph=True, allow_unused=True)
+    terms = [(g * w).sum() for g, w in zip(gs, weights) if g is not None and g.requires_grad]
+    if not terms:
+        return [None] * len(inputs)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    ggs = grad(total, inputs, allow_unused=True)
+    return [None if g is None else _host(g) for g in ggs]
+
+
+def check_double_backward(spec: OpSpec, sample: Sample, dtype, device="cpu"):
+    """Double backward vs PyTorch on ``device`` (and, on a GPU in float64, vs minigrad's
+    float64 CPU result): the gradient of <w, J^T v> with respect to every input."""
+    rng = np.random.default_rng(3)
+    ref_out, _ = torch_forward_backward(spec, sample, dtype, None, device)
+    v = upstream(rng, ref_out.shape)
+    mask = grad_mask(sample)
+    shapes = [np.shape(a) for a, g in zip(sample.args, mask) if g and isinstance(a, np.ndarray)]
+    w = [upstream(rng, s) for s in shapes]
+
+    def run_mg(dev):
+        args = mg_args(sample, dtype, device=dev)
+        inputs = _diff_tensors(args, mask)
+        ws = [mg.tensor(x.astype(dtype), device=dev) for x in w]
+        return _second_order(spec.fn, mg.autograd.grad, sample, args, inputs,
+                             lambda out: mg.tensor(v.astype(out.dtype), device=dev), ws)
+
+    targs = torch_args(sample, dtype, device)
+    tinputs = _diff_tensors(targs, mask)
+    tws = [torch.tensor(x, dtype=tinputs[0].dtype, device=device) for x in w] if tinputs else []
+    others = []
+    try:
+        want = _second_order(lambda *a, **k: spec.ref(torch, *a, **k), torch.autograd.grad,
+                             sample, targs, tinputs,
+                             lambda out: torch.tensor(v, dtype=out.dtype, device=device), tws)
+        others.append(("torch", want))
+    except RuntimeError as e:  # e.g. no double backward for torch's fused CPU attention
+        if "not implemented" not in str(e):
+            raise
+        if device == "cpu":
+            raise OracleUnsupported(f"PyTorch has no double backward here: {e}") from e
+    got = run_mg(device)
+    n = max(1, max((a.size for a in sample.args if isinstance(a, np.ndarray)), default=1))
+    scale = max(1.0, float(np.sqrt(n)) / 4)
+    if device != "cpu" and np.dtype(dtype) == np.float64:
+        others.append(("minigrad cpu", run_mg("cpu")))
+    for who, ref in others:
+        if ref is None or got is None:
+            assert (ref is None) == (got is None) or not any(
+                g is not None and np.any(g) for g in (got or ref or [])), (
+                f"{spec.name}[{sample.name}]: second-order graph exists on one side only")
+            continue
+        for k, (g, r) in enumerate(zip(got, ref)):
+            g = np.zeros(shapes[k]) if g is None else g
+            r = np.zeros(shapes[k]) if r is None else r
+            assert_close(g, r, dtype, f"{spec.name}[{sample.name}] double backward, input {k}, "
+                         f"vs {who}", scale)
 
 
 def _err(a, b):
