@@ -54,8 +54,8 @@ def _kernel_names(specs) -> dict[str, list[str]]:
     from minigrad import kernels
 
     names = set(kernels.available()) | {s.kernel for s in specs if s.kernel}
-    return {k: [s.name for s in specs if s.kernel == k or s.name in (k, f"nn.{k}")]
-            for k in sorted(names)}
+    return {k: [s.name for s in specs if s.kernel == k]
+            or [s.name for s in specs if s.name in (k, f"nn.{k}")] for k in sorted(names)}
 
 
 def _deliberate_refusal(e: BaseException, dtype: str) -> bool:
@@ -65,16 +65,16 @@ def _deliberate_refusal(e: BaseException, dtype: str) -> bool:
     return isinstance(e, DTypeError | NotImplementedError) and dtype in str(e)
 
 
-def _variants(spec) -> list[str]:
-    """Kernel variants that run this spec here; ``default`` for ops without kernels."""
+def _variants(spec, device: str = "cpu") -> list[str]:
+    """Kernel variants that run this spec here on ``device`` ("cpu" or "cuda"); ``default``
+    for ops without kernels."""
     if spec.kernel is None:
         return ["default"]
     from minigrad import kernels
 
     built = kernels.available().get(spec.kernel, [])
-    # CPU variants in the registry's order; GPU variants (cuda, cupy) are not run yet: the
-    # shared checks build CPU tensors only.
-    return [v for v in kernels.VARIANTS["cpu"] if v in built] or ["default"]
+    # the device's variants in the registry's order
+    return [v for v in kernels.VARIANTS[device] if v in built] or ["default"]
 
 
 def _rounded(sample, dtype):
@@ -119,8 +119,9 @@ def _variant(spec, variant):
         yield
 
 
-def check_dtype(spec, variant: str, dtype: str) -> dict:
-    """Forward/gradient errors of one (spec, variant, dtype) over all samples, vs torch fp64."""
+def check_dtype(spec, variant: str, dtype: str, device: str = "cpu") -> dict:
+    """Forward/gradient errors of one (spec, variant, dtype) over all samples, vs torch fp64
+    (minigrad runs on ``device``; the oracle is always PyTorch float64 on the CPU)."""
     from minigrad.testing import checks
 
     np_dtype = np.dtype(dtype)
@@ -144,7 +145,8 @@ def check_dtype(spec, variant: str, dtype: str) -> dict:
                 else:
                     v = None
                 what = "minigrad"
-                out, grads, _ = checks.mg_forward_backward(spec, rs, np_dtype, v)
+                out, grads, _ = checks.mg_forward_backward(spec, rs, np_dtype, v,
+                                                           device=device)
                 what = "the oracle (torch float64)"
                 ref_out, ref_grads = checks.torch_forward_backward(spec, rs, np.float64, v)
             except Exception as e:
@@ -222,10 +224,12 @@ def check_finite_differences(spec, variant: str) -> tuple[str, str, str]:
     return results[0], results[1], "; ".join(detail)
 
 
-def run(specs, dtypes=DTYPES, finite_differences=True, progress=None) -> list[dict]:
+def run(specs, dtypes=DTYPES, finite_differences=True, progress=None,
+        device: str = "cpu") -> list[dict]:
     rows = []
+    finite_differences = finite_differences and device == "cpu"  # gradcheck runs on the CPU
     for spec in specs:
-        for variant in _variants(spec):
+        for variant in _variants(spec, device):
             fd = ("n/a", "n/a", "")
             if finite_differences and "float64" in dtypes:
                 t0 = time.perf_counter()
@@ -233,7 +237,8 @@ def run(specs, dtypes=DTYPES, finite_differences=True, progress=None) -> list[di
                 fd_s = time.perf_counter() - t0
             for dtype in dtypes:
                 t0 = time.perf_counter()
-                row = check_dtype(spec, variant, dtype)
+                row = check_dtype(spec, variant, dtype, device)
+                row["device"] = device
                 row["seconds"] = round(time.perf_counter() - t0, 3)
                 if dtype == "float64" and finite_differences:
                     row["gradcheck"], row["gradgradcheck"] = fd[0], fd[1]
@@ -336,7 +341,17 @@ def main(argv=None) -> int:
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference gradcheck/gradgradcheck")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="run minigrad on this device and its kernel variants (cuda: "
+                        "cuda, cupy; needs CuPy and a GPU; finite differences stay on the CPU)")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        import minigrad
+
+        if not minigrad.cuda_available():
+            print("minigrad: error: --device cuda needs CuPy and a CUDA GPU (none found)",
+                  file=sys.stderr)
+            return 2
 
     from minigrad.testing.opinfo import all_specs
 
@@ -351,8 +366,8 @@ def main(argv=None) -> int:
                   f"valid ops: {', '.join(valid)}\nkernel names: "
                   f"{', '.join(k for k, v in kernels.items() if v)}", file=sys.stderr)
             return 2
-        wanted = {n for n in names if n in valid}
-        wanted |= {op for n in names for op in kernels.get(n, ())}
+        wanted = {n for n in names if n in valid}  # a spec name means that spec only
+        wanted |= {op for n in names if n not in valid for op in kernels[n]}
         specs = [s for s in specs if s.name in wanted]
     dtypes = tuple(args.dtype) or DTYPES
     try:
@@ -368,8 +383,9 @@ def main(argv=None) -> int:
             print(f"  {row['op']:<20} {row['variant']:<8} {row['dtype']:<8} {row['status']}",
                   file=sys.stderr, flush=True)
 
-    rows = run(specs, dtypes, finite_differences=not args.no_fd, progress=progress)
-    meta = _meta()
+    rows = run(specs, dtypes, finite_differences=not args.no_fd, progress=progress,
+               device=args.device)
+    meta = {**_meta(), "device": args.device}
     s = summary(rows)
     if not args.quiet:
         print(format_table(rows))
