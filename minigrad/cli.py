@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail unless the checkpoint holds this model")
     e.add_argument("--device", default="cpu")
     e.add_argument("--batch-size", type=_at_least_one, default=500)
-    e.add_argument("--limit-test", type=_positive_int, default=None, metavar="N")
+    e.add_argument("--limit-test", type=_at_least_one, default=None, metavar="N")
     e.add_argument("--json", default=None, metavar="PATH",
                    help="also write the full report as JSON to PATH")
     e.add_argument("--debug", action="store_true")

@@ -35,6 +35,7 @@ import numpy as np
 import minigrad as mg
 
 from . import backend
+from .data.dataloader import WorkerStartError
 from .distributed import launch as _dist
 from .models.registry import get_model, uses_batchnorm
 from .train_files import (
@@ -356,6 +357,8 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
     progress = {"saved_epoch": 0}
     try:
         return _train(dict(given, out=out), argv, progress)
+    except WorkerStartError as e:
+        raise CLIError(f"{e}: pass a smaller --num-workers (0 builds batches inline)") from e
     except KeyboardInterrupt as e:
         if isinstance(e, TrainingInterrupted):
             raise

@@ -159,6 +159,12 @@ def test_evaluate_bad_batch_size(run_dir, capsys, bs):
     _one_line_error(capsys, "--batch-size")
 
 
+def test_evaluate_limit_test_zero(run_dir, capsys):
+    assert main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),
+                 "--limit-test", "0"]) == 2
+    _one_line_error(capsys, "--limit-test")
+
+
 # ----------------------------------------------------------------------------- flags
 def test_negative_seed(data_dir, tmp_path, capsys):
     assert _train(data_dir, tmp_path / "o", "--seed", "-1", *SMALL) == 2
@@ -169,6 +175,21 @@ def test_negative_seed(data_dir, tmp_path, capsys):
 def test_absurd_num_workers(data_dir, tmp_path, capsys):
     assert _train(data_dir, tmp_path / "o", "--num-workers", "20000", *SMALL) == 2
     _one_line_error(capsys, "--num-workers", "20000")
+
+
+def test_worker_threads_that_cannot_start(data_dir, tmp_path, capsys, monkeypatch):
+    import threading
+
+    real_start = threading.Thread.start
+
+    def start(self):
+        if self.name.startswith("minigrad-DataLoader-worker"):
+            raise RuntimeError("can't start new thread")
+        return real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    assert _train(data_dir, tmp_path / "o", "--num-workers", "4", *SMALL) == 2
+    _one_line_error(capsys, "--num-workers", "thread")
 
 
 # ----------------------------------------------------------------------------- data

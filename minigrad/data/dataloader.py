@@ -30,7 +30,11 @@ import numpy as np
 from .. import backend
 from .transforms import apply_transform
 
-__all__ = ["DataLoader", "default_collate"]
+__all__ = ["DataLoader", "WorkerStartError", "default_collate"]
+
+
+class WorkerStartError(RuntimeError):
+    """A worker thread could not be started (the system's thread limit): use fewer workers."""
 
 
 def _to_numpy_field(x):
@@ -133,8 +137,8 @@ class _LoaderIter:
                 t.start()
             except RuntimeError as e:  # "can't start new thread": stop the ones started
                 self.close()
-                raise RuntimeError(f"DataLoader: could not start DataLoader worker thread "
-                                   f"{i + 1} of {n} ({e}); lower num_workers") from e
+                raise WorkerStartError(f"DataLoader: could not start DataLoader worker thread "
+                                       f"{i + 1} of {n} ({e}); lower num_workers") from e
             self.threads.append(t)
         self.submitted = self.next_k
         for _ in range(self.loader.num_workers * self.loader.prefetch):
