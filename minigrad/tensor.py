@@ -50,7 +50,7 @@ from .ops.elementwise import (
 from .ops.indexing import Gather, GetItem, IndexPut
 from .ops.matmul import MatMul
 from .ops.reduce import Amax, Amin, LogSoftmax, LogSumExp, Softmax, Sum, normalize_dims
-from .ops.shape import BroadcastTo, Cat, Pad, Permute, Reshape
+from .ops.shape import BroadcastTo, Cat, Pad, Permute, Reshape, pad_general
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
 _SCALARS = (int, float, bool)
@@ -1117,10 +1117,13 @@ def stack(tensors, dim=0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def pad(input, pad, mode="constant", value=0.0) -> Tensor:  # noqa: A002
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported (only 'constant')")
-    return Pad.apply(input, tuple(pad), value)
+def pad(input, pad, mode="constant", value=None) -> Tensor:  # noqa: A002
+    """PyTorch's ``F.pad``: modes constant (the default; negative pads crop), reflect,
+    replicate and circular (``ops.shape.pad_general``)."""
+    pad = tuple(int(p) for p in pad)
+    if mode == "constant" and min(pad, default=0) >= 0:
+        return Pad.apply(input, pad, 0.0 if value is None else value)
+    return pad_general(input, pad, mode, value)
 
 
 autograd._bind_tensor(Tensor, _check_same_device)

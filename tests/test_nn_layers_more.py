@@ -103,6 +103,16 @@ def test_norm_layers_reject_bad_input():
 
 
 # ----------------------------------------------------------------------------- conv
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding", [(1, 2), "same"])
+def test_conv2d_padding_modes_match_torch(mode, padding):
+    kw = {"padding": padding, "padding_mode": mode}
+    m, t = nn.Conv2d(3, 4, (3, 4), **kw), tnn.Conv2d(3, 4, (3, 4), **kw)
+    _compare(m, t, _x(2, 3, 6, 7))
+    with pytest.raises(ValueError, match="padding_mode must be one of"):
+        nn.Conv2d(3, 4, 3, padding_mode="mirror")
+
+
 @pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1, "dilation": 2},
                                 {"groups": 2, "padding": "same", "bias": False}])
 def test_conv1d_matches_torch(kw):

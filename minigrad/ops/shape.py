@@ -120,3 +120,58 @@ class Pad(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad[ctx.slices], None, None
+
+
+def _pad_index(xp, n: int, lo: int, hi: int, mode: str, dim: int, shape):
+    """Source positions along one dim for PyTorch's non-constant padding modes."""
+    if mode in ("reflect", "circular") and (lo > n - (mode == "reflect") or
+                                           hi > n - (mode == "reflect")):
+        raise ShapeError(f"pad: padding ({lo}, {hi}) of dim {dim} is too large for mode "
+                         f"{mode!r} and size {n} (tensor shape {tuple(shape)})")
+    i = xp.arange(-lo, n + hi)
+    if mode == "reflect":
+        i = xp.abs(i)
+        return xp.where(i >= n, 2 * (n - 1) - i, i)
+    if mode == "replicate":
+        return xp.clip(i, 0, n - 1)
+    return i % n                                                    # circular
+
+
+def pad_general(x, pad: tuple, mode: str = "constant", value=0.0):
+    """``F.pad`` with modes reflect, replicate and circular, and negative (cropping) pads.
+
+    Composed from indexing: each padded dim reads ``x`` at an index array (reflect: mirror
+    without repeating the edge; replicate: clamp; circular: wrap), so the backward is the
+    indexing op's scatter-add and needs no code here. ``pad`` is PyTorch's flat tuple, last
+    dim first.
+    """
+    modes = ("constant", "reflect", "replicate", "circular")
+    if mode not in modes:
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported ({', '.join(modes)})")
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ShapeError(f"pad: padding length {len(pad)} must be even and at most 2 * ndim "
+                         f"(= {2 * x.ndim}) for a tensor of shape {tuple(x.shape)}")
+    if mode != "constant" and value not in (None, 0, 0.0):
+        raise ValueError(f"pad: mode {mode!r} doesn't take a value argument (got {value})")
+    if mode != "constant" and min(pad) < 0:
+        raise ShapeError(f"pad: negative padding {tuple(pad)} needs mode 'constant'")
+    xp = get_array_module(x._data)
+    if mode == "constant":
+        # crop the negative sides first, then pad the positive ones with a constant
+        key = [slice(None)] * x.ndim
+        for k in range(len(pad) // 2):
+            dim, lo, hi = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
+            n = x.shape[dim]
+            if -min(lo, 0) - min(hi, 0) > n:
+                raise ShapeError(f"pad: negative padding ({lo}, {hi}) removes more than the "
+                                 f"{n} elements of dim {dim} (tensor shape {tuple(x.shape)})")
+            key[dim] = slice(-min(lo, 0), n + min(hi, 0))
+        x = x[tuple(key)]
+        return Pad.apply(x, tuple(max(p, 0) for p in pad), 0.0 if value is None else value)
+    for k in range(len(pad) // 2):
+        dim, lo, hi = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
+        if lo == hi == 0:
+            continue
+        index = _pad_index(xp, x.shape[dim], lo, hi, mode, dim, x.shape)
+        x = x[(slice(None),) * dim + (index,)]
+    return x

@@ -108,7 +108,31 @@ def _unpool_samples(rng):
     ]
 
 
+def _pad_mode_samples(mode):
+    def samples(rng):
+        out = [Sample((_r(rng, 2, 3, 4, 5), (2, 1, 3, 0)), {"mode": mode}, name="2d"),
+               Sample((_r(rng, 2, 3, 6), (1, 3)), {"mode": mode}, name="1d")]
+        if mode == "constant":
+            out.append(Sample((_r(rng, 2, 3, 4, 5), (-1, 2, 1, -2)), {"value": 0.5},
+                              name="negative-crops"))
+        return out
+    return samples
+
+
+_PAD_ERRORS = {
+    "reflect": [(Sample((np.ones((1, 2, 3)), (3, 0)), {"mode": "reflect"}), Exception,
+                 r"pad: padding \(3, 0\) of dim 2 is too large for mode 'reflect'"),
+                (Sample((np.ones((1, 2, 3)), (1, 1)), {"mode": "wrap"}), NotImplementedError,
+                 "wrap")],
+    "constant": [(Sample((np.ones((1, 2, 3)), (-2, -2))), Exception,
+                  "removes more than the 3 elements")],
+}
+
+
 SPECS: list[OpSpec] = [
+    *[OpSpec(f"nn.pad_{mode}", _mg("pad"), _ref("pad"), _pad_mode_samples(mode), family="shape",
+             errors=_PAD_ERRORS.get(mode, []))
+      for mode in ("constant", "reflect", "replicate", "circular")],
     OpSpec("nn.group_norm", _mg("group_norm"), _ref("group_norm"), _group_norm_samples,
            family="nn", errors=[(Sample((np.ones((2, 6, 3)), 4)), ValueError,
                                  r"group_norm: num_channels 6 must be divisible by num_groups 4")]),

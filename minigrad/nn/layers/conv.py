@@ -30,9 +30,9 @@ class Conv2d(Module):
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups:
             raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"Conv2d: padding_mode {padding_mode!r} is not supported "
-                                      "(only 'zeros')")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', but got padding_mode={padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.dilation, self.groups = _pair(dilation), groups
@@ -73,10 +73,16 @@ class Conv2d(Module):
         if all(t % 2 == 0 for t in total):
             return input, (total[0] // 2, total[1] // 2)
         pads = (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2)
-        return F.pad(input, pads), (0, 0)
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        return F.pad(input, pads, mode=mode), (0, 0)
 
     def forward(self, input):  # noqa: A002
         x, padding = self._explicit_padding(input)
+        if self.padding_mode != "zeros" and padding != (0, 0):
+            # pad with the mode first (F.pad: last dim first), then convolve unpadded
+            x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]),
+                      mode=self.padding_mode)
+            padding = (0, 0)
         return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
                         self.groups)
 
