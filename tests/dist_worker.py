@@ -197,8 +197,23 @@ def lenet(rank, world):
     print(f"rank {rank}: largest weight difference {worst:.2e} (weights up to {moved:.2f})")
 
 
+def early_exit():
+    """``minigrad train``'s setup: a rank that exits early (here with status 2, as on a
+    one-line CLI error) stops the job instead of leaving the others in a collective."""
+    from minigrad.distributed import launch
+
+    launch.setup()
+    if dist.get_rank() == 0:
+        print("rank 0 leaves early", flush=True)
+        sys.exit(2)
+    dist.all_reduce(mg.ones(3))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
+    if mode == "early_exit":
+        early_exit()
+        sys.exit(0)
     dist.init_process_group("mpi", timeout=float(os.environ.get("WORKER_TIMEOUT", "60")))
     globals()[mode](dist.get_rank(), dist.get_world_size())
     dist.barrier()

@@ -426,3 +426,11 @@ def test_nproc_without_mpi_is_a_one_line_error_naming_the_extra(monkeypatch, cap
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "minigrad[mpi]" in err and "--nproc" in err
+
+
+@needs_mpi
+def test_a_rank_leaving_early_stops_the_job_after_the_exit_grace():
+    r = run_mpi(2, [WORKER, "early_exit"], env={"MINIGRAD_DIST_EXIT_GRACE": "2",
+                                                "MINIGRAD_DIST_TIMEOUT": "60"}, timeout=50)
+    assert r.returncode != 0
+    assert "rank 0/2 is exiting while other ranks are still running" in r.stdout + r.stderr

@@ -9,11 +9,13 @@ rank-0-only decisions, the sharded loader, the DDP wrapper and the reduced epoch
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 
 import numpy as np
 
@@ -100,11 +102,36 @@ def setup(device: str | None = None, error=RuntimeError) -> int:
         from . import destroy_process_group  # noqa: PLC0415
 
         destroy_process_group()
-    elif str(device or "cpu").startswith("cuda"):
+        return 1
+    from . import _group  # noqa: PLC0415
+
+    atexit.register(_leave_together, _group.comm.Dup())  # its own channel: never mixes
+    if str(device or "cpu").startswith("cuda"):
         raise error("minigrad train on several ranks runs on the CPU (MPI) only; for GPUs use "
                     "minigrad.distributed with backend 'nccl' in your own loop (one GPU per "
                     "rank), or drop --device cuda")
     return get_world_size()
+
+
+def _leave_together(exit_comm) -> None:
+    """At exit, wait (a bounded time) for every rank to reach its exit too. A rank leaving
+    early, on an error the others did not share (a failed write, a one-line CLI error),
+    finds the others still inside a collective and stops the job at once with ``MPI_Abort``
+    instead of leaving them waiting for the collective's timeout."""
+    from . import _group  # noqa: PLC0415
+
+    if _group is None or _group.size == 1:
+        return
+    grace = float(os.environ.get("MINIGRAD_DIST_EXIT_GRACE", min(60.0, _group.timeout)))
+    request = exit_comm.Ibarrier()
+    start = time.monotonic()
+    while not request.Test():
+        if time.monotonic() - start > grace:
+            print(f"minigrad.distributed: rank {_group.rank}/{_group.size} is exiting while "
+                  f"other ranks are still running (waited {grace:g} s for them): stopping "
+                  "the job", file=sys.stderr, flush=True)
+            _group.abort(1)
+        time.sleep(0.01)
 
 
 def world_size() -> int:
