@@ -34,6 +34,9 @@ def _mpiexec():
     return find_mpiexec()
 
 
+if os.environ.get("MINIGRAD_REQUIRE_MPI") == "1" and _mpiexec() is None:  # CI: never skip
+    raise RuntimeError("MINIGRAD_REQUIRE_MPI=1 but mpi4py/mpiexec are missing: "
+                       "pip install -e '.[mpi]'")
 needs_mpi = pytest.mark.skipif(_mpiexec() is None,
                                reason="needs the mpi extra: pip install 'minigrad[mpi]'")
 
