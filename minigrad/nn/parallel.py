@@ -196,7 +196,7 @@ def _check_same_parameters(module) -> None:
     so they all raise together instead of hanging in a mismatched collective)."""
     from ..tensor import Tensor  # noqa: PLC0415
 
-    desc = [(n, tuple(int(d) for d in p.shape), str(p.dtype))
+    desc = [(n, tuple(int(d) for d in p.shape), str(p.dtype), bool(p.requires_grad))
             for n, p in module.named_parameters()]
     text = repr(desc).encode()
     code = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
@@ -233,6 +233,10 @@ def _check_same_parameters(module) -> None:
 def _first_difference(desc, other, rank: int) -> str:
     for i, (a, b) in enumerate(zip(desc, other)):
         if a != b:
-            return (f"parameter {i} {a[0]!r} of shape {a[1]} {a[2]} where rank {rank} has "
-                    f"{b[0]!r} of shape {b[1]} {b[2]}")
+            return (f"parameter {i} {a[0]!r} of shape {a[1]} {a[2]}{_frozen(a)} where rank "
+                    f"{rank} has {b[0]!r} of shape {b[1]} {b[2]}{_frozen(b)}")
     return f"{len(desc)} parameters where rank {rank} has {len(other)}"
+
+
+def _frozen(d) -> str:
+    return "" if d[3] else " (requires_grad=False)"
