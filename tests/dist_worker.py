@@ -126,6 +126,24 @@ def ddp(rank, world):
     assert float(bn_model[1].running_mean.numpy()[0]) != float(rank + 1) or rank == 0
 
 
+class Partial(Net):
+    def forward(self, x):  # fc2 takes no part in the loss
+        return self.fc1(x)
+
+
+def unused(rank, world):
+    """A parameter without gradient: the next forward says which one (on every rank)."""
+    model = DistributedDataParallel(Partial(), bucket_cap_mb=200 / 2**20)
+    model(mg.ones(2, 8)).sum().backward()
+    try:
+        model(mg.ones(2, 8))
+    except RuntimeError as e:
+        assert "fc2.weight" in str(e) and "fc1.weight" not in str(e), e
+        print(f"rank {rank}: {e}")
+        return
+    raise AssertionError("a parameter without gradient was not reported")
+
+
 def mismatch(rank, world):
     try:
         DistributedDataParallel(Net(hidden=16 if rank == 0 else 17))

@@ -344,6 +344,13 @@ def test_ddp_detects_mismatched_parameter_shapes_on_every_rank():
 
 
 @needs_mpi
+def test_ddp_names_a_parameter_that_got_no_gradient():
+    r = run_mpi(2, [WORKER, "unused"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("produced no gradient for fc2.") == 2
+
+
+@needs_mpi
 def test_a_hung_rank_makes_the_others_give_up_with_a_message():
     r = run_mpi(2, [WORKER, "hang"], env={"WORKER_TIMEOUT": "2"}, timeout=60)
     assert r.returncode != 0
