@@ -9,7 +9,8 @@ How the averaging works, as in PyTorch:
 * at construction, rank 0's parameters and buffers are broadcast to every rank, after a check
   that every rank holds the same parameter names, shapes and dtypes;
 * parameters are grouped, in reverse registration order (roughly the order backward produces
-  their gradients), into buckets of about ``bucket_cap_mb`` MB;
+  their gradients), into buckets of about ``bucket_cap_mb`` MB (the first one 1 MB, so that
+  communication starts early);
 * a post-accumulate-grad hook on each parameter copies its gradient into its bucket's flat
   buffer; when a bucket is full it starts a non-blocking all-reduce (average), so
   communication overlaps the rest of backward. When the last bucket has started, the hook
@@ -73,6 +74,8 @@ class DistributedDataParallel(Module):
         self.module = module
         self.broadcast_buffers = bool(broadcast_buffers)
         self.bucket_cap_bytes = int(bucket_cap_mb * 1024 * 1024)
+        # a small first bucket (the last layers) starts communicating early, as in PyTorch
+        self.first_bucket_bytes = min(self.bucket_cap_bytes, 1024 * 1024)
         self.require_backward_grad_sync = True
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         self._param_names = {id(p): n for n, p in named}
@@ -96,7 +99,8 @@ class DistributedDataParallel(Module):
             arr = dist._storage(p, "DistributedDataParallel")
             k = (arr.dtype, type(arr))
             nbytes = arr.nbytes
-            if current and (k != key or size + nbytes > self.bucket_cap_bytes):
+            cap = self.first_bucket_bytes if not buckets else self.bucket_cap_bytes
+            if current and (k != key or size + nbytes > cap):
                 buckets.append(_Bucket(current, get_array_module(arr0), arr0.dtype))
                 current, size = [], 0
             if not current:
