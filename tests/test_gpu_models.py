@@ -28,12 +28,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 pytestmark = pytest.mark.gpu
 
 TOL32 = dict(rtol=1e-4, atol=1e-5)
+# Where models and PyTorch run.  Only a dry run of this file's logic on a CPU machine (set it to
+# "cpu" and call the test functions with CPU variants) changes it; the tests are about the GPU.
+DEVICE = "cuda"
 
 
 def _torch():
     import torch
 
-    if not torch.cuda.is_available():
+    if DEVICE == "cuda" and not torch.cuda.is_available():
         pytest.skip("PyTorch does not see a CUDA GPU (needed as the oracle)")
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -45,7 +48,7 @@ def _host(t):
 
 
 def _variants(op):
-    return [v for v in kernels.VARIANTS["cuda"] if v in kernels.available()[op]]
+    return [v for v in kernels.VARIANTS[DEVICE] if v in kernels.available()[op]]
 
 
 def _torch_resnet9(torch, width=0.25):
@@ -84,27 +87,27 @@ def _load_from_torch(model, ref):
     own = model.state_dict()
     model.load_state_dict({k: v.detach().cpu().numpy() for k, v in ref.state_dict().items()
                            if k in own})
-    return model.to("cuda")
+    return model.to(DEVICE)
 
 
 def _compare_model(torch, model, ref, batch, rtol, atol):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, batch)
-    logits = model(mg.tensor(x, device="cuda"))
-    loss = F.cross_entropy(logits, mg.tensor(y, device="cuda"))
+    logits = model(mg.tensor(x, device=DEVICE))
+    loss = F.cross_entropy(logits, mg.tensor(y, device=DEVICE))
     loss.backward()
-    tlogits = ref(torch.tensor(x, device="cuda"))
-    tloss = torch.nn.functional.cross_entropy(tlogits, torch.tensor(y, device="cuda"))
+    tlogits = ref(torch.tensor(x, device=DEVICE))
+    tloss = torch.nn.functional.cross_entropy(tlogits, torch.tensor(y, device=DEVICE))
     tloss.backward()
-    assert logits.device.type == "cuda"
+    assert logits.device.type == DEVICE
     np.testing.assert_allclose(_host(logits), _host(tlogits), rtol=rtol, atol=atol)
     np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
     tparams = dict(ref.named_parameters())
     names = [n for n, _ in model.named_parameters()]
     assert names == list(tparams)
     for name, p in model.named_parameters():
-        assert p.grad is not None and p.grad.device.type == "cuda", name
+        assert p.grad is not None and p.grad.device.type == DEVICE, name
         np.testing.assert_allclose(_host(p.grad), _host(tparams[name].grad), rtol=rtol,
                                    atol=atol, err_msg=name)
     tbufs = dict(ref.named_buffers())
@@ -124,7 +127,7 @@ def test_lenet_on_gpu_matches_torch(variant):
     from minigrad.models import LeNet
 
     torch.manual_seed(0)
-    ref = TorchNet().cuda()
+    ref = TorchNet().to(DEVICE)
     model = _load_from_torch(LeNet(), ref)
     with kernels.use("conv2d", variant), kernels.use("maxpool2d", variant), \
             kernels.use("relu", variant):
@@ -137,7 +140,7 @@ def test_resnet9_on_gpu_matches_torch(variant):
     from minigrad.models.resnet import ResNet9
 
     torch.manual_seed(0)
-    ref = _torch_resnet9(torch).cuda().train()
+    ref = _torch_resnet9(torch).to(DEVICE).train()
     model = _load_from_torch(ResNet9(width=0.25), ref).train()
     with kernels.use("conv2d", variant), kernels.use("maxpool2d", variant):
         # ten layers of float32 batch norm: rounding compounds, hence the looser tolerance
@@ -151,21 +154,21 @@ def test_lstm_2layer_bidirectional_on_gpu_matches_torch(variant):
 
     torch.manual_seed(0)
     N, T, In, H, L = 3, 6, 5, 7, 2
-    t = torch.nn.LSTM(In, H, num_layers=L, bidirectional=True, batch_first=True).cuda()
+    t = torch.nn.LSTM(In, H, num_layers=L, bidirectional=True, batch_first=True).to(DEVICE)
     m = LSTM(In, H, num_layers=L, bidirectional=True, batch_first=True)
     _load_from_torch(m, t)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((N, T, In)).astype(np.float32)
     h0, c0 = (rng.standard_normal((2 * L, N, H)).astype(np.float32) for _ in range(2))
-    tx, th0, tc0 = (torch.tensor(a, device="cuda", requires_grad=True) for a in (x, h0, c0))
-    mx, mh0, mc0 = (mg.tensor(a, device="cuda", requires_grad=True) for a in (x, h0, c0))
+    tx, th0, tc0 = (torch.tensor(a, device=DEVICE, requires_grad=True) for a in (x, h0, c0))
+    mx, mh0, mc0 = (mg.tensor(a, device=DEVICE, requires_grad=True) for a in (x, h0, c0))
     with kernels.use("lstm_cell", variant):
         mo, (mhn, mcn) = m(mx, (mh0, mc0))
         to, (thn, tcn) = t(tx, (th0, tc0))
         gs = [rng.standard_normal(a.shape).astype(np.float32) for a in (to, thn, tcn)]
-        sum((a * torch.tensor(g, device="cuda")).sum() for a, g in zip((to, thn, tcn), gs)
+        sum((a * torch.tensor(g, device=DEVICE)).sum() for a, g in zip((to, thn, tcn), gs)
             ).backward()
-        sum((a * mg.tensor(g, device="cuda")).sum() for a, g in zip((mo, mhn, mcn), gs)
+        sum((a * mg.tensor(g, device=DEVICE)).sum() for a, g in zip((mo, mhn, mcn), gs)
             ).backward()
     for a, b in ((mo, to), (mhn, thn), (mcn, tcn), (mx.grad, tx.grad), (mh0.grad, th0.grad),
                  (mc0.grad, tc0.grad)):
@@ -182,7 +185,7 @@ def test_multihead_attention_on_gpu_matches_torch(masks):
 
     torch.manual_seed(0)
     E, nh, N, L = 16, 4, 3, 5
-    t = torch.nn.MultiheadAttention(E, nh, batch_first=True).cuda()
+    t = torch.nn.MultiheadAttention(E, nh, batch_first=True).to(DEVICE)
     m = _load_from_torch(MultiheadAttention(E, nh, batch_first=True), t)
     rng = np.random.default_rng(2)
     q, k, v = (rng.standard_normal((N, L, E)).astype(np.float32) for _ in range(3))
@@ -191,17 +194,17 @@ def test_multihead_attention_on_gpu_matches_torch(masks):
     if masks == "padding":
         kpm = np.zeros((N, L), bool)
         kpm[0, -2:] = True
-    tq, tk, tv = (torch.tensor(a, device="cuda", requires_grad=True) for a in (q, k, v))
-    mq, mk, mv = (mg.tensor(a, device="cuda", requires_grad=True) for a in (q, k, v))
-    tmask = None if attn is None else torch.tensor(attn, device="cuda")
-    tkpm = None if kpm is None else torch.tensor(kpm, device="cuda")
+    tq, tk, tv = (torch.tensor(a, device=DEVICE, requires_grad=True) for a in (q, k, v))
+    mq, mk, mv = (mg.tensor(a, device=DEVICE, requires_grad=True) for a in (q, k, v))
+    tmask = None if attn is None else torch.tensor(attn, device=DEVICE)
+    tkpm = None if kpm is None else torch.tensor(kpm, device=DEVICE)
     to, tw = t(tq, tk, tv, attn_mask=tmask, key_padding_mask=tkpm)
-    mmask = None if attn is None else mg.tensor(attn, device="cuda")
-    mkpm = None if kpm is None else mg.tensor(kpm, device="cuda")
+    mmask = None if attn is None else mg.tensor(attn, device=DEVICE)
+    mkpm = None if kpm is None else mg.tensor(kpm, device=DEVICE)
     mo, mw = m(mq, mk, mv, attn_mask=mmask, key_padding_mask=mkpm)
     g = rng.standard_normal(to.shape).astype(np.float32)
-    (to * torch.tensor(g, device="cuda")).sum().backward()
-    (mo * mg.tensor(g, device="cuda")).sum().backward()
+    (to * torch.tensor(g, device=DEVICE)).sum().backward()
+    (mo * mg.tensor(g, device=DEVICE)).sum().backward()
     np.testing.assert_allclose(_host(mo), _host(to), **TOL32)
     np.testing.assert_allclose(_host(mw), _host(tw), **TOL32)
     for a, b in ((mq, tq), (mk, tk), (mv, tv)):
@@ -225,7 +228,7 @@ def _train(data_dir, out, *extra):
     from minigrad.cli import main
 
     return main(["train", "--data-dir", data_dir, "--expected-counts", "64,64", "--out",
-                 str(out), "--device", "cuda", *extra])
+                 str(out), "--device", DEVICE, *extra])
 
 
 @pytest.mark.parametrize("model,flags", [
@@ -238,7 +241,7 @@ def test_train_cuda_one_epoch_then_resume_is_bit_identical(cifar_dir, tmp_path, 
     import minigrad.train as train_mod
     from minigrad import serialization
 
-    if not mg.cuda_available():
+    if DEVICE == "cuda" and not mg.cuda_available():
         pytest.skip("needs a CUDA GPU with CuPy")
     common = ["--model", model, "--epochs", "2", "--seed", "3", *flags]
     one = tmp_path / "one"
@@ -287,8 +290,8 @@ def test_resnet9_100_steps_memory_pool_is_flat():
     opt = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
                        weight_decay=5e-4)
     rng = np.random.default_rng(0)
-    x = mg.tensor(rng.standard_normal((32, 3, 32, 32)).astype(np.float32), device="cuda")
-    y = mg.tensor(rng.integers(0, 10, 32), device="cuda")
+    x = mg.tensor(rng.standard_normal((32, 3, 32, 32)).astype(np.float32), device=DEVICE)
+    y = mg.tensor(rng.integers(0, 10, 32), device=DEVICE)
     used, total = [], []
     for _ in range(100):
         opt.zero_grad()
