@@ -12,6 +12,7 @@ polling, and after ``timeout`` seconds aborts the communicator and raises
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 
@@ -37,6 +38,15 @@ def _nccl_dtype(nccl, dtype) -> int:
         raise TypeError(f"nccl backend: unsupported dtype {np.dtype(dtype)}") from None
 
 
+def _local_rank(rank: int) -> int:
+    """This process's index on its node, from the launcher (MPICH, Open MPI, Slurm)."""
+    for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
+                "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return rank
+
+
 def _ptr(arr) -> int:
     return arr.data.ptr
 
@@ -59,7 +69,9 @@ class NCCLBackend:
                                    "install NCCL (pip install nvidia-nccl-cu12)") from None
         self.cupy, self.nccl = cupy, nccl
         self.rank, self.size, self.timeout = int(rank), int(size), float(timeout)
-        self.device = device if device is not None else rank % cupy.cuda.runtime.getDeviceCount()
+        if device is None:  # one GPU per rank of this node
+            device = _local_rank(rank) % cupy.cuda.runtime.getDeviceCount()
+        self.device = int(device)
         cupy.cuda.Device(self.device).use()
         uid = self._exchange_id(store, mpi_comm)
         self.comm = nccl.NcclCommunicator(self.size, uid, self.rank)
