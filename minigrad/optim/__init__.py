@@ -4,11 +4,11 @@ The update rules live in ``_functional.py`` on raw arrays (the readable referenc
 kernel can replace); the classes here manage parameter groups, state and state dicts.
 """
 
-from minigrad.optim import lr_scheduler
+from minigrad.optim import lr_scheduler, swa_utils
 from minigrad.optim.adam import Adam, AdamW
 from minigrad.optim.adaptive import Adagrad, Adamax, NAdam, RAdam, RMSprop
 from minigrad.optim.optimizer import Optimizer
 from minigrad.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-           "lr_scheduler"]
+           "lr_scheduler", "swa_utils"]
