@@ -22,6 +22,8 @@ Environment:
 * ``MINIGRAD_CUDA=0``  skip ``_cuda`` (CPU-only machines; saves minutes when nvcc exists).
   Unset: build it when nvcc is found; failures only warn.
 * ``MINIGRAD_NATIVE_ARCH=1``  add ``-march=native`` (faster, but the binary is not portable).
+* ``MINIGRAD_SANITIZE=1``  build ``_C`` with ASan + UBSan (``.ci/sanitize`` does, in a copy of
+  the tree); load it with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``.
 * ``MINIGRAD_BUILD_JOBS=N``  parallel compile jobs (default: the usable cores).
 * ``MINIGRAD_BUILD_CACHE=DIR``  where the compile cache lives; ``0`` disables it.
 * ``MINIGRAD_CUDA_ARCH=90`` (or ``80;90``)  GPU architectures to compile for; unset or
@@ -53,6 +55,11 @@ CUDA_ENV = os.environ.get("MINIGRAD_CUDA", "").strip()
 CUDA_REQUIRED = CUDA_ENV == "1"
 NATIVE_ARCH = os.environ.get("MINIGRAD_NATIVE_ARCH", "").strip() == "1"
 NATIVE_OFF = os.environ.get("MINIGRAD_NATIVE", "").strip() == "0"
+# MINIGRAD_SANITIZE=1: _C (only) with AddressSanitizer + UndefinedBehaviorSanitizer, for
+# .ci/sanitize; import it with LD_PRELOAD=$(gcc -print-file-name=libasan.so).
+SANITIZE = os.environ.get("MINIGRAD_SANITIZE", "").strip() == "1"
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=undefined"]
 BUILD_RECORD = "_build.json"  # written into the package: what was built, and why not
 
 # Default GPU architectures (no GPU visible at build time, MINIGRAD_CUDA_ARCH unset): A100
@@ -385,8 +392,12 @@ class BuildExt(build_ext):
 
     def _build_cpu(self, ext):
         flags = self._cxx_flags()
+        if SANITIZE:  # -O1 -g: readable reports, and half the compile time of -O3
+            flags = flags + SANITIZE_FLAGS + ["-O1", "-g"]
         ext.extra_compile_args = flags + [f'-DMINIGRAD_CXX_FLAGS="{" ".join(flags)}"']
         ext.extra_link_args = ["-fopenmp"] if self._openmp else []
+        if SANITIZE:
+            ext.extra_link_args = ext.extra_link_args + SANITIZE_FLAGS
         self._record[ext.name] = self._build_cached(ext)
         self._record[ext.name]["flags"] = " ".join(flags)
 
