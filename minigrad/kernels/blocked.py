@@ -18,7 +18,9 @@ memory-bound softmax is native, one pass per row. Per block of ``R`` query rows:
 Only a (B, R, K) block of scores exists at a time: ``R`` is chosen so that a block holds at
 most :data:`BLOCK_ELEMENTS` numbers (at least 16 rows), so memory stays bounded for long
 sequences, and only ``lse`` (B, L) is kept for the backward. Causal blocks stop at the block's
-last row, so the work above the diagonal of a causal mask is mostly skipped.
+last row, so the work above the diagonal of a causal mask is mostly skipped, unless an input
+holds a NaN or inf: then every key is visited, so that NaN + (-inf) and 0 * inf stay NaN as in
+PyTorch.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad.kernels.cpp import _C, _contiguous  # _C is None when the extension is not built
-from minigrad.kernels.reference import check_attention
+from minigrad.kernels.reference import check_attention, may_skip_masked
 
 PROVIDES = frozenset({"attention"}) if hasattr(_C, "attention_rows_forward") else frozenset()
 
@@ -55,9 +57,10 @@ def attention_forward(q, k, v, mask, scale, is_causal):
         return out, lse
     kT = np.ascontiguousarray(k.swapaxes(-1, -2))  # (B, E, S): a copy runs faster in BLAS
     R = _rows_per_block(B, L, S, is_causal)
+    skip = is_causal and may_skip_masked(q, k, v, mask, scale)  # NaN/inf: see every key
     for i0 in range(0, L, R):
         i1 = min(L, i0 + R)
-        K = min(S, i1) if is_causal else S  # keys any row of this block can see
+        K = min(S, i1) if skip else S  # keys any row of this block can see
         s = np.matmul(q[:, i0:i1], kT[:, :, :K])  # (B, R, K) raw scores
         lse[:, i0:i1] = _C.attention_rows_forward(s, mask, float(scale), i0, bool(is_causal))
         out[:, i0:i1] = np.matmul(s, v[:, :K])  # s now holds P
@@ -78,9 +81,10 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     kT = np.ascontiguousarray(k.swapaxes(-1, -2))  # (B, E, S)
     vT = np.ascontiguousarray(v.swapaxes(-1, -2))  # (B, Ev, S)
     R = _rows_per_block(B, L, S, is_causal)
+    skip = is_causal and may_skip_masked(q, k, v, mask, scale)
     for i0 in range(0, L, R):
         i1 = min(L, i0 + R)
-        K = min(S, i1) if is_causal else S
+        K = min(S, i1) if skip else S
         s = np.matmul(q[:, i0:i1], kT[:, :, :K])  # (B, R, K)
         dp = np.matmul(dout[:, i0:i1], vT[:, :, :K])  # (B, R, K)
         _C.attention_rows_backward(s, dp, np.ascontiguousarray(lse[:, i0:i1]),

