@@ -12,11 +12,64 @@ import torch  # noqa: F401  (fail loudly when the test extra is not installed)
 import minigrad as mg
 from minigrad import kernels
 
+# The entry points of minigrad._C (csrc/cpu/bindings.cpp) each C++-backed CPU variant needs:
+# "cpp" per op, and "blocked" (attention only) on the row-softmax kernel.
+C_ENTRY_POINTS = {
+    "relu": ("relu_forward", "relu_backward"),
+    "bias_relu": ("bias_relu_forward", "bias_relu_backward"),
+    "conv2d": ("im2col", "col2im"),
+    "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
+    "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
+    "lstm_cell": ("lstm_cell_forward", "lstm_cell_backward"),
+    "attention": ("attention_forward", "attention_backward"),
+    "sgd": ("sgd_step",),
+    "adam": ("adam_step",),
+    "cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
+}
+BLOCKED_ENTRY_POINTS = ("attention_rows_forward", "attention_rows_backward")
+
+
+def in_ci() -> bool:
+    """CI=true: the native build is required there, so nothing may skip for lack of it."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def native_required() -> bool:
+    """True when a missing native piece must fail: _C imports (so a missing entry point means
+    a partial or stale build), or CI."""
+    from minigrad.kernels import native
+
+    return in_ci() or native.load_C() is not None
+
+
+def native_C(*names: str):
+    """``minigrad._C`` for a test that calls it directly. Not built: skip, except in CI (fail).
+    Built but lacking one of ``names``: fail (a partial or stale build, never a silent skip)."""
+    from minigrad.kernels import native
+
+    C = native.load_C()
+    if C is None:
+        if in_ci():
+            pytest.fail("CI=true: minigrad._C is not built (build it with `pip install -e .`)",
+                        pytrace=False)
+        pytest.skip("minigrad._C is not built")
+    missing = [n for n in names if not hasattr(C, n)]
+    if missing:
+        pytest.fail(f"minigrad._C is built but lacks {missing}: a partial or stale build; "
+                    "rebuild with `python setup.py build_ext --inplace`", pytrace=False)
+    return C
+
 
 def cpu_variants(op: str) -> list[str]:
-    """Every CPU variant of ``op`` built here (numpy always; cpp when _C is built; tiled for
-    attention)."""
-    return [v for v in kernels.available().get(op, ["numpy"]) if v in kernels.VARIANTS["cpu"]]
+    """Every CPU variant of ``op`` (numpy always; cpp when _C is built; tiled and blocked for
+    attention). When _C imports, or in CI, the C++-backed variants are listed even if the
+    build lacks them, so their tests fail ("not built") instead of dropping out."""
+    variants = [v for v in kernels.available().get(op, ["numpy"]) if v in kernels.VARIANTS["cpu"]]
+    if native_required():
+        expected = (["cpp"] if op in C_ENTRY_POINTS else []) + (
+            ["blocked"] if op == "attention" else [])
+        variants += [v for v in expected if v not in variants]
+    return variants
 
 
 def gpu_variants(op: str) -> list[str]:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_at_thread_counts
+from conftest import BLOCKED_ENTRY_POINTS, C_ENTRY_POINTS, native_C, run_at_thread_counts
 
 from minigrad import kernels
 from minigrad.kernels import native, reference
 
 C = native.load_C()
-pytestmark = pytest.mark.skipif(C is None or not hasattr(C, "attention_forward"),
-                                reason="minigrad._C with attention is not built")
+
+
+@pytest.fixture(autouse=True)
+def _needs_C_attention():
+    """Skip only when _C is not built at all (and not in CI); a _C without the attention
+    entry points is a partial build: every test here fails."""
+    native_C(*C_ENTRY_POINTS["attention"], *BLOCKED_ENTRY_POINTS)
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
@@ -288,3 +293,15 @@ def test_attention_rows_are_independent_of_thread_count(tmp_path):
 def test_C_attention_rows_reject_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+def test_C_has_every_entry_point_the_cpu_variants_need():
+    """A _C that imports has every binding (a partial or stale build fails here by name)."""
+    from conftest import C_ENTRY_POINTS
+
+    C = native_C()
+    missing = [n for names in (*C_ENTRY_POINTS.values(), BLOCKED_ENTRY_POINTS) for n in names
+               if not hasattr(C, n)]
+    assert not missing, f"minigrad._C lacks {missing}: rebuild it"
+    for op in C_ENTRY_POINTS:
+        assert "cpp" in kernels.available()[op], op
