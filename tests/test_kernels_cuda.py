@@ -119,6 +119,43 @@ def test_im2col_col2im_validate_on_host():
     cu.col2im(0, [2, 0, 3, 3, 7, 5], 0, [2, 0, 7, 5], **ok)
 
 
+BIG = 2**63 - 1
+
+
+def test_geometry_overflow_is_a_value_error_before_any_launch():
+    """Issue 15: sizes derived from huge Python ints are computed with overflow checks.  Before
+    the checks, these wrapped around silently (and reached the launch, a RuntimeError here)."""
+    cu = _cuda_module()
+    ok = dict(KH=1, KW=1, stride=(1, 1), padding=(0, 0), dilation=(1, 1), dtype="float32")
+    with pytest.raises(ValueError, match="im2col: .*overflows int64"):  # 2*padding
+        cu.im2col(FAKE, [1, 1, 3, 3], FAKE, [1, 1, 1, 1, 3, 3], **{**ok, "padding": (2**62, 0)})
+    with pytest.raises(ValueError, match="im2col: .*overflows int64"):  # dilation*(k-1) + 1
+        cu.im2col(FAKE, [1, 1, 3, 3], FAKE, [1, 1, 2, 1, 1, 3],
+                  **{**ok, "KH": 2, "dilation": (BIG, 1)})
+    with pytest.raises(ValueError, match="col2im: the element count .*overflows int64"):
+        cu.col2im(FAKE, [1, 1, 1, 1, 1, 1], FAKE, [2**40, 2**40, 1, 1], **ok)
+    mx = dict(kernel=(2, 2), stride=(1, 1), padding=(0, 0), dilation=(BIG, 1), ceil_mode=False,
+              dtype="float32")
+    with pytest.raises(ValueError, match="maxpool2d_forward: .*overflows int64"):
+        cu.maxpool2d_forward(FAKE, [1, 1, 3, 3], FAKE, FAKE, [1, 1, 1, 2], **mx)
+    av = dict(kernel=(2, 2), stride=(BIG, 1), padding=(1, 0), ceil_mode=True,
+              count_include_pad=True, divisor_override=None, dtype="float32")
+    with pytest.raises(ValueError, match="avgpool2d_forward: .*overflows int64"):
+        cu.avgpool2d_forward(FAKE, [1, 1, BIG - 1, 3], FAKE, [1, 1, 1, 2], **av)
+    with pytest.raises(ValueError, match="divisor_override must be positive, got 0"):
+        cu.avgpool2d_forward(FAKE, X, FAKE, [2, 3, 4, 3], **{**av, "stride": (2, 2),
+                                                            "padding": (1, 1), "kernel": (3, 3),
+                                                            "ceil_mode": False,
+                                                            "divisor_override": 0})
+    with pytest.raises(ValueError, match="lstm_cell_forward: .*overflows int64"):
+        cu.lstm_cell_forward(FAKE, FAKE, FAKE, FAKE, FAKE, FAKE, 2**62, 4, "float32")
+    with pytest.raises(ValueError, match="relu_forward: the byte size of 'x' overflows"):
+        cu.relu_forward(FAKE, FAKE, 2**62, "float32")
+    with pytest.raises(ValueError, match="sgd_step: the byte size of 'params\\[0\\]'"):
+        cu.sgd_step([FAKE], [FAKE], [], [2**61], [], 0.1, 0.0, 0.0, 0.0, False, False,
+                    "float64")
+
+
 # ---- pooling
 Y = [2, 3, 4, 3]  # maxpool kernel 3, stride 2, padding 1 on (7, 5)
 POOL = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))

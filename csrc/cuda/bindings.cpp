@@ -82,10 +82,45 @@ std::string pair_str(const Pair& p) {
     return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
 }
 
-std::int64_t numel(const Shape& s) {
-    std::int64_t n = 1;
-    for (auto v : s) n *= v;
-    return n;
+// ---- overflow-safe int64 arithmetic (issue 15): geometry arrives as Python ints, anything up
+// to 2**63 - 1, and signed overflow in index math is undefined behaviour that ends as an
+// out-of-bounds access on the GPU.  Every derived size is computed with these, which raise
+// ValueError "op: <what> overflows int64" before any launch.  (The same rule as CheckedInt in
+// csrc/cpu/common.h; _cuda does not include the CPU headers, so the three helpers are here.)
+[[noreturn]] void overflow_error(const char* op, const std::string& what) {
+    throw py::value_error(std::string(op) + ": " + what +
+                          " overflows int64: the values are too large");
+}
+
+std::int64_t add_ck(const char* op, const char* what, std::int64_t a, std::int64_t b) {
+    std::int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) overflow_error(op, what);
+    return r;
+}
+
+std::int64_t sub_ck(const char* op, const char* what, std::int64_t a, std::int64_t b) {
+    std::int64_t r;
+    if (__builtin_sub_overflow(a, b, &r)) overflow_error(op, what);
+    return r;
+}
+
+std::int64_t mul_ck(const char* op, const char* what, std::int64_t a, std::int64_t b) {
+    std::int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) overflow_error(op, what);
+    return r;
+}
+
+// Elements of a shape whose extents are >= 0 (checked by the caller); the byte size of a
+// float64 buffer of that many elements must fit in int64 too (a zero extent makes it 0, but
+// the other extents must still fit, as NumPy counts them).
+std::int64_t numel(const char* op, const Shape& s) {
+    std::int64_t nonzero = 8;  // bytes per element of the widest dtype
+    bool empty = false;
+    for (auto v : s) {
+        if (v == 0) empty = true;
+        else nonzero = mul_ck(op, ("the element count of " + shape_str(s)).c_str(), nonzero, v);
+    }
+    return empty ? 0 : nonzero / 8;
 }
 
 std::size_t elem_size(DType dt) { return dt == DType::Float32 ? 4 : 8; }
@@ -94,6 +129,9 @@ std::size_t elem_size(DType dt) { return dt == DType::Float32 ? 4 : 8; }
 void check_buf(const char* op, const char* arg, std::uintptr_t ptr, std::int64_t count,
                std::size_t align) {
     check_ptr(op, arg, ptr, count);
+    if (count > INT64_MAX / static_cast<std::int64_t>(align)) {
+        overflow_error(op, std::string("the byte size of '") + arg + "'");
+    }
     if (ptr % align != 0) {
         throw py::value_error(std::string(op) + ": argument '" + arg + "' (pointer " +
                               std::to_string(ptr) + ") is not aligned to " +
@@ -121,6 +159,14 @@ void check_expected(const char* op, const char* arg, const Shape& got, const Sha
     }
 }
 
+// size + 2*pad - dilation*(k - 1) - 1, every step checked (k >= 1, pad >= 0, dilation >= 1).
+std::int64_t window_span(const char* op, std::int64_t size, std::int64_t k, std::int64_t pad,
+                         std::int64_t dilation) {
+    const char* what = "the window geometry (size + 2*padding - dilation*(kernel-1))";
+    const std::int64_t padded = add_ck(op, what, size, mul_ck(op, what, 2, pad));
+    return sub_ck(op, what, padded, add_ck(op, what, mul_ck(op, what, dilation, k - 1), 1));
+}
+
 // csrc/cpu/conv.cpp: conv_geometry (floor output size; the kernel must fit the padded input).
 Geom2d conv_geometry(const char* op, const Shape& x_shape, std::int64_t KH, std::int64_t KW,
                      const Pair& stride, const Pair& padding, const Pair& dilation) {
@@ -135,8 +181,9 @@ Geom2d conv_geometry(const char* op, const Shape& x_shape, std::int64_t KH, std:
     }
     Geom2d g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], KH, KW, 0, 0, stride[0], stride[1],
              padding[0], padding[1], dilation[0], dilation[1]};
-    const std::int64_t span_h = g.H + 2 * g.pH - g.dH * (KH - 1) - 1;
-    const std::int64_t span_w = g.W + 2 * g.pW - g.dW * (KW - 1) - 1;
+    numel(op, x_shape);
+    const std::int64_t span_h = window_span(op, g.H, KH, g.pH, g.dH);
+    const std::int64_t span_w = window_span(op, g.W, KW, g.pW, g.dW);
     if (span_h < 0 || span_w < 0) {
         throw py::value_error(std::string(op) + ": kernel (" + std::to_string(KH) + ", " +
                               std::to_string(KW) + ") with dilation " + pair_str(dilation) +
@@ -148,11 +195,13 @@ Geom2d conv_geometry(const char* op, const Shape& x_shape, std::int64_t KH, std:
     return g;
 }
 
-std::int64_t pool_out(std::int64_t size, std::int64_t k, std::int64_t s, std::int64_t p,
-                      std::int64_t d, bool ceil_mode) {
-    const std::int64_t span = size + 2 * p - d * (k - 1) - 1;
+std::int64_t pool_out(const char* op, std::int64_t size, std::int64_t k, std::int64_t s,
+                      std::int64_t p, std::int64_t d, bool ceil_mode) {
+    const std::int64_t span = window_span(op, size, k, p, d);
     if (span < 0) return 0;
-    std::int64_t out = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
+    const char* what = "the pooling output size";
+    std::int64_t out = add_ck(op, what, span, ceil_mode ? s - 1 : 0) / s + 1;
+    // (out - 1) * s <= span + s - 1 fits (checked above); size + p fits (span does)
     if (ceil_mode && (out - 1) * s >= size + p) --out;
     return out;
 }
@@ -162,8 +211,8 @@ Geom2d pool_geometry(const char* op, const Shape& x_shape, const Pair& kernel, c
                      const Pair& padding, const Pair& dilation, bool ceil_mode) {
     check_shape4(op, "x_shape", x_shape);
     if (kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 ||
-        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0 || 2 * padding[0] > kernel[0] ||
-        2 * padding[1] > kernel[1]) {
+        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0 || padding[0] > kernel[0] / 2 ||
+        padding[1] > kernel[1] / 2) {
         throw py::value_error(std::string(op) +
                               ": need kernel, stride, dilation >= 1 and 0 <= padding <= kernel/2,"
                               " got kernel " + pair_str(kernel) + ", stride " + pair_str(stride) +
@@ -172,8 +221,9 @@ Geom2d pool_geometry(const char* op, const Shape& x_shape, const Pair& kernel, c
     }
     Geom2d g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel[0], kernel[1], 0, 0,
              stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-    g.OH = pool_out(g.H, g.KH, g.sH, g.pH, g.dH, ceil_mode);
-    g.OW = pool_out(g.W, g.KW, g.sW, g.pW, g.dW, ceil_mode);
+    numel(op, x_shape);
+    g.OH = pool_out(op, g.H, g.KH, g.sH, g.pH, g.dH, ceil_mode);
+    g.OW = pool_out(op, g.W, g.KW, g.sW, g.pW, g.dW, ceil_mode);
     if (g.OH < 1 || g.OW < 1) {
         throw py::value_error(std::string(op) + ": output size (" + std::to_string(g.OH) + ", " +
                               std::to_string(g.OW) + ") is too small for input " +
@@ -183,7 +233,7 @@ Geom2d pool_geometry(const char* op, const Shape& x_shape, const Pair& kernel, c
 }
 
 std::int64_t divisor_of(const char* op, const std::optional<std::int64_t>& d) {
-    if (d && *d < 0) {
+    if (d && *d <= 0) {  // PyTorch refuses 0 too (None means the window count rule)
         throw py::value_error(std::string(op) + ": divisor_override must be positive, got " +
                               std::to_string(*d));
     }
@@ -207,13 +257,17 @@ void check_lstm_sizes(const char* op, std::int64_t N, std::int64_t H) {
         throw py::value_error(std::string(op) + ": N and H must be >= 0, got N=" +
                               std::to_string(N) + ", H=" + std::to_string(H));
     }
+    numel(op, {N, 4, H});  // the (N, 4H) buffers' byte size fits: 4*N*H below is safe
 }
 
 }  // namespace
 
 
+void register_optim_host(py::module_& m);  // optim_host.cpp: host twins of the optimizer kernels
+
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "minigrad CUDA kernels: device pointers as ints, launched on the given stream.";
+    register_optim_host(m);
 
     m.def(
         "relu_forward",
@@ -222,8 +276,8 @@ PYBIND11_MODULE(_cuda, m) {
             const char* op = "relu_forward";
             check_n(op, n);
             const DType dt = parse_dtype(op, dtype);
-            check_ptr(op, "x", x, n);
-            check_ptr(op, "y", y, n);
+            check_buf(op, "x", x, n, elem_size(dt));
+            check_buf(op, "y", y, n, elem_size(dt));
             py::gil_scoped_release nogil;
             minigrad::cuda::relu_forward(x, y, n, dt, stream);
         },
@@ -236,9 +290,9 @@ PYBIND11_MODULE(_cuda, m) {
             const char* op = "relu_backward";
             check_n(op, n);
             const DType dt = parse_dtype(op, dtype);
-            check_ptr(op, "dy", dy, n);
-            check_ptr(op, "x", x, n);
-            check_ptr(op, "dx", dx, n);
+            check_buf(op, "dy", dy, n, elem_size(dt));
+            check_buf(op, "x", x, n, elem_size(dt));
+            check_buf(op, "dx", dx, n, elem_size(dt));
             py::gil_scoped_release nogil;
             minigrad::cuda::relu_backward(dy, x, dx, n, dt, stream);
         },
@@ -257,8 +311,8 @@ PYBIND11_MODULE(_cuda, m) {
             const DType dt = parse_dtype(op, dtype);
             const Geom2d g = conv_geometry(op, x_shape, KH, KW, stride, padding, dilation);
             check_expected(op, "cols_shape", cols_shape, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
-            check_buf(op, "x", x, numel(x_shape), elem_size(dt));
-            check_buf(op, "cols", cols, numel(cols_shape), elem_size(dt));
+            check_buf(op, "x", x, numel(op, x_shape), elem_size(dt));
+            check_buf(op, "cols", cols, numel(op, cols_shape), elem_size(dt));
             py::gil_scoped_release nogil;
             cu::im2col(x, cols, g, dt, stream);
         },
@@ -275,8 +329,8 @@ PYBIND11_MODULE(_cuda, m) {
             const DType dt = parse_dtype(op, dtype);
             const Geom2d g = conv_geometry(op, x_shape, KH, KW, stride, padding, dilation);
             check_expected(op, "cols_shape", cols_shape, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
-            check_buf(op, "cols", cols, numel(cols_shape), elem_size(dt));
-            check_buf(op, "dx", dx, numel(x_shape), elem_size(dt));
+            check_buf(op, "cols", cols, numel(op, cols_shape), elem_size(dt));
+            check_buf(op, "dx", dx, numel(op, x_shape), elem_size(dt));
             py::gil_scoped_release nogil;
             cu::col2im(cols, dx, g, dt, stream);
         },
@@ -297,9 +351,9 @@ PYBIND11_MODULE(_cuda, m) {
             const Geom2d g =
                 pool_geometry(op, x_shape, kernel, stride, padding, dilation, ceil_mode);
             check_expected(op, "y_shape", y_shape, {g.N, g.C, g.OH, g.OW});
-            check_buf(op, "x", x, numel(x_shape), elem_size(dt));
-            check_buf(op, "y", y, numel(y_shape), elem_size(dt));
-            check_buf(op, "indices", indices, numel(y_shape), 8);
+            check_buf(op, "x", x, numel(op, x_shape), elem_size(dt));
+            check_buf(op, "y", y, numel(op, y_shape), elem_size(dt));
+            check_buf(op, "indices", indices, numel(op, y_shape), 8);
             py::gil_scoped_release nogil;
             cu::maxpool2d_forward(x, y, indices, g, dt, stream);
         },
@@ -318,9 +372,9 @@ PYBIND11_MODULE(_cuda, m) {
             const Geom2d g =
                 pool_geometry(op, x_shape, kernel, stride, padding, dilation, ceil_mode);
             check_expected(op, "dy_shape", dy_shape, {g.N, g.C, g.OH, g.OW});
-            check_buf(op, "dy", dy, numel(dy_shape), elem_size(dt));
-            check_buf(op, "indices", indices, numel(dy_shape), 8);
-            check_buf(op, "dx", dx, numel(x_shape), elem_size(dt));
+            check_buf(op, "dy", dy, numel(op, dy_shape), elem_size(dt));
+            check_buf(op, "indices", indices, numel(op, dy_shape), 8);
+            check_buf(op, "dx", dx, numel(op, x_shape), elem_size(dt));
             py::gil_scoped_release nogil;
             cu::maxpool2d_backward(dy, indices, dx, g, dt, stream);
         },
@@ -340,8 +394,8 @@ PYBIND11_MODULE(_cuda, m) {
                                            ceil_mode);
             const std::int64_t div = divisor_of(op, divisor_override);
             check_expected(op, "y_shape", y_shape, {g.N, g.C, g.OH, g.OW});
-            check_buf(op, "x", x, numel(x_shape), elem_size(dt));
-            check_buf(op, "y", y, numel(y_shape), elem_size(dt));
+            check_buf(op, "x", x, numel(op, x_shape), elem_size(dt));
+            check_buf(op, "y", y, numel(op, y_shape), elem_size(dt));
             py::gil_scoped_release nogil;
             cu::avgpool2d_forward(x, y, g, count_include_pad, div, dt, stream);
         },
@@ -361,8 +415,8 @@ PYBIND11_MODULE(_cuda, m) {
                                            ceil_mode);
             const std::int64_t div = divisor_of(op, divisor_override);
             check_expected(op, "dy_shape", dy_shape, {g.N, g.C, g.OH, g.OW});
-            check_buf(op, "dy", dy, numel(dy_shape), elem_size(dt));
-            check_buf(op, "dx", dx, numel(x_shape), elem_size(dt));
+            check_buf(op, "dy", dy, numel(op, dy_shape), elem_size(dt));
+            check_buf(op, "dx", dx, numel(op, x_shape), elem_size(dt));
             py::gil_scoped_release nogil;
             cu::avgpool2d_backward(dy, dx, g, count_include_pad, div, dt, stream);
         },
