@@ -392,8 +392,9 @@ class BuildExt(build_ext):
 
     def _build_cpu(self, ext):
         flags = self._cxx_flags()
-        if SANITIZE:  # -O1 -g: readable reports, and half the compile time of -O3
-            flags = flags + SANITIZE_FLAGS + ["-O1", "-g"]
+        if SANITIZE:  # -O1 -g: readable reports, and half the compile time of -O3;
+            # -fno-wrapv undoes Python's -fwrapv so UBSan reports signed int64 overflow
+            flags = flags + SANITIZE_FLAGS + ["-O1", "-g", "-fno-wrapv"]
         ext.extra_compile_args = flags + [f'-DMINIGRAD_CXX_FLAGS="{" ".join(flags)}"']
         ext.extra_link_args = ["-fopenmp"] if self._openmp else []
         if SANITIZE:
