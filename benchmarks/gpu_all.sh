@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One prepared run on a machine with a GPU (every step has its own time limit, 150 + 180 + 90 +
-# 60 s at most, so the whole run stays under 8 minutes):
+# One prepared run on a machine with a GPU (every step has its own time limit, 140 + 200 + 70 +
+# 50 s at most, so the whole run stays under 8 minutes):
 #   1. environment (nvidia-smi, versions)
 #   2. build _C and _cuda in place (MINIGRAD_CUDA=1: a CUDA compile error fails the run), nvcc
 #      jobs in parallel, for the GPU present only (MINIGRAD_CUDA_ARCH from nvidia-smi)
@@ -79,10 +79,10 @@ note "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=
 # ---------------------------------------------------------------- 2. build
 BUILD_LOG="$DEST/build.log"
 # MINIGRAD_BUILD_LOCK: a lock file to serialise builds on a shared machine (not needed on the
-# GPU machine); GPU_ALL_BUILD_LIMIT: seconds for this step (150)
+# GPU machine); GPU_ALL_BUILD_LIMIT: seconds for this step (140)
 LOCK=()
 [ -n "${MINIGRAD_BUILD_LOCK:-}" ] && LOCK=(flock "$MINIGRAD_BUILD_LOCK")
-step "build (_C + _cuda, nvcc parallel)" "${GPU_ALL_BUILD_LIMIT:-150}" "$BUILD_LOG" \
+step "build (_C + _cuda, nvcc parallel)" "${GPU_ALL_BUILD_LIMIT:-140}" "$BUILD_LOG" \
     "${LOCK[@]}" env MINIGRAD_CUDA=1 MINIGRAD_CUDA_ARCH="${ARCH:-auto}" \
     MINIGRAD_BUILD_JOBS="${MINIGRAD_BUILD_JOBS:-$(nproc)}" \
     python setup.py build_ext --inplace
@@ -103,7 +103,7 @@ PYTEST_LOG="$DEST/pytest-gpu.log"
 if [ $build_rc -eq 0 ]; then
     XDIST=""
     python -c "import xdist" 2>/dev/null && XDIST="-n ${GPU_TEST_WORKERS:-8}"
-    step "pytest -m gpu $XDIST" 180 "$PYTEST_LOG" \
+    step "pytest -m gpu $XDIST" 200 "$PYTEST_LOG" \
         python -m pytest -m gpu $XDIST -q -p no:cacheprovider -rfE --durations=15 \
         --junitxml="$WORK/pytest-gpu.xml" tests
     note "  $(grep -E '[0-9]+ (passed|failed)' "$PYTEST_LOG" | tail -1)"
@@ -113,7 +113,7 @@ fi
 
 # ---------------------------------------------------------------- 4. kernel benchmark
 BENCH_DIR="$WORK/bench"
-step "kernel benchmark" 90 "$WORK/bench.log" \
+step "kernel benchmark" 70 "$WORK/bench.log" \
     python benchmarks/gpu_kernels.py --out-dir "$BENCH_DIR" --reps 20
 cp "$BENCH_DIR"/*.json "$BENCH_DIR"/*.md "$DEST"/ 2>/dev/null \
     || note "  (no benchmark results written)"
@@ -126,7 +126,7 @@ for d in ../shared/datasets ../shared/data ../shared data; do
 done
 if [ -n "$DATA" ]; then
     note "- training data: real CIFAR-10 from $DATA"
-    step "train resnet9 --device cuda (2 epochs, 10k images)" 60 "$TRAIN_LOG" \
+    step "train resnet9 --device cuda (2 epochs, 10k images)" 50 "$TRAIN_LOG" \
         python -m minigrad train --model resnet9 --device cuda --epochs 2 --limit-train 10000 \
         --data-dir "$DATA" --out "$WORK/train-run"
 else
@@ -134,7 +134,7 @@ else
          "accuracy is meaningless, the throughput is real)"
     python -c "import sys; sys.path.insert(0, 'tests'); from fake_cifar import make_fake_cifar; \
 make_fake_cifar(sys.argv[1], 2000, 2000)" "$WORK/cifar" >>"$TRAIN_LOG" 2>&1
-    step "train resnet9 --device cuda (2 epochs, 10k synthetic images)" 60 "$TRAIN_LOG" \
+    step "train resnet9 --device cuda (2 epochs, 10k synthetic images)" 50 "$TRAIN_LOG" \
         python -m minigrad train --model resnet9 --device cuda --epochs 2 \
         --data-dir "$WORK/cifar" --expected-counts 2000,2000 --out "$WORK/train-run"
 fi

@@ -28,6 +28,7 @@ import importlib
 import json
 import os
 import re
+import signal
 import statistics
 import sys
 import traceback
@@ -385,6 +386,9 @@ def main(argv=None):
     info = {**device_info(), "date": date, "quick": args.quick, "warmup": args.warmup,
             "reps": args.reps}
     sink = RowSink(base_path(info, args.out_dir) + ".jsonl", info)
+    # a time limit (timeout sends SIGTERM) still writes what was measured: SystemExit runs the
+    # finally below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     try:
         info["tf32"] = run_all(args, sink)
     finally:  # whatever was measured is written, even if the run is interrupted
