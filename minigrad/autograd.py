@@ -138,6 +138,12 @@ def _bind_tensor(tensor_cls, check_same_device) -> None:
 # ``tracer.record(node, upstream_grads, input_grads, seconds, raw_input_grads)`` after each
 # node (raw = before reduction to the inputs' shapes; AccumulateGrad nodes: ``(), 0.0, ()``).
 _tracer = None
+# Forward-mode hook, set by minigrad.func while a jvp runs: called as
+# ``_forward_ad(FunctionClass, args, kwargs, results)`` after every op (None otherwise).
+_forward_ad = None
+# ... and ``_forward_ad_inplace(target, result)`` when an in-place op writes ``result`` into
+# ``target`` (the target takes over the result's tangent).
+_forward_ad_inplace = None
 
 
 # ----------------------------------------------------------------------------- nodes
@@ -298,6 +304,8 @@ class Function(Context):
             ctx._link(args, arrays, outs, results)
         else:
             ctx._saved = ()  # nothing will read it: free it now
+        if _forward_ad is not None:  # forward mode (minigrad.func.jvp): push the tangents
+            _forward_ad(cls, args, kwargs, results)
         return results if type(raw) is tuple else results[0]
 
     def _link(self, args, arrays, outs, results) -> None:
@@ -765,6 +773,10 @@ def __getattr__(name):
         from .explain import explain
 
         return explain
+    if name == "functional":  # jacobian / hessian, as torch.autograd.functional
+        from .func import functional
+
+        return functional
     if name in ("gradcheck", "gradgradcheck", "GradcheckError"):  # live in gradcheck.py
         from . import gradcheck
 

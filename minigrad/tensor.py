@@ -320,7 +320,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def detach(self) -> Tensor:
-        t = Tensor(self._data)
+        # Shares storage. In forward mode (minigrad.func.jvp) tangents follow the array
+        # object, so a detached tensor gets a view of its own: it carries no tangent.
+        t = Tensor(self._data if autograd._forward_ad is None else self._data.view())
         t._version = self._version  # shares storage, so shares the version counter
         return t
 
@@ -475,6 +477,8 @@ class Tensor:
             )
         xp.copyto(self._data, result._data, casting="same_kind")
         self._version[0] += 1
+        if autograd._forward_ad_inplace is not None:  # forward mode: take result's tangent
+            autograd._forward_ad_inplace(self, result)
         if is_grad_enabled():
             if result._requires_grad:
                 self.grad_fn = result.grad_fn
@@ -550,7 +554,7 @@ class Tensor:
             _check_same_device("setitem", (self, value))
         if (isinstance(value, Tensor) and value.requires_grad or self._requires_grad) and (
             is_grad_enabled()
-        ):
+        ) or autograd._forward_ad is not None:  # (forward mode needs the op for its tangent)
             self._inplace(IndexPut.apply(self, value, key), "setitem")
             return
         try:
