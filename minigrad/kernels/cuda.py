@@ -9,7 +9,9 @@ any launch (ValueError), because raw pointers carry no shape.  conv2d keeps its 
 
 ``PROVIDES`` is derived from the entry points the loaded ``_cuda`` actually has, so a stale
 build never claims a kernel it lacks; it is empty without ``_cuda`` or without CuPy and a GPU.
-NOTHING in this module has run on a GPU yet: see docs/sections/gpu.md for the checks to run.
+Without a GPU, tests/test_cuda_fake.py runs every wrapper against a recording fake ``_cuda``
+(argument order, shapes, dtypes, pointers, stream; reference results); on a GPU,
+``bash benchmarks/gpu_all.sh`` runs the ``gpu`` tests (docs/sections/gpu.md).
 """
 
 from __future__ import annotations
