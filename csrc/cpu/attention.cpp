@@ -67,6 +67,10 @@ struct Dims {
     std::int64_t B, L, S, E, Ev;
     std::int64_t mask_bstride;  // 0 for an (L, S) mask, L * S for (B, L, S)
     bool has_mask, causal;
+    // Set by the kernels, not the binding: q, k, v, scale finite and the mask free of NaN and
+    // +inf, so masked work (causal blocks, zero probabilities, fully masked rows) may be
+    // skipped.  Otherwise every key is visited so that NaN + (-inf) and 0 * inf stay NaN.
+    bool may_skip = true;
 };
 
 template <typename T>
@@ -84,7 +88,27 @@ MG_ATT_INLINE double exp_t(double x) { return std::exp(x); }
 
 // Keys visible to some query of rows [i0, i1): all of [0, S), or [0, min(S, i1)) when causal.
 inline std::int64_t key_stop(const Dims& d, std::int64_t i1) {
-    return d.causal ? std::min(d.S, i1) : d.S;
+    return d.causal && d.may_skip ? std::min(d.S, i1) : d.S;
+}
+
+// True when no x[0:n] is NaN or +inf (and, unless neg_inf_ok, none is -inf).
+template <typename T>
+bool no_nonfinite(const T* x, std::int64_t n, bool neg_inf_ok) {
+    bool bad = false;
+    for (std::int64_t i = 0; i < n; ++i) {
+        bad = bad || !(std::isfinite(x[i]) || (neg_inf_ok && x[i] == neg_inf<T>()));
+    }
+    return !bad;
+}
+
+// Dims with may_skip set from the data (see Dims).
+template <typename T>
+Dims with_skip_flag(Dims d, const T* q, const T* k, const T* v, const T* mask, T scale) {
+    const std::int64_t mask_n = !d.has_mask ? 0 : d.mask_bstride ? d.B * d.L * d.S : d.L * d.S;
+    d.may_skip = std::isfinite(scale) && no_nonfinite(q, d.B * d.L * d.E, false) &&
+                 no_nonfinite(k, d.B * d.S * d.E, false) &&
+                 no_nonfinite(v, d.B * d.S * d.Ev, false) && no_nonfinite(mask, mask_n, true);
+    return d;
 }
 
 // kT[e * kBK + jj] = k[j0 + jj, e] for jj < n: the key block, transposed (E, kBK).
@@ -117,9 +141,9 @@ MG_ATT_INLINE void score_row(const T* __restrict qi, const T* __restrict kT, con
 #pragma omp simd
         for (std::int64_t jj = 0; jj < n; ++jj) s[jj] *= scale;
     }
-    if (causal) {
+    if (causal) {  // ADDED, as PyTorch does: a NaN or +inf score stays NaN
         for (std::int64_t jj = std::max<std::int64_t>(i + 1 - j0, 0); jj < n; ++jj) {
-            s[jj] = neg_inf<T>();
+            s[jj] += neg_inf<T>();
         }
     }
 }
@@ -127,7 +151,8 @@ MG_ATT_INLINE void score_row(const T* __restrict qi, const T* __restrict kT, con
 // ----------------------------------------------------------------------------- forward
 template <typename T>
 void forward_impl(const T* q, const T* k, const T* v, const T* mask, T* out, T* lse,
-                  const Dims& d, T scale) {
+                  const Dims& d0, T scale) {
+    const Dims d = with_skip_flag(d0, q, k, v, mask, scale);
     const std::int64_t nqb = (d.L + kBQ - 1) / kBQ;
     const std::int64_t tasks = d.B * nqb;
     const int nthreads = max_threads();
@@ -163,18 +188,27 @@ void forward_impl(const T* q, const T* k, const T* v, const T* mask, T* out, T* 
             transpose_block(kb, j0, n, d.E, kT);
             for (std::int64_t r = 0; r < rows; ++r) {
                 const std::int64_t i = i0 + r;
-                if (d.causal && j0 > i) continue;  // every key of the block is in i's future
+                // every key of the block is in i's future
+                if (d.causal && j0 > i && d.may_skip) continue;
                 score_row(qb + i * d.E, kT, mb ? mb + i * d.S : nullptr, i, j0, n, d.E, scale,
                           d.causal, s);
                 T mx = neg_inf<T>();
-                for (std::int64_t jj = 0; jj < n; ++jj) mx = s[jj] > mx ? s[jj] : mx;
-                const T m_new = mx > m[r] ? mx : m[r];
-                if (m_new == neg_inf<T>()) continue;  // nothing visible yet: p = 0
-                const T alpha = exp_t(m[r] - m_new);  // 0 when m was -inf
+                bool nan = m[r] != m[r];  // a NaN row stays NaN
+                for (std::int64_t jj = 0; jj < n; ++jj) {
+                    mx = s[jj] > mx ? s[jj] : mx;
+                    nan = nan || s[jj] != s[jj];
+                }
+                T m_new = mx > m[r] ? mx : m[r];
+                if (nan) m_new = std::numeric_limits<T>::quiet_NaN();  // NaN in every p
+                if (m_new == neg_inf<T>() && d.may_skip) continue;  // nothing visible yet
+                // m_new -inf (not skipped): p = 0, but 0 * v is still added (NaN if v is).
+                // m_new +inf: inf - inf makes the row NaN, as in PyTorch.
+                const T m_use = m_new == neg_inf<T>() ? T(0) : m_new;
+                const T alpha = exp_t(m[r] - m_use);  // 0 when m was -inf
                 T sum = T(0);
 #pragma omp simd reduction(+ : sum)
                 for (std::int64_t jj = 0; jj < n; ++jj) {
-                    s[jj] = exp_t(s[jj] - m_new);
+                    s[jj] = exp_t(s[jj] - m_use);
                     sum += s[jj];
                 }
                 l[r] = l[r] * alpha + sum;
@@ -186,7 +220,7 @@ void forward_impl(const T* q, const T* k, const T* v, const T* mask, T* out, T* 
                 }
                 for (std::int64_t jj = 0; jj < n; ++jj) {
                     const T p = s[jj];
-                    if (p == T(0)) continue;
+                    if (p == T(0) && d.may_skip) continue;
                     const T* __restrict vr = vb + (j0 + jj) * d.Ev;
 #pragma omp simd
                     for (std::int64_t c = 0; c < d.Ev; ++c) ar[c] += p * vr[c];
@@ -197,15 +231,13 @@ void forward_impl(const T* q, const T* k, const T* v, const T* mask, T* out, T* 
             const std::int64_t i = i0 + r;
             T* orow = out + (b * d.L + i) * d.Ev;
             const T* ar = acc + r * d.Ev;
-            if (l[r] > T(0)) {
-                const T inv = T(1) / l[r];
+            // l == 0: every key masked, lse = -inf and out = acc (0, or NaN from 0 * NaN v);
+            // a NaN l (NaN/inf scores) makes the row and lse NaN.
+            const bool empty = l[r] == T(0);
+            const T inv = empty ? T(1) : T(1) / l[r];
 #pragma omp simd
-                for (std::int64_t c = 0; c < d.Ev; ++c) orow[c] = ar[c] * inv;
-                lse[b * d.L + i] = m[r] + std::log(l[r]);
-            } else {  // every key masked: zero output, lse = -inf
-                std::fill(orow, orow + d.Ev, T(0));
-                lse[b * d.L + i] = neg_inf<T>();
-            }
+            for (std::int64_t c = 0; c < d.Ev; ++c) orow[c] = ar[c] * inv;
+            lse[b * d.L + i] = empty ? neg_inf<T>() : m[r] + std::log(l[r]);
         }
     }
 }
@@ -231,9 +263,12 @@ MG_ATT_NOINLINE void bwd_tile(const BwdArgs<T>& a, std::int64_t b, std::int64_t 
     transpose_block(kb, j0, n, d.E, kT);
     transpose_block(vb, j0, n, d.Ev, vT);
     for (std::int64_t i = i0; i < i1; ++i) {
-        if (d.causal && j0 > i) continue;
-        const T lse_i = a.lse[b * d.L + i];
-        if (lse_i == neg_inf<T>()) continue;  // fully masked row: P = 0, no gradient
+        if (d.causal && j0 > i && d.may_skip) continue;
+        T lse_i = a.lse[b * d.L + i];
+        if (lse_i == neg_inf<T>()) {  // fully masked row: P = 0
+            if (d.may_skip) continue;  // and dS = 0 * (dP - D) = 0: no gradient
+            lse_i = -neg_inf<T>();     // else P = exp(-inf - inf) = 0; 0 * NaN stays NaN
+        }
         const T* qi = qb + i * d.E;
         const T* doi = dob + i * d.Ev;
         score_row(qi, kT, mb ? mb + i * d.S : nullptr, i, j0, n, d.E, a.scale, d.causal, p);
@@ -255,7 +290,7 @@ MG_ATT_NOINLINE void bwd_tile(const BwdArgs<T>& a, std::int64_t b, std::int64_t 
             T* __restrict dqi = a.dq + (b * d.L + i) * d.E;
             for (std::int64_t jj = 0; jj < n; ++jj) {
                 const T c0 = ds[jj];
-                if (c0 == T(0)) continue;
+                if (c0 == T(0) && d.may_skip) continue;
                 const T* __restrict kr = kb + (j0 + jj) * d.E;
 #pragma omp simd
                 for (std::int64_t e = 0; e < d.E; ++e) dqi[e] += c0 * kr[e];
@@ -264,7 +299,7 @@ MG_ATT_NOINLINE void bwd_tile(const BwdArgs<T>& a, std::int64_t b, std::int64_t 
         if (want_dkdv) {
             for (std::int64_t jj = 0; jj < n; ++jj) {
                 const T pj = p[jj], c0 = ds[jj];
-                if (pj == T(0) && c0 == T(0)) continue;
+                if (pj == T(0) && c0 == T(0) && d.may_skip) continue;
                 T* __restrict dvr = a.dv + (b * d.S + j0 + jj) * d.Ev;
                 T* __restrict dkr = a.dk + (b * d.S + j0 + jj) * d.E;
 #pragma omp simd
@@ -277,7 +312,9 @@ MG_ATT_NOINLINE void bwd_tile(const BwdArgs<T>& a, std::int64_t b, std::int64_t 
 }
 
 template <typename T>
-void backward_impl(const BwdArgs<T>& a) {
+void backward_impl(const BwdArgs<T>& a0) {
+    BwdArgs<T> a = a0;
+    a.d = with_skip_flag(a0.d, a0.q, a0.k, a0.v, a0.mask, a0.scale);
     const Dims& d = a.d;
     const int nthreads = max_threads();
     const std::int64_t nqb = (d.L + kBQ - 1) / kBQ;

@@ -40,10 +40,11 @@ struct RowDims {
     bool has_mask;
 };
 
-// x[0:n] = scale * s + mask row; causal: keys past `visible` are -inf. Returns n_visible.
+// x[0:n] = scale * s + mask row; causal: -inf is ADDED to keys past `visible` (as PyTorch
+// adds its causal mask), so a NaN or +inf score there becomes NaN, not a hidden -inf.
 template <typename T>
-MG_ALWAYS_INLINE std::int64_t prepare_row(T* __restrict x, const T* __restrict mrow, T scale,
-                                          std::int64_t n, std::int64_t visible) {
+MG_ALWAYS_INLINE void prepare_row(T* __restrict x, const T* __restrict mrow, T scale,
+                                  std::int64_t n, std::int64_t visible) {
     if (mrow != nullptr) {
 #pragma omp simd
         for (std::int64_t j = 0; j < n; ++j) x[j] = x[j] * scale + mrow[j];
@@ -51,7 +52,7 @@ MG_ALWAYS_INLINE std::int64_t prepare_row(T* __restrict x, const T* __restrict m
 #pragma omp simd
         for (std::int64_t j = 0; j < n; ++j) x[j] *= scale;
     }
-    return std::min(visible, n);
+    for (std::int64_t j = std::max<std::int64_t>(visible, 0); j < n; ++j) x[j] += neg_inf<T>();
 }
 
 template <typename T>
@@ -63,24 +64,30 @@ void rows_forward(T* s, const T* mask, T* lse, const RowDims& d, T scale, std::i
             const std::int64_t b = row / d.R, r = row % d.R, i = i0 + r;
             T* x = s + row * d.K;
             const T* mrow = d.has_mask ? mask + b * d.mask_bstride + i * d.S : nullptr;
-            const std::int64_t n = prepare_row(x, mrow, scale, d.K, causal ? i + 1 : d.K);
+            prepare_row(x, mrow, scale, d.K, causal ? i + 1 : d.K);
             T mx = neg_inf<T>();
-            for (std::int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
-            if (mx == neg_inf<T>()) {  // every visible key masked (or none visible)
+            bool nan = false;
+            for (std::int64_t j = 0; j < d.K; ++j) {
+                mx = x[j] > mx ? x[j] : mx;
+                nan = nan || x[j] != x[j];
+            }
+            if (nan) mx = std::numeric_limits<T>::quiet_NaN();  // the whole row is NaN
+            if (mx == neg_inf<T>()) {  // every key masked (or none visible)
                 std::fill(x, x + d.K, T(0));
                 lse[row] = neg_inf<T>();
                 continue;
             }
+            // A NaN or +inf max gives NaN in every entry (inf - inf), as in PyTorch; masked
+            // keys are -inf - mx, probability 0.
             T sum = T(0);
 #pragma omp simd reduction(+ : sum)
-            for (std::int64_t j = 0; j < n; ++j) {
+            for (std::int64_t j = 0; j < d.K; ++j) {
                 x[j] = exp_r(x[j] - mx);
                 sum += x[j];
             }
             const T inv = T(1) / sum;
 #pragma omp simd
-            for (std::int64_t j = 0; j < n; ++j) x[j] *= inv;
-            std::fill(x + n, x + d.K, T(0));  // causal: the future gets probability 0
+            for (std::int64_t j = 0; j < d.K; ++j) x[j] *= inv;
             lse[row] = mx + std::log(sum);
         }
     });
@@ -95,23 +102,18 @@ void rows_backward(T* s, T* dp, const T* lse, const T* D, const T* mask, const R
             const std::int64_t b = row / d.R, r = row % d.R, i = i0 + r;
             T* x = s + row * d.K;
             T* g = dp + row * d.K;
-            const T l = lse[row];
-            if (l == neg_inf<T>()) {  // fully masked row: P = 0, no gradient
-                std::fill(x, x + d.K, T(0));
-                std::fill(g, g + d.K, T(0));
-                continue;
-            }
+            // A fully masked row (lse -inf) gets P = exp(-inf - inf) = 0: its dS is
+            // 0 * (dp - D), zero unless dp or D is NaN/inf (then NaN, as in PyTorch).
+            const T l = lse[row] == neg_inf<T>() ? -neg_inf<T>() : lse[row];
             const T* mrow = d.has_mask ? mask + b * d.mask_bstride + i * d.S : nullptr;
-            const std::int64_t n = prepare_row(x, mrow, scale, d.K, causal ? i + 1 : d.K);
+            prepare_row(x, mrow, scale, d.K, causal ? i + 1 : d.K);
             const T Dr = D[row];
 #pragma omp simd
-            for (std::int64_t j = 0; j < n; ++j) {
+            for (std::int64_t j = 0; j < d.K; ++j) {
                 const T p = exp_r(x[j] - l);
                 x[j] = p;
                 g[j] = scale * p * (g[j] - Dr);
             }
-            std::fill(x + n, x + d.K, T(0));
-            std::fill(g + n, g + d.K, T(0));
         }
     });
 }
