@@ -2,12 +2,15 @@
 PyTorch's trajectory (float64 to rounding, float32 to a few ulps); groups, zero_grad, skipped
 parameters, state dicts and constructor validation."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
+from conftest import cpu_variants
 
 import minigrad as mg
-from minigrad import optim
+from minigrad import kernels, optim
 from minigrad.optim import _functional
 from minigrad.serialization import load, save
 
@@ -393,3 +396,67 @@ def test_functional_sgd_creates_buffers_and_keeps_grads():
     np.testing.assert_allclose(buffers[1], [-1, -1, -1])
     for g, b in zip(grads, grads_before):
         np.testing.assert_array_equal(g, b)
+
+
+# ----------------------------------------------------------------------------- every variant
+# Each kernel variant of "sgd"/"adam" (numpy = optim/_functional.py, cpp = csrc/cpu/optim.cpp,
+# ...) directly against torch.optim over 50 steps, on every combination of the update's
+# features; every third step parameter 1 has no gradient (its Adam step count falls behind).
+def _sgd_grid():
+    for momentum, dampening, nesterov, weight_decay, maximize in itertools.product(
+            (0.0, 0.9), (0.0, 0.3), (False, True), (0.0, 0.1), (False, True)):
+        if (dampening or nesterov) and not momentum:
+            continue  # dampening and Nesterov only act on the momentum buffer
+        if nesterov and dampening:
+            continue  # torch: "Nesterov momentum requires a momentum and zero dampening"
+        yield dict(lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                   weight_decay=weight_decay, maximize=maximize)
+
+
+def _adam_grid():
+    for name, weight_decay, amsgrad, maximize in itertools.product(
+            ("Adam", "AdamW"), (0.0, 0.1), (False, True), (False, True)):
+        yield name, dict(lr=1e-2, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+    yield "Adam", dict(lr=3e-2, betas=(0.5, 0.8), eps=1e-3, weight_decay=0.05, amsgrad=True)
+    yield "AdamW", dict(lr=3e-2, betas=(0.0, 0.3), eps=1e-4, weight_decay=0.5, maximize=True)
+
+
+def _short(kwargs):
+    return ",".join(f"{k}={v}" for k, v in kwargs.items() if k != "lr")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kwargs", list(_sgd_grid()), ids=_short)
+@pytest.mark.parametrize("variant", cpu_variants("sgd"))
+def test_every_sgd_variant_matches_torch(variant, kwargs, dtype):
+    with kernels.use("sgd", variant):
+        assert kernels.current("sgd") == variant
+        mp, tp, mo, to = _trajectory(optim.SGD, torch.optim.SGD, kwargs, dtype, skip_every=3)
+    _assert_close(mp, tp, dtype)
+    for m, t in zip(mp, tp):
+        if kwargs["momentum"]:
+            np.testing.assert_allclose(mo.state[m]["momentum_buffer"].numpy(),
+                                       to.state[t]["momentum_buffer"].numpy(), **TOL[dtype])
+        else:
+            assert mo.state.get(m, {}).get("momentum_buffer") is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name,kwargs", list(_adam_grid()),
+                         ids=lambda x: x if isinstance(x, str) else _short(x))
+@pytest.mark.parametrize("variant", cpu_variants("adam"))
+def test_every_adam_variant_matches_torch(variant, name, kwargs, dtype):
+    with kernels.use("adam", variant):
+        assert kernels.current("adam") == variant
+        mp, tp, mo, to = _trajectory(getattr(optim, name), getattr(torch.optim, name), kwargs,
+                                     dtype, skip_every=3)
+    _assert_close(mp, tp, dtype)
+    amsgrad = kwargs.get("amsgrad", False)
+    keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+    for i, (m, t) in enumerate(zip(mp, tp)):
+        assert mo.state[m]["step"] == int(to.state[t]["step"]) == (33 if i == 1 else 50)
+        for key in keys:
+            np.testing.assert_allclose(mo.state[m][key].numpy(), to.state[t][key].numpy(),
+                                       **TOL[dtype], err_msg=key)
+        if not amsgrad:
+            assert "max_exp_avg_sq" not in mo.state[m]
