@@ -157,15 +157,24 @@ def format_text(data: dict) -> str:
     lines = [f"minigrad {data['minigrad'] or '(not installed as a package)'} at "
              f"{data['location']}",
              f"python {data['python']} on {data['platform']}", "", "native kernels:"]
+    exts = (data["build"] or {}).get("extensions") or {}
+
+    def stale(name):  # a module left from an earlier build that the last install skipped
+        ext = exts.get(f"minigrad.{name}") or {}
+        if n[name] and ext.get("status") in ("skipped", "failed"):
+            return (f"; left from an earlier build: the last install {ext['status']} it "
+                    f"({ext.get('reason')})")
+        return ""
+
     if n["_C"]:
         flags = (n["_C_built_with"] or {}).get("flags", "")
         lines.append(f"  minigrad._C     imports (C++ CPU kernels; OpenMP threads "
-                     f"{n['openmp_threads']}; flags {flags})")
+                     f"{n['openmp_threads']}; flags {flags}{stale('_C')})")
     else:
         lines.append(f"  minigrad._C     MISSING: {n['_C_error']} -> ops run on NumPy "
                      "(slower); reinstall with `pip install -e .` and read its error")
     if n["_cuda"]:
-        lines.append("  minigrad._cuda  imports (CUDA kernels)")
+        lines.append(f"  minigrad._cuda  imports (CUDA kernels{stale('_cuda')})")
     else:
         lines.append(f"  minigrad._cuda  not available: {n['_cuda_error']}")
     lines += ["", "build record (minigrad/_build.json):", *_build_lines(data["build"])]
