@@ -183,12 +183,17 @@ MORE_SCHEDULERS = {
     "MultiplicativeLR": lambda L, o: L.MultiplicativeLR(o, lr_lambda=_shrink),
     "ConstantLR": lambda L, o: L.ConstantLR(o),
     "ConstantLR-0.4-9": lambda L, o: L.ConstantLR(o, factor=0.4, total_iters=9),
+    "PolynomialLR": lambda L, o: L.PolynomialLR(o),
+    "PolynomialLR-12-2": lambda L, o: L.PolynomialLR(o, total_iters=12, power=2.0),
     "SequentialLR": lambda L, o: L.SequentialLR(
         o, [L.LinearLR(o, start_factor=0.1, total_iters=5), L.ExponentialLR(o, gamma=0.9),
             L.CosineAnnealingLR(o, T_max=7)], milestones=[5, 12]),
     "SequentialLR-step": lambda L, o: L.SequentialLR(
         o, [L.ConstantLR(o, factor=0.5, total_iters=3), L.StepLR(o, step_size=4, gamma=0.5),
             L.MultiStepLR(o, milestones=[2, 5], gamma=0.3)], milestones=[6, 15]),
+    "SequentialLR-poly": lambda L, o: L.SequentialLR(
+        o, [L.ExponentialLR(o, gamma=0.8), L.PolynomialLR(o, total_iters=10, power=0.5)],
+        milestones=[4]),
     "ChainedScheduler": lambda L, o: L.ChainedScheduler(
         [L.ConstantLR(o, factor=0.1, total_iters=4), L.ExponentialLR(o, gamma=0.9)]),
     "ChainedScheduler-3": lambda L, o: L.ChainedScheduler(
@@ -254,6 +259,24 @@ def test_existing_schedulers_jump_with_an_epoch_like_torch():
                 warnings.simplefilter("ignore")
                 ts.step(epoch)
             assert ms.get_last_lr() == ts.get_last_lr(), (name, epoch)
+
+
+@pytest.mark.parametrize("name, kwargs", SCHEDULERS[:7], ids=str)
+def test_resume_at_last_epoch_matches_torch(name, kwargs):
+    """A scheduler built with last_epoch=k (groups holding initial_lr) continues like torch's
+    (CosineAnnealingLR's first step then uses its closed form)."""
+    mo, to = _groups(mg, "SGD"), _groups(torch, "SGD")
+    for opt in (mo, to):
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
+    ms = getattr(lr_scheduler, name)(mo, last_epoch=5, **kwargs)
+    ts = getattr(torch.optim.lr_scheduler, name)(to, last_epoch=5, **kwargs)
+    for _ in range(10):
+        _assert_same_lrs(mo, to, ms, ts)
+        mo.step()
+        to.step()
+        ms.step()
+        ts.step()
 
 
 @pytest.mark.parametrize("T_mult", [1, 2, 3])
