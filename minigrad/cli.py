@@ -1,4 +1,4 @@
-"""``minigrad`` command line: ``train``, ``evaluate`` and ``conformance``.
+"""``minigrad`` command line: train, evaluate, conformance, info, bench, data.
 
 Parsing only; the work is in ``minigrad/train.py`` (and ``minigrad/tools/conformance.py``).
 User errors (missing or damaged data, unknown model, a checkpoint of another model, bad
@@ -9,6 +9,7 @@ flags) print one line ``minigrad: error: ...`` saying what to do and exit with s
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -18,6 +19,12 @@ __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# Commands implemented in minigrad/tools/: name -> (module, one-line help).
+TOOLS = {
+    "info": ("minigrad.tools.info", "report the build, devices, kernel variants and versions"),
+    "bench": ("minigrad.tools.bench", "benchmark the kernels side by side with PyTorch"),
+    "data": ("minigrad.tools.data", "check a CIFAR-10 copy, or convert image folders to it"),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +63,8 @@ def _at_least_one(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="minigrad", description="minigrad: train and evaluate CIFAR-10 models "
                 "with a from-scratch deep-learning engine.")
-    sub = p.add_subparsers(dest="command", metavar="{train,evaluate,conformance}",
+    sub = p.add_subparsers(dest="command",
+                           metavar="{train,evaluate,conformance,info,bench,data}",
                            parser_class=_Parser)
 
     t = sub.add_parser(
@@ -135,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("conformance", help="run the PyTorch conformance suite",
                        add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
+    for name, text in TOOLS.items():  # parsed by their own modules in minigrad/tools/
+        sub.add_parser(name, help=text[1], add_help=False).add_argument(
+            "rest", nargs=argparse.REMAINDER)
     return p
 
 
@@ -231,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if argv[:1] == ["conformance"]:  # hand every later argument through untouched
         return _conformance(argv[1:])
+    if argv[:1] and argv[0] in TOOLS:  # info, bench, data: their own parsers and errors
+        module = importlib.import_module(TOOLS[argv[0]][0])
+        try:
+            return int(module.main(argv[1:], prog=f"minigrad {argv[0]}") or 0)
+        except SystemExit as e:  # --help, or a usage error already printed
+            return int(e.code or 0)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error already printed
