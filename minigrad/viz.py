@@ -5,6 +5,8 @@
   (named after the module parameter it is, when ``params`` is given, or ``tensor._name``).
 * :func:`render` -- writes PNG or SVG through Graphviz's ``dot`` program.
 * :func:`memory_report` -- the bytes the graph holds for backward, per op and per op family.
+* :func:`grad_stats` -- per-parameter gradient norm, mean, std and max-abs after backward (the
+  "vanishing gradients" picture).
 
 Edges point the way the forward ran (input -> op), like most textbook pictures.
 """
@@ -18,7 +20,8 @@ import subprocess
 from . import autograd
 from .explain import leaf_name, param_names, saved_items
 
-__all__ = ["MemoryReport", "graph_nodes", "memory_report", "render", "to_dot"]
+__all__ = ["GradStats", "MemoryReport", "grad_stats", "graph_nodes", "memory_report", "render",
+           "to_dot"]
 
 
 def _root_edge(tensor):
@@ -223,3 +226,60 @@ def memory_report(tensor) -> MemoryReport:
         total += nbytes
     return MemoryReport(total_bytes=total, by_family=by_family, by_op=by_op,
                         nodes=sum(1 for n in nodes if not isinstance(n, autograd.AccumulateGrad)))
+
+
+# ----------------------------------------------------------------------------- gradient view
+class GradStats(dict):
+    """``{parameter name: {"shape", "numel", "norm", "mean", "std", "max_abs"}}`` in the
+    model's parameter order; prints as a table with a bar of log10(norm)."""
+
+    def __str__(self) -> str:
+        if not self:
+            return "no parameter has a gradient (run backward first)"
+        w = max(len(k) for k in self) + 2
+        lines = [f"{'parameter'.ljust(w)}{'shape':<16}{'norm':>11}{'mean':>11}{'std':>11}"
+                 f"{'max_abs':>11}  log10(norm)"]
+        for name, d in self.items():
+            bar = "#" * max(0, min(40, int(round(2 * (_log10(d["norm"]) + 10)))))
+            lines.append(f"{name.ljust(w)}{_fmt_shape(d['shape']):<16}{d['norm']:>11.3e}"
+                         f"{d['mean']:>11.3e}{d['std']:>11.3e}{d['max_abs']:>11.3e}  "
+                         f"{_log10(d['norm']):6.2f} {bar}")
+        return "\n".join(lines)
+
+
+def _log10(x: float) -> float:
+    import math
+
+    return math.log10(x) if x > 0 else float("-inf")
+
+
+def grad_stats(model) -> GradStats:
+    """Statistics of every parameter's ``.grad`` after ``backward()``, per parameter.
+
+    ``model``: a Module (its ``named_parameters()``) or ``{name: tensor}``. Parameters without
+    a gradient are left out. Values are Python floats computed in float64: ``norm`` (L2),
+    ``mean``, ``std`` (unbiased, like ``Tensor.std()``; nan for one element) and ``max_abs``.
+    Compare the first layer's ``norm`` with the last's to see gradients vanish or explode.
+    """
+    if hasattr(model, "named_parameters"):
+        items = list(model.named_parameters())
+    elif isinstance(model, dict):
+        items = list(model.items())
+    else:
+        raise TypeError(f"grad_stats: expected a Module or a dict of tensors, got "
+                        f"{type(model).__name__}")
+    out = GradStats()
+    for name, p in items:
+        if p.grad is None:
+            continue
+        g = p.grad.detach().double()
+        n = g.numel()
+        out[name] = {
+            "shape": tuple(p.shape),
+            "numel": n,
+            "norm": float((g * g).sum().sqrt().item()),
+            "mean": float(g.mean().item()) if n else float("nan"),
+            "std": float(g.std().item()) if n > 1 else float("nan"),
+            "max_abs": float(g.abs().max().item()) if n else 0.0,
+        }
+    return out

@@ -8,11 +8,12 @@ Assigning a :class:`Parameter` or a Module to an attribute registers it (``__set
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import Function, is_grad_enabled, no_grad
 from ..backend import Device, to_device
 from ..tensor import Tensor
 from .parameter import Parameter
@@ -27,6 +28,116 @@ class _RemovableHandle:
 
     def remove(self) -> None:
         self._hooks.pop(self._key, None)
+
+
+class _HookIdentity(Function):
+    """Identity node around a module's inputs or outputs: its backward is where the module's
+    full backward hooks see (and may replace) ``grad_output`` and ``grad_input``."""
+
+    @staticmethod
+    def forward(ctx, *arrays, state, side):
+        ctx.state, ctx.side = state, side
+        views = tuple(a.view() for a in arrays)  # views: outputs share the inputs' versions
+        return views if len(views) > 1 else views[0]
+
+    @staticmethod
+    def backward(ctx, *grads):
+        if ctx.side == "output":
+            return ctx.state.output_grads(grads)
+        return ctx.state.input_grads(grads)
+
+
+class _BackwardHookState:
+    """One module call's full backward hooks (PyTorch's ``BackwardHook``): the output node
+    runs the pre-hooks and keeps ``grad_output``; the input node, which runs once every
+    gradient inside the module is summed, calls the hooks with ``(grad_input, grad_output)``.
+    Entries are None for arguments that are not Tensors requiring grad."""
+
+    def __init__(self, module):
+        self.module = module
+        self.n_inputs = 0
+        self.input_index = None  # positions of the wrapped inputs; None: none requires grad
+        self.n_outputs = 0
+        self.output_index = None
+        self.grad_output = None
+
+    @staticmethod
+    def _wrap(values, state, side):
+        index = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
+        if not index or not is_grad_enabled():
+            return values, None
+        new = _HookIdentity.apply(*(values[i] for i in index), state=state, side=side)
+        new = new if isinstance(new, tuple) else (new,)
+        values = list(values)
+        for i, t in zip(index, new):
+            values[i] = t
+        return tuple(values), index
+
+    def wrap_inputs(self, args: tuple) -> tuple:
+        self.n_inputs = len(args)
+        args, self.input_index = self._wrap(args, self, "input")
+        return args
+
+    def wrap_outputs(self, result):
+        single = isinstance(result, Tensor)
+        if not single and not isinstance(result, tuple):
+            return result  # other output types: no hooks (as PyTorch, which wraps tuples only)
+        outs = (result,) if single else result
+        self.n_outputs = len(outs)
+        outs, self.output_index = self._wrap(outs, self, "output")
+        return outs[0] if single else outs
+
+    @staticmethod
+    def _pack(index, grads, n):
+        packed = [None] * n
+        for i, g in zip(index, grads):
+            packed[i] = g
+        return tuple(packed)
+
+    def _check(self, res, n, what):
+        if not isinstance(res, tuple | list) or len(res) != n:
+            got = len(res) if isinstance(res, tuple | list) else type(res).__name__
+            raise RuntimeError(f"{type(self.module).__name__}: backward hook returned an invalid "
+                               f"number of {what}, got {got}, but expected {n}")
+        return tuple(res)
+
+    def output_grads(self, grads):
+        grad_output = self._pack(self.output_index, grads, self.n_outputs)
+        for hook in list(self.module._backward_pre_hooks.values()):
+            res = hook(self.module, grad_output)
+            if res is not None:
+                grad_output = self._check(res, self.n_outputs, "grad_output")
+        self.grad_output = grad_output
+        if self.input_index is None:  # no input requires grad: the hooks run now
+            grad_input = (None,) * self.n_inputs
+            if self.module._backward_hooks:
+                warnings.warn("Full backward hook is firing when gradients are computed with "
+                              "respect to module outputs since no inputs require gradients",
+                              stacklevel=2)
+            for hook in list(self.module._backward_hooks.values()):
+                res = hook(self.module, grad_input, grad_output)
+                if res is not None and not all(r is None for r in res):
+                    raise RuntimeError(
+                        f"{type(self.module).__name__}: backward hook for a module where no "
+                        "input requires gradient should always return None or None for all "
+                        "gradients")
+        return tuple(grad_output[i] for i in self.output_index)
+
+    def input_grads(self, grads):
+        grad_input = self._pack(self.input_index, grads, self.n_inputs)
+        for hook in list(self.module._backward_hooks.values()):
+            res = hook(self.module, grad_input, self.grad_output)
+            if res is not None:
+                grad_input = self._check(res, self.n_inputs, "grad_input")
+        return tuple(grad_input[i] for i in self.input_index)
+
+
+def _register(hooks: OrderedDict, hook, prepend: bool) -> _RemovableHandle:
+    key = next(_hook_ids)
+    hooks[key] = hook
+    if prepend:
+        hooks.move_to_end(key, last=False)
+    return _RemovableHandle(hooks, key)
 
 
 def _addindent(text: str, spaces: int) -> str:
@@ -61,6 +172,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
@@ -388,16 +501,37 @@ class Module:
         self._forward_hooks[key] = hook
         return _RemovableHandle(self._forward_hooks, key)
 
+    def register_full_backward_hook(self, hook, prepend: bool = False):
+        """``hook(module, grad_input, grad_output) -> None or new grad_input`` runs when the
+        gradients with respect to the module's positional inputs are computed. Both are
+        tuples, one entry per positional input / output (None where not a Tensor that
+        requires grad); a returned tuple replaces ``grad_input`` for the rest of backward.
+        Do not modify the arguments in place."""
+        return _register(self._backward_hooks, hook, prepend)
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False):
+        """``hook(module, grad_output) -> None or new grad_output`` runs when the gradients
+        with respect to the module's outputs arrive, before the module's own backward; a
+        returned tuple replaces ``grad_output``."""
+        return _register(self._backward_pre_hooks, hook, prepend)
+
     def __call__(self, *args, **kwargs):
         for hook in list(self._forward_pre_hooks.values()):
             out = hook(self, args)
             if out is not None:
                 args = out if isinstance(out, tuple) else (out,)
+        d = self.__dict__
+        bw_hooks = None
+        if d.get("_backward_hooks") or d.get("_backward_pre_hooks"):
+            bw_hooks = _BackwardHookState(self)
+            args = bw_hooks.wrap_inputs(args)
         result = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             out = hook(self, args, result)
             if out is not None:
                 result = out
+        if bw_hooks is not None:
+            result = bw_hooks.wrap_outputs(result)
         return result
 
     # ------------------------------------------------------------------ printing
