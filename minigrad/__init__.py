@@ -70,7 +70,7 @@ from .functions import (
 )
 from .kernels import backend_info
 from .serialization import load, save
-from .tensor import Tensor, cat, pad, stack, tensor, where
+from .tensor import Tensor, cat, pad, result_type, stack, tensor, where
 
 float16 = half = _np.dtype(_np.float16)
 float32 = float = _np.dtype(_np.float32)
@@ -89,7 +89,8 @@ __all__ = [
     "manual_seed", "get_rng_state", "set_rng_state",
     "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "rand", "randn", "randint",
     "randperm", "zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "randn_like",
-    "cat", "stack", "where", "pad", "abs", "exp", "log", "sqrt", "sin", "cos", "tanh",
+    "cat", "stack", "where", "pad", "result_type", "abs", "exp", "log", "sqrt", "sin", "cos",
+    "tanh",
     "sigmoid", "relu", "maximum", "minimum", "clamp", "sum", "mean", "var", "max", "min",
     "amax", "amin", "argmax", "argmin", "logsumexp", "softmax", "log_softmax", "matmul",
     "reshape", "permute", "transpose", "flatten", "squeeze", "unsqueeze", "split", "chunk",

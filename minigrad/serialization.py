@@ -241,6 +241,8 @@ class _Decoder:
         arr = self.npz[key]  # allow_pickle=False: an object array raises here
         if arr.dtype.kind not in _ARRAY_KINDS:
             raise _Corrupt(f"member {key!r} has unsupported dtype {arr.dtype}")
+        if not arr.dtype.isnative:  # e.g. big-endian, written elsewhere: ops need native
+            arr = arr.astype(arr.dtype.type)
         return arr
 
     def decode(self, node):

@@ -49,7 +49,17 @@ from .ops.elementwise import (
 )
 from .ops.indexing import Gather, GetItem, IndexPut
 from .ops.matmul import MatMul
-from .ops.reduce import Amax, Amin, LogSoftmax, LogSumExp, Softmax, Sum, normalize_dims
+from .ops.reduce import (
+    Amax,
+    Amin,
+    LogSoftmax,
+    LogSumExp,
+    MaxAll,
+    MinAll,
+    Softmax,
+    Sum,
+    normalize_dims,
+)
 from .ops.shape import BroadcastTo, Cat, Pad, Permute, Reshape, pad_general
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
@@ -72,6 +82,15 @@ def _infer_array(data, dtype):
     elif arr.dtype.kind not in "fiub":
         raise TypeError(f"tensor: unsupported data of dtype {arr.dtype}")
     return arr
+
+
+def _numeric_native(arr):
+    """``arr`` in native byte order; TypeError for dtypes a Tensor can't hold (object,
+    strings, bytes, datetimes, complex, structured)."""
+    if arr.dtype.kind not in "biuf" or arr.dtype.fields is not None:
+        raise TypeError(f"tensor: unsupported dtype {arr.dtype} (a Tensor holds bool, integer "
+                        "or floating-point numbers; convert the data first)")
+    return arr.astype(arr.dtype.type)  # big-endian data -> the native builtin dtype (a copy)
 
 
 def _check_same_device(opname, args):
@@ -124,6 +143,8 @@ class Tensor:
             data = _infer_array(data, _as_dtype(dtype))
         elif dtype is not None and data.dtype != np.dtype(dtype):
             data = data.astype(dtype)
+        if data.dtype.kind not in "biuf" or not data.dtype.isnative:
+            data = _numeric_native(data)
         self._data = data
         self._requires_grad = False
         self.grad = None
@@ -564,35 +585,36 @@ class Tensor:
         self._version[0] += 1
 
     # ------------------------------------------------------------------ arithmetic
+    # Binary arithmetic promotes its operands as PyTorch does first (see result_type).
     def __add__(self, other):
-        return Add.apply(self, _operand(other))
+        return Add.apply(*_promote(self, _operand(other)))
 
     def __radd__(self, other):
-        return Add.apply(_operand(other), self)
+        return Add.apply(*_promote(_operand(other), self))
 
     def __sub__(self, other):
-        return Sub.apply(self, _operand(other))
+        return Sub.apply(*_promote(self, _operand(other)))
 
     def __rsub__(self, other):
-        return Sub.apply(_operand(other), self)
+        return Sub.apply(*_promote(_operand(other), self))
 
     def __mul__(self, other):
-        return Mul.apply(self, _operand(other))
+        return Mul.apply(*_promote(self, _operand(other)))
 
     def __rmul__(self, other):
-        return Mul.apply(_operand(other), self)
+        return Mul.apply(*_promote(_operand(other), self))
 
     def __truediv__(self, other):
-        return Div.apply(self, _operand(other))
+        return Div.apply(*_promote(self, _operand(other), true_divide=True))
 
     def __rtruediv__(self, other):
-        return Div.apply(_operand(other), self)
+        return Div.apply(*_promote(_operand(other), self, true_divide=True))
 
     def __pow__(self, other):
-        return Pow.apply(self, _operand(other))
+        return _bool_pow_stays_bool(Pow.apply(*_promote(self, _operand(other))), self, other)
 
     def __rpow__(self, other):
-        return Pow.apply(_operand(other), self)
+        return _bool_pow_stays_bool(Pow.apply(*_promote(_operand(other), self)), other, self)
 
     def __matmul__(self, other):
         return self.matmul(other)
@@ -818,14 +840,14 @@ class Tensor:
         if isinstance(dim, Tensor):
             return self.maximum(dim)
         if dim is None:
-            return self.amax()
+            return MaxAll.apply(self)
         return self._extreme_dim(dim, keepdim, "argmax")
 
     def min(self, dim=None, keepdim=False):
         if isinstance(dim, Tensor):
             return self.minimum(dim)
         if dim is None:
-            return self.amin()
+            return MinAll.apply(self)
         return self._extreme_dim(dim, keepdim, "argmin")
 
     def _extreme_dim(self, dim, keepdim, argname):
@@ -1054,6 +1076,83 @@ class Tensor:
 
 
 _MinMax: dict = {}
+
+
+def _category(dtype) -> int:
+    """0 bool, 1 integer, 2 floating: PyTorch promotes by category first."""
+    return 0 if dtype.kind == "b" else 1 if dtype.kind in "iu" else 2
+
+
+def _promote_types(a, b):
+    """torch.promote_types: across categories the higher one's dtype (int32 + float16 ->
+    float16, bool + int8 -> int8); within one, NumPy's rule (int8 + uint8 -> int16)."""
+    ca, cb = _category(a), _category(b)
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    """c10's combine_categories: ``higher`` (a stronger tier) wins unless ``lower`` raises
+    the category; None stands for an empty tier."""
+    if higher is None:
+        return lower
+    if lower is None or _category(higher) == 2:
+        return higher
+    if higher.kind == "b" or _category(lower) == 2:
+        return _promote_types(higher, lower)
+    return higher
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype PyTorch gives an elementwise op of these operands (``torch.result_type``).
+
+    Three tiers: tensors with dims, 0-d tensors, Python numbers. Within a tier dtypes promote
+    as usual (int8 + uint8 -> int16, float16 + float32 -> float32). A lower tier only counts
+    when it raises the category (bool < integer < float): float32 + int64 -> float32;
+    float32 + float64 0-d -> float32; int32 + float64 0-d -> float64. A Python number raises
+    the category to its default dtype: int_tensor * 2.5 -> float32, int8_tensor + 5 -> int8.
+    """
+    dims = zeros = wrapped = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            dt = x._data.dtype
+            if x._data.ndim:
+                dims = dt if dims is None else _promote_types(dims, dt)
+            else:
+                zeros = dt if zeros is None else _promote_types(zeros, dt)
+            continue
+        if isinstance(x, bool):
+            dt = np.dtype(np.bool_)
+        elif isinstance(x, int):
+            dt = np.dtype(np.int64)
+        elif isinstance(x, float):
+            dt = _FLOAT_DEFAULT
+        else:
+            raise TypeError(f"result_type: expected Tensors or Python numbers, got "
+                            f"{type(x).__name__}")
+        wrapped = dt if wrapped is None else _promote_types(wrapped, dt)
+    if dims is None and zeros is None and wrapped is None:
+        raise TypeError("result_type: expected at least one operand")
+    return np.dtype(_combine(dims, _combine(zeros, wrapped)))
+
+
+def _promote(a, b, true_divide=False):
+    """Both operands in PyTorch's result dtype (casts are differentiable, so a float32 weight
+    times an int64 tensor stays float32 and gets a float32 gradient). Python numbers stay
+    numbers: NumPy treats them as weak, so they take the tensor's dtype. True division of
+    integers gives the default float dtype (float32)."""
+    dt = result_type(a, b)
+    if true_divide and dt.kind in "biu":
+        dt = _FLOAT_DEFAULT
+    return tuple(x.to(dt) if isinstance(x, Tensor) and x.dtype != dt else x for x in (a, b))
+
+
+def _bool_pow_stays_bool(out, a, b):
+    """NumPy computes bool ** bool in int8; PyTorch keeps bool."""
+    if out.dtype.kind == "i" and result_type(_operand(a), _operand(b)).kind == "b":
+        return Tensor(out._data.astype(np.bool_))
+    return out
 
 
 def _operand(x, tensor_only=False, like=None):

@@ -118,3 +118,61 @@ def test_attention_nonfinite_matches_torch(case, variant, dtype):
     _same("dq", q_.grad.numpy(), tq.grad, **tol)
     _same("dk", k_.grad.numpy(), tk.grad, **tol)
     _same("dv", v_.grad.numpy(), tv.grad, **tol)
+
+
+# ----------------------------------------------------------------------------- reductions
+X_NAN = np.array([[1.0, NAN, 3.0, NAN], [2.0, 5.0, 5.0, -1.0], [INF, 0.0, -INF, INF]])
+REDUCTIONS = {
+    "max": lambda t: t.max(),
+    "min": lambda t: t.min(),
+    "amax": lambda t: t.amax(),
+    "amin": lambda t: t.amin(),
+    "amax_dim1": lambda t: t.amax(1),
+    "amin_dim0": lambda t: t.amin(0),
+    "max_dim1": lambda t: t.max(1)[0],
+    "min_dim1": lambda t: t.min(1)[0],
+    "max_dim0_keepdim": lambda t: t.max(0, keepdim=True)[0],
+    "max_row1": lambda t: t[1].max(),  # no NaN: the tie shares the gradient
+    "max_row2": lambda t: t[2].max(),  # +inf tie
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(REDUCTIONS))
+def test_reduction_gradient_with_nan_matches_torch(name, dtype):
+    """max()/min() over everything send the gradient to the NaN positions only (split evenly);
+    amax/amin give NaN everywhere in a NaN slice; max(dim) picks the first NaN."""
+    f = REDUCTIONS[name]
+    tx = torch.tensor(X_NAN.astype(dtype), requires_grad=True)
+    ty = f(tx)
+    ty.backward(torch.ones_like(ty))
+    x = mg.tensor(X_NAN.astype(dtype), requires_grad=True)
+    y = f(x)
+    y.backward(mg.ones_like(y))
+    _same("value", y.detach().numpy(), ty, 0, 0)
+    _same("grad", x.grad.numpy(), tx.grad, 1e-6, 0)
+
+
+# ----------------------------------------------------------------------------- relu, abs
+X_EDGE = np.array([NAN, INF, -INF, 0.0, -0.0, 2.0, -3.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16],
+                         ids=["f64", "f32", "f16"])
+@pytest.mark.parametrize("name", ["relu", "abs", "functional_relu", "module_relu"])
+def test_relu_abs_at_nan_and_inf_match_torch(name, dtype):
+    fns = {"relu": (lambda t: t.relu(), lambda t: t.relu()),
+           "abs": (lambda t: t.abs(), lambda t: t.abs()),
+           "functional_relu": (lambda t: mg.nn.functional.relu(t), TF.relu),
+           "module_relu": (lambda t: mg.nn.ReLU()(t), lambda t: torch.nn.ReLU()(t))}
+    f_mg, f_t = fns[name]
+    g = np.linspace(0.5, 2.0, X_EDGE.size).astype(dtype)
+    tx = torch.tensor(X_EDGE.astype(dtype), requires_grad=True)
+    ty = f_t(tx)
+    ty.backward(torch.tensor(g))
+    x = mg.tensor(X_EDGE.astype(dtype), requires_grad=True)
+    y = f_mg(x)
+    y.backward(mg.tensor(g))
+    _same("value", y.detach().numpy(), ty, 0, 0)
+    _same("grad", x.grad.numpy(), tx.grad, 0, 0)
+    assert x.grad.dtype == dtype

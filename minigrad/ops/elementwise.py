@@ -124,7 +124,8 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_tensors
-        return grad * a.sign()  # d|a|/da = sign(a) (0 at 0, like PyTorch)
+        # d|a|/da = sign(a): 0 at 0 and at NaN, like PyTorch (NumPy's sign(NaN) is NaN)
+        return grad * a.sign().masked_fill(a.isnan(), 0.0)
 
 
 class Exp(Function):
@@ -233,7 +234,9 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * (out > 0)  # d relu(a)/da = 1 where a > 0, else 0 (0 at the kink)
+        # d relu(a)/da = 0 where a <= 0 (0 at the kink), else 1: NaN passes the gradient
+        # through, as PyTorch's threshold_backward does
+        return grad.masked_fill(out <= 0, 0.0)
 
 
 class BiasReLU(Function):

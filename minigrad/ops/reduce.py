@@ -49,9 +49,14 @@ class Sum(Function):
 
 
 class _Extreme(Function):
-    """amax / amin: ties share the gradient evenly (as ``torch.amax`` and full ``max()``)."""
+    """amax / amin: ties share the gradient evenly (as ``torch.amax`` and full ``max()``).
+
+    A NaN slice: amax/amin give every element of it a NaN gradient (no element equals NaN,
+    0 / 0), as torch.amax does; full ``max()``/``min()`` (``nan_ties``) split it over the NaN
+    positions only, as PyTorch's ``max()`` does."""
 
     reducer = "max"
+    nan_ties = False
 
     @classmethod
     def forward(cls, ctx, a, dim=None, keepdim=False):
@@ -67,6 +72,7 @@ class _Extreme(Function):
         )
         ctx.save_for_backward(a, out_keep)
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        ctx.nan_ties = cls.nan_ties
         return out_keep if keepdim else out_keep.reshape(
             tuple(s for i, s in enumerate(a.shape) if i not in dims)
         )
@@ -75,6 +81,8 @@ class _Extreme(Function):
     def backward(ctx, grad):
         a, out_keep = ctx.saved_tensors
         mask = a == out_keep
+        if ctx.nan_ties:
+            mask = mask | (a.isnan() & out_keep.isnan())
         count = mask.sum(dim=ctx.dims, keepdim=True)
         if not ctx.keepdim:
             grad = grad.reshape(keepdim_shape(ctx.shape, ctx.dims))
@@ -87,6 +95,18 @@ class Amax(_Extreme):
 
 class Amin(_Extreme):
     reducer = "min"
+
+
+class MaxAll(_Extreme):
+    """``max()`` of every element: a NaN result sends its gradient to the NaN positions."""
+
+    reducer = "max"
+    nan_ties = True
+
+
+class MinAll(_Extreme):
+    reducer = "min"
+    nan_ties = True
 
 
 class LogSumExp(Function):
