@@ -3,7 +3,7 @@ C++ and CUDA kernels). Reading order: autograd.py, ops/elementwise.py, ops/conv.
 
 import numpy as _np
 
-from . import autograd, data, nn, optim, utils
+from . import autograd, data, nn, optim, profiler, utils
 from .autograd import (
     detect_anomaly,
     enable_grad,
