@@ -140,6 +140,10 @@ def test_multiple_outputs_errors_and_no_grad():
     a, b = checkpoint(lambda u: (u.sin(), u * 2.0), x)
     (a.sum() + 3 * b.sum()).backward()
     np.testing.assert_allclose(x.grad.detach().numpy(), np.cos(x.detach().numpy()) + 6.0)
+    x.grad = None
+    a, b = checkpoint(lambda u: (u, u * 3.0), x)  # an input returned as it is
+    (a.sum() + b.sum()).backward()
+    np.testing.assert_allclose(x.grad.detach().numpy(), 4.0)
     with pytest.raises(TypeError, match="checkpoint: fn must return a Tensor"):
         checkpoint(lambda u: (u, 3), x)
     outside = x * 2.0  # non-leaf, captured by the closure instead of passed

@@ -72,6 +72,8 @@ class Checkpoint(Function):
         ctx.run = run
         ctx.n_args = n_args  # arrays[:n_args] are fn's tensor arguments, the rest leaves
         ctx.save_for_backward(*arrays[:n_args])
+        # an output that is an input's own array becomes a view (shares its version counter)
+        outputs = [o.view() if any(o is a for a in arrays) else o for o in outputs]
         return tuple(outputs) if len(outputs) > 1 else outputs[0]
 
     @staticmethod
