@@ -244,8 +244,9 @@ class profile:  # noqa: N801 (PyTorch's name)
     ``with_flops`` and ``with_bytes`` choose the table's last columns (the events always carry
     both); ``record_shapes`` keeps each forward call's input shapes (``group_by_input_shape``).
     ``activities``, ``profile_memory``, ``with_stack`` and ``with_modules`` are accepted for
-    PyTorch compatibility and ignored. Only the thread that runs an op records it; one
-    profile at a time.
+    PyTorch compatibility and ignored. One profile at a time; an op another thread runs
+    while one is being timed is not recorded. Times are host times: on CUDA they measure
+    launches unless the code synchronises (``minigrad.cuda``-style sync) inside the block.
     """
 
     def __init__(self, activities=None, record_shapes: bool = False, profile_memory: bool = False,
