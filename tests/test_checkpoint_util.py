@@ -210,3 +210,21 @@ def test_resnet9_checkpointing_cuts_saved_bytes_same_grads():
     for mode in ("residual", "blocks"):
         for g, w in zip(results[mode][1], results["none"][1]):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_tensor_hooks_on_parameters_run_once():
+    calls = []
+
+    def run(use_checkpoint):
+        model = _mlp().eval()
+        model[0].weight.register_hook(lambda g: calls.append(1) or g * 2.0)
+        x = mg.randn(3, 6, dtype=mg.float64, requires_grad=True)
+        y = checkpoint(model, x) if use_checkpoint else model(x)
+        y.sum().backward()
+        return model[0].weight.grad.numpy().copy()
+
+    want = run(False)
+    assert len(calls) == 1
+    got = run(True)
+    assert len(calls) == 2  # once more, not twice more
+    np.testing.assert_array_equal(got, want)

@@ -29,7 +29,7 @@ def _external_edges(outputs, start_seq: int, inputs: list) -> list:
 
     Walks from ``outputs`` down to the first node not made inside ``fn``; a non-leaf tensor
     from outside (captured by a closure, not passed as an argument) is refused."""
-    own = {id(t._accumulator) for t in inputs if t._accumulator is not None}
+    own = {id(t._edge()[0]) for t in inputs if t.requires_grad}
     leaves, seen_leaves, seen = [], set(), set()
     stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
     while stack:
@@ -99,9 +99,18 @@ class Checkpoint(Function):
                    for t, need in zip(targets, needs)]
         if not roots:
             return (None,) * len(targets)
-        got = autograd.run_backward(roots, root_grads, retain_graph=create_graph,
-                                    create_graph=create_graph, capture=capture,
-                                    accumulate=False)
+        # The captured nodes' tensor hooks run in the outer backward, once: not here too.
+        hooked = {id(e[0]): e[0] for e in capture if e is not None and e[0]._hooks}
+        stripped = [(node, node._hooks) for node in hooked.values()]
+        for node, _ in stripped:
+            node._hooks = None
+        try:
+            got = autograd.run_backward(roots, root_grads, retain_graph=create_graph,
+                                        create_graph=create_graph, capture=capture,
+                                        accumulate=False)
+        finally:
+            for node, hooks in stripped:
+                node._hooks = hooks
         return tuple(got)
 
 
