@@ -58,6 +58,7 @@ from .ops.reduce import (
     MinAll,
     Softmax,
     Sum,
+    Var,
     normalize_dims,
 )
 from .ops.shape import BroadcastTo, Cat, Pad, Permute, Reshape, pad_general
@@ -819,11 +820,7 @@ class Tensor:
         if correction is None:
             correction = 1 if unbiased is None or unbiased else 0
         dims = normalize_dims(dim, self.ndim, "var")
-        n = 1
-        for d in dims:
-            n *= self.shape[d]
-        centered = self - self.mean(dims, keepdim=True)
-        return (centered * centered).sum(dims, keepdim) / max(n - correction, 0)
+        return Var.apply(self, dims, correction, keepdim)
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()

@@ -176,3 +176,73 @@ def test_relu_abs_at_nan_and_inf_match_torch(name, dtype):
     _same("value", y.detach().numpy(), ty, 0, 0)
     _same("grad", x.grad.numpy(), tx.grad, 0, 0)
     assert x.grad.dtype == dtype
+
+
+# ----------------------------------------------------------------------------- OpSpec battery
+# Known differences from PyTorch, outside the attention/elementwise/reduction code this file
+# was written with (issue 15); each is a real bug to fix in the op named, not a tolerance.
+_KNOWN = {
+    "nn.cross_entropy-mean-inf": "cross_entropy: +inf logit gives loss inf, PyTorch NaN "
+                                 "(inf - inf in log_softmax)",
+    "nn.binary_cross_entropy_with_logits-mean-inf": "bce_with_logits: +inf logit gives NaN, "
+                                                    "PyTorch inf",
+    "nn.bce_with_logits_pos_weight--inf": "bce_with_logits(pos_weight): +inf logit gives NaN, "
+                                          "PyTorch inf",
+    "lstm_cell-N2-I3-H2-bias-inf-cpp-f32": "C++ lstm_cell float32: exp_f32 clamps +inf to "
+                                       "e^88.3, so inf does not propagate",
+    "nn.conv_transpose2d-stride-pad-outpad-nan-f64": "conv_transpose2d weight grad skips the "
+                                                 "cropped positions (PyTorch: 0 * NaN = NaN)",
+    "nn.conv_transpose2d-stride-pad-outpad-inf-f64": "conv_transpose2d weight grad skips the "
+                                                 "cropped positions (PyTorch: 0 * inf = NaN)",
+}
+_KNOWN_NONSTRICT = {  # ops added while this was written (opinfo_extra): not checked further
+    "polygamma-n1-inf": "polygamma(1, inf) differs from PyTorch",
+    "clamp_tensor-both-nan": "clamp with tensor bounds: NaN gradient differs from PyTorch",
+    "prod-all-inf": "prod with an inf: gradient differs from PyTorch",
+}
+
+
+def _nonfinite_cases():
+    from minigrad.testing.opinfo import all_specs, nonfinite_samples
+
+    rng = np.random.default_rng(0)
+    for spec in all_specs():
+        variants = cpu_variants(spec.kernel) if spec.kernel else [None]
+        for sample in nonfinite_samples(spec, rng):
+            for variant in variants:
+                vid = f"-{variant}" if variant else ""
+                yield pytest.param(spec, sample, variant, id=f"{spec.name}-{sample.name}{vid}")
+
+
+NONFINITE_CASES = list(_nonfinite_cases())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("spec,sample,variant", NONFINITE_CASES)
+def test_opspec_nan_and_inf_match_torch(spec, sample, variant, dtype, request):
+    """Every op of the OpSpec table with a NaN and with an inf in its input: forward and
+    backward equal PyTorch's, NaN and inf positions included (assert_allclose's rule)."""
+    from minigrad.testing import checks
+
+    case = f"{spec.name}-{sample.name}" + (f"-{variant}" if variant else "")
+    for key in (case, f"{case}-{'f64' if dtype == np.float64 else 'f32'}"):
+        if key in _KNOWN:
+            request.applymarker(pytest.mark.xfail(reason=_KNOWN[key], strict=True))
+        if key in _KNOWN_NONSTRICT:
+            request.applymarker(pytest.mark.xfail(reason=_KNOWN_NONSTRICT[key], strict=False))
+
+    try:
+        checks.torch_forward_backward(spec, sample, dtype, None)
+    except RuntimeError as e:  # e.g. binary_cross_entropy: "input should be between 0 and 1"
+        pytest.skip(f"PyTorch refuses this input: {str(e).splitlines()[0]}")
+    with np.errstate(all="ignore"), kernels.use(spec.kernel, variant) if spec.kernel else \
+            _nullcontext():
+        checks.check_against_torch(spec, sample, dtype)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

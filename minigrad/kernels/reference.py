@@ -56,11 +56,11 @@ def relu_forward(x):
 
 
 def relu_backward(dy, x):
-    """dx = dy where x > 0 else 0 (subgradient 0 at x == 0)."""
+    """dx = 0 where x <= 0 else dy (subgradient 0 at x == 0; a NaN x passes dy, as PyTorch)."""
     check_float("relu_backward", dy=dy, x=x)
     check_same_shape("relu_backward", dy=dy, x=x)
     xp = get_array_module(x)
-    return xp.where(x > 0, dy, 0)
+    return xp.where(x <= 0, 0, dy)
 
 
 # ----------------------------------------------------------------------------- bias_relu
@@ -101,9 +101,9 @@ def bias_relu_backward(dy, y):
     check_bias_relu("bias_relu_backward", y, dy=dy)
     check_same_shape("bias_relu_backward", dy=dy, y=y)
     xp = get_array_module(y)
-    # (N, C, *spatial): d relu(z)/dz = 1 where z > 0. A select, not dy * (y > 0), so an
-    # inf/NaN in dy stays out of dx where y <= 0 (as relu_backward and PyTorch).
-    dx = xp.where(y > 0, dy, 0)
+    # (N, C, *spatial): d relu(z)/dz = 0 where z <= 0, else 1 (NaN too, as PyTorch). A
+    # select, not dy * (y > 0), so an inf/NaN in dy stays out of dx where y <= 0.
+    dx = xp.where(y <= 0, 0, dy)
     other_axes = (0,) + tuple(range(2, y.ndim))  # every axis except the channel axis
     dbias = dx.sum(axis=other_axes, dtype=xp.float64).astype(y.dtype)  # (C,)
     return dx, dbias

@@ -265,7 +265,7 @@ class BiasReLU(Function):
         (y,) = ctx.saved_tensors
         need_x, need_bias = ctx.needs_input_grad
         if is_grad_enabled() or y.dtype.itemsize < 4:  # differentiable (or float16) path
-            dx = grad * (y > 0)  # d relu(x + b)/dx = 1 where y > 0, else 0 (0 at the kink)
+            dx = grad.masked_fill(y <= 0, 0.0)  # d relu(x + b)/dx: 0 where y <= 0, else 1
             dbias = dx.sum(dim=(0, *range(2, y.ndim))) if need_bias else None  # over n, h, w
             return dx, dbias
         g = grad._data
@@ -305,9 +305,9 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        # the larger input gets the gradient; ties split it in half (as PyTorch)
-        wa = (a > b) + (a == b) * 0.5
-        return grad * wa, grad * (1.0 - wa)
+        # the larger input gets the gradient; ties split it in half; at a NaN (no order)
+        # both get it, as PyTorch does
+        return _extreme_grads(grad, a, b, a < b, a > b)
 
 
 class Minimum(Function):
@@ -319,8 +319,16 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        wa = (a < b) + (a == b) * 0.5
-        return grad * wa, grad * (1.0 - wa)
+        return _extreme_grads(grad, a, b, a > b, a < b)
+
+
+def _extreme_grads(grad, a, b, a_loses, b_loses):
+    """PyTorch's maximum/minimum backward: grad / 2 at ties, 0 for the losing side, the whole
+    grad otherwise (so both sides of a NaN comparison)."""
+    half = (a == b).to(grad.dtype) * 0.5
+    wa = 1.0 - a_loses.to(grad.dtype) - half
+    wb = 1.0 - b_loses.to(grad.dtype) - half
+    return grad * wa, grad * wb
 
 
 class Clamp(Function):

@@ -48,6 +48,35 @@ class Sum(Function):
         return grad.expand(ctx.shape)
 
 
+class Var(Function):
+    """Variance over ``dims`` with ``correction`` (1: unbiased). Backward is PyTorch's closed
+    form 2 (a - mean) / (n - correction) * grad, not the chain through the mean (which sums
+    to zero exactly but turns an inf input into NaN everywhere)."""
+
+    @staticmethod
+    def forward(ctx, a, dims, correction, keepdim):
+        xp = get_array_module(a)
+        n = 1
+        for d in dims:
+            n *= a.shape[d]
+        ax = _axis(dims, a.ndim)
+        c = a - a.mean(axis=ax, keepdims=True)
+        out = xp.asarray((c * c).sum(axis=ax, keepdims=keepdim) / max(n - correction, 0),
+                         dtype=a.dtype)
+        ctx.save_for_backward(a)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        ctx.scale = 2.0 / (n - correction) if n - correction > 0 else float("inf")
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_tensors
+        if not ctx.keepdim:
+            grad = grad.reshape(keepdim_shape(a.shape, ctx.dims))
+        # d var/da_i = 2 (a_i - mean) / (n - correction)
+        return grad * (a - a.mean(ctx.dims, keepdim=True)) * ctx.scale, None, None, None
+
+
 class _Extreme(Function):
     """amax / amin: ties share the gradient evenly (as ``torch.amax`` and full ``max()``).
 

@@ -348,6 +348,29 @@ SPEC_MODULES = [
 
 
 def all_specs() -> list[OpSpec]:
+def nonfinite_samples(spec: OpSpec, rng) -> list[Sample]:
+    """A NaN case and an inf case for ``spec``: its first sample with one element of the
+    first non-empty float array (the middle one) set to NaN, resp. +inf. The battery compares
+    forward and backward with PyTorch, NaN and inf positions included."""
+    base = None
+    for sample in spec.samples(rng):
+        if any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size
+               for a in sample.args):
+            base = sample
+            break
+    if base is None:
+        return []
+    k = next(i for i, a in enumerate(base.args)
+             if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size)
+    out = []
+    for name, value in (("nan", np.nan), ("inf", np.inf)):
+        arr = np.array(base.args[k], dtype=np.float64, copy=True)
+        arr.reshape(-1)[arr.size // 2] = value
+        args = base.args[:k] + (arr,) + base.args[k + 1:]
+        out.append(Sample(args, dict(base.kwargs), base.grad, f"{base.name}-{name}"))
+    return out
+
+
     import importlib
 
     specs = []
