@@ -69,6 +69,8 @@ from .functions import (
     var,
 )
 from .kernels import backend_info
+from .ops.extra import *  # noqa: F403 (tensor ops: the names in ops.extra.__all__)
+from .ops.extra import __all__ as _extra_all
 from .serialization import load, save
 from .tensor import Tensor, cat, pad, result_type, stack, tensor, where
 
@@ -97,3 +99,4 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8", "bool", "half", "float",
     "double", "int", "long",
 ]
+__all__ += _extra_all

@@ -290,6 +290,10 @@ def _register_late():
 
     JVP[Pr.Erf] = _unary(_erf)
     JVP[Pr.Log1p] = _unary(lambda a, y, ta: ta / (1 + a))
+    from ..ops import extra as X  # the ops/special, scan, index_extra primitives' own rules
+
+    JVP.update(X.JVP)
+    LINEAR.update(X.LINEAR)
 
 
 def rule_kind(cls) -> str:

@@ -17,6 +17,7 @@ from .layers.activation import (
     Tanh,
 )
 from .layers.conv import Conv1d, Conv2d, ConvTranspose2d
+from .layers.fold import Fold, Unfold
 from .layers.linear import Flatten, Identity, Linear
 from .layers.loss import (
     BCELoss,
@@ -66,3 +67,4 @@ __all__ = [
     "Upsample", "RNN", "GRU", "RNNCell", "GRUCell", "TransformerDecoderLayer",
     "TransformerEncoder", "TransformerDecoder", "Transformer",
 ]
+__all__ += ["Unfold", "Fold"]

@@ -291,3 +291,7 @@ __all__ += [
     "dropout1d", "dropout2d", "conv1d", "conv_transpose2d", "adaptive_max_pool2d",
     "max_unpool2d",
 ]
+
+from ..ops.index_extra import fold, unfold  # noqa: E402 (im2col / col2im as functions)
+
+__all__ += ["unfold", "fold"]

@@ -344,6 +344,7 @@ SPEC_MODULES = [
     "minigrad.testing.opinfo_nn",
     "minigrad.testing.opinfo_seq",
     "minigrad.testing.opinfo_layers",
+    "minigrad.testing.opinfo_extra",
 ]
 
 

@@ -1,0 +1,332 @@
+"""Linear-algebra helpers composed from primitives: einsum (lowered to permute / reshape /
+matmul / sum), tril, triu, diag, diagonal, trace, outer, kron, cross, vector norms and cdist.
+
+No new primitive here: every op is a short composition, so backward and double backward
+come from the primitives it is made of.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..autograd import ShapeError
+from ..backend import get_array_module
+from .indexing import IndexAdd
+from .reduce import normalize_dims
+from .shape import Cat
+
+
+def _xp(t):
+    return get_array_module(t._data)
+
+
+# ----------------------------------------------------------------------------- einsum
+
+
+def _parse(equation, operands):
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, out = eq.split("->")
+        explicit = True
+    else:
+        lhs, out, explicit = eq, None, False
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"einsum: the equation {equation!r} has {len(terms)} operand(s) but "
+                         f"{len(operands)} tensor(s) were given")
+    ell_dims = 0
+    for t, x in zip(terms, operands):
+        if "..." in t:
+            ell_dims = max(ell_dims, x.ndim - (len(t) - 3))
+    ell = [chr(0x100 + i) for i in range(ell_dims)]  # placeholder labels for '...'
+    labels = []
+    for t, x in zip(terms, operands):
+        body = t.replace("...", "")
+        if not all(c.isalpha() for c in body) or t.count("...") > 1:
+            raise ValueError(f"einsum: invalid subscripts {t!r} in {equation!r}")
+        if "..." in t:
+            n = x.ndim - len(body)
+            if n < 0:
+                raise ValueError(f"einsum: subscripts {t!r} need at least {len(body)} dims, "
+                                 f"got shape {tuple(x.shape)}")
+            i = t.index("...")
+            labels.append(list(t[:i]) + ell[ell_dims - n:] + list(t[i + 3:]))
+        else:
+            if len(t) != x.ndim:
+                raise ValueError(f"einsum: subscripts {t!r} name {len(t)} dims but the operand "
+                                 f"has shape {tuple(x.shape)}")
+            labels.append(list(t))
+    if explicit:
+        if not all(c.isalpha() for c in out.replace("...", "")):
+            raise ValueError(f"einsum: invalid output subscripts {out!r}")
+        i = out.find("...")
+        out_labels = (list(out) if i < 0 else
+                      list(out[:i]) + ell + list(out[i + 3:]))
+        if len(set(out_labels)) != len(out_labels):
+            raise ValueError(f"einsum: output subscripts {out!r} repeat a label")
+        seen = {c for lab in labels for c in lab}
+        for c in out_labels:
+            if c not in seen:
+                raise ValueError(f"einsum: output label {c!r} appears in no operand")
+    else:
+        counts: dict = {}
+        for lab in labels:
+            for c in lab:
+                counts[c] = counts.get(c, 0) + 1
+        out_labels = ell + sorted(c for c, k in counts.items() if k == 1 and c not in ell)
+    return labels, out_labels
+
+
+def _take_diagonals(x, lab):
+    """Repeated labels within one operand ('ii'): keep their diagonal, once."""
+    while len(set(lab)) != len(lab):
+        for i, c in enumerate(lab):
+            j = lab.index(c, i + 1) if lab.count(c) > 1 else -1
+            if j > 0:
+                if x.shape[i] != x.shape[j]:
+                    raise ValueError(f"einsum: label {c!r} has sizes {x.shape[i]} and "
+                                     f"{x.shape[j]} in one operand")
+                x = diagonal(x, 0, i, j)  # the diagonal goes last
+                lab = [d for k, d in enumerate(lab) if k not in (i, j)] + [c]
+                break
+    return x, lab
+
+
+def _sum_labels(x, lab, drop):
+    dims = [i for i, c in enumerate(lab) if c in drop]
+    if dims:
+        x = x.sum(tuple(dims))
+        lab = [c for c in lab if c not in drop]
+    return x, lab
+
+
+def _permute(x, lab, order):
+    perm = [lab.index(c) for c in order]
+    return (x.permute(*perm) if perm != list(range(len(perm))) else x), list(order)
+
+
+def _contract(a, la, b, lb, keep, sizes):
+    """Contract two operands; ``keep`` = labels still needed later (output or others)."""
+    for x_lab, x_is_a in ((la, True), (lb, False)):  # broadcast size-1 dims to the label size
+        x = a if x_is_a else b
+        want = tuple(sizes[c] for c in x_lab)
+        if tuple(x.shape) != want:
+            x = x.expand(want)
+        if x_is_a:
+            a = x
+        else:
+            b = x
+    batch = [c for c in la if c in lb and c in keep]
+    contr = [c for c in la if c in lb and c not in keep]
+    only_a = [c for c in la if c not in lb]
+    only_b = [c for c in lb if c not in la]
+    a, la = _permute(a, la, batch + only_a + contr)
+    b, lb = _permute(b, lb, batch + contr + only_b)
+
+    def n(cs):
+        return math.prod(sizes[c] for c in cs)
+
+    out = a.reshape(n(batch), n(only_a), n(contr)) @ b.reshape(n(batch), n(contr), n(only_b))
+    labels = batch + only_a + only_b
+    return out.reshape(tuple(sizes[c] for c in labels)), labels
+
+
+def einsum(equation, *operands):
+    """``einsum('ij,jk->ik', a, b)``: Einstein summation. Each operand's repeated labels
+    become a diagonal, labels used nowhere else are summed, then operands are contracted
+    left to right, each pair as one batched matmul. Supports '...' (broadcast) and the
+    implicit output (labels used once, in alphabetical order)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    if not operands:
+        raise ValueError("einsum: expected at least one operand")
+    labels, out_labels = _parse(equation, operands)
+    sizes: dict = {}
+    for lab, x in zip(labels, operands):
+        for c, s in zip(lab, x.shape):
+            if sizes.get(c, 1) != 1 and s not in (1, sizes[c]):
+                raise ValueError(f"einsum: label {c!r} has sizes {sizes[c]} and {s} "
+                                 f"(operand shapes {[tuple(o.shape) for o in operands]})")
+            sizes[c] = max(sizes.get(c, 1), s) if s != 0 else 0
+    xs, labs = [], []
+    for k, (x, lab) in enumerate(zip(operands, labels)):
+        x, lab = _take_diagonals(x, list(lab))
+        later = set(out_labels).union(*[set(lb) for j, lb in enumerate(labels) if j != k])
+        x, lab = _sum_labels(x, lab, {c for c in lab if c not in later})
+        xs.append(x)
+        labs.append(lab)
+    x, lab = xs[0], labs[0]
+    for k in range(1, len(xs)):
+        keep = set(out_labels).union(*[set(lb) for lb in labs[k + 1:]])
+        x, lab = _contract(x, lab, xs[k], labs[k], keep, sizes)
+    x, lab = _sum_labels(x, lab, {c for c in lab if c not in out_labels})
+    want = tuple(sizes[c] for c in lab)
+    if tuple(x.shape) != want:  # a lone operand's size-1 broadcast dims
+        x = x.expand(want)
+    x, _ = _permute(x, lab, out_labels)
+    return x if x is not operands[0] else x * 1
+
+
+# ----------------------------------------------------------------------------- matrices
+
+
+def _tri_mask(x, diagonal, upper):
+    if x.ndim < 2:
+        raise ShapeError(f"{'triu' if upper else 'tril'}: expected a tensor with at least 2 "
+                         f"dimensions, got shape {tuple(x.shape)}")
+    xp = _xp(x)
+    r, c = x.shape[-2:]
+    keep = xp.triu(xp.ones((r, c), bool), diagonal) if upper else xp.tril(
+        xp.ones((r, c), bool), diagonal)
+    return type(x)(~keep)
+
+
+def tril(x, diagonal=0):
+    return x.masked_fill(_tri_mask(x, diagonal, False), 0)
+
+
+def triu(x, diagonal=0):
+    return x.masked_fill(_tri_mask(x, diagonal, True), 0)
+
+
+def diagonal(x, offset=0, dim1=0, dim2=1):
+    """The diagonal of the (dim1, dim2) planes, as a new last dim."""
+    if x.ndim < 2:
+        raise ShapeError(f"diagonal: expected at least 2 dimensions, got shape {tuple(x.shape)}")
+    d1, d2 = normalize_dims(dim1, x.ndim, "diagonal")[0], normalize_dims(dim2, x.ndim,
+                                                                         "diagonal")[0]
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 cannot be the same dimension ({dim1})")
+    rest = [i for i in range(x.ndim) if i not in (d1, d2)]
+    y = x.permute(*rest, d1, d2)
+    r, c = x.shape[d1], x.shape[d2]
+    xp = _xp(x)
+    i0, j0 = (0, offset) if offset >= 0 else (-offset, 0)
+    n = max(0, min(r - i0, c - j0))
+    rows, cols = xp.arange(i0, i0 + n), xp.arange(j0, j0 + n)
+    return y[(Ellipsis, rows, cols)]
+
+
+def diag(x, diagonal=0):
+    """1-D -> the square matrix with ``x`` on its ``diagonal``; 2-D -> that diagonal."""
+    if x.ndim == 2:
+        return globals()["diagonal"](x, diagonal)
+    if x.ndim != 1:
+        raise ShapeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(x.shape)}")
+    n = x.shape[0] + abs(diagonal)
+    xp = _xp(x)
+    i = xp.arange(x.shape[0])
+    key = (i + max(-diagonal, 0), i + max(diagonal, 0))
+    return IndexAdd.apply(x, (n, n), key)
+
+
+def trace(x):
+    if x.ndim != 2:
+        raise ShapeError(f"trace: expected a 2-D tensor, got shape {tuple(x.shape)}")
+    out = diagonal(x).sum()
+    return out
+
+
+def outer(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return a.reshape(-1, 1) * b.reshape(1, -1)
+
+
+def kron(a, b):
+    nd = max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + tuple(a.shape)
+    sb = (1,) * (nd - b.ndim) + tuple(b.shape)
+    ra = [v for s in sa for v in (s, 1)]
+    rb = [v for s in sb for v in (1, s)]
+    out = a.reshape(tuple(ra)) * b.reshape(tuple(rb))
+    return out.reshape(tuple(p * q for p, q in zip(sa, sb)))
+
+
+def cross(a, b, dim=None):
+    """The cross product of 3-vectors along ``dim`` (None: the first dim of size 3, like
+    ``torch.cross``; ``linalg.cross`` uses -1). Inputs broadcast."""
+    shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
+    a, b = a.expand(shape), b.expand(shape)
+    if dim is None:
+        dims = [i for i, s in enumerate(shape) if s == 3]
+        if not dims:
+            raise ShapeError(f"cross: no dimension of size 3 in shape {shape}")
+        d = dims[0]
+    else:
+        (d,) = normalize_dims(dim, len(shape), "cross")
+    if shape[d] != 3:
+        raise ShapeError(f"cross: dimension {d} should have size 3, got shape {shape}")
+
+    def c(t, i):
+        return t.narrow(d, i, 1)
+
+    parts = [c(a, 1) * c(b, 2) - c(a, 2) * c(b, 1), c(a, 2) * c(b, 0) - c(a, 0) * c(b, 2),
+             c(a, 0) * c(b, 1) - c(a, 1) * c(b, 0)]
+    return Cat.apply(*parts, dim=d)
+
+
+# ----------------------------------------------------------------------------- norms
+
+
+def _safe_root(s, p):
+    """s ** (1/p) with a zero gradient where s == 0 (the subgradient PyTorch uses), instead
+    of the inf * 0 = nan of the plain power."""
+    zero = s == 0
+    if not bool(zero._data.any()):
+        return s.sqrt() if p == 2 else s ** (1.0 / p)
+    safe = s.masked_fill(zero, 1.0)
+    root = safe.sqrt() if p == 2 else safe ** (1.0 / p)
+    return root.masked_fill(zero, 0.0)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+    """``torch.linalg.vector_norm``: ord 2 (default), 1, inf, -inf, 0 or any real p."""
+    if dtype is not None:
+        x = x.to(dtype)
+    if x.dtype.kind != "f":
+        raise TypeError(f"vector_norm: expected a floating-point input, got {x.dtype}")
+    if isinstance(dim, int):
+        dim = (dim,)
+    dims = normalize_dims(dim, x.ndim, "vector_norm") if x.ndim else None
+    if dims is not None and len(dims) == 0:
+        dims = None
+    if x.numel() == 0 and ord in (math.inf, -math.inf) and dims is None:
+        raise ValueError("vector_norm: inf norm of an empty tensor is undefined")
+    a = x.abs()
+    if ord == math.inf:
+        return a.amax(dims, keepdim)
+    if ord == -math.inf:
+        return a.amin(dims, keepdim)
+    if ord == 0:
+        return (x != 0).to(x.dtype).sum(dims, keepdim)
+    if ord == 1:
+        return a.sum(dims, keepdim)
+    if ord == 2:
+        return _safe_root((x * x).sum(dims, keepdim), 2)
+    return _safe_root((a ** float(ord)).sum(dims, keepdim), float(ord))
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """``torch.norm``: 'fro' (and p=2) is the 2-norm of the selected elements; any other p is
+    ``vector_norm(x, p, dim)``. 'nuc' (nuclear norm) is not supported."""
+    if p == "fro" or p is None:
+        p = 2
+    elif isinstance(p, str):
+        raise NotImplementedError(f"norm: p={p!r} is not supported (use 'fro' or a number)")
+    return vector_norm(x, p, dim, keepdim, dtype=dtype)
+
+
+def cdist(x1, x2, p=2.0, compute_mode=None):
+    """Pairwise p-norm distances: (B?, P, M) and (B?, R, M) -> (B?, P, R)."""
+    del compute_mode  # always the direct difference (exact; no matmul shortcut)
+    if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
+        raise ShapeError(f"cdist: expected (.., P, M) and (.., R, M) with one M, got "
+                         f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+    if p < 0:
+        raise ValueError(f"cdist: p must be non-negative, got {p}")
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (.., P, R, M)
+    return vector_norm(diff, p, -1)
