@@ -140,3 +140,15 @@ def test_grad_stats_skips_params_without_grad():
     assert len(grad_stats(model)) == 0
     with pytest.raises(TypeError, match="grad_stats"):
         grad_stats(3)
+
+
+def test_replacing_a_child_or_parameter_keeps_its_place():
+    """PyTorch keeps the registration order when an attribute is reassigned (a Sequential
+    whose child 0 is replaced must still run it first)."""
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    setattr(seq, "0", nn.Linear(3, 4))
+    assert list(seq._modules) == ["0", "1", "2"]
+    assert seq(mg.randn(5, 3)).shape == (5, 2)
+    lin = nn.Linear(3, 4)
+    lin.weight = nn.Parameter(mg.zeros(4, 3))
+    assert list(lin.state_dict()) == ["weight", "bias"]

@@ -224,8 +224,11 @@ class Module:
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._check_init("parameters")
-            self._forget(name)
-            self.register_parameter(name, value)
+            if name in params:  # replacing keeps its place in the order (as PyTorch)
+                params[name] = value
+            else:
+                self._forget(name)
+                self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter "
@@ -233,7 +236,8 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._check_init("child module")
-            self._forget(name)
+            if name not in self._modules:  # replacing keeps its place in the order
+                self._forget(name)
             self._modules[name] = value
         elif "_modules" in self.__dict__ and name in self._modules:
             if value is not None:
