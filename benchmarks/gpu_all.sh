@@ -106,7 +106,7 @@ if [ $build_rc -eq 0 ]; then
     step "pytest -m gpu $XDIST" 200 "$PYTEST_LOG" \
         python -m pytest -m gpu $XDIST -q -p no:cacheprovider -rfE --durations=15 \
         --junitxml="$WORK/pytest-gpu.xml" tests
-    note "  $(grep -E '[0-9]+ (passed|failed|skipped|errors?) ' "$PYTEST_LOG" | tail -1)"
+    note "  $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$PYTEST_LOG" | tail -1)"
 else
     note "- pytest -m gpu: not run (build failed)"
 fi
