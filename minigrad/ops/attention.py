@@ -6,6 +6,10 @@
   broadcast against each other;
 * ``attn_mask``: boolean (True = may attend) or float (added to the scores), broadcastable to
   (..., L, S); a query whose keys are all masked gets a zero output row and zero gradients;
+* NaN and inf propagate as in PyTorch's math backend (the op's definition): masks are ADDED
+  (NaN + -inf is NaN), a NaN or +inf score makes its whole row NaN, and 0 * NaN in P @ V or
+  in the gradients stays NaN, so a NaN in a masked or causally hidden key still reaches the
+  output; no variant skips masked work when an input is non-finite;
 * ``is_causal``: query i sees key j only when j <= i (top-left aligned when L != S); together
   with ``attn_mask`` it is an error, as documented for PyTorch;
 * ``scale`` defaults to 1/sqrt(E); ``dropout_p`` > 0 runs the composed path (seeded dropout
