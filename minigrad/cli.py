@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random crop (32, padding 4) + horizontal flip")
     t.add_argument("--label-smoothing", type=float, default=None)
+    t.add_argument("--clip-grad-norm", type=float, default=None, metavar="MAX_NORM",
+                   help="clip the gradients' joint 2-norm to MAX_NORM before each step (off)")
+    t.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); "
+                   "evaluation, the summary and `minigrad evaluate` use the averaged weights")
     t.add_argument("--device", default=None, help="cpu (default) or cuda[:N]")
     t.add_argument("--data-dir", default=None,
                    help="folder with cifar-10-batches-py/ or cifar-10-python.tar.gz "
@@ -182,7 +187,8 @@ def _train(args, argv) -> int:
 
     given = {k: getattr(args, k) for k in (
         "model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-        "schedule", "augment", "label_smoothing", "device", "data_dir", "download", "seed",
+        "schedule", "augment", "label_smoothing", "clip_grad_norm", "ema", "device", "data_dir",
+        "download", "seed",
         "out", "resume", "limit_train", "limit_test", "num_workers", "expected_counts")}
     train(given, argv=argv)
     return 0

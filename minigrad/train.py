@@ -55,6 +55,8 @@ from .train_files import write_text_atomic as _write_text_atomic
 from .train_options import (
     NORMALIZATION,
     RECIPES,
+    _ema,
+    _eval_model,
     _plural,
     resolve_options,
 )
@@ -257,8 +259,10 @@ def _on_epoch_end(epoch: int) -> None:
     """Hook called after each epoch's checkpoint is written (tests simulate a kill here)."""
 
 
-def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm):
+def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm,
+                 ema=None):
     from .nn import functional as F  # noqa: PLC0415
+    from .nn.utils import clip_grad_norm_  # noqa: PLC0415
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -272,7 +276,11 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
         loss = F.cross_entropy(logits, y, label_smoothing=opts["label_smoothing"])
         optimizer.zero_grad()
         loss.backward()
+        if opts.get("clip_grad_norm"):
+            clip_grad_norm_(model.parameters(), opts["clip_grad_norm"])
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if scheduler is not None and sched_unit == "batch":
             scheduler.step()
         b = int(y.shape[0])
@@ -423,6 +431,7 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         model.to(device)
     optimizer = _optimizer(opts, model.parameters())
     scheduler, sched_unit = _scheduler(opts, optimizer, steps)
+    ema = _ema(opts, model)
     start_epoch, history = 0, []
     if ckpt is not None:
         _load_model_state(model, ckpt["model"], ckpt_path, opts["model"])
@@ -432,6 +441,8 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
                 scheduler.load_state_dict(ckpt["scheduler"])
             mg.set_rng_state(ckpt["rng"]["minigrad"])
             train_loader.load_state_dict(ckpt["rng"]["loader"])
+            if ema is not None and ckpt.get("ema") is not None:
+                ema.load_state_dict(ckpt["ema"])
         except (KeyError, ValueError, TypeError) as e:
             msg = " ".join(str(e).split())
             raise CLIError(f"{ckpt_path}: its optimizer, schedule or random state does not fit "
@@ -461,9 +472,10 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         train_loader.set_epoch(epoch)
         lr = float(optimizer.param_groups[0]["lr"])
         tr_loss, tr_acc, seen, secs = _train_epoch(net, train_loader, optimizer, scheduler,
-                                                   sched_unit, opts, device, epoch + 1, tqdm)
+                                                   sched_unit, opts, device, epoch + 1, tqdm,
+                                                   ema)
         t_eval = time.perf_counter()
-        te_loss, y_true, y_pred = _evaluate(model, test_loader, device,
+        te_loss, y_true, y_pred = _evaluate(_eval_model(model, ema), test_loader, device,
                                             desc=f"epoch {epoch + 1}: evaluating")
         eval_secs = time.perf_counter() - t_eval
         te_acc = float((y_true == y_pred).mean()) if y_true.size else 0.0
@@ -477,7 +489,7 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         _write(ckpt_path, progress["saved_epoch"], save_checkpoint, ckpt_path, model=model,
                optimizer=optimizer, scheduler=scheduler, loader=train_loader, epoch=epoch + 1,
                history=history, opts=opts, classes=classes, argv=argv,
-               epoch_seed=_epoch_seed(opts["seed"], epoch + 1))
+               epoch_seed=_epoch_seed(opts["seed"], epoch + 1), ema=ema)
         progress["saved_epoch"] = epoch + 1
         _write(metrics_path, epoch + 1, _write_metrics, out, history)
         _echo(f"epoch {epoch + 1:>3}/{opts['epochs']}  train loss {tr_loss:.4f} "
@@ -489,7 +501,7 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     if final is None:  # resumed a run that had already finished: evaluate again
         _echo(f"the run in {out} already finished {_plural(start_epoch, 'epoch')}; "
               "re-evaluating")
-        te_loss, y_true, y_pred = _evaluate(model, test_loader, device)
+        te_loss, y_true, y_pred = _evaluate(_eval_model(model, ema), test_loader, device)
         final = (te_loss, y_true, y_pred)
     done = progress["saved_epoch"]
     _write(metrics_path, done, _write_metrics, out, history)
@@ -554,7 +566,11 @@ def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | No
     test_set = _limit(full_test, limit_test)
     mg.manual_seed(opts.get("seed") or 0)
     net = get_model(name, num_classes=len(classes))
-    _load_model_state(net, ckpt["model"], path, name)
+    state = ckpt["model"]
+    if isinstance(ckpt.get("ema"), dict):  # an --ema run: evaluate the averaged weights
+        state = {k[len("module."):]: v for k, v in ckpt["ema"].items()
+                 if k.startswith("module.")}
+    _load_model_state(net, state, path, name)
     if dev.type != "cpu":
         net.to(dev)
     loader = _loader(test_set, {"num_workers": 0}, batch_size, False,

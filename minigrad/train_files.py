@@ -28,7 +28,9 @@ CURVES = "curves.png"
 # Options that define the training run (saved in the checkpoint, restored by --resume).
 RUN_KEYS = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
             "nesterov", "schedule", "augment", "label_smoothing", "normalize", "seed",
-            "limit_train")
+            "limit_train", "clip_grad_norm", "ema")
+# Run options added after version 1 was defined: a checkpoint without them means "off".
+OPTIONAL_RUN_KEYS = {"clip_grad_norm": None, "ema": None}
 # Options of the environment (taken from the current command line, also on --resume).
 ENV_KEYS = ("data_dir", "download", "device", "out", "num_workers", "limit_test",
             "expected_counts")
@@ -114,7 +116,7 @@ def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
 
 # ----------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history, opts,
-                    classes, argv, epoch_seed) -> None:
+                    classes, argv, epoch_seed, ema=None) -> None:
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -126,6 +128,7 @@ def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "ema": None if ema is None else ema.state_dict(),
         "rng": {"minigrad": mg.get_rng_state(), "loader": loader.state_dict(),
                 "epoch_seed": epoch_seed},
         "history": history,
@@ -169,7 +172,7 @@ _OPTION_TYPES = {
     "model": _STR, "epochs": _INT, "batch_size": _INT, "optimizer": _STR, "lr": _NUM,
     "momentum": _NUM, "weight_decay": _NUM, "nesterov": _BOOL, "schedule": _STR,
     "augment": _BOOL, "label_smoothing": _NUM, "normalize": _STR, "seed": _INT,
-    "limit_train": (_INT, None),
+    "limit_train": (_INT, None), "clip_grad_norm": (_NUM, None), "ema": (_NUM, None),
 }
 _ENV_TYPES = {"data_dir": (_STR, None), "download": (_BOOL, None), "device": (_STR, None),
               "out": (_STR, None), "num_workers": (_INT, None), "limit_test": (_INT, None)}
@@ -213,7 +216,7 @@ def checkpoint_problem(ckpt: dict) -> str | None:
             return f"{key!r} is a {type(ckpt[key]).__name__}, not a {kind.__name__}"
     if ckpt["epoch"] < 0:
         return f"'epoch' is {ckpt['epoch']}"
-    problem = (_fields(ckpt["options"], _OPTION_TYPES, "options")
+    problem = (_fields(OPTIONAL_RUN_KEYS | ckpt["options"], _OPTION_TYPES, "options")
                or _fields(ckpt["environment"], _ENV_TYPES, "environment"))
     if problem:
         return problem

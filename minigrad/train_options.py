@@ -10,7 +10,7 @@ could not honour it: those are refused with one line (``_refuse_resume_changes``
 from __future__ import annotations
 
 from .models.registry import model_names
-from .train_files import ENV_KEYS, RUN_KEYS, CLIError
+from .train_files import ENV_KEYS, OPTIONAL_RUN_KEYS, RUN_KEYS, CLIError
 
 __all__ = ["NORMALIZATION", "RECIPES", "ADAM_LR", "MAX_WORKERS", "resolve_options"]
 
@@ -52,7 +52,7 @@ def resolve_options(given: dict, saved: dict | None = None) -> tuple[dict, list[
                 f"the checkpoint in {given.get('out')} is a {saved['model']!r} run, not "
                 f"{model!r}: drop --model to resume it, or pick another --out for a new run"
             )
-        opts = {k: saved.get(k) for k in RUN_KEYS}
+        opts = {k: saved.get(k, OPTIONAL_RUN_KEYS.get(k)) for k in RUN_KEYS}
         changed = [k for k in RUN_KEYS if k != "model" and given.get(k) is not None
                    and given[k] != saved.get(k)]
         _refuse_resume_changes(changed, saved, given)
@@ -68,6 +68,7 @@ def resolve_options(given: dict, saved: dict | None = None) -> tuple[dict, list[
         opts["model"] = model
         opts["seed"] = 0
         opts["limit_train"] = None
+        opts.update(OPTIONAL_RUN_KEYS)
         if given.get("optimizer") not in (None, opts["optimizer"]) and given.get("lr") is None:
             opts["lr"] = ADAM_LR if given["optimizer"] in ("adam", "adamw") else opts["lr"]
         if given.get("optimizer") in ("adam", "adamw") and given.get("weight_decay") is None:
@@ -125,6 +126,10 @@ def _check_options(o: dict) -> None:
     need(o["weight_decay"] >= 0, f"--weight-decay must be >= 0, got {o['weight_decay']}")
     need(0 <= o["label_smoothing"] < 1,
          f"--label-smoothing must be in [0, 1), got {o['label_smoothing']}")
+    need(o.get("clip_grad_norm") is None or o["clip_grad_norm"] > 0,
+         f"--clip-grad-norm must be positive, got {o.get('clip_grad_norm')}")
+    need(o.get("ema") is None or 0 < o["ema"] < 1,
+         f"--ema must be a decay in (0, 1), e.g. 0.999, got {o.get('ema')}")
     for k in ("limit_train", "limit_test"):
         need(o.get(k) is None or o[k] >= 1, f"--{k.replace('_', '-')} must be at least 1")
     need(o["normalize"] in NORMALIZATION, f"unknown normalisation {o['normalize']!r}")
@@ -137,3 +142,19 @@ def _check_options(o: dict) -> None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _ema(opts: dict, model):
+    """``--ema DECAY``: an exponential moving average of the weights (and BN statistics),
+    updated after every optimizer step (``optim.swa_utils.AveragedModel``)."""
+    if not opts.get("ema"):
+        return None
+    from .optim.swa_utils import AveragedModel, get_ema_multi_avg_fn  # noqa: PLC0415
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opts["ema"]),
+                         use_buffers=True)
+
+
+def _eval_model(model, ema):
+    """What evaluation runs: the averaged weights with --ema, else the model."""
+    return model if ema is None else ema.module
