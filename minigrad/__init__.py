@@ -85,7 +85,8 @@ bool = _np.dtype(_np.bool_)
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor", "tensor", "autograd", "nn", "optim", "data", "save", "load", "no_grad",
+    "Tensor", "tensor", "autograd", "nn", "optim", "data", "profiler", "utils", "save", "load",
+    "no_grad",
     "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "detect_anomaly", "device", "cuda_available", "backend_info",
     "manual_seed", "get_rng_state", "set_rng_state",
