@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One prepared run on a machine with a GPU (every step has its own time limit, 140 + 200 + 70 +
-# 50 s at most, so the whole run stays under 8 minutes):
+# One prepared run on a machine with a GPU (every step has its own time limit, 120 + 230 + 70 +
+# 50 s at most, so the whole run stays under 8 minutes; expect about 4):
 #   1. environment (nvidia-smi, versions)
 #   2. build _C and _cuda in place (MINIGRAD_CUDA=1: a CUDA compile error fails the run), nvcc
 #      jobs in parallel, for the GPU present only (MINIGRAD_CUDA_ARCH from nvidia-smi)
@@ -79,10 +79,10 @@ note "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=
 # ---------------------------------------------------------------- 2. build
 BUILD_LOG="$DEST/build.log"
 # MINIGRAD_BUILD_LOCK: a lock file to serialise builds on a shared machine (not needed on the
-# GPU machine); GPU_ALL_BUILD_LIMIT: seconds for this step (140)
+# GPU machine); GPU_ALL_BUILD_LIMIT: seconds for this step (120)
 LOCK=()
 [ -n "${MINIGRAD_BUILD_LOCK:-}" ] && LOCK=(flock "$MINIGRAD_BUILD_LOCK")
-step "build (_C + _cuda, nvcc parallel)" "${GPU_ALL_BUILD_LIMIT:-140}" "$BUILD_LOG" \
+step "build (_C + _cuda, nvcc parallel)" "${GPU_ALL_BUILD_LIMIT:-120}" "$BUILD_LOG" \
     "${LOCK[@]}" env MINIGRAD_CUDA=1 MINIGRAD_CUDA_ARCH="${ARCH:-auto}" \
     MINIGRAD_BUILD_JOBS="${MINIGRAD_BUILD_JOBS:-$(nproc)}" \
     python setup.py build_ext --inplace
@@ -103,7 +103,7 @@ PYTEST_LOG="$DEST/pytest-gpu.log"
 if [ $build_rc -eq 0 ]; then
     XDIST=""
     python -c "import xdist" 2>/dev/null && XDIST="-n ${GPU_TEST_WORKERS:-8}"
-    step "pytest -m gpu $XDIST" 200 "$PYTEST_LOG" \
+    step "pytest -m gpu $XDIST" 230 "$PYTEST_LOG" \
         python -m pytest -m gpu $XDIST -q -p no:cacheprovider -rfE --durations=15 \
         --junitxml="$WORK/pytest-gpu.xml" tests
     note "  $(grep -E '[0-9]+ (passed|failed|skipped|error)' "$PYTEST_LOG" | tail -1)"
