@@ -258,3 +258,33 @@ def test_gradgradcheck_rejects_a_wrong_number_of_grad_outputs():
     (x,) = leaves((3,))
     with pytest.raises(ValueError, match="2 tensors but 1 grad_outputs"):
         gradgradcheck(lambda a: (a * 2, a * 3), (x,), grad_outputs=[mg.ones(3).double()])
+
+
+# ----------------------------------------------------------------------------- tolerances
+class Scale(Function):
+    """y = c * a with backward c * (1 + rel) + abs_err: a gradient off by exactly that much."""
+
+    @staticmethod
+    def forward(ctx, a, c, rel, abs_err):
+        ctx.meta = (c, rel, abs_err)
+        return a * c
+
+    @staticmethod
+    def backward(ctx, grad):
+        c, rel, abs_err = ctx.meta
+        return grad * (c * (1 + rel) + abs_err), None, None, None
+
+
+@pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
+def test_atol_and_rtol_each_mean_what_they_say(fast_mode):
+    (x,) = leaves((1,), seed=9)  # one element: v^T J u error equals the entry's error * v * u
+    big = lambda a: Scale.apply(a, 100.0, 5e-3, 0.0)  # noqa: E731  relative error 5e-3
+    small = lambda a: Scale.apply(a, 1e-3, 0.0, 5e-3)  # noqa: E731  absolute error 5e-3
+    # fast mode compares v^T J u: seed 5 draws |v u| = 1.06, so the errors keep their size
+    kw = {"fast_mode": fast_mode, "raise_exception": False, "seed": 5}
+    assert gradcheck(big, (x,), atol=0.0, rtol=1e-2, **kw)
+    assert not gradcheck(big, (x,), atol=1e-2, rtol=0.0, **kw)
+    assert gradcheck(small, (x,), atol=1e-2, rtol=0.0, **kw)
+    assert not gradcheck(small, (x,), atol=0.0, rtol=1e-2, **kw)
+    assert not gradcheck(big, (x,), atol=0.0, rtol=1e-3, **kw)
+    assert gradgradcheck(lambda a: a * a * 100.0, (x,), atol=0.0, rtol=1e-6, **kw)
