@@ -247,7 +247,8 @@ def tests_for(module: str, top_function: str) -> list[str]:
     if module in _OPS_MODULES and top_function[:1].isupper():  # a Function class: its op
         name = top_function.lower()
         return [f"tests/test_ops.py -k \"((test_matches_torch and f64) or test_bad_input_raises)"
-                f" and {name}\"", "?" + _OPS_QUICK]
+                f" and {name}\"", "?" + _OPS_QUICK,
+                f"tests/test_nan_propagation.py -k {name}"]
     if module in KERNEL_MODULES:
         tests = list(KERNEL_MODULES[module])
         for key, files in KERNEL_TESTS.items():
@@ -465,6 +466,20 @@ def summarize(mutants: list[Mutant]) -> dict:
     return per
 
 
+def _merge_into(out, m: Mutant) -> None:
+    """Replace mutant ``m.id`` in the report at ``out`` (a re-run after adding tests)."""
+    with open(out + ".json") as f:
+        data = json.load(f)
+    old = [Mutant(**{k: v for k, v in d.items() if k in Mutant.__dataclass_fields__})
+           for d in data["mutants"]]
+    m.note = m.note or f"re-run {time.strftime('%H:%M', time.gmtime())}"
+    merged = [m if o.id == m.id else o for o in old]
+    if m.id not in {o.id for o in old}:
+        merged.append(m)
+    data["meta"].setdefault("reruns", []).append(m.id)
+    write_report(merged, out, data["meta"])
+
+
 def write_report(mutants, out, meta):
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     per = summarize(mutants)
@@ -491,6 +506,15 @@ def write_report(mutants, out, meta):
             change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
             lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | "
                          f"{m.note.replace('|', '/') or 'UNEXPLAINED'} |")
+    reruns = [m for m in mutants if m.id in set(meta.get("reruns", ()))
+              and m.status != "survived"]
+    if reruns:
+        lines += ["", "## Survivors of the first pass, re-run after adding tests", "",
+                  "| mutant | change | now | killed by |", "|---|---|---|---|"]
+        for m in reruns:
+            change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
+            lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
+                         f"{m.killed_by.replace('|', '/')} |")
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -509,6 +533,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-fork", action="store_true",
                     help="start a fresh interpreter per pytest run (slower, fully isolated)")
     ap.add_argument("--explain", help="JSON {mutant id: reason} attached to survivors")
+    ap.add_argument("--update", action="store_true",
+                    help="with --ids: replace those mutants in the existing --out report")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks/results/mutation-report"))
     args = ap.parse_args(argv)
 
