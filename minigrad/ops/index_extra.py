@@ -248,7 +248,6 @@ def scatter(x, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
 
 def scatter_add(x, dim, index, src):
     """``x`` plus ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
-    Tensor = type(x)
     idx = _index_array(index, "scatter_add")
     d = _dim(dim, x.ndim, "scatter_add")
     _check_scatter("scatter_add", x, d, idx, tuple(src.shape))

@@ -1,4 +1,4 @@
-"""Scans and order statistics: cumsum, cumprod (primitives), prod, sort, argsort, topk,
+"""Scans and order statistics: cumsum, cumprod, prod (primitives), sort, argsort, topk,
 kthvalue, median (composed).
 
 Order statistics are a sort (raw index arrays, no gradient) followed by ``gather``: the
@@ -15,6 +15,7 @@ import numpy as np
 from ..autograd import Function, OpIndexError
 from ..backend import get_array_module
 from .reduce import normalize_dims
+from .shape import Pad
 
 
 def _dim(dim, ndim, op):
@@ -90,7 +91,49 @@ def _cumprod_jvp(cls, args, kwargs, outs, tan):
     return ((t.unsqueeze(d + 1) * C).masked_fill(~upper, 0.0).sum(d),)
 
 
-JVP = {Cumprod: _cumprod_jvp}
+def _exclusive_products(a, d):
+    """prod_{j != k} a_j for every k along d, without dividing (exact where a has zeros):
+    the product of everything before k (a shifted cumprod) times everything after it."""
+    n = a.shape[d]
+    pad_front = [0, 0] * (a.ndim - d - 1) + [1, 0]
+    ones_front = Pad.apply(a.narrow(d, 0, n - 1), tuple(pad_front), 1.0)  # 1, a_0 .. a_n-2
+    before = Cumprod.apply(ones_front, d)
+    ones_back = Pad.apply(_flip(a, d).narrow(d, 0, n - 1), tuple(pad_front), 1.0)
+    after = _flip(Cumprod.apply(ones_back, d), d)
+    return before * after
+
+
+class Prod(Function):
+    """The product along one dim (kept, size 1). Backward as PyTorch: grad * out / a when no
+    element is zero, else the exact product of the other elements."""
+
+    @staticmethod
+    def forward(ctx, a, dim):
+        out = get_array_module(a).prod(a, axis=dim, keepdims=True).astype(a.dtype, copy=False)
+        ctx.save_for_backward(a, out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_tensors
+        return grad * _prod_others(a, out, ctx.dim), None
+
+
+def _prod_others(a, out, d):
+    if a.shape[d] == 1:
+        return a * 0.0 + 1.0
+    if not bool((a._data == 0).any()):
+        return out / a
+    return _exclusive_products(a, d)
+
+
+def _prod_jvp(cls, args, kwargs, outs, tan):
+    a, d = args
+    return ((tan(0) * _prod_others(a, outs[0], d)).sum(d, keepdim=True),)
+
+
+JVP = {Cumprod: _cumprod_jvp, Prod: _prod_jvp}
 LINEAR = {Cumsum}
 
 
@@ -112,14 +155,13 @@ def cumprod(x, dim, *, dtype=None):
 
 
 def prod(x, dim=None, keepdim=False, *, dtype=None):
-    """The product along ``dim`` (every element for None): the last entry of cumprod, whose
-    backward handles zeros exactly."""
+    """The product along ``dim`` (every element for None); see :class:`Prod`."""
     x = _acc_dtype(x, dtype)
     if dim is None:
         flat = x.reshape(-1)
         if flat.shape[0] == 0:
             return (flat.sum() * 0 + 1).to(x.dtype)
-        return Cumprod.apply(flat, 0)[-1]
+        return Prod.apply(flat, 0).reshape(())
     if not isinstance(dim, int):
         raise TypeError(f"prod: dim must be an int, got {dim!r}")
     d = _dim(dim, x.ndim, "prod")
@@ -128,7 +170,7 @@ def prod(x, dim=None, keepdim=False, *, dtype=None):
     if x.shape[d] == 0:
         out = x.sum(d, keepdim=keepdim) * 0 + 1
         return out.to(x.dtype)
-    out = Cumprod.apply(x, d).narrow(d, x.shape[d] - 1, 1)
+    out = Prod.apply(x, d)
     return out if keepdim else out.squeeze(d)
 
 

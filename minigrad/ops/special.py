@@ -111,7 +111,8 @@ def polygamma_array(n: int, a):
     with np.errstate(all="ignore"):
         y = x.copy()
         zeta = np.zeros_like(y)
-        steps = int(max(0.0, _SHIFT - float(np.nanmin(y)))) + 1 if y.size else 0
+        finite = y[np.isfinite(y)]
+        steps = int(max(0.0, _SHIFT - float(finite.min()))) + 1 if finite.size else 0
         for _ in range(steps):  # zeta(s, y) = y^-s + zeta(s, y + 1)
             small = y < _SHIFT
             if not small.any():
@@ -128,7 +129,9 @@ def polygamma_array(n: int, a):
             rising *= (s + 2 * j - 1) * (s + 2 * j)
             fact *= (2 * j + 1) * (2 * j + 2)
         res = (-1.0) ** (n + 1) * math.factorial(n) * (zeta + tail)
-        res = np.where((x <= 0) & (x == np.floor(x)), np.inf if n % 2 else np.nan, res)
+        # poles at 0, -1, -2, ...: of order n + 1, with the sign of (-1)^(n+1) n! / x^(n+1)
+        res = np.where((x <= 0) & (x == np.floor(x)), np.inf if n % 2 else -np.inf, res)
+        res = np.where(x == np.inf, 0.0, np.where(x == -np.inf, np.nan, res))
     return res.astype(a.dtype, copy=False)
 
 
