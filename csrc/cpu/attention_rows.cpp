@@ -153,11 +153,29 @@ RowDims check_rows(const char* op, const py::array& s, const py::object& mask, D
 }
 
 void check_i0(const char* op, const RowDims& d, std::int64_t i0) {
-    if (i0 < 0 || (d.has_mask && i0 + d.R > d.L)) {
+    const CheckedInt end = CheckedInt(i0) + d.R;  // i0 + R, overflow-checked (common.h)
+    if (end.overflowed()) {
+        throw py::value_error(std::string(op) + ": rows [i0, i0 + R) = [" + std::to_string(i0) +
+                              ", " + std::to_string(i0) + " + " + std::to_string(d.R) +
+                              ") overflow int64");
+    }
+    if (i0 < 0 || (d.has_mask && end.value() > d.L)) {
         throw py::value_error(std::string(op) + ": rows [" + std::to_string(i0) + ", " +
-                              std::to_string(i0 + d.R) + ") fall outside the mask's " +
+                              std::to_string(end.value()) + ") fall outside the mask's " +
                               std::to_string(d.L) + " rows");
     }
+}
+
+// s (and dp) are overwritten in place: no argument may share their memory.
+void check_rows_disjoint(const char* op, const py::array& s, const py::object& mask,
+                         std::vector<ArgBuffer> more) {
+    py::array m;
+    more.push_back({"s", &s, true});
+    if (!mask.is_none()) {
+        m = mask.cast<py::array>();
+        more.push_back({"mask", &m, false});
+    }
+    check_no_overlap(op, more);
 }
 
 }  // namespace
@@ -168,6 +186,7 @@ py::array attention_rows_forward(const py::array& s, const py::object& mask, dou
     DType dt;
     const RowDims d = check_rows(op, s, mask, &dt);
     check_i0(op, d, i0);
+    check_rows_disjoint(op, s, mask, {});
     const void* mp = d.has_mask ? mask.cast<py::array>().data() : nullptr;
     if (dt == DType::Float32) {
         py::array_t<float> lse({d.B, d.R});
@@ -203,6 +222,7 @@ void attention_rows_backward(const py::array& s, const py::array& dp, const py::
     check_contiguous(op, "lse", lse);
     check_contiguous(op, "D", D);
     if (!dp.writeable()) throw py::value_error(where(op, "dp") + "must be writeable");
+    check_rows_disjoint(op, s, mask, {{"dp", &dp, true}, {"lse", &lse, false}, {"D", &D, false}});
     const void* mp = d.has_mask ? mask.cast<py::array>().data() : nullptr;
     if (dt == DType::Float32) {
         py::gil_scoped_release nogil;

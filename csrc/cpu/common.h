@@ -10,9 +10,17 @@
 //     throw (exceptions cannot leave an OpenMP region) and must not touch Python objects, because
 //     kernels run it with the GIL released (py::gil_scoped_release).
 //   * empty_like(): a fresh C-contiguous output array with the input's shape.
+//   * CheckedInt / check_fits / shape_elements / window_out_size: overflow-checked int64
+//     geometry (conv and pool output sizes, i0 + R, x_shape products) for arguments that come
+//     from Python as arbitrary ints; ValueError instead of a wrapped index.
+//   * pinned_copy / load_once: what a kernel checks and then uses after releasing the GIL is
+//     read once (another Python thread may rewrite the array meanwhile).
+//   * check_no_overlap: in-place kernels refuse buffers that share memory.
 //
 // How it is checked: tests/test_kernels.py calls _C directly with wrong dtypes, non-contiguous
-// arrays and mismatched shapes and expects the exceptions (and messages) defined here.
+// arrays and mismatched shapes and expects the exceptions (and messages) defined here;
+// tests/test_native_safety.py and tests/fuzz_native.py (hypothesis, in a subprocess) call every
+// binding with extreme ints, aliased and malformed arrays, also under ASan/UBSan (.ci/sanitize).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -166,6 +174,199 @@ void parallel_for(std::int64_t n, std::int64_t grain, const Body& body) {
 
 // Elementwise loops: ~32K items per task keeps scheduling overhead far below the work.
 constexpr std::int64_t kElementwiseGrain = 1 << 15;
+
+// ----------------------------------------------------------------------------- checked int64
+// Geometry that arrives as Python ints (stride, padding, dilation, kernel, i0, x_shape) can be
+// anything up to 2**63 - 1, and signed overflow in index math is undefined behaviour that ends
+// as an out-of-bounds read or write.  CheckedInt computes with __builtin_*_overflow and remembers
+// whether any step overflowed; a binding computes its geometry with it and raises ValueError
+// (through check_fits) before any memory is touched.
+class CheckedInt {
+   public:
+    constexpr CheckedInt(std::int64_t v = 0) : v_(v) {}  // NOLINT: implicit from int64 on purpose
+    std::int64_t value() const { return v_; }
+    bool overflowed() const { return overflow_; }
+    // INT64_MAX when overflowed: for sizes that only steer work splitting.
+    std::int64_t saturated() const { return overflow_ ? INT64_MAX : v_; }
+
+    friend CheckedInt operator+(CheckedInt a, CheckedInt b) {
+        CheckedInt r;
+        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '+', &r.v_);
+        return r;
+    }
+    friend CheckedInt operator-(CheckedInt a, CheckedInt b) {
+        CheckedInt r;
+        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '-', &r.v_);
+        return r;
+    }
+    friend CheckedInt operator*(CheckedInt a, CheckedInt b) {
+        CheckedInt r;
+        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '*', &r.v_);
+        return r;
+    }
+    // Floor division for a positive divisor (the only kind geometry divides by).
+    friend CheckedInt floordiv(CheckedInt a, CheckedInt b) {
+        CheckedInt r;
+        r.overflow_ = a.overflow_ || b.overflow_ || b.v_ <= 0;
+        if (!r.overflow_) {
+            r.v_ = a.v_ / b.v_;
+            if (a.v_ % b.v_ != 0 && a.v_ < 0) r.v_ -= 1;
+        }
+        return r;
+    }
+
+   private:
+    static bool op_overflows(std::int64_t a, std::int64_t b, char op, std::int64_t* out) {
+#if defined(__GNUC__) || defined(__clang__)
+        switch (op) {
+            case '+': return __builtin_add_overflow(a, b, out);
+            case '-': return __builtin_sub_overflow(a, b, out);
+            default: return __builtin_mul_overflow(a, b, out);
+        }
+#else
+        const long double r = op == '+' ? (long double)a + b
+                              : op == '-' ? (long double)a - b : (long double)a * b;
+        if (r < (long double)INT64_MIN || r > (long double)INT64_MAX) return true;
+        *out = op == '+' ? a + b : op == '-' ? a - b : a * b;
+        return false;
+#endif
+    }
+    std::int64_t v_ = 0;
+    bool overflow_ = false;
+};
+
+// ValueError "op: <what> overflows int64" when any step of `v` overflowed; else its value.
+inline std::int64_t check_fits(const char* op, const CheckedInt& v, const std::string& what) {
+    if (v.overflowed()) {
+        throw py::value_error(std::string(op) + ": " + what +
+                              " overflows int64: the values are too large");
+    }
+    return v.value();
+}
+
+// Elements of an array of this shape (ValueError for a negative extent or an overflowing
+// count, counted like NumPy: a zero extent makes the product 0 but the others must still fit).
+inline std::int64_t shape_elements(const char* op, const char* arg,
+                                   const std::vector<std::int64_t>& shape) {
+    CheckedInt nonzero = 1;
+    bool empty = false;
+    for (auto v : shape) {
+        if (v < 0) {
+            throw py::value_error(std::string(op) + ": argument '" + arg +
+                                  "' has a negative extent: " +
+                                  shape_str(std::vector<py::ssize_t>(shape.begin(), shape.end())));
+        }
+        if (v == 0) empty = true;
+        else nonzero = nonzero * v;
+    }
+    const auto n = check_fits(op, nonzero * 16,  // 16: room for the bytes of a float64 buffer
+                              std::string("the element count of '") + arg + "' " +
+                                  shape_str(std::vector<py::ssize_t>(shape.begin(), shape.end())));
+    return empty ? 0 : n / 16;
+}
+
+// One spatial dim of a sliding window (conv2d, pooling): the output size
+//   out = floor((size + 2p - d(k-1) - 1) / s) + 1   (ceil with ceil_mode, whose last window must
+//   then start inside the input or its left padding),
+// or -1 when the dilated window does not fit the padded input.  Requires k, s, d >= 1 and
+// p >= 0 (the callers check those with their own messages first).  Also proves that every
+// index the kernels derive from it, -p - s - d <= o*s - p + kk*d, ... <= size + 2p + s + d*k,
+// fits in int64: ValueError naming the op, the dim and the values otherwise.
+inline std::int64_t window_out_size(const char* op, const char* dim, std::int64_t size,
+                                    std::int64_t k, std::int64_t s, std::int64_t p,
+                                    std::int64_t d, bool ceil_mode) {
+    const CheckedInt span = CheckedInt(size) + CheckedInt(p) * 2 - CheckedInt(d) * (k - 1) - 1;
+    CheckedInt out = -1;
+    if (!span.overflowed() && span.value() >= 0) {
+        out = floordiv(span + (ceil_mode ? CheckedInt(s) - 1 : CheckedInt(0)), s) + 1;
+        const CheckedInt last_start = (out - 1) * s, limit = CheckedInt(size) + p;
+        if (ceil_mode && !last_start.overflowed() && !limit.overflowed() &&
+            last_start.value() >= limit.value()) {
+            out = out - 1;  // the last window would start in the right padding: drop it
+        }
+    }
+    // the largest magnitude any kernel index expression reaches
+    const CheckedInt bound = CheckedInt(size) + CheckedInt(p) * 2 + s + CheckedInt(d) * k +
+                             (span.overflowed() || span.value() < 0 ? CheckedInt(0)
+                                                                    : (out - 1) * s) + 1;
+    if (span.overflowed() || out.overflowed() || bound.overflowed()) {
+        std::ostringstream m;
+        m << op << ": the window along " << dim << " (input size " << size << ", kernel " << k
+          << ", stride " << s << ", padding " << p << ", dilation " << d
+          << ") gives indices that overflow int64: the values are too large";
+        throw py::value_error(m.str());
+    }
+    return out.value();
+}
+
+// ----------------------------------------------------------------------------- GIL and aliasing
+// Kernels run with the GIL released, so another Python thread may rewrite any input meanwhile.
+// Values that decide WHERE memory is read or written (class indices, argmax indices) must be
+// checked and used from one read: either a private copy taken with the GIL held (pinned_copy),
+// or one load per use (load_once: a relaxed atomic load, a plain mov on x86, which the compiler
+// may not repeat after the check).  Float data may change under a racing writer (then the result
+// is whatever it read), never the addresses.
+template <typename T>
+std::vector<T> pinned_copy(const py::array& a) {
+    const T* p = static_cast<const T*>(a.data());
+    return std::vector<T>(p, p + a.size());
+}
+
+template <typename T>
+inline T load_once(const T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+#else
+    return *static_cast<const volatile T*>(p);
+#endif
+}
+
+// In-place kernels read some buffers and write others; when two of them share memory the
+// result depends on the loop order (or races across threads).  ValueError naming both
+// arguments when a written array overlaps any other one (read-only arrays may alias each
+// other).  Arrays must be C-contiguous (checked before); empty arrays never overlap.
+struct ArgBuffer {
+    std::string name;
+    const py::array* array;
+    bool written;
+};
+
+inline void check_no_overlap(const char* op, const std::vector<ArgBuffer>& args) {
+    struct Span {
+        std::uintptr_t lo, hi;
+        std::size_t arg;
+    };
+    std::vector<Span> spans;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const py::array& a = *args[i].array;
+        if (a.size() == 0) continue;
+        const auto lo = reinterpret_cast<std::uintptr_t>(a.data());
+        spans.push_back({lo, lo + static_cast<std::uintptr_t>(a.nbytes()), i});
+    }
+    std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) { return x.lo < y.lo; });
+    std::uintptr_t end_any = 0, end_written = 0;
+    std::size_t last_any = 0, last_written = 0;
+    for (const Span& s : spans) {
+        const bool w = args[s.arg].written;
+        std::size_t other = args.size();
+        if (s.lo < end_written) other = last_written;
+        else if (w && s.lo < end_any) other = last_any;
+        if (other != args.size()) {
+            throw py::value_error(std::string(op) + ": arguments '" + args[other].name +
+                                  "' and '" + args[s.arg].name +
+                                  "' share memory, but one of them is written in place; pass "
+                                  "separate arrays (e.g. a .copy())");
+        }
+        if (s.hi > end_any) {
+            end_any = s.hi;
+            last_any = s.arg;
+        }
+        if (w && s.hi > end_written) {
+            end_written = s.hi;
+            last_written = s.arg;
+        }
+    }
+}
 
 
 // float32: a branch-free exp (Cephes' expf: range reduction by ln 2, degree-6 polynomial,

@@ -6,7 +6,9 @@
 //   col2im(cols, x_shape, KH, KW, stride, padding, dilation) -> dx (N, C, H, W)
 //       the adjoint: every cols entry is added back to the pixel im2col read it from.
 //
-// OH = (H + 2*pH - dH*(KH-1) - 1) / sH + 1 (floor), likewise OW.  The matmul of conv2d stays in
+// OH = (H + 2*pH - dH*(KH-1) - 1) / sH + 1 (floor), likewise OW, computed overflow-checked by
+// window_out_size (common.h), which also proves every index below fits in int64 (ValueError
+// otherwise: a stride of 2**63-1 once wrapped valid_range and wrote before the output).  The matmul of conv2d stays in
 // BLAS through NumPy (minigrad/kernels/cpp.py); only the unfold/fold are here.
 // Algorithm: one task per (n, c) plane, OpenMP over planes with the GIL released.  For each
 // (kh, kw, oh) row the range of ow that lands inside the input is computed once, so the inner
@@ -14,7 +16,8 @@
 // plane serially in a fixed order, so results do not depend on the thread count.
 // Checked by: tests/test_kernels.py against minigrad/kernels/reference.py (im2col/col2im) on
 // random shapes with size-1 and prime extents, odd strides/padding/dilation, both dtypes,
-// OMP_NUM_THREADS=1 vs 2, and with invalid arguments.
+// OMP_NUM_THREADS=1 vs 2, and with invalid arguments; tests/test_native_safety.py and
+// tests/fuzz_native.py with extreme geometry (also under ASan/UBSan: .ci/sanitize).
 #include <pybind11/stl.h>
 
 #include <array>
@@ -53,14 +56,17 @@ ConvGeom conv_geometry(const char* op, std::int64_t N, std::int64_t C, std::int6
     }
     ConvGeom g{N, C, H, W, KH, KW, 0, 0, stride[0], stride[1], padding[0], padding[1],
                dilation[0], dilation[1]};
-    g.OH = (H + 2 * g.pH - g.dH * (KH - 1) - 1) / g.sH + 1;
-    g.OW = (W + 2 * g.pW - g.dW * (KW - 1) - 1) / g.sW + 1;
-    if (H + 2 * g.pH - g.dH * (KH - 1) - 1 < 0 || W + 2 * g.pW - g.dW * (KW - 1) - 1 < 0) {
+    shape_elements(op, "x_shape", {N, C, H, W});
+    // overflow-checked (common.h): every index the kernels derive below fits in int64
+    g.OH = window_out_size(op, "H", H, KH, g.sH, g.pH, g.dH, false);
+    g.OW = window_out_size(op, "W", W, KW, g.sW, g.pW, g.dW, false);
+    if (g.OH < 0 || g.OW < 0) {
         s << "kernel (" << KH << ", " << KW << ") with dilation (" << g.dH << ", " << g.dW
           << ") does not fit the padded input of shape (" << N << ", " << C << ", " << H << ", "
           << W << ") with padding (" << g.pH << ", " << g.pW << ")";
         throw py::value_error(s.str());
     }
+    shape_elements(op, "cols", {N, C, KH, KW, g.OH, g.OW});
     return g;
 }
 
@@ -97,14 +103,18 @@ void im2col_impl(const T* x, T* cols, const ConvGeom& g) {
                             std::fill(cp, cp + g.OW, T(0));
                             continue;
                         }
-                        const T* row = xp + ih * g.W + w_off;  // row[ow*sW] = x[ih, iw]
                         std::fill(cp, cp + ow_lo, T(0));
-                        if (g.sW == 1) {
-                            std::memcpy(cp + ow_lo, row + ow_lo, (ow_hi - ow_lo) * sizeof(T));
-                        } else {
-                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow) cp[ow] = row[ow * g.sW];
-                        }
                         std::fill(cp + ow_hi, cp + g.OW, T(0));
+                        if (ow_lo == ow_hi) continue;
+                        // x[ih, ow*sW + w_off] for ow in [ow_lo, ow_hi): an index, not a pointer
+                        // (xp + w_off may lie far outside the array for a huge padding)
+                        const T* first = xp + ih * g.W + (ow_lo * g.sW + w_off);
+                        if (g.sW == 1) {
+                            std::memcpy(cp + ow_lo, first, (ow_hi - ow_lo) * sizeof(T));
+                        } else {
+                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow)
+                                cp[ow] = first[(ow - ow_lo) * g.sW];
+                        }
                     }
                 }
             }
@@ -128,12 +138,14 @@ void col2im_impl(const T* cols, T* dx, const ConvGeom& g) {
                     for (std::int64_t oh = 0; oh < g.OH; ++oh, cp += g.OW) {
                         const std::int64_t ih = oh * g.sH - g.pH + kh * g.dH;
                         if (ih < 0 || ih >= g.H) continue;
-                        T* row = dp + ih * g.W + w_off;
+                        if (ow_lo == ow_hi) continue;
+                        T* first = dp + ih * g.W + (ow_lo * g.sW + w_off);  // as in im2col
                         if (g.sW == 1) {
-                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow) row[ow] += cp[ow];
+                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow)
+                                first[ow - ow_lo] += cp[ow];
                         } else {
                             for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow)
-                                row[ow * g.sW] += cp[ow];
+                                first[(ow - ow_lo) * g.sW] += cp[ow];
                         }
                     }
                 }

@@ -13,10 +13,11 @@
 // Algorithm: one pass per row (max, then exp-sum with the picked and smoothing terms), OpenMP
 // over rows with the GIL released; sums are accumulated in double for both dtypes.  The
 // backward recomputes p from the saved lse, so nothing (M, C) is kept between the passes.
-// Targets are range-checked serially before the parallel region (IndexError naming the op, the
-// class count and the bad value).  Checked by: tests/test_loss_fused.py against
-// minigrad/kernels/reference.py and PyTorch (values, gradients, double backward), and with
-// invalid arguments passed to _C directly.
+// Targets are copied and range-checked serially before the parallel region (IndexError naming
+// the op, the class count and the bad value); the kernels read the checked copy.
+// Checked by: tests/test_loss_fused.py against minigrad/kernels/reference.py and PyTorch
+// (values, gradients, double backward), and with invalid arguments passed to _C directly;
+// tests/test_native_safety.py rewrites the target from another thread during the call.
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -37,7 +38,7 @@ struct CeArgs {
 // Validate logits, target and weight (and target range); shared by forward and backward.
 CeArgs check_ce(const char* op, const py::array& logits, const py::array& target,
                 const py::object& weight, std::int64_t ignore_index, double label_smoothing,
-                std::optional<py::array>& weight_arr) {
+                std::optional<py::array>& weight_arr, std::vector<std::int64_t>& target_copy) {
     CeArgs a;
     a.dtype = check_float_dtype(op, "logits", logits);
     check_ndim(op, "logits", logits, 2);
@@ -65,7 +66,10 @@ CeArgs check_ce(const char* op, const py::array& logits, const py::array& target
         throw py::value_error(std::string(op) + ": label_smoothing must be in [0, 1], got " +
                               std::to_string(label_smoothing));
     }
-    const std::int64_t* t = static_cast<const std::int64_t*>(target.data());
+    // The kernels run with the GIL released, when another thread may rewrite `target`: they
+    // index with this private copy, the one that is range-checked here (common.h pinned_copy).
+    target_copy = pinned_copy<std::int64_t>(target);
+    const std::int64_t* t = target_copy.data();
     for (std::int64_t i = 0; i < a.M; ++i) {
         if (t[i] != ignore_index && (t[i] < 0 || t[i] >= a.C)) {
             throw py::index_error(std::string(op) + ": target " + std::to_string(t[i]) +
@@ -162,8 +166,10 @@ py::tuple cross_entropy_forward(const py::array& logits, const py::array& target
                                 double label_smoothing) {
     const char* op = "cross_entropy_forward";
     std::optional<py::array> warr;
-    const CeArgs a = check_ce(op, logits, target, weight, ignore_index, label_smoothing, warr);
-    const auto* t = static_cast<const std::int64_t*>(target.data());
+    std::vector<std::int64_t> target_copy;
+    const CeArgs a = check_ce(op, logits, target, weight, ignore_index, label_smoothing, warr,
+                              target_copy);
+    const std::int64_t* t = target_copy.data();  // checked, and private to this call
     if (a.dtype == DType::Float32) {
         py::array_t<float> losses(std::vector<py::ssize_t>{a.M}),
             lse(std::vector<py::ssize_t>{a.M});
@@ -194,7 +200,9 @@ py::array cross_entropy_backward(const py::array& dlosses, const py::array& logi
                                  double label_smoothing) {
     const char* op = "cross_entropy_backward";
     std::optional<py::array> warr;
-    const CeArgs a = check_ce(op, logits, target, weight, ignore_index, label_smoothing, warr);
+    std::vector<std::int64_t> target_copy;
+    const CeArgs a = check_ce(op, logits, target, weight, ignore_index, label_smoothing, warr,
+                              target_copy);
     for (auto [name, arr] : {std::pair<const char*, const py::array*>{"dlosses", &dlosses},
                              {"lse", &lse}}) {
         check_float_dtype(op, name, *arr);
@@ -202,7 +210,7 @@ py::array cross_entropy_backward(const py::array& dlosses, const py::array& logi
         check_shape(op, name, *arr, {a.M});
         check_contiguous(op, name, *arr);
     }
-    const auto* t = static_cast<const std::int64_t*>(target.data());
+    const std::int64_t* t = target_copy.data();  // checked, and private to this call
     if (a.dtype == DType::Float32) {
         py::array_t<float> dx(std::vector<py::ssize_t>{a.M, a.C});
         const float* w = a.weight ? static_cast<const float*>(a.weight->data()) : nullptr;

@@ -82,6 +82,20 @@ void check_lengths(const char* op, std::size_t n, const char* name, const py::li
     }
 }
 
+// Every in-place buffer must be disjoint from every other argument (a parameter listed twice,
+// or a state buffer that is the parameter itself, would be updated twice or in a race).
+void check_lists_disjoint(const char* op, const std::vector<std::vector<py::array>*>& lists,
+                          const std::vector<const char*>& names, const std::vector<bool>& written) {
+    std::vector<ArgBuffer> args;
+    for (std::size_t l = 0; l < lists.size(); ++l) {
+        for (std::size_t i = 0; i < lists[l]->size(); ++i) {
+            args.push_back({std::string(names[l]) + "[" + std::to_string(i) + "]",
+                            &(*lists[l])[i], written[l]});
+        }
+    }
+    check_no_overlap(op, args);
+}
+
 template <typename T>
 T* ptr(const py::array& a) {
     return static_cast<T*>(const_cast<void*>(a.data()));
@@ -263,6 +277,8 @@ void sgd_step(const py::list& params, const py::list& grads, py::list momentum_b
             m.push_back(list_item(op, "momentum_buffers", momentum_buffers, i, p[i], true));
         }
     }
+    check_lists_disjoint(op, {&p, &g, &m}, {"params", "grads", "momentum_buffers"},
+                         {true, false, true});
     if (n == 0) return;
     if (check_float_dtype(op, "params[0]", p[0]) == DType::Float32) {
         sgd_typed<float>(p, g, m, fresh, lr, momentum, dampening, weight_decay, nesterov,
@@ -324,6 +340,9 @@ void adam_step(const py::list& params, const py::list& grads, const py::list& ex
         v.push_back(list_item(op, "exp_avg_sqs", exp_avg_sqs, i, pi, true));
         if (amsgrad) vm.push_back(list_item(op, "max_exp_avg_sqs", vmax_list, i, pi, true));
     }
+    check_lists_disjoint(op, {&p, &g, &m, &v, &vm},
+                         {"params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"},
+                         {true, false, true, true, true});
     if (n == 0) return;
     if (check_float_dtype(op, "params[0]", p[0]) == DType::Float32) {
         adam_typed<float>(p, g, m, v, vm, steps, lr, beta1, beta2, eps, weight_decay, amsgrad,

@@ -12,7 +12,9 @@
 //
 // OH follows PyTorch (minigrad/kernels/reference.py: pool_output_size): floor or ceil of
 // (H + 2p - d(k-1) - 1)/s + 1, and with ceil_mode the last window must start inside the input
-// or its left padding.  Padding never wins a max and adds zeros to an average.
+// or its left padding (window_out_size in common.h, overflow-checked: ValueError when an index
+// would not fit in int64).  Padding never wins a max and adds zeros to an average.
+// divisor_override must be None or positive (0 is refused, as PyTorch does).
 // Algorithm: one task per (n, c) plane, OpenMP over planes with the GIL released; each plane is
 // read once and written once.  Backward accumulates each plane serially in a fixed order, so
 // results do not depend on the thread count.  Out-of-range indices are reported as ValueError
@@ -40,15 +42,6 @@ struct PoolGeom {
     std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
 };
 
-std::int64_t pool_out(std::int64_t size, std::int64_t k, std::int64_t s, std::int64_t p,
-                      std::int64_t d, bool ceil_mode) {
-    const std::int64_t span = size + 2 * p - d * (k - 1) - 1;
-    if (span < 0) return 0;
-    std::int64_t out = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
-    if (ceil_mode && (out - 1) * s >= size + p) --out;
-    return out;
-}
-
 std::string pair_str(const Pair& p) {
     return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
 }
@@ -64,9 +57,10 @@ PoolGeom pool_geometry(const char* op, const std::vector<py::ssize_t>& x_shape,
         if (v < 0) throw py::value_error(std::string(op) + ": negative extent in x_shape " +
                                          shape_str(x_shape));
     }
+    shape_elements(op, "x_shape", std::vector<std::int64_t>(x_shape.begin(), x_shape.end()));
     if (kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 ||
-        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0 || 2 * padding[0] > kernel[0] ||
-        2 * padding[1] > kernel[1]) {
+        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0 || padding[0] > kernel[0] / 2 ||
+        padding[1] > kernel[1] / 2) {  // p <= k/2 without computing 2p (it may overflow)
         throw py::value_error(std::string(op) +
                               ": need kernel, stride, dilation >= 1 and 0 <= padding <= kernel/2,"
                               " got kernel " + pair_str(kernel) + ", stride " + pair_str(stride) +
@@ -75,8 +69,11 @@ PoolGeom pool_geometry(const char* op, const std::vector<py::ssize_t>& x_shape,
     }
     PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel[0], kernel[1], 0, 0,
                stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-    g.OH = pool_out(g.H, g.KH, g.sH, g.pH, g.dH, ceil_mode);
-    g.OW = pool_out(g.W, g.KW, g.sW, g.pW, g.dW, ceil_mode);
+    // overflow-checked (common.h): every index the kernels derive below fits in int64
+    g.OH = std::max<std::int64_t>(window_out_size(op, "H", g.H, g.KH, g.sH, g.pH, g.dH, ceil_mode),
+                                  0);
+    g.OW = std::max<std::int64_t>(window_out_size(op, "W", g.W, g.KW, g.sW, g.pW, g.dW, ceil_mode),
+                                  0);
     if (g.OH < 1 || g.OW < 1) {
         throw py::value_error(std::string(op) + ": output size (" + std::to_string(g.OH) + ", " +
                               std::to_string(g.OW) + ") is too small for input " +
@@ -85,15 +82,16 @@ PoolGeom pool_geometry(const char* op, const std::vector<py::ssize_t>& x_shape,
     return g;
 }
 
-inline std::int64_t plane_grain(std::int64_t plane_work) {
-    return std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(plane_work, 1));
+inline std::int64_t plane_grain(const CheckedInt& plane_work) {
+    return std::max<std::int64_t>(
+        1, kElementwiseGrain / std::max<std::int64_t>(plane_work.saturated(), 1));
 }
 
 // ----------------------------------------------------------------------------- max pooling
 template <typename T>
 void maxpool_forward_impl(const T* x, T* y, std::int64_t* ind, const PoolGeom& g) {
     const std::int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-    parallel_for(g.N * g.C, plane_grain(OHW * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
+    parallel_for(g.N * g.C, plane_grain(CheckedInt(OHW) * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t plane = b; plane < e; ++plane) {
             const T* xp = x + plane * HW;
             T* yp = y + plane * OHW;
@@ -134,14 +132,14 @@ template <typename T>
 bool maxpool_backward_impl(const T* dy, const std::int64_t* ind, T* dx, std::int64_t N,
                            std::int64_t C, std::int64_t HW, std::int64_t OHW) {
     std::atomic<bool> ok{true};
-    parallel_for(N * C, plane_grain(OHW + HW), [&](std::int64_t b, std::int64_t e) {
+    parallel_for(N * C, plane_grain(CheckedInt(OHW) + HW), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t plane = b; plane < e; ++plane) {
             T* dp = dx + plane * HW;
             const T* gp = dy + plane * OHW;
             const std::int64_t* ip = ind + plane * OHW;
             std::fill(dp, dp + HW, T(0));
             for (std::int64_t i = 0; i < OHW; ++i) {
-                const std::int64_t k = ip[i];
+                const std::int64_t k = load_once(ip + i);  // checked and used: one read
                 if (k < 0 || k >= HW) {
                     ok.store(false, std::memory_order_relaxed);
                     continue;
@@ -172,7 +170,7 @@ inline Span avg_span(std::int64_t o, std::int64_t size, std::int64_t k, std::int
 template <typename T>
 void avgpool_forward_impl(const T* x, T* y, const PoolGeom& g, bool cip, std::int64_t divisor) {
     const std::int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-    parallel_for(g.N * g.C, plane_grain(OHW * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
+    parallel_for(g.N * g.C, plane_grain(CheckedInt(OHW) * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t plane = b; plane < e; ++plane) {
             const T* xp = x + plane * HW;
             T* yp = y + plane * OHW;
@@ -183,7 +181,7 @@ void avgpool_forward_impl(const T* x, T* y, const PoolGeom& g, bool cip, std::in
                     T sum = 0;
                     for (std::int64_t ih = sh.lo; ih < sh.hi; ++ih)
                         for (std::int64_t iw = sw.lo; iw < sw.hi; ++iw) sum += xp[ih * g.W + iw];
-                    const T div = divisor ? T(divisor) : T(sh.count * sw.count);
+                    const T div = divisor ? T(divisor) : T(double(sh.count) * double(sw.count));
                     yp[oh * g.OW + ow] = sum / div;
                 }
             }
@@ -195,7 +193,7 @@ template <typename T>
 void avgpool_backward_impl(const T* dy, T* dx, const PoolGeom& g, bool cip,
                            std::int64_t divisor) {
     const std::int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-    parallel_for(g.N * g.C, plane_grain(OHW * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
+    parallel_for(g.N * g.C, plane_grain(CheckedInt(OHW) * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t plane = b; plane < e; ++plane) {
             T* dp = dx + plane * HW;
             const T* gp = dy + plane * OHW;
@@ -204,7 +202,7 @@ void avgpool_backward_impl(const T* dy, T* dx, const PoolGeom& g, bool cip,
                 const Span sh = avg_span(oh, g.H, g.KH, g.sH, g.pH, cip);
                 for (std::int64_t ow = 0; ow < g.OW; ++ow) {
                     const Span sw = avg_span(ow, g.W, g.KW, g.sW, g.pW, cip);
-                    const T div = divisor ? T(divisor) : T(sh.count * sw.count);
+                    const T div = divisor ? T(divisor) : T(double(sh.count) * double(sw.count));
                     const T v = gp[oh * g.OW + ow] / div;
                     for (std::int64_t ih = sh.lo; ih < sh.hi; ++ih)
                         for (std::int64_t iw = sw.lo; iw < sw.hi; ++iw) dp[ih * g.W + iw] += v;
@@ -221,11 +219,11 @@ void check_dy(const char* op, const py::array& dy, const PoolGeom& g) {
 }
 
 std::int64_t divisor_of(const char* op, const std::optional<std::int64_t>& d) {
-    if (d && *d < 0) {
-        throw py::value_error(std::string(op) + ": divisor_override must be positive, got " +
-                              std::to_string(*d));
+    if (d && *d <= 0) {  // PyTorch: "divisor must be not zero"; a negative one is refused too
+        throw py::value_error(std::string(op) + ": divisor_override must be positive or None, "
+                              "got " + std::to_string(*d));
     }
-    return d ? *d : 0;  // 0 (or None): use the window count, as the reference does
+    return d ? *d : 0;  // None: the window count
 }
 
 }  // namespace

@@ -35,8 +35,30 @@ def _contiguous(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def _pair(v):
-    return (int(v[0]), int(v[1]))
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(op, name, v):
+    """``int(v)``, or a ValueError naming the op when it does not fit the kernels' int64 (pybind11
+    would raise a TypeError listing the whole signature instead)."""
+    v = int(v)
+    if not INT64_MIN <= v <= INT64_MAX:
+        raise ValueError(f"{op}: {name} {v} does not fit in int64")
+    return v
+
+
+def _pair(v, op, name):
+    return (_int64(op, name, v[0]), _int64(op, name, v[1]))
+
+
+def _shape(v, op):
+    return tuple(_int64(op, "x_shape", s) for s in v)
+
+
+def _divisor(divisor_override, op):
+    # 0 is refused by _C (as by PyTorch), not turned into None (the window count)
+    return None if divisor_override is None else _int64(op, "divisor_override",
+                                                         divisor_override)
 
 
 # ----------------------------------------------------------------------------- relu
@@ -67,13 +89,17 @@ def bias_relu_backward(dy, y):
 
 # ----------------------------------------------------------------------------- conv2d
 def im2col(x, KH, KW, stride, padding, dilation):
-    return _C.im2col(_contiguous(x), int(KH), int(KW), _pair(stride), _pair(padding),
-                     _pair(dilation))
+    op = "im2col"
+    return _C.im2col(_contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
+                     _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                     _pair(dilation, op, "dilation"))
 
 
 def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
-    return _C.col2im(_contiguous(cols), tuple(int(s) for s in x_shape), int(KH), int(KW),
-                     _pair(stride), _pair(padding), _pair(dilation))
+    op = "col2im"
+    return _C.col2im(_contiguous(cols), _shape(x_shape, op), _int64(op, "KH", KH),
+                     _int64(op, "KW", KW), _pair(stride, op, "stride"),
+                     _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
@@ -92,33 +118,40 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
 
 # ----------------------------------------------------------------------------- pooling
 def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
-    check_float("maxpool2d_forward", x=x)
-    return _C.maxpool2d_forward(_contiguous(x), _pair(kernel), _pair(stride), _pair(padding),
-                                _pair(dilation), bool(ceil_mode))
+    op = "maxpool2d_forward"
+    check_float(op, x=x)
+    return _C.maxpool2d_forward(_contiguous(x), _pair(kernel, op, "kernel"),
+                                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                                _pair(dilation, op, "dilation"), bool(ceil_mode))
 
 
 def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
-    check_float("maxpool2d_backward", dy=dy)
-    return _C.maxpool2d_backward(_contiguous(dy), _contiguous(indices),
-                                 tuple(int(s) for s in x_shape), _pair(kernel), _pair(stride),
-                                 _pair(padding), _pair(dilation), bool(ceil_mode))
+    op = "maxpool2d_backward"
+    check_float(op, dy=dy)
+    return _C.maxpool2d_backward(_contiguous(dy), _contiguous(indices), _shape(x_shape, op),
+                                 _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
+                                 _pair(padding, op, "padding"), _pair(dilation, op, "dilation"),
+                                 bool(ceil_mode))
 
 
 def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
                       divisor_override):
-    check_float("avgpool2d_forward", x=x)
-    return _C.avgpool2d_forward(_contiguous(x), _pair(kernel), _pair(stride), _pair(padding),
+    op = "avgpool2d_forward"
+    check_float(op, x=x)
+    return _C.avgpool2d_forward(_contiguous(x), _pair(kernel, op, "kernel"),
+                                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
                                 bool(ceil_mode), bool(count_include_pad),
-                                int(divisor_override) if divisor_override else None)
+                                _divisor(divisor_override, op))
 
 
 def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                        divisor_override):
-    check_float("avgpool2d_backward", dy=dy)
-    return _C.avgpool2d_backward(_contiguous(dy), tuple(int(s) for s in x_shape),
-                                 _pair(kernel), _pair(stride), _pair(padding), bool(ceil_mode),
-                                 bool(count_include_pad),
-                                 int(divisor_override) if divisor_override else None)
+    op = "avgpool2d_backward"
+    check_float(op, dy=dy)
+    return _C.avgpool2d_backward(_contiguous(dy), _shape(x_shape, op),
+                                 _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
+                                 _pair(padding, op, "padding"), bool(ceil_mode),
+                                 bool(count_include_pad), _divisor(divisor_override, op))
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -182,11 +215,13 @@ def _weight(weight):
 def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_forward", logits=logits)
     return _C.cross_entropy_forward(_contiguous(logits), _contiguous(target), _weight(weight),
-                                    int(ignore_index), float(label_smoothing))
+                                    _int64("cross_entropy_forward", "ignore_index",
+                                           ignore_index), float(label_smoothing))
 
 
 def cross_entropy_backward(dlosses, logits, target, lse, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_backward", dlosses=dlosses, logits=logits, lse=lse)
     return _C.cross_entropy_backward(_contiguous(dlosses), _contiguous(logits),
                                      _contiguous(target), _contiguous(lse), _weight(weight),
-                                     int(ignore_index), float(label_smoothing))
+                                     _int64("cross_entropy_backward", "ignore_index",
+                                            ignore_index), float(label_smoothing))

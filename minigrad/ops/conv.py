@@ -50,6 +50,26 @@ def _pair(v, name: str, op: str = "conv2d") -> tuple:
     raise ShapeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
 
 
+INT64_MAX = 2**63 - 1
+
+
+def check_window_fits_int64(op, x_shape, kernel, stride, padding, dilation, out_hw) -> None:
+    """ShapeError when an index the kernels derive from this window would overflow int64.
+
+    Python ints never overflow, but the C++/CUDA kernels index in int64: the largest magnitude
+    any of their index expressions reaches is below ``size + 2p + s + d*k + (out-1)*s + 1``
+    per spatial dim (the same bound ``window_out_size`` in csrc/cpu/common.h checks again)."""
+    for i, dim in enumerate("HW"):
+        size, k, s, p, d = x_shape[2 + i], kernel[i], stride[i], padding[i], dilation[i]
+        bound = size + 2 * p + s + d * k + max(out_hw[i] - 1, 0) * s + 1
+        if bound > INT64_MAX:
+            raise ShapeError(
+                f"{op}: kernel_size {tuple(kernel)}, stride {tuple(stride)}, padding "
+                f"{tuple(padding)} and dilation {tuple(dilation)} are too large for input "
+                f"{tuple(x_shape)}: the window indices along {dim} overflow int64"
+            )
+
+
 def check_im2col_size(x_shape, kernel_hw, out_hw, itemsize, op: str = "conv2d") -> None:
     """MemoryError, before allocating, when the im2col buffer would exceed the limit."""
     N, C = x_shape[:2]
@@ -108,6 +128,7 @@ def check_conv2d_args(x_shape, x_dtype, w_shape, w_dtype, b_shape, stride, paddi
         )
     OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
     OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    check_window_fits_int64("conv2d", x_shape, (KH, KW), stride, padding, dilation, (OH, OW))
     return OH, OW
 
 

@@ -19,7 +19,7 @@ from ..autograd import Function, ShapeError
 from ..backend import get_array_module
 from ..kernels.reference import pool_output_size
 from . import kernel
-from .conv import _pair
+from .conv import _pair, check_window_fits_int64
 
 
 def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
@@ -41,6 +41,7 @@ def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
     H, W = x_shape[2:]
     OH = pool_output_size(H, k[0], s[0], p[0], d[0], ceil_mode)
     OW = pool_output_size(W, k[1], s[1], p[1], d[1], ceil_mode)
+    check_window_fits_int64(op, x_shape, k, s, p, d, (OH, OW))
     if OH < 1 or OW < 1:
         raise ShapeError(f"{op}: output size {(OH, OW)} is too small for input {x_shape} "
                          f"(kernel_size {k}, stride {s}, padding {p}, dilation {d})")
