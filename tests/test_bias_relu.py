@@ -171,8 +171,9 @@ def test_kernel_kink_nan_inf(variant):
     y = k.bias_relu_forward(x, bias)
     np.testing.assert_array_equal(y, [[[0.0, 0.0, np.nan], [np.inf, 0.0, 0.5]]])
     dx, dbias = k.bias_relu_backward(np.full_like(x, 2.0), y)
-    np.testing.assert_array_equal(dx, [[[0.0, 0.0, 0.0], [2.0, 0.0, 2.0]]])  # 0 at the kink, NaN
-    np.testing.assert_array_equal(dbias, [0.0, 4.0])
+    # 0 at the kink; a NaN passes the gradient, as PyTorch's relu backward (issue 15)
+    np.testing.assert_array_equal(dx, [[[0.0, 0.0, 2.0], [2.0, 0.0, 2.0]]])
+    np.testing.assert_array_equal(dbias, [2.0, 4.0])
 
 
 @needs_C

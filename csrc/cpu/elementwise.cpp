@@ -1,14 +1,14 @@
 // elementwise.cpp: CPU kernels for elementwise ops (ReLU, bias + ReLU), float32 and float64.
 //
 //   relu_forward(x)       -> y   y[i]  = x[i] < 0 ? 0 : x[i]      (NaN propagates, like NumPy)
-//   relu_backward(dy, x)  -> dx  dx[i] = x[i] > 0 ? dy[i] : 0     (subgradient 0 at x == 0)
+//   relu_backward(dy, x)  -> dx  dx[i] = x[i] <= 0 ? 0 : dy[i]    (0 at x == 0; NaN: dy)
 //
 // Shapes: any shape, including 0-d and empty; inputs must be C-contiguous (the Python wrapper in
 // minigrad/kernels/cpp.py copies views) and share shape and dtype.  Algorithm: one flat loop over
 // the n elements, split across OpenMP threads by parallel_for with the GIL released.
 //
 //   bias_relu_forward(x, bias) -> y            y[n, c, s] = max(x[n, c, s] + bias[c], 0)
-//   bias_relu_backward(dy, y)  -> (dx, dbias)  dx = y > 0 ? dy : 0,  dbias[c] = sum_{n,s} dx
+//   bias_relu_backward(dy, y)  -> (dx, dbias)  dx = y <= 0 ? 0 : dy,  dbias[c] = sum_{n,s} dx
 //
 // Shapes: x, y, dy (N, C, *spatial) with ndim >= 2, viewed as (N, C, S), S = prod(spatial)
 // (S = 1 for (N, C)); bias and dbias (C,); one dtype; C-contiguous.  y is the saved output:
@@ -39,7 +39,7 @@ void relu_forward_impl(const T* x, T* y, std::int64_t n) {
 template <typename T>
 void relu_backward_impl(const T* dy, const T* x, T* dx, std::int64_t n) {
     parallel_for(n, kElementwiseGrain, [=](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) dx[i] = x[i] > T(0) ? dy[i] : T(0);
+        for (std::int64_t i = begin; i < end; ++i) dx[i] = x[i] <= T(0) ? T(0) : dy[i];
     });
 }
 
@@ -89,7 +89,7 @@ Acc bias_relu_backward_row(const T* __restrict dy, const T* __restrict y, T* __r
     for (; s + kLanes <= S; s += kLanes) {
         for (int j = 0; j < kLanes; ++j) {
             const T g = dy[s + j];  // loaded unconditionally: keeps the select branch-free
-            const T d = y[s + j] > T(0) ? g : T(0);
+            const T d = y[s + j] <= T(0) ? T(0) : g;  // NaN passes g
             dx[s + j] = d;
             lanes[j] += Acc(d);
         }
@@ -98,7 +98,7 @@ Acc bias_relu_backward_row(const T* __restrict dy, const T* __restrict y, T* __r
     for (int j = 0; j < kLanes; ++j) sum += lanes[j];
     for (; s < S; ++s) {
         const T g = dy[s];
-        const T d = y[s] > T(0) ? g : T(0);
+        const T d = y[s] <= T(0) ? T(0) : g;
         dx[s] = d;
         sum += Acc(d);
     }
@@ -119,7 +119,7 @@ void bias_relu_backward_impl(const T* __restrict dy, const T* __restrict y, T* _
                 const std::int64_t o = n * C;
                 for (std::int64_t c = c0; c < c1; ++c) {
                     const T g = dy[o + c];
-                    const T d = y[o + c] > T(0) ? g : T(0);
+                    const T d = y[o + c] <= T(0) ? T(0) : g;
                     dx[o + c] = d;
                     acc[c] += Acc(d);
                 }

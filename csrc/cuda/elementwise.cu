@@ -1,7 +1,7 @@
 // elementwise.cu: CUDA kernels for elementwise ops (so far ReLU), float32 and float64.
 //
 //   relu_forward_kernel:  y[i]  = x[i] < 0 ? 0 : x[i]      (NaN propagates, like NumPy)
-//   relu_backward_kernel: dx[i] = x[i] > 0 ? dy[i] : 0     (subgradient 0 at x == 0)
+//   relu_backward_kernel: dx[i] = x[i] <= 0 ? 0 : dy[i]    (0 at x == 0; NaN: dy)
 //
 // Shapes: flat contiguous buffers of n elements (views are made contiguous in
 // minigrad/kernels/cuda.py).  Algorithm: grid-stride loop, 256 threads per block, launched on the
@@ -30,7 +30,7 @@ __global__ void relu_backward_kernel(const T* __restrict__ dy, const T* __restri
     const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
     for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
          i < n; i += stride) {
-        dx[i] = x[i] > T(0) ? dy[i] : T(0);
+        dx[i] = x[i] <= T(0) ? T(0) : dy[i];  // a NaN x passes dy, as PyTorch
     }
 }
 
