@@ -95,7 +95,8 @@ def test_relu_special_values(variant):
     y = k.relu_forward(x)
     np.testing.assert_array_equal(y, [np.nan, np.inf, 0.0, 0.0, 0.0, 1e-310, 0.0])
     dx = k.relu_backward(np.ones_like(x), x)
-    np.testing.assert_array_equal(dx, [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    # NaN passes the gradient, as PyTorch's relu backward (threshold_backward: 0 where x <= 0)
+    np.testing.assert_array_equal(dx, [1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
 
 
 # ----------------------------------------------------------------------------- bad inputs
