@@ -100,12 +100,17 @@ def test_C_col2im_issue_geometry_does_not_corrupt_the_heap():
 
 # ----------------------------------------------------------------------------- pooling
 @needs_C
-@pytest.mark.parametrize("dilation", [(1, BIG), (BIG, 1), (2**62, 2**62)])
-def test_C_maxpool2d_huge_dilation_raises(dilation):
-    expect_error(f"_C.maxpool2d_forward(np.ones((1, 1, 4, 4)), (2, 2), (1, 1), (1, 1), "
+@pytest.mark.parametrize("kernel, padding, dilation", [
+    ((1, 1), (0, 0), (BIG, BIG)),  # before: the window bounds wrapped, y was -inf, not x
+    ((3, 3), (1, 1), (BIG, 1)),    # before: d*(k-1) wrapped to -2, a bogus 8x4 output
+    ((3, 3), (1, 1), (1, 2**62)),
+    ((2, 2), (1, 1), (1, BIG)),
+])
+def test_C_maxpool2d_huge_dilation_raises(kernel, padding, dilation):
+    expect_error(f"_C.maxpool2d_forward(np.ones((1, 1, 4, 4)), {kernel}, (1, 1), {padding}, "
                  f"{dilation}, False)", "ValueError", "maxpool2d_forward")
     expect_error(f"_C.maxpool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), "
-                 f"np.int64), (1, 1, 4, 4), (2, 2), (1, 1), (1, 1), {dilation}, False)",
+                 f"np.int64), (1, 1, 4, 4), {kernel}, (1, 1), {padding}, {dilation}, False)",
                  "ValueError", "maxpool2d_backward")
 
 
