@@ -3,7 +3,7 @@ C++ and CUDA kernels). Reading order: autograd.py, ops/elementwise.py, ops/conv.
 
 import numpy as _np
 
-from . import autograd, data, nn, optim, profiler, utils
+from . import autograd, data, linalg, nn, optim, profiler, utils
 from .autograd import (
     detect_anomaly,
     enable_grad,
@@ -100,4 +100,4 @@ __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8", "bool", "half", "float",
     "double", "int", "long",
 ]
-__all__ += _extra_all
+__all__ += _extra_all + ["linalg"]

@@ -232,6 +232,8 @@ def test_function_forms_and_methods_exist():
     methods = [n for n in names if hasattr(torch.Tensor, n) and n not in ("einsum", "cdist")]
     assert [n for n in methods + ["repeat", "unfold"] if not hasattr(mg.Tensor, n)] == []
     assert callable(nn.functional.unfold) and callable(nn.functional.fold)
+    assert all(callable(getattr(mg.linalg, n)) for n in ("vector_norm", "matrix_norm", "norm",
+                                                         "cross"))
 
 
 @pytest.mark.parametrize("call,exc,pattern", [

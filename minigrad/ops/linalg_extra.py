@@ -301,8 +301,11 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         return a.amax(dims, keepdim)
     if ord == -math.inf:
         return a.amin(dims, keepdim)
-    if ord == 0:
-        return (x != 0).to(x.dtype).sum(dims, keepdim)
+    if ord == 0:  # a count: zero gradient, but part of the graph as in PyTorch
+        from .special import Rounding
+
+        flat = Rounding.apply(x, "sign", 0) * 0.0
+        return ((x != 0).to(x.dtype) + flat).sum(dims, keepdim)
     if ord == 1:
         return a.sum(dims, keepdim)
     if ord == 2:

@@ -326,7 +326,7 @@ class Rounding(Function):
     PyTorch, where the output still requires grad)."""
 
     @staticmethod
-    def forward(ctx, a, how, decimals=0):
+    def forward(ctx, a, how, decimals):
         xp = get_array_module(a)
         if how == "round":
             return xp.round(a, decimals)
