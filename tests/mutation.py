@@ -243,7 +243,12 @@ _OPS_MODULES = {f"minigrad/ops/{n}.py" for n in ("elementwise", "reduce", "shape
 
 def tests_for(module: str, top_function: str) -> list[str]:
     """The pytest argument strings for a mutant; an entry starting with "?" runs only when
-    every earlier one selected no test (a -k filter that matched nothing)."""
+    every earlier one selected no test (a -k filter that matched nothing). The tests written
+    for earlier survivors (tests/test_mutants.py) always run too."""
+    return _tests_for(module, top_function) + ["tests/test_mutants.py"]
+
+
+def _tests_for(module: str, top_function: str) -> list[str]:
     if module in _OPS_MODULES and top_function[:1].isupper():  # a Function class: its op
         name = top_function.lower()
         return [f"tests/test_ops.py -k \"((test_matches_torch and f64) or test_bad_input_raises)"
@@ -480,6 +485,31 @@ def _merge_into(out, m: Mutant) -> None:
     write_report(merged, out, data["meta"])
 
 
+def combine(paths, out, explain_path=None) -> int:
+    explain = json.load(open(explain_path)) if explain_path else {}
+    mutants, metas = {}, []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        metas.append(data["meta"])
+        for d in data["mutants"]:
+            m = Mutant(**{k: v for k, v in d.items() if k in Mutant.__dataclass_fields__})
+            if m.status == "pending" and m.id in mutants:
+                continue  # a run stopped early: keep the other run's result
+            mutants[m.id] = m
+    for m in mutants.values():
+        if m.status == "survived" and m.id in explain:
+            m.note = explain[m.id]
+    ran = [m for m in mutants.values() if m.status != "pending"]
+    meta = {"command": " ; ".join(mm["command"] for mm in metas),
+            "sites": max(mm["sites"] for mm in metas), "seed": metas[0]["seed"],
+            "date": metas[-1]["date"],
+            "source": metas[-1].get("source") or "a HEAD snapshot",
+            "not_run": len(mutants) - len(ran), "runs": metas}
+    write_report(ran, out, meta)
+    return 0
+
+
 def write_report(mutants, out, meta):
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     per = summarize(mutants)
@@ -490,10 +520,14 @@ def write_report(mutants, out, meta):
                                                          "error")}
     lines = ["# Mutation testing report", "",
              f"Command: `{meta['command']}`  ", f"Sampled {len(mutants)} of "
-             f"{meta['sites']} mutants (seed {meta['seed']}); {meta['date']}.", "",
+             f"{meta['sites']} mutants (seed {meta['seed']}); {meta['date']}; mutated: "
+             f"{meta.get('source', '')}." + (f" {meta['not_run']} sampled mutants were not run "
+                                            "(time)." if meta.get("not_run") else ""), "",
              "| module | killed | survived | timeout | not compiled |",
              "|---|---:|---:|---:|---:|"]
     for mod, r in sorted(per.items()):
+        if r["pending"] == sum(r.values()):
+            continue
         lines.append(f"| {mod} | {r['killed']} | {r['survived']} | {r['timeout']} | "
                      f"{r['error']} |")
     lines.append(f"| **total** | {total['killed']} | {total['survived']} | {total['timeout']}"
@@ -506,6 +540,14 @@ def write_report(mutants, out, meta):
             change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
             lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | "
                          f"{m.note.replace('|', '/') or 'UNEXPLAINED'} |")
+    done = [m for m in mutants if m.status in ("killed", "timeout", "error")]
+    if done:
+        lines += ["", "## Killed, timed out, not compiled", "",
+                  "| mutant | change | result | first failing test |", "|---|---|---|---|"]
+        for m in done:
+            change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
+            lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
+                         f"{(m.killed_by or m.note).replace('|', '/')} |")
     reruns = [m for m in mutants if m.id in set(meta.get("reruns", ()))
               and m.status != "survived"]
     if reruns:
@@ -536,7 +578,12 @@ def main(argv=None) -> int:
     ap.add_argument("--update", action="store_true",
                     help="with --ids: replace those mutants in the existing --out report")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks/results/mutation-report"))
+    ap.add_argument("--combine", nargs="+", metavar="JSON",
+                    help="merge finished reports (runs over different modules) into --out; "
+                         "with --explain, attach the reasons to survivors")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out, args.explain)
 
     modules = args.module or MODULES
     for mod in modules:
