@@ -696,10 +696,10 @@ class Tensor:
         return Relu.apply(self)
 
     def maximum(self, other):
-        return Maximum.apply(self, _operand(other, tensor_only=True, like=self))
+        return Maximum.apply(*_promote_tensors(self, _operand(other), self))
 
     def minimum(self, other):
-        return Minimum.apply(self, _operand(other, tensor_only=True, like=self))
+        return Minimum.apply(*_promote_tensors(self, _operand(other), self))
 
     def clamp(self, min=None, max=None):  # noqa: A002
         if min is None and max is None:
@@ -1314,6 +1314,15 @@ def _promote(a, b, true_divide=False):
     return tuple(x.to(dt) if isinstance(x, Tensor) and x.dtype != dt else x for x in (a, b))
 
 
+def _promote_tensors(a, b, like):
+    """Both operands as Tensors of PyTorch's result dtype (Python numbers become 0-d tensors
+    on ``like``'s device), for ops whose kernels want tensors (maximum, minimum, where)."""
+    dt = result_type(a, b)
+    xp = get_array_module(like._data)
+    return tuple((x if x.dtype == dt else x.to(dt)) if isinstance(x, Tensor)
+                 else Tensor(xp.asarray(x, dtype=dt)) for x in (a, b))
+
+
 def _bool_pow_stays_bool(out, a, b):
     """NumPy computes bool ** bool in int8; PyTorch keeps bool."""
     if out.dtype.kind == "i" and result_type(_operand(a), _operand(b)).kind == "b":
@@ -1366,9 +1375,10 @@ def where(condition, input, other):  # noqa: A002
     if cond.dtype != np.bool_:
         cond = Tensor(cond._data.astype(bool))
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
-    a = _operand(input, tensor_only=True, like=like)
-    b = _operand(other, tensor_only=True, like=like)
-    return Where.apply(cond, a, b)
+    if like is None:
+        return Where.apply(cond, _operand(input, tensor_only=True),
+                           _operand(other, tensor_only=True))
+    return Where.apply(cond, *_promote_tensors(_operand(input), _operand(other), like))
 
 
 def cat(tensors, dim=0) -> Tensor:

@@ -177,3 +177,36 @@ def test_load_gives_native_byte_order(tmp_path):
     y = (out["w"] * 2).sum()
     assert float(y.item()) == float(big.sum() * 2)
     assert out["w"].relu().numpy().dtype == np.float32
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum", "where"])
+def test_maximum_minimum_where_promote_like_torch(op):
+    problems = []
+    cond = np.array([True, False, True, False])
+
+    def run(lib, a, b):
+        wrap = torch.from_numpy if lib is torch else mg.tensor
+        ta = wrap(np.array(a)) if isinstance(a, np.ndarray) else a
+        tb = wrap(np.array(b)) if isinstance(b, np.ndarray) else b
+        if op == "where":
+            return lib.where(wrap(cond), ta, tb)
+        return getattr(lib, op)(ta, tb)
+
+    for da in DTYPES:
+        for db in DTYPES + SCALARS:
+            for sb in ((4,), ()):
+                a = _values(da, (4,))
+                b = db if not isinstance(db, str) else _values(db, sb)
+                if op != "where" and not isinstance(b, np.ndarray):
+                    b = _values(np.asarray(b).dtype.name, ())  # torch.maximum wants tensors
+                try:
+                    want = run(torch, a, b)
+                except (RuntimeError, TypeError):
+                    continue
+                got = run(mg, a, b)
+                want_dt = str(want.dtype).replace("torch.", "")
+                if str(got.dtype) != want_dt:
+                    problems.append(f"{op}({_name(a)}, {_name(b)}): {got.dtype}, torch {want_dt}")
+                elif not np.allclose(got.numpy().astype(float), want.numpy().astype(float)):
+                    problems.append(f"{op}({_name(a)}, {_name(b)}): values differ")
+    assert not problems, f"{len(problems)} mismatches:\n" + "\n".join(problems[:40])
