@@ -1308,6 +1308,13 @@ def _promote(a, b, true_divide=False):
     times an int64 tensor stays float32 and gets a float32 gradient). Python numbers stay
     numbers: NumPy treats them as weak, so they take the tensor's dtype. True division of
     integers gives the default float dtype (float32)."""
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb and a._data.dtype == b._data.dtype and (a._data.dtype.kind == "f"
+                                                         or not true_divide):
+        return a, b  # fast path: one dtype already
+    if ta != tb and (a if ta else b)._data.dtype.kind == "f" and isinstance(b if ta else a,
+                                                                           _SCALARS):
+        return a, b  # fast path: a float tensor and a Python number keep the tensor's dtype
     dt = result_type(a, b)
     if true_divide and dt.kind in "biu":
         dt = _FLOAT_DEFAULT
