@@ -428,32 +428,19 @@ def _attention_scores(q, k, mask, scale, is_causal, j0=0):
     return s
 
 
-def _finite_or(x, value):
-    xp = get_array_module(x)
-    return xp.where(xp.isfinite(x), x, value)
-
-
 def _neginf_or(x, value):
     """x with -inf replaced by value: NaN and +inf pass through (they must reach the output)."""
     xp = get_array_module(x)
     return xp.where(x == -xp.inf, value, x)
 
 
-def all_finite(*arrays):
-    """True when every array is free of NaN and inf (kernels skip masked work only then)."""
-    return all(bool(get_array_module(a).isfinite(a).all()) for a in arrays if a is not None)
-
-
 def may_skip_masked(q, k, v, mask, scale):
     """True when skipping causally masked keys cannot change the result: q, k, v and scale
     finite, mask free of NaN and +inf. Otherwise PyTorch's NaN + (-inf) = NaN and
     0 * inf = NaN reach the output, so a kernel must visit every key."""
-    if not (math.isfinite(scale) and all_finite(q, k, v)):
-        return False
-    if mask is None:
-        return True
-    xp = get_array_module(mask)
-    return not bool((xp.isnan(mask) | (mask == xp.inf)).any())
+    xp = get_array_module(q)
+    return math.isfinite(scale) and all(bool(xp.isfinite(a).all()) for a in (q, k, v)) and (
+        mask is None or not bool((xp.isnan(mask) | (mask == xp.inf)).any()))
 
 
 def check_attention(op, q, k, v, mask):
@@ -476,8 +463,7 @@ def attention_forward(q, k, v, mask, scale, is_causal):
     check_attention("attention_forward", q, k, v, mask)
     xp = get_array_module(q)
     s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
-    # (B, L, 1) row max, 0 if all -inf; a NaN or +inf max makes the whole row NaN (PyTorch)
-    m = _neginf_or(s.max(axis=-1, keepdims=True), 0.0)
+    m = _neginf_or(s.max(axis=-1, keepdims=True), 0.0)  # (B, L, 1); NaN/+inf: a NaN row
     with np.errstate(invalid="ignore"):
         p = xp.exp(s - m)  # (B, L, S) unnormalised probabilities
     denom = p.sum(axis=-1, keepdims=True)  # (B, L, 1)
