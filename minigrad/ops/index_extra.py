@@ -137,9 +137,10 @@ def index_select(x, dim, index):
     if idx.ndim > 1:
         raise ShapeError(f"index_select: index must be 0-d or 1-d, got shape {idx.shape}")
     if x.ndim == 0:
-        if idx.size and (idx.min() < -1 or idx.max() > 0):
-            raise OpIndexError("index_select: index out of range for a 0-d tensor")
-        return x.reshape(idx.shape)
+        if idx.size != 1 or idx.min() < -1 or idx.max() > 0:
+            raise OpIndexError(f"index_select: index {idx.tolist()} out of range for a 0-d "
+                               "tensor (one index, 0)")
+        return x * 1
     d = _dim(dim, x.ndim, "index_select")
     n = x.shape[d]
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
@@ -230,25 +231,58 @@ def scatter(x, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
         src = value
     if src is None:
         raise TypeError("scatter: expected src (a tensor) or value (a number)")
+    idx = _index_array(index, "scatter")
+    if x.ndim == 0:  # as a 1-element vector
+        if idx.size != 1:
+            raise OpIndexError(f"scatter: a 0-d input takes one index, got {idx.shape}")
+        one = src.reshape(1) if isinstance(src, Tensor) else src
+        return scatter(x.reshape(1), 0, Tensor(idx.reshape(1)), one, reduce=reduce).reshape(())
     if reduce is not None:
         if reduce not in ("add", "multiply"):
             raise ValueError(f"scatter: reduce must be 'add' or 'multiply', got {reduce!r}")
+        if not isinstance(src, Tensor):
+            src = Tensor(_xp(x).full(tuple(index.shape), src, dtype=x.dtype))
         if reduce == "add":
-            if not isinstance(src, Tensor):
-                src = Tensor(_xp(x).full(tuple(index.shape), src, dtype=x.dtype))
             return scatter_add(x, dim, index, src)
-        raise NotImplementedError("scatter: reduce='multiply' is not supported")
-    idx = _index_array(index, "scatter")
-    d = _dim(dim, x.ndim, "scatter") if x.ndim else 0
+        return _scatter_multiply(x, dim, index, src)
+    d = _dim(dim, x.ndim, "scatter")
     _check_scatter("scatter", x, d, idx, tuple(src.shape) if isinstance(src, Tensor) else None)
     if isinstance(src, Tensor) and src.dtype != x.dtype:
         raise TypeError(f"scatter: expected src dtype {x.dtype}, got {src.dtype}")
-    return Scatter.apply(x, d, Tensor(idx % max(x.shape[d], 1) if x.ndim else idx), src)
+    return Scatter.apply(x, d, Tensor(idx % max(x.shape[d], 1)), src)
+
+
+def _scatter_multiply(x, dim, index, src):
+    """``scatter(reduce='multiply')``: forward only, as in PyTorch (no gradient formula)."""
+    from ..autograd import is_grad_enabled
+
+    if is_grad_enabled() and (x.requires_grad or src.requires_grad):
+        raise NotImplementedError("scatter: reduce='multiply' has no gradient (as in PyTorch); "
+                                  "call it under no_grad() or on tensors without grad")
+    idx = _index_array(index, "scatter")
+    d = _dim(dim, x.ndim, "scatter")
+    _check_scatter("scatter", x, d, idx, tuple(src.shape))
+    xp = _xp(x)
+    out = x._data.copy()
+    part = src._data[tuple(slice(0, s) for s in idx.shape)]
+    key = _along_dim_key(xp, idx % x.shape[d], d)
+    if xp is np:
+        np.multiply.at(out, key, part)
+    else:  # pragma: no cover - CuPy has no multiply.at: repeats are applied one by one
+        for k in np.ndindex(*idx.shape):
+            pos = tuple(int(a[k]) if a.ndim else int(a) for a in
+                        (xp.broadcast_to(c, idx.shape) for c in key))
+            out[pos] *= part[k]
+    return type(x)(out)
 
 
 def scatter_add(x, dim, index, src):
     """``x`` plus ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
     idx = _index_array(index, "scatter_add")
+    if x.ndim == 0:  # one element: index must be 0 (or empty)
+        if idx.size and int(abs(idx).max()) > 0:
+            raise OpIndexError(f"scatter_add: index {idx.tolist()} out of range for a 0-d tensor")
+        return x + src.reshape(()) if idx.size else x * 1
     d = _dim(dim, x.ndim, "scatter_add")
     _check_scatter("scatter_add", x, d, idx, tuple(src.shape))
     if src.dtype != x.dtype:

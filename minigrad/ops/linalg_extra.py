@@ -294,8 +294,12 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     dims = normalize_dims(dim, x.ndim, "vector_norm") if x.ndim else None
     if dims is not None and len(dims) == 0:
         dims = None
-    if x.numel() == 0 and ord in (math.inf, -math.inf) and dims is None:
-        raise ValueError("vector_norm: inf norm of an empty tensor is undefined")
+    reduced = math.prod(x.shape[d] for d in dims) if dims is not None else x.numel()
+    if x.numel() == 0 and reduced > 0:  # an empty result (another dim is 0)
+        return x.sum(dims, keepdim)
+    if reduced == 0 and ord in (math.inf, -math.inf):
+        raise ValueError(f"vector_norm: the {ord} norm over an empty dimension is undefined "
+                         f"(input shape {tuple(x.shape)})")
     a = x.abs()
     if ord == math.inf:
         return a.amax(dims, keepdim)
