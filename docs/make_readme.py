@@ -11,6 +11,7 @@ result files, so that no figure in the README can drift from the file it came fr
     <!-- generated: kernels NAME -->  the kernel benchmark table of benchmarks/results/NAME.json
     <!-- generated: conformance -->  the summary line of docs/conformance.json
     <!-- generated: reverse -->      the reverse-task runs (benchmarks/results/reverse_*.json)
+    <!-- generated: distributed -->  ranks x threads and all-reduce figures
 
 Each generated figure carries the command that produced it and the machine it ran on.
 """
@@ -144,6 +145,39 @@ def reverse_table() -> str:
     return "\n".join(lines)
 
 
+def distributed_table() -> str:
+    """Ranks x threads throughput and all-reduce times, from benchmarks/results/distributed-*."""
+    r1 = _load("distributed-r1.json")
+    meta = r1["meta"]
+    by_config: dict[str, list[float]] = {}
+    for row in r1["rows"]:
+        by_config.setdefault(row["config"], []).append(row["images_per_second"])
+    lines = [
+        f"LeNet, one epoch of {meta['images']:,} synthetic images, {meta['cpu_count']} cores "
+        f"({meta['date']}; {meta['note']}; `python -m benchmarks.distributed_r1`, "
+        "`benchmarks/results/distributed-r1.json`):",
+        "",
+        "| configuration | images/s (each run) |",
+        "|---|---|",
+    ]
+    lines += [f"| {c} | {' / '.join(f'{v:,.0f}' for v in vals)} |"
+              for c, vals in by_config.items()]
+    lines += ["", "All-reduce of float32 buffers, slowest rank, median "
+              "(`mpiexec -n N python -m benchmarks.distributed_allreduce`, "
+              "`benchmarks/results/distributed-allreduce-{2,4}ranks.json`):", "",
+              "| bytes | 2 ranks: mpi4py | 2 ranks: minigrad | 4 ranks: minigrad |",
+              "|---:|---:|---:|---:|"]
+    two = {r["bytes"]: r for r in _load("distributed-allreduce-2ranks.json")["rows"]}
+    four = {r["bytes"]: r for r in _load("distributed-allreduce-4ranks.json")["rows"]}
+    us = lambda r, k: f"{1e6 * r[k]:,.0f} us" if r else "-"  # noqa: E731
+    for size in sorted(two):
+        if size in (4, 4096, 262144, 1048576, 16777216) or size == max(two):
+            lines.append(f"| {size:,} | {us(two[size], 'mpi4py_median_s')} | "
+                         f"{us(two[size], 'minigrad_median_s')} | "
+                         f"{us(four.get(size), 'minigrad_median_s')} |")
+    return "\n".join(lines)
+
+
 def results_table() -> str:
     lines = [
         "| what | minigrad | PyTorch 2.13 (CPU) | ratio | machine | command (result file "
@@ -234,6 +268,8 @@ def expand(line: str) -> str:
     kind, arg = m.groups()
     if kind == "results":
         return results_table()
+    if kind == "distributed":
+        return distributed_table()
     if kind == "reverse":
         return reverse_table()
     if kind == "kernels":
