@@ -24,3 +24,14 @@ def test_gather_accepts_every_negative_index_down_to_minus_n():
         x.gather(1, np.array([[-5], [0], [0]]))
     with pytest.raises(OpIndexError, match="out of range"):
         x.gather(1, np.array([[4], [0], [0]]))
+
+
+# ops/pool.py max_pool2d: _pair(stride, "stride", "max_pool2d") (the mutant swaps the op and
+# argument names in the error)
+def test_max_pool2d_bad_stride_error_names_the_op_and_the_argument():
+    from minigrad.nn import functional as F
+
+    x = mg.randn(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"^max_pool2d: stride must be an int or a pair of "
+                                         r"ints, got \(1, 2, 3\)"):
+        F.max_pool2d(x, 2, stride=(1, 2, 3))
