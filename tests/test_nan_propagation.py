@@ -198,7 +198,6 @@ _KNOWN = {
 _KNOWN_NONSTRICT = {  # ops added while this was written (opinfo_extra): not checked further
     "polygamma-n1-inf": "polygamma(1, inf) differs from PyTorch",
     "clamp_tensor-both-nan": "clamp with tensor bounds: NaN gradient differs from PyTorch",
-    "prod-all-inf": "prod with an inf: gradient differs from PyTorch",
 }
 
 

@@ -139,10 +139,22 @@ def _reduce_extreme(cls, args, kwargs, outs, tan):
     keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
     dims = R.normalize_dims(dim, a.ndim, "max")
     y_keep = y if keepdim else y.reshape(R.keepdim_shape(a.shape, dims))
-    mask = (a == y_keep).to(a.dtype)
+    hit = a == y_keep
+    if getattr(cls, "nan_ties", False):              # max()/min(): a NaN result is the NaNs
+        hit = hit | (a.isnan() & y_keep.isnan())
+    mask = hit.to(a.dtype)
     # the tangent of the (average over tied) extreme elements, as amax's backward splits it
     t = (tan(0) * mask).sum(dims, keepdim=keepdim) / mask.sum(dims, keepdim=keepdim)
     return (t,)
+
+
+def _var(cls, args, kwargs, outs, tan):
+    # d var = 2 / (n - correction) * sum((a - mean) ta), as Var's backward
+    a, dims, correction, keepdim = args
+    n = math.prod(a.shape[d] for d in dims)
+    scale = 2.0 / (n - correction) if n - correction > 0 else float("inf")
+    centered = a - a.mean(dims, keepdim=True)
+    return ((centered * tan(0)).sum(dims, keepdim=keepdim) * scale,)
 
 
 def _softmax(cls, args, kwargs, outs, tan):
@@ -268,6 +280,9 @@ JVP = {
     E.BiasReLU: _bias_relu,
     R.Amax: _reduce_extreme,
     R.Amin: _reduce_extreme,
+    R.MaxAll: _reduce_extreme,
+    R.MinAll: _reduce_extreme,
+    R.Var: _var,
     R.Softmax: _softmax,
     R.LogSoftmax: _log_softmax,
     R.LogSumExp: _logsumexp,
