@@ -721,7 +721,7 @@ class Tensor:
         return MaskedFill.apply(self, Tensor(mask), value)
 
     def sign(self):
-        return Tensor(get_array_module(self._data).sign(self._data))
+        return _extra.sign(self)  # zero gradient, as PyTorch
 
     # comparisons and logic: no gradient
     def _compare(self, other, fn):
@@ -896,11 +896,11 @@ class Tensor:
     def log_softmax(self, dim):
         return LogSoftmax.apply(self, dim)
 
-    def all(self) -> Tensor:
-        return Tensor(get_array_module(self._data).asarray(self._data.all()))
+    def all(self, dim=None, keepdim: bool = False) -> Tensor:
+        return _extra.all(self, dim, keepdim)
 
-    def any(self) -> Tensor:
-        return Tensor(get_array_module(self._data).asarray(self._data.any()))
+    def any(self, dim=None, keepdim: bool = False) -> Tensor:
+        return _extra.any(self, dim, keepdim)
 
     # ------------------------------------------------------------------ shape
     def reshape(self, *shape):
