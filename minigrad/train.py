@@ -103,8 +103,9 @@ def load_cifar(data_dir: str, train: bool, download: bool = False, expected_coun
     except FileNotFoundError:
         raise CLIError(
             f"CIFAR-10 not found in {root}: it needs cifar-10-batches-py/ or "
-            f"cifar-10-python.tar.gz there (e.g. `../shared/datasets/make-cifar10 {root}`); "
-            "point --data-dir at that folder, or add --download on a machine with network"
+            f"cifar-10-python.tar.gz there (copy the official archive, or run `minigrad data "
+            f"convert SRC --out {root}` on images in class folders); point --data-dir at that "
+            "folder, or add --download on a machine with network"
         ) from None
     except DownloadError as e:
         msg = " ".join(str(e).split())
@@ -113,7 +114,7 @@ def load_cifar(data_dir: str, train: bool, download: bool = False, expected_coun
         msg = " ".join(str(e).split())
         raise CLIError(
             f"{msg} -- the CIFAR-10 copy in {root} is unusable: delete it and re-create it "
-            "(`make-cifar10 DIR`, or --download)"
+            "(`minigrad data check DIR` says what is wrong; --download fetches the official copy)"
         ) from e
 
 

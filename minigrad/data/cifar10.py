@@ -12,7 +12,7 @@ Safety and integrity:
   no ``..``, no links, no devices, nothing landing outside ``root``), into a scratch folder
   that is renamed into place only after the content validated;
 * a tarball whose MD5 is the official one is trusted as such; any other copy (for example the
-  one ``make-cifar10`` writes) is accepted only through structural validation: six batch
+  one ``minigrad data convert`` writes) is accepted only through structural validation: six batch
   files, ``b'data'`` uint8 (10000, 3072), ``b'labels'`` 10000 values in 0..9, 50,000 train
   and 10,000 test images. Structural checks also run on every load. Problems raise
   ``ValueError`` naming the file.
@@ -266,8 +266,9 @@ def _no_network_message(url, root, err) -> str:
         f"could not download CIFAR-10 from {url} ({err}). Without network access, put the "
         f"files in place yourself: either the extracted folder "
         f"{os.path.join(root, FOLDER)}/ (data_batch_1..5, test_batch, batches.meta) or the "
-        f"tarball {os.path.join(root, TARBALL)}, for example with "
-        f"`../shared/datasets/make-cifar10 {root}`; or set {URL_ENV} to a reachable mirror"
+        f"tarball {os.path.join(root, TARBALL)} (copy the official archive there, or convert "
+        f"images sorted into class folders with `minigrad data convert SRC --out {root}`); "
+        f"or set {URL_ENV} to a reachable mirror"
     )
 
 
@@ -321,8 +322,8 @@ class CIFAR10(Dataset):
                     raise FileNotFoundError(
                         f"CIFAR-10 not found under {self.root}: expected the folder {folder}/ "
                         f"(data_batch_1..5, test_batch, batches.meta) or the tarball {tarball} "
-                        f"(e.g. made by `../shared/datasets/make-cifar10 {self.root}`), or pass "
-                        "download=True"
+                        f"(the official archive, or `minigrad data convert SRC --out {self.root}` "
+                        "from images in class folders), or pass download=True"
                     )
                 made = _makedirs(self.root)
                 url = url or os.environ.get(URL_ENV) or CIFAR10_URL
