@@ -97,12 +97,12 @@ def logsumexp(x, dim=None, keepdim=False):
     return _t(x).logsumexp(dim, keepdim)
 
 
-def softmax(x, dim):
-    return _t(x).softmax(dim)
+def softmax(x, dim, dtype=None):
+    return _t(x).softmax(dim, dtype)
 
 
-def log_softmax(x, dim):
-    return _t(x).log_softmax(dim)
+def log_softmax(x, dim, dtype=None):
+    return _t(x).log_softmax(dim, dtype)
 
 
 def matmul(a, b):

@@ -30,6 +30,7 @@ from .ops.elementwise import (
     Copy,
     Cos,
     Div,
+    DivRounding,
     Exp,
     Log,
     MaskedFill,
@@ -520,8 +521,8 @@ class Tensor:
     def mul_(self, other) -> Tensor:
         return self._inplace(self * other, "mul_")
 
-    def div_(self, other) -> Tensor:
-        return self._inplace(self / other, "div_")
+    def div_(self, other, *, rounding_mode=None) -> Tensor:
+        return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
 
     def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
         return self._inplace(self.clamp(min, max), "clamp_")
@@ -653,8 +654,17 @@ class Tensor:
     def mul(self, other):
         return self * other
 
-    def div(self, other):
-        return self / other
+    def div(self, other, *, rounding_mode=None):
+        """``self / other``; ``rounding_mode`` 'trunc' or 'floor' rounds the quotient (integer
+        operands then stay integers) and has a zero gradient, as in PyTorch."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', "
+                             f"got {rounding_mode!r}")
+        return DivRounding.apply(*_promote(self, _operand(other)), rounding_mode)
+
+    divide = div
 
     def pow(self, exponent):
         return self**exponent
@@ -807,7 +817,7 @@ class Tensor:
         dims = normalize_dims(dim, self.ndim, "mean")
         n = 1
         for d in dims:
-            n *= self.shape[d]
+            n *= self.shape[d] if self.ndim else 1
         if n == 0:
             import warnings
 
@@ -815,6 +825,10 @@ class Tensor:
         return self.sum(dim, keepdim) / (n if n else float("nan"))
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if isinstance(dim, bool):  # var(unbiased) / var(unbiased, keepdim)?: PyTorch's overload
+            if unbiased is not None and not isinstance(unbiased, bool):
+                raise TypeError(f"var: unbiased must be a bool, got {unbiased!r}")
+            dim, unbiased = None, dim
         if unbiased is not None and correction is not None:
             raise ValueError("var: give either unbiased or correction, not both")
         if correction is None:
@@ -882,6 +896,8 @@ class Tensor:
             return Tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * self.ndim if keepdim
                                                                  else ()))
         (d,) = normalize_dims(dim, self.ndim, name)
+        if self.ndim == 0:  # a 0-d input: index 0, shape () even with keepdim (as PyTorch)
+            return Tensor(xp.zeros((), np.int64))
         out = getattr(xp, name)(self._data, axis=d)
         if keepdim:
             out = xp.expand_dims(out, d)
@@ -890,11 +906,11 @@ class Tensor:
     def logsumexp(self, dim=None, keepdim=False):
         return LogSumExp.apply(self, dim=dim, keepdim=keepdim)
 
-    def softmax(self, dim):
-        return Softmax.apply(self, dim)
+    def softmax(self, dim, dtype=None):
+        return Softmax.apply(self if dtype is None else self.to(dtype), dim)
 
-    def log_softmax(self, dim):
-        return LogSoftmax.apply(self, dim)
+    def log_softmax(self, dim, dtype=None):
+        return LogSoftmax.apply(self if dtype is None else self.to(dtype), dim)
 
     def all(self, dim=None, keepdim: bool = False) -> Tensor:
         return _extra.all(self, dim, keepdim)

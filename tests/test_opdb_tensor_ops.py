@@ -53,7 +53,23 @@ def _outputs(out):
 def _call(name, op, lib, args, kwargs):
     if name == "einsum":  # op_db passes (operands, equation)
         return (torch.einsum if lib is torch else mg.einsum)(args[1], list(args[0]), **kwargs)
-    return (op.op if lib is torch else getattr(mg, name))(*args, **kwargs)
+    if name == "where":  # op_db's where is (self, condition, other)
+        return (torch if lib is torch else mg).where(args[1], args[0], *args[2:], **kwargs)
+    if name == "nn.functional.embedding":  # op_db passes (weight, indices)
+        f = torch.nn.functional.embedding if lib is torch else mg.nn.functional.embedding
+        return f(args[1], args[0], *args[2:], **kwargs)
+    return (op.op if lib is torch else _mg_fn(name))(*args, **kwargs)
+
+
+def _mg_fn(name):
+    """minigrad's callable for an op_db name: ``mg.<name>`` (dotted names such as
+    ``nn.functional.conv2d`` walk the modules), else the Tensor method of the first input."""
+    obj = mg
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return lambda first, *a, **k: getattr(first, name)(*a, **k)
+    return obj
 
 
 def _torch_has_grad(name, op, sample):

@@ -261,6 +261,7 @@ JVP = {
     E.Sub: _binary(lambda a, b, y, ta, tb: _sum_terms([ta, -tb if tb is not None else None], y)),
     E.Mul: _binary(_mul),
     E.Div: _binary(_div),
+    E.DivRounding: lambda cls, args, kwargs, outs, tan: (zeros_like(outs[0]),),  # constant
     E.Pow: _binary(_pow),
     E.Maximum: _binary(lambda a, b, y, ta, tb: _extreme(a, b, y, ta, tb, lambda p, q: p > q)),
     E.Minimum: _binary(lambda a, b, y, ta, tb: _extreme(a, b, y, ta, tb, lambda p, q: p < q)),

@@ -7,6 +7,8 @@ the engine sums it back to each input's shape (``autograd.unbroadcast``).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
 from ..backend import get_array_module
 from . import kernel
@@ -68,6 +70,31 @@ class Div(Function):
         ga = grad / b if da else None  # d(a/b)/da = 1/b
         gb = -grad * a / (b * b) if db else None  # d(a/b)/db = -a/b^2
         return ga, gb
+
+
+class DivRounding(Function):
+    """``div(a, b, rounding_mode='trunc'|'floor')``: piecewise constant, so both gradients are
+    zero (as PyTorch). 'floor' is Python's floor division (``//``), 'trunc' rounds ``a / b``
+    toward zero; integer operands stay integers (exact, no float round trip)."""
+
+    @staticmethod
+    def forward(ctx, a, b, mode):
+        xp = get_array_module(a if hasattr(a, "dtype") else b)
+        if all(getattr(v, "dtype", np.dtype(type(v))).kind in "biu" for v in (a, b)):
+            if (xp.asarray(b) == 0).any():
+                raise ZeroDivisionError(f"div(rounding_mode={mode!r}): integer division by zero")
+            q = xp.floor_divide(a, b)
+            if mode == "trunc":  # floor rounds negative non-exact quotients one below trunc
+                q = q + ((xp.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
+            return q
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return xp.floor_divide(a, b) if mode == "floor" else xp.trunc(a / b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = grad * 0.0
+        return (zero if ctx.needs_input_grad[0] else None,
+                zero if ctx.needs_input_grad[1] else None, None)
 
 
 class Pow(Function):
