@@ -487,11 +487,14 @@ def _merge_into(out, m: Mutant) -> None:
 
 def combine(paths, out, explain_path=None) -> int:
     explain = json.load(open(explain_path)) if explain_path else {}
-    mutants, metas = {}, []
+    mutants, metas, reruns = {}, [], []
     for path in paths:
         with open(path) as f:
             data = json.load(f)
         metas.append(data["meta"])
+        if "--ids" in data["meta"]["command"]:  # a re-run of earlier survivors
+            reruns += [d["id"] for d in data["mutants"]]
+        reruns += data["meta"].get("reruns", [])
         for d in data["mutants"]:
             m = Mutant(**{k: v for k, v in d.items() if k in Mutant.__dataclass_fields__})
             if m.status == "pending" and m.id in mutants:
@@ -504,8 +507,10 @@ def combine(paths, out, explain_path=None) -> int:
     meta = {"command": " ; ".join(mm["command"] for mm in metas),
             "sites": max(mm["sites"] for mm in metas), "seed": metas[0]["seed"],
             "date": metas[-1]["date"],
-            "source": metas[-1].get("source") or "a HEAD snapshot",
-            "not_run": len(mutants) - len(ran), "runs": metas}
+            "source": "; ".join(f"run {i + 1}: " + ("the working tree" if "--from-worktree"
+                                                       in mm["command"] else "a HEAD snapshot")
+                                for i, mm in enumerate(metas)),
+            "not_run": len(mutants) - len(ran), "reruns": reruns}
     write_report(ran, out, meta)
     return 0
 
@@ -518,8 +523,10 @@ def write_report(mutants, out, meta):
                   indent=1)
     total = {k: sum(r[k] for r in per.values()) for k in ("killed", "survived", "timeout",
                                                          "error")}
-    lines = ["# Mutation testing report", "",
-             f"Command: `{meta['command']}`  ", f"Sampled {len(mutants)} of "
+    commands = meta["command"].split(" ; ")
+    lines = ["# Mutation testing report", "", "Commands (in order; later runs replace earlier "
+             "results of the same mutant):" if len(commands) > 1 else "Command:", "",
+             *[f"- `{c}`" for c in commands], "", f"Ran {len(mutants)} of "
              f"{meta['sites']} mutants (seed {meta['seed']}); {meta['date']}; mutated: "
              f"{meta.get('source', '')}." + (f" {meta['not_run']} sampled mutants were not run "
                                             "(time)." if meta.get("not_run") else ""), "",
@@ -660,7 +667,10 @@ def _run(args, argv, modules, root) -> int:
             m.note = explain[m.id]
         print(f"[{n}/{len(chosen)}] {m.status:8s} {m.id}  {m.before!r} -> {m.after!r}  "
               f"{m.killed_by} ({m.seconds} s)", flush=True)
-        write_report(mutants, args.out, meta)
+        if args.update:
+            _merge_into(args.out, m)
+        else:
+            write_report(mutants, args.out, meta)
     per = summarize(mutants)
     print(json.dumps(per, indent=1))
     return 0
