@@ -1038,8 +1038,24 @@ class Tensor:
         return self.split(max(size, 1), dim)
 
     def gather(self, dim, index):
+        """out[..i..] = self[..index[..i..]..] along ``dim``; the output has index's shape. As
+        PyTorch: an empty index gives an empty result (no other check), a 0-d input or index
+        counts as 1-d, and index may be smaller than the input in the other dims."""
         index = index._data if isinstance(index, Tensor) else index
-        d = dim % self.ndim if self.ndim else 0
+        if not hasattr(index, "ndim"):
+            index = np.asarray(index)
+        if index.size == 0:
+            return self.reshape(-1)[:0].reshape(index.shape)
+        if self.ndim == 0 or index.ndim == 0:
+            x = self.reshape(-1) if self.ndim == 0 else self
+            return x.gather(dim, index.reshape(-1)).reshape(index.shape)
+        (d,) = normalize_dims(dim, self.ndim, "gather")
+        if (index.ndim == self.ndim
+                and any(i < n for k, (i, n) in enumerate(zip(index.shape, self.shape))
+                        if k != d)):
+            key = tuple(slice(None) if k == d else slice(0, i)
+                        for k, i in enumerate(index.shape))
+            return self[key].gather(d, index)
         return Gather.apply(self, Tensor(index), d)
 
     def __getitem__(self, key):
@@ -1406,6 +1422,10 @@ def where(condition, input, other):  # noqa: A002
 
 def cat(tensors, dim=0) -> Tensor:
     tensors = list(tensors)
+    # PyTorch's legacy rule: 1-d empty tensors (shape (0,)) are skipped, whatever dim says
+    kept = [t for t in tensors if not (isinstance(t, Tensor) and t.shape == (0,))]
+    if kept and len(kept) < len(tensors):
+        tensors = kept
     return Cat.apply(*tensors, dim=dim)
 
 

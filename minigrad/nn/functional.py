@@ -228,32 +228,53 @@ def _embedding_renorm_(weight: Tensor, idx, max_norm: float, norm_type: float) -
 
 
 # ----------------------------------------------------------------------------- conv / pool
-# Implemented in minigrad/ops (fused kernels); imported on first call.
+# Implemented in minigrad/ops (fused kernels); imported on first call. As PyTorch, each takes
+# an unbatched (C, H, W) input too, and a one-element size tuple (``(2,)``) means both dims.
+def _one(v, empty=None):
+    """PyTorch's expansion of a size argument: (k,) -> k; () -> ``empty``."""
+    if isinstance(v, (tuple, list)):
+        if len(v) == 1:
+            return v[0]
+        if len(v) == 0:
+            return empty
+    return v
+
+
+def _unbatched(fn, input, *args):  # noqa: A002
+    """fn on a (C, H, W) input as a batch of one, the batch dim dropped again."""
+    if not (isinstance(input, Tensor) and input.ndim == 3):
+        return fn(input, *args)
+    out = fn(input.unsqueeze(0), *args)
+    return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
     from ..ops.conv import conv2d as _conv2d
 
-    return _conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return _unbatched(_conv2d, input, weight, bias, _one(stride), _one(padding), _one(dilation),
+                      groups)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
                ceil_mode=False, return_indices=False):
     from ..ops.pool import max_pool2d as _max_pool2d
 
-    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return _unbatched(_max_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
+                      _one(dilation), ceil_mode, return_indices)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
                count_include_pad=True, divisor_override=None):
     from ..ops.pool import avg_pool2d as _avg_pool2d
 
-    return _avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override)
+    return _unbatched(_avg_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
+                      ceil_mode, count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool2d(input, output_size):  # noqa: A002
     from ..ops.pool import adaptive_avg_pool2d as _adaptive_avg_pool2d
 
-    return _adaptive_avg_pool2d(input, output_size)
+    return _unbatched(_adaptive_avg_pool2d, input, output_size)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,

@@ -151,9 +151,12 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # n
     k = _pair(kernel_size, "kernel_size", "avg_pool2d")
     s = k if stride is None or stride == () else _pair(stride, "stride", "avg_pool2d")
     p = _pair(padding, "padding", "avg_pool2d")
-    if divisor_override is not None and divisor_override <= 0:
-        raise ShapeError(f"avg_pool2d: divisor_override must be > 0, got {divisor_override}")
-    y = AvgPool2d.apply(x, k, s, p, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    if divisor_override is not None and divisor_override == 0:
+        raise ShapeError(f"avg_pool2d: divisor_override must not be 0, got {divisor_override}")
+    neg = divisor_override is not None and divisor_override < 0  # PyTorch allows it: sum / d
+    y = AvgPool2d.apply(x, k, s, p, bool(ceil_mode), bool(count_include_pad),
+                        -divisor_override if neg else divisor_override)
+    y = -y if neg else y
     return y.squeeze(0) if squeeze else y
 
 
