@@ -46,20 +46,31 @@ def full(size, fill_value, dtype=None, device="cpu", requires_grad=False) -> Ten
     return _make(arr, requires_grad)
 
 
-def zeros_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return _make(_xp(t.device).zeros(t.shape, dtype=dtype or t.dtype), requires_grad)
+# The *_like factories: PyTorch's keywords dtype=, device= (default: the input's) and
+# requires_grad=; memory_format= is accepted and ignored (minigrad's arrays are contiguous).
+def _like(fn, t, dtype, device, *args):
+    xp = _xp(t.device if device is None else device)
+    return fn(xp)(t.shape, *args, dtype=np.dtype(t.dtype if dtype is None else dtype))
 
 
-def ones_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return _make(_xp(t.device).ones(t.shape, dtype=dtype or t.dtype), requires_grad)
+def zeros_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
+               memory_format=None) -> Tensor:
+    return _make(_like(lambda xp: xp.zeros, t, dtype, device), requires_grad)
 
 
-def full_like(t: Tensor, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    return _make(_xp(t.device).full(t.shape, fill_value, dtype=dtype or t.dtype), requires_grad)
+def ones_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
+              memory_format=None) -> Tensor:
+    return _make(_like(lambda xp: xp.ones, t, dtype, device), requires_grad)
 
 
-def empty_like(t: Tensor, dtype=None, requires_grad=False) -> Tensor:
-    return _make(_xp(t.device).empty(t.shape, dtype=dtype or t.dtype), requires_grad)
+def full_like(t: Tensor, fill_value, dtype=None, requires_grad=False, *, device=None,
+              memory_format=None) -> Tensor:
+    return _make(_like(lambda xp: xp.full, t, dtype, device, fill_value), requires_grad)
+
+
+def empty_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
+               memory_format=None) -> Tensor:
+    return _make(_like(lambda xp: xp.empty, t, dtype, device), requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=False) -> Tensor:
@@ -72,6 +83,9 @@ def arange(start, end=None, step=1, dtype=None, device="cpu", requires_grad=Fals
 
 
 def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False) -> Tensor:
+    """``steps`` evenly spaced values from start to end; start and end may be 0-d tensors
+    (PyTorch's tensor overload; the default dtype stays float32)."""
+    start, end, steps = (v.item() if isinstance(v, Tensor) else v for v in (start, end, steps))
     arr = _xp(device).linspace(start, end, steps, dtype=_dtype(dtype))
     return _make(arr, requires_grad)
 
@@ -105,12 +119,16 @@ def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _make(_random("normal", _shape_args(size), dtype, device), requires_grad)
 
 
-def rand_like(t: Tensor, dtype=None) -> Tensor:
-    return rand(*t.shape, dtype=dtype or t.dtype, device=t.device)
+def rand_like(t: Tensor, dtype=None, *, device=None, requires_grad=False,
+              memory_format=None) -> Tensor:
+    return rand(*t.shape, dtype=dtype or t.dtype, device=t.device if device is None else device,
+                requires_grad=requires_grad)
 
 
-def randn_like(t: Tensor, dtype=None) -> Tensor:
-    return randn(*t.shape, dtype=dtype or t.dtype, device=t.device)
+def randn_like(t: Tensor, dtype=None, *, device=None, requires_grad=False,
+               memory_format=None) -> Tensor:
+    return randn(*t.shape, dtype=dtype or t.dtype, device=t.device if device is None else device,
+                 requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:

@@ -59,6 +59,8 @@ def _filtered(sample):
         return "complex or sparse tensors"
     if "out" in sample.kwargs:
         return "out= arguments"
+    if sample.kwargs.get("sparse"):
+        return "sparse gradients (embedding's sparse=True)"
     return None
 
 

@@ -135,6 +135,8 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     given) move by ``momentum`` towards the batch mean and *unbiased* variance, in place.
     Eval: the running statistics normalise.
     """
+    if input.ndim < 2 and input.numel() == 0:  # PyTorch returns an empty result here
+        return input * 1.0
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got "
                          f"shape {tuple(input.shape)}")
@@ -191,10 +193,10 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # 
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; rows at ``padding_idx`` get no
     gradient. With ``max_norm``, each looked-up row whose ``norm_type``-norm exceeds it is
-    first rescaled in place to norm ``max_norm`` (PyTorch's ``embedding_renorm_``)."""
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse gradients are not "
-                                  "supported")
+    first rescaled in place to norm ``max_norm`` (PyTorch's ``embedding_renorm_``). With
+    ``scale_grad_by_freq`` each row's gradient is divided by how often its index occurs."""
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported")
     idx = input._data if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
@@ -208,6 +210,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # 
     if max_norm is not None:
         _embedding_renorm_(weight, idx, float(max_norm), float(norm_type))
     out = weight[idx]
+    if scale_grad_by_freq and weight.requires_grad and idx.size:
+        xp = get_array_module(idx)
+        freq = xp.bincount(idx.reshape(-1), minlength=n)[idx]
+        scale = Tensor(xp.expand_dims(1.0 / freq, -1).astype(out.dtype))
+        out = out.detach() + (out - out.detach()) * scale  # same values, gradient / count
     if padding_idx is not None and weight.requires_grad:
         pad_idx = padding_idx % n
         keep = Tensor(get_array_module(idx).expand_dims(idx != pad_idx, -1))

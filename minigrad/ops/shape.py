@@ -134,7 +134,15 @@ def _pad_index(xp, n: int, lo: int, hi: int, mode: str, dim: int, shape):
         return xp.where(i >= n, 2 * (n - 1) - i, i)
     if mode == "replicate":
         return xp.clip(i, 0, n - 1)
-    return i % n                                                    # circular
+    # circular (PyTorch): crop the negative sides first, then wrap around what is left
+    start, m = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
+    if m < 0 or max(lo, hi, 0) > m:
+        raise ShapeError(f"pad: padding ({lo}, {hi}) of dim {dim} wraps around more than the "
+                         f"{max(m, 0)} elements left for mode 'circular' (tensor shape "
+                         f"{tuple(shape)})")
+    if m == 0:
+        return xp.arange(0)
+    return start + xp.arange(-max(lo, 0), m + max(hi, 0)) % m
 
 
 def pad_general(x, pad: tuple, mode: str = "constant", value=0.0):
@@ -153,8 +161,7 @@ def pad_general(x, pad: tuple, mode: str = "constant", value=0.0):
                          f"(= {2 * x.ndim}) for a tensor of shape {tuple(x.shape)}")
     if mode != "constant" and value not in (None, 0, 0.0):
         raise ValueError(f"pad: mode {mode!r} doesn't take a value argument (got {value})")
-    if mode != "constant" and min(pad) < 0:
-        raise ShapeError(f"pad: negative padding {tuple(pad)} needs mode 'constant'")
+    # negative pads crop in every mode: the index arrays below start/stop inside the input
     xp = get_array_module(x._data)
     if mode == "constant":
         # crop the negative sides first, then pad the positive ones with a constant
