@@ -57,16 +57,64 @@ def clamp(x, min=None, max=None):  # noqa: A002
     return _t(x).clamp(min, max)
 
 
-def sum(x, dim=None, keepdim=False):  # noqa: A001
-    return _t(x).sum(dim, keepdim)
+def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
+    return _t(x).sum(dim, keepdim, dtype=dtype)
 
 
-def mean(x, dim=None, keepdim=False):
-    return _t(x).mean(dim, keepdim)
+def mean(x, dim=None, keepdim=False, *, dtype=None):
+    return _t(x).mean(dim, keepdim, dtype=dtype)
 
 
 def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _t(x).var(dim, unbiased, keepdim, correction=correction)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return _t(x).std(dim, unbiased, keepdim, correction=correction)
+
+
+# torch.add & co. as functions (the first operand may be a Python number, as in PyTorch)
+def add(x, other, *, alpha=1):
+    return _t(x).add(other, alpha=alpha)
+
+
+def sub(x, other, *, alpha=1):
+    return _t(x).sub(other, alpha=alpha)
+
+
+def mul(x, other):
+    return _t(x).mul(other)
+
+
+def div(x, other, *, rounding_mode=None):
+    return _t(x).div(other, rounding_mode=rounding_mode)
+
+
+divide = div
+
+
+def pow(x, exponent):  # noqa: A001
+    return _t(x) ** exponent if isinstance(x, Tensor) else _operand(exponent).__rpow__(x)
+
+
+def neg(x):
+    return _t(x).neg()
+
+
+def gather(x, dim, index):
+    return _t(x).gather(dim, index)
+
+
+def masked_fill(x, mask, value):
+    return _t(x).masked_fill(mask, value)
+
+
+def mm(a, b):
+    return _t(a).mm(b)
+
+
+def bmm(a, b):
+    return _t(a).bmm(b)
 
 
 def max(x, dim=None, keepdim=False):  # noqa: A001

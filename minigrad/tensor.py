@@ -809,7 +809,9 @@ class Tensor:
             x = x.long()
         return Sum.apply(x, dim=dim, keepdim=keepdim)
 
-    def mean(self, dim=None, keepdim=False):
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        if dtype is not None:
+            return self.to(dtype).mean(dim, keepdim)
         if self._data.dtype.kind != "f":
             raise TypeError(
                 f"mean: expected a floating-point tensor, got {self.dtype}; use .float()"
