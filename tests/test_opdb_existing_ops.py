@@ -14,7 +14,8 @@ import pytest
 import torch
 from test_opdb_tensor_ops import _run_sample
 
-# (op_db name, variant_test_name). Left out: dropout (random), the *_like random factories.
+# (op_db name, variant_test_name). Left out: dropout and the random factories (random values),
+# the dtype casts (``mg.float`` is a dtype), ``to`` and ``item``.
 OPS = [
     ("add", ""), ("sub", ""), ("mul", ""), ("div", "no_rounding_mode"),
     ("div", "trunc_rounding"), ("div", "floor_rounding"), ("pow", ""), ("neg", ""), ("abs", ""),
@@ -40,6 +41,21 @@ OPS = [
     ("nn.functional.pad", "replicate"), ("nn.functional.pad", "replicate_negative"),
     ("nn.functional.pad", "circular"), ("linspace", ""), ("linspace", "tensor_overload"),
     ("zeros_like", ""), ("ones_like", ""), ("full_like", ""),
+    # more of minigrad's ops and layers that op_db covers
+    ("arange", ""), ("zeros", ""), ("ones", ""), ("full", ""), ("eye", ""), ("broadcast_to", ""),
+    ("clone", ""), ("contiguous", ""), ("expand_as", ""), ("reshape_as", ""), ("view_as", ""),
+    ("unflatten", ""), ("narrow", ""), ("repeat", ""), ("t", ""), ("__getitem__", ""),
+    ("eq", ""), ("ne", ""), ("ge", ""), ("gt", ""), ("le", ""), ("lt", ""), ("rsqrt", ""),
+    ("square", ""), ("isposinf", ""), ("isneginf", ""), ("__radd__", ""), ("__rsub__", ""),
+    ("__rmul__", ""), ("__rpow__", ""), ("__rmatmul__", ""),
+    ("nn.functional.conv1d", ""), ("nn.functional.conv_transpose2d", ""),
+    ("nn.functional.adaptive_max_pool2d", ""), ("nn.functional.unfold", ""),
+    ("nn.functional.instance_norm", ""), ("nn.functional.interpolate", "linear"),
+    ("nn.functional.interpolate", "bilinear"), ("nn.functional.leaky_relu", ""),
+    ("nn.functional.silu", ""), ("nn.functional.gelu", ""),
+    ("nn.functional.binary_cross_entropy", ""),
+    ("nn.functional.binary_cross_entropy_with_logits", ""), ("linalg.vector_norm", ""),
+    ("linalg.cross", ""), ("nn.functional.scaled_dot_product_attention", ""),
 ]
 
 
@@ -61,6 +77,8 @@ def _filtered(sample):
         return "out= arguments"
     if sample.kwargs.get("sparse"):
         return "sparse gradients (embedding's sparse=True)"
+    if sample.kwargs.get("dropout_p"):
+        return "random dropout (attention's dropout_p > 0): no common values to compare"
     return None
 
 
