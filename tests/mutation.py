@@ -217,7 +217,7 @@ def find_mutants(module: str, root: str = REPO) -> list[tuple[Mutant, tuple]]:
     spans = _skip_ranges(tree)
     inner, top = _functions(tree), _top_functions(tree)
     lines = src.splitlines()
-    found = []
+    found, seen = [], {}
     for node in ast.walk(tree):
         if not hasattr(node, "lineno") or _inside(node, spans):
             continue
@@ -229,6 +229,9 @@ def find_mutants(module: str, root: str = REPO) -> list[tuple[Mutant, tuple]]:
             if after == before:
                 continue
             mid = f"{module}:{node.lineno}:{node.col_offset}:{kind}"
+            seen[mid] = seen.get(mid, 0) + 1
+            if seen[mid] > 1:  # nested nodes starting at the same place (a * b * c): ~2, ~3
+                mid += f"~{seen[mid]}"
             span = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
             m = Mutant(mid, module, node.lineno, inner.get(node.lineno, "<module>"), kind,
                        " ".join(before.split())[:120], after[:120])

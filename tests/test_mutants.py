@@ -59,3 +59,24 @@ def test_cuda_adam_step_names_the_mismatched_list(monkeypatch, name):
         kc.adam_step(params, lists["grads"], lists["exp_avgs"], lists["exp_avg_sqs"],
                      lists["max_exp_avg_sqs"], 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, True, False)
     fake_cuda.REGISTRY.clear()
+
+
+# ops/conv.py Conv2d.backward: ``None if cols is None else cols._data`` (the mutant reads
+# cols._data exactly when the forward kept no columns: a frozen weight, or over the limit)
+@pytest.mark.parametrize("weight_grad", [False, True])
+def test_conv2d_input_gradient_with_and_without_kept_columns(weight_grad):
+    import torch
+
+    from minigrad.nn import functional as F
+
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 6, 5)), rng.standard_normal((4, 3, 3, 2))
+    mx = mg.tensor(x, requires_grad=True)
+    mw = mg.tensor(w, requires_grad=weight_grad)  # frozen weight: no columns kept
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=weight_grad)
+    F.conv2d(mx, mw, stride=(2, 1), padding=1).pow(2).sum().backward()
+    torch.nn.functional.conv2d(tx, tw, stride=(2, 1), padding=1).pow(2).sum().backward()
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    if weight_grad:
+        np.testing.assert_allclose(mw.grad.numpy(), tw.grad.numpy(), rtol=1e-10, atol=1e-12)
