@@ -348,7 +348,6 @@ SPEC_MODULES = [
 ]
 
 
-def all_specs() -> list[OpSpec]:
 def nonfinite_samples(spec: OpSpec, rng) -> list[Sample]:
     """A NaN case and an inf case for ``spec``: its first sample with one element of the
     first non-empty float array (the middle one) set to NaN, resp. +inf. The battery compares
@@ -372,6 +371,7 @@ def nonfinite_samples(spec: OpSpec, rng) -> list[Sample]:
     return out
 
 
+def all_specs() -> list[OpSpec]:
     import importlib
 
     specs = []
