@@ -1052,6 +1052,10 @@ class Tensor:
             x = self.reshape(-1) if self.ndim == 0 else self
             return x.gather(dim, index.reshape(-1)).reshape(index.shape)
         (d,) = normalize_dims(dim, self.ndim, "gather")
+        if index.ndim == self.ndim and any(i > n for k, (i, n) in enumerate(
+                zip(index.shape, self.shape)) if k != d):
+            raise IndexError(f"gather: index of shape {tuple(index.shape)} must not be larger "
+                             f"than the input of shape {self.shape} outside dim {d}")
         if (index.ndim == self.ndim
                 and any(i < n for k, (i, n) in enumerate(zip(index.shape, self.shape))
                         if k != d)):

@@ -120,9 +120,11 @@ def test_gather_zero_d_empty_and_smaller_index(shape, dim, index):
     _close(mg.gather(mx, dim, mg.tensor(idx)), to)
 
 
-def test_gather_bad_dim_names_the_op():
+def test_gather_bad_dim_or_index_names_the_op():
     with pytest.raises(IndexError, match="gather: dim 5"):
         mg.zeros(2, 3).gather(5, mg.tensor([[0]]))
+    with pytest.raises(IndexError, match=r"gather: index of shape \(5, 2\)"):
+        mg.zeros(4, 5).gather(1, mg.tensor(np.zeros((5, 2), np.int64)))
 
 
 def test_cat_skips_legacy_empty_1d():
