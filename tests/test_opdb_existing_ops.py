@@ -56,6 +56,8 @@ OPS = [
     ("nn.functional.binary_cross_entropy", ""),
     ("nn.functional.binary_cross_entropy_with_logits", ""), ("linalg.vector_norm", ""),
     ("linalg.cross", ""), ("nn.functional.scaled_dot_product_attention", ""),
+    ("nn.functional.group_norm", ""), ("nn.functional.pixel_shuffle", ""),
+    ("nn.functional.pixel_unshuffle", ""),
 ]
 
 

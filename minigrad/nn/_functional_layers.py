@@ -50,7 +50,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # 
     if num_groups <= 0 or c % num_groups:
         raise ValueError(f"group_norm: num_channels {c} must be divisible by num_groups "
                          f"{num_groups}")
-    x = input.reshape(n, num_groups, -1)                      # (N, G, C/G * spatial)
+    x = input.reshape(n, num_groups, (c // num_groups) * math.prod(input.shape[2:]))
     mean = x.mean(2, keepdim=True)
     var = x.var(2, unbiased=False, keepdim=True)
     out = ((x - mean) * (var + eps).rsqrt()).reshape(input.shape)
@@ -112,7 +112,7 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     if r <= 0 or c % (r * r):
         raise ValueError(f"pixel_shuffle: channels {c} must be divisible by upscale_factor^2 "
                          f"= {r * r}")
-    x = input.reshape(-1, c // (r * r), r, r, h, w)            # (B, C, r, r, H, W)
+    x = input.reshape(math.prod(lead), c // (r * r), r, r, h, w)  # (B, C, r, r, H, W)
     x = x.permute(0, 1, 4, 2, 5, 3)                             # (B, C, H, r, W, r)
     return x.reshape(*lead, c // (r * r), h * r, w * r)
 
@@ -124,7 +124,7 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A0
     if r <= 0 or h % r or w % r:
         raise ValueError(f"pixel_unshuffle: height {h} and width {w} must be divisible by "
                          f"downscale_factor {r}")
-    x = input.reshape(-1, c, h // r, r, w // r, r)              # (B, C, H, r, W, r)
+    x = input.reshape(math.prod(lead), c, h // r, r, w // r, r)  # (B, C, H, r, W, r)
     x = x.permute(0, 1, 3, 5, 2, 4)                             # (B, C, r, r, H, W)
     return x.reshape(*lead, c * r * r, h // r, w // r)
 
