@@ -66,6 +66,12 @@ def machine(info: dict, threads=None) -> str:
     return text
 
 
+def _cmd(command: str) -> str:
+    """A recorded command as a user would type it: the data folder as DIR, no --out."""
+    command = re.sub(r"--data-dir \S+", "--data-dir DIR", command)
+    return re.sub(r" --out \S+", "", command)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -83,7 +89,7 @@ def results_rows() -> list[tuple[str, str, str, str, str, str]]:
     rows.append((
         "LeNet, recipe R1 (SGD 0.01 m0.9, batch 32, 10 epochs): test accuracy",
         f"**{_pct(r1['test_accuracy'])}**", _pct(t1["test_accuracy"]), "-", r1_machine,
-        f"`{r1['command']}`; `python {t1['command']}` "
+        f"`{_cmd(r1['command'])}`; `python {_cmd(t1['command'])}` "
         "(`cifar_r1_minigrad/summary.json`, `cifar_torch_r1.json`)",
     ))
     secs = r1["seconds_per_epoch"]
@@ -112,7 +118,7 @@ def results_rows() -> list[tuple[str, str, str, str, str, str]]:
         f"**{_pct(tiny['test_accuracy'])}** (macro F1 {tiny['macro_f1']:.3f}, "
         f"{tiny['total_train_seconds'] / 60:.0f} min)",
         "-", "-", f"2-vCPU x86-64, {tiny['openmp_threads']} threads",
-        f"`{tiny['command']}` (`cifar_resnet9_tiny_12ep_minigrad/`)",
+        f"`{_cmd(tiny['command'])}` (`cifar_resnet9_tiny_12ep_minigrad/`)",
     ))
     for kind in ("transformer", "lstm"):
         r = _load(f"reverse_{kind}_20.json")
@@ -121,7 +127,7 @@ def results_rows() -> list[tuple[str, str, str, str, str, str]]:
             f"after {r['steps']:,} steps",
             f"{_pct(r['sequence_accuracy'])} ({r['seconds']:.0f} s)", "-", "-",
             machine(r["machine"]),
-            f"`{r['command'].split(' --out')[0]}` (`reverse_{kind}_20.json`)",
+            f"`{_cmd(r['command'])}` (`reverse_{kind}_20.json`)",
         ))
     return rows
 
@@ -139,7 +145,7 @@ def reverse_table() -> str:
         lines.append(
             f"| {desc}{hidden} | {r['length']} | {r['steps']:,} | {r['seconds']:.0f} | "
             f"{_pct(r['sequence_accuracy'])} ({_pct(r['digit_accuracy'])}) | "
-            f"{machine(r['machine'])} | `{r['command'].split(' --out')[0]}` "
+            f"{machine(r['machine'])} | `{_cmd(r['command'])}` "
             f"(`benchmarks/results/reverse_{kind}_20.json`) |"
         )
     return "\n".join(lines)
