@@ -301,7 +301,8 @@ SPECS: list[OpSpec] = [
     OpSpec("addcdiv", *_func("addcdiv"), _addc_samples(_away)),
     OpSpec("clamp_tensor", lambda a, lo, hi: a.clamp(lo, hi), lambda T, a, lo, hi: a.clamp(lo, hi),
            _clamp_tensor_samples),
-    OpSpec("nan_to_num", *_func("nan_to_num"), _nan_to_num_samples),
+    OpSpec("nan_to_num", *_func("nan_to_num"), _nan_to_num_samples,
+           extra={"oracle_in_dtype": True}),  # the default posinf/neginf are the dtype's
     OpSpec("cumsum", *_method("cumsum"), _scan_samples(_r), family="reduce",
            errors=[(Sample((np.ones((2, 3)), 2)), IndexError, "cumsum")]),
     OpSpec("cumprod", *_method("cumprod"), _cumprod_samples, family="reduce"),
