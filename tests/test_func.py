@@ -56,12 +56,12 @@ def test_jvp_is_the_transpose_of_vjp_on_every_op(spec, sample):
 def test_every_primitive_has_a_real_forward_rule():
     """Only the fused kernels use the transposed-vjp fallback; every primitive pushes its
     tangent with a rule of its own (dual numbers, not the double-vjp trick)."""
-    import minigrad.nn._primitives
     import minigrad.ops as ops_pkg
+    import minigrad.ops.special
 
     classes = set()
     for mod in (ops_pkg.elementwise, ops_pkg.reduce, ops_pkg.shape, ops_pkg.indexing,
-                ops_pkg.matmul, ops_pkg.conv, ops_pkg.pool, minigrad.nn._primitives):
+                ops_pkg.matmul, ops_pkg.conv, ops_pkg.pool, minigrad.ops.special):
         classes |= {c for c in vars(mod).values() if isinstance(c, type)
                     and issubclass(c, Function) and c.__module__ == mod.__name__
                     and not c.__name__.startswith("_")}

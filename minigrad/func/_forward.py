@@ -252,10 +252,6 @@ def _where(cls, args, kwargs, outs, tan):
     return (E.Where.apply(cond, ta, tb),)
 
 
-def _erf(a, y, ta):
-    return ta * (-(a * a)).exp() * (2.0 / math.sqrt(math.pi))
-
-
 JVP = {
     E.Add: _binary(lambda a, b, y, ta, tb: _sum_terms([ta, tb], y)),
     E.Sub: _binary(lambda a, b, y, ta, tb: _sum_terms([ta, -tb if tb is not None else None], y)),
@@ -301,12 +297,8 @@ FALLBACK = {_rnn.LSTMCell, _rnn.LSTMSequence, _attention.Attention, _loss.Softma
 
 
 def _register_late():
-    """Primitives defined outside ops/ (nn._primitives) register here."""
-    from ..nn import _primitives as Pr
-
-    JVP[Pr.Erf] = _unary(_erf)
-    JVP[Pr.Log1p] = _unary(lambda a, y, ta: ta / (1 + a))
-    from ..ops import extra as X  # the ops/special, scan, index_extra primitives' own rules
+    """The ops/special, scan and index_extra primitives keep their rules beside them."""
+    from ..ops import extra as X
 
     JVP.update(X.JVP)
     LINEAR.update(X.LINEAR)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
+from ..ops.special import Log1p
 from ..tensor import Tensor
-from ._primitives import Log1p
 
 _REDUCTIONS = ("none", "mean", "sum")
 

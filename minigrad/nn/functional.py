@@ -1,9 +1,9 @@
 """``minigrad.nn.functional``: stateless layers and losses with PyTorch's signatures.
 
 Almost everything is composed from differentiable Tensor ops, so it needs no backward of its
-own and double backward comes free (``_primitives.py`` adds ``erf`` and ``log1p``). Losses
-live in ``_loss_functional.py``; conv and pooling come from ``minigrad/ops`` (imported on
-first use, so this module imports before those land).
+own and double backward comes free (``erf`` and ``log1p`` are primitives of
+``ops/special.py``). Losses live in ``_loss_functional.py``; conv and pooling come from
+``minigrad/ops`` (imported on first use, so this module imports before those land).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from ..autograd import no_grad
 from ..backend import get_array_module
 from ..factories import _random
+from ..ops.special import Erf
 from ..tensor import Tensor, pad, where
 from ._loss_functional import (
     _cross_entropy_indices,
@@ -26,7 +27,6 @@ from ._loss_functional import (
     mse_loss,
     nll_loss,
 )
-from ._primitives import Erf
 
 __all__ = [
     "linear", "relu", "bias_relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",

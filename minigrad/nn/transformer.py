@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import copy
 
-from . import functional as F
 from . import init
-from .attention import MultiheadAttention, TransformerEncoderLayer, causal_mask
+from .attention import (
+    MultiheadAttention,
+    TransformerEncoderLayer,
+    causal_mask,
+    feedforward_activation,
+)
 from .container import ModuleList
 from .layers.activation import Dropout
 from .layers.linear import Linear
@@ -22,14 +26,6 @@ from .layers.normalization import LayerNorm
 from .module import Module
 
 __all__ = ["TransformerDecoderLayer", "TransformerEncoder", "TransformerDecoder", "Transformer"]
-
-
-def _activation(activation):
-    if isinstance(activation, str):
-        if activation not in ("relu", "gelu"):
-            raise RuntimeError(f"activation should be relu/gelu, not {activation}")
-        return F.relu if activation == "relu" else F.gelu
-    return activation
 
 
 def _causal_if_needed(mask, is_causal, x, batch_first):
@@ -63,7 +59,7 @@ class TransformerDecoderLayer(Module):
         self.norm3 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **kw)
         self.dropout1, self.dropout2, self.dropout3 = (Dropout(dropout), Dropout(dropout),
                                                        Dropout(dropout))
-        self.activation = _activation(activation)
+        self.activation = feedforward_activation(activation)
 
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False,
