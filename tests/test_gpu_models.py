@@ -51,38 +51,6 @@ def _variants(op):
     return [v for v in kernels.VARIANTS[DEVICE] if v in kernels.available()[op]]
 
 
-def _torch_resnet9(torch, width=0.25):
-    nn = torch.nn
-    c0, c1, c2, c3 = (max(8, int(round(c * width))) for c in (64, 128, 256, 512))
-
-    def conv_bn(ci, co):
-        return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co),
-                             nn.ReLU())
-
-    class Residual(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.res1, self.res2 = conv_bn(c, c), conv_bn(c, c)
-
-        def forward(self, x):
-            return x + self.res2(self.res1(x))
-
-    class ResNet9(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.prep = conv_bn(3, c0)
-            self.layer1 = nn.Sequential(conv_bn(c0, c1), nn.MaxPool2d(2), Residual(c1))
-            self.layer2 = nn.Sequential(conv_bn(c1, c2), nn.MaxPool2d(2))
-            self.layer3 = nn.Sequential(conv_bn(c2, c3), nn.MaxPool2d(2), Residual(c3))
-            self.fc = nn.Linear(c3, 10, bias=False)
-
-        def forward(self, x):
-            x = self.layer3(self.layer2(self.layer1(self.prep(x))))
-            return self.fc(x.amax(dim=(2, 3))) * 0.125
-
-    return ResNet9()
-
-
 def _load_from_torch(model, ref):
     own = model.state_dict()
     model.load_state_dict({k: v.detach().cpu().numpy() for k, v in ref.state_dict().items()
@@ -140,7 +108,10 @@ def test_resnet9_on_gpu_matches_torch(variant):
     from minigrad.models.resnet import ResNet9
 
     torch.manual_seed(0)
-    ref = _torch_resnet9(torch).to(DEVICE).train()
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.cifar_compare import torch_model  # the same net, in PyTorch
+
+    ref = torch_model("resnet9-tiny").to(DEVICE).train()
     model = _load_from_torch(ResNet9(width=0.25), ref).train()
     with kernels.use("conv2d", variant), kernels.use("maxpool2d", variant):
         # ten layers of float32 batch norm: rounding compounds, hence the looser tolerance
