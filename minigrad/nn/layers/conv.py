@@ -16,6 +16,15 @@ def _pair(v) -> tuple:
     return tuple(v) if isinstance(v, tuple | list) else (v, v)
 
 
+def _check_groups(name: str, in_channels: int, out_channels: int, groups: int) -> None:
+    """The channel/group rule every convolution layer shares (PyTorch's)."""
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{name}: groups must be a positive integer, got {groups!r}")
+    for what, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if n % groups:
+            raise ValueError(f"{name}: {what} {n} must be divisible by groups {groups}")
+
+
 class Conv2d(Module):
     """2-D convolution over (N, C_in, H, W); weight (C_out, C_in / groups, kH, kW).
     Initialised as PyTorch: kaiming_uniform_(a=sqrt(5)), bias U(+-1/sqrt(fan_in))."""
@@ -24,12 +33,7 @@ class Conv2d(Module):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None):
         super().__init__()
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
+        _check_groups("Conv2d", in_channels, out_channels, groups)
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate' or "
                              f"'circular', but got padding_mode={padding_mode!r}")
@@ -109,9 +113,7 @@ class Conv1d(Module):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None):
         super().__init__()
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv1d: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must be divisible by groups {groups}")
+        _check_groups("Conv1d", in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise NotImplementedError(f"Conv1d: padding_mode {padding_mode!r} is not supported "
                                       "(only 'zeros')")
@@ -148,9 +150,7 @@ class ConvTranspose2d(Module):
                  output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
                  padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
-        if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"ConvTranspose2d: in_channels {in_channels} and out_channels "
-                             f"{out_channels} must be divisible by groups {groups}")
+        _check_groups("ConvTranspose2d", in_channels, out_channels, groups)
         if padding_mode != "zeros":
             raise ValueError(f"Only \"zeros\" padding mode is supported for ConvTranspose2d, "
                              f"got {padding_mode!r}")
