@@ -1,6 +1,7 @@
 """The battery every OpSpec goes through (used by tests/ and ``minigrad conformance``).
 
-Imports torch: only tests, benchmarks and the conformance command import this module.
+PyTorch (the oracle) is imported inside the functions that call it, on first use: importing
+this module does not import torch (tests/test_no_torch_import.py holds that).
 
 ``device`` ("cpu" or "cuda"): minigrad tensors are created on that device and PyTorch's oracle
 runs there too (TF32 off on CUDA, so float32 is float32); results come back to the host for
@@ -10,11 +11,18 @@ comparison.  On "cuda" the float64 results are also held to minigrad's float64 C
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 import minigrad as mg
 from minigrad.gradcheck import gradcheck, gradgradcheck
 from minigrad.testing.opinfo import OpSpec, Sample
+
+
+def _torch():
+    """PyTorch, imported on first use."""
+    import torch
+
+    return torch
+
 
 TOL = {
     np.dtype(np.float64): {"rtol": 1e-7, "atol": 1e-9},
@@ -36,7 +44,7 @@ def grad_mask(sample: Sample) -> tuple:
 def _host(t) -> np.ndarray:
     """A minigrad or torch tensor's values as a NumPy array (copied off the GPU)."""
     t = t.detach().cpu()
-    if isinstance(t, torch.Tensor):
+    if not isinstance(t, mg.Tensor):  # a torch tensor
         return t.numpy(force=True)  # force: PyTorch's ZeroTensor (e.g. 2nd derivative of abs)
     return t.numpy()
 
@@ -44,6 +52,7 @@ def _host(t) -> np.ndarray:
 def torch_device(device: str) -> str:
     """PyTorch's device for the oracle; on CUDA with TF32 off (float32 really is float32)."""
     if device != "cpu":
+        torch = _torch()
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return device
@@ -68,6 +77,7 @@ def mg_args(sample: Sample, dtype, requires_grad=True, transform=None, device="c
 
 
 def torch_args(sample: Sample, dtype, device="cpu"):
+    torch = _torch()
     mask = grad_mask(sample)
     tdtype = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
               np.dtype(np.float16): torch.float16}[np.dtype(dtype)]
@@ -86,7 +96,7 @@ def torch_args(sample: Sample, dtype, device="cpu"):
 
 
 def _diff_tensors(args, mask):
-    return [a for a, g in zip(args, mask) if g and isinstance(a, (mg.Tensor, torch.Tensor))]
+    return [a for a, g in zip(args, mask) if g and isinstance(a, (mg.Tensor, _torch().Tensor))]
 
 
 def mg_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
@@ -105,6 +115,7 @@ def mg_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | Non
 
 def torch_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
                            device="cpu"):
+    torch = _torch()
     args = torch_args(sample, dtype, device)
     out = spec.ref(torch, *args, **sample.kwargs)
     grads = []
@@ -186,6 +197,7 @@ def _second_order(fwd, grad, sample, args, inputs, v, weights):
 def check_double_backward(spec: OpSpec, sample: Sample, dtype, device="cpu"):
     """Double backward vs PyTorch on ``device`` (and, on a GPU in float64, vs minigrad's
     float64 CPU result): the gradient of <w, J^T v> with respect to every input."""
+    torch = _torch()
     rng = np.random.default_rng(3)
     ref_out, _ = torch_forward_backward(spec, sample, dtype, None, device)
     v = upstream(rng, ref_out.shape)
