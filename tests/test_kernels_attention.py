@@ -69,7 +69,7 @@ def _module(name):
 
 def test_cpp_and_blocked_are_registered_attention_variants():
     assert {"cpp", "blocked"} <= set(kernels.available()["attention"])
-    # blocked is the CPU default (kernels.PREFERRED); cpp and numpy are chosen explicitly
+    # blocked is the CPU default (rank_for in kernels.TABLE); cpp and numpy are chosen explicitly
     assert kernels.current("attention") == "blocked"
     with kernels.use("attention", "cpp"):
         assert kernels.current("attention") == "cpp"

@@ -6,7 +6,8 @@ Two halves:
   rejects bad arguments (negative sizes, null or misaligned pointers, bad dtype strings,
   inconsistent shapes, bad window arguments) with ValueError/TypeError BEFORE any CUDA call, and
   valid arguments reach the launch, whose failure without a GPU is a RuntimeError naming the
-  kernel.  ``minigrad.kernels.cuda.PROVIDES`` is empty without CuPy and a GPU.
+  kernel.  The "cuda" variant is not built (``minigrad.kernels.cuda.runtime()`` is None) without
+  CuPy and a GPU.
 * ``gpu`` marker (skipped without CuPy and a GPU): each CUDA kernel on CuPy arrays against the
   NumPy reference (minigrad/kernels/reference.py) on host copies, random odd sizes that are not
   multiples of the 256-thread block, float32 and float64, with every output buffer the wrapper
@@ -52,31 +53,42 @@ def _no_gpu(cu):
 def test_module_imports_and_has_every_entry():
     cu = _cuda_module()
     from minigrad.kernels import cuda as kc
+    from minigrad.kernels import native
 
-    assert kc.provided_ops(cu) == frozenset(kc.ENTRY_POINTS), "stale _cuda build"
+    missing = [op for op, names in kc.ENTRY_POINTS.items()
+               if not native.has_entry_points(cu, names)]
+    assert not missing, f"stale _cuda build: no entry points for {missing}"
     assert isinstance(cu.runtime_version(), str)
     if not _gpu_present():
         assert cu.device_count() == 0
 
 
-def test_provides_empty_without_cupy_or_gpu():
+def test_cuda_variant_not_built_without_cupy_or_gpu():
     from minigrad.kernels import cuda as kc
 
     if backend.cuda_available():
         pytest.skip("CuPy and a GPU are present")
-    assert kc.PROVIDES == frozenset()
-    assert kc.provided_ops(None) == frozenset()
+    assert kc.runtime() is None
     for op in kc.ENTRY_POINTS:
+        assert not kernels.TABLE["cuda"].is_built(op)
         assert "cuda" not in kernels.available()[op]
 
 
-def test_provides_ignores_missing_entries():
-    from minigrad.kernels import cuda as kc
+def test_stale_build_lacking_an_entry_point_does_not_provide_the_op(monkeypatch):
+    import dataclasses
 
     class Stale:
         relu_forward = relu_backward = im2col = object()  # no col2im: conv2d is not provided
 
-    assert kc.provided_ops(Stale()) == frozenset({"relu"})
+    row = dataclasses.replace(kernels.TABLE["cuda"], runtime=Stale)
+    monkeypatch.setitem(kernels.TABLE, "cuda", row)
+    kernels.reset()
+    try:
+        assert row.is_built("relu") and not row.is_built("conv2d")
+        assert "cuda" in kernels.available()["relu"]
+        assert "cuda" not in kernels.available()["conv2d"]
+    finally:
+        kernels.reset()
 
 
 # ---- conv: im2col(x_ptr, x_shape, cols_ptr, cols_shape, KH, KW, stride, padding, dilation,

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.kernels.cpp import _C, _contiguous  # _C is None when the extension is not built
+from minigrad.kernels.native import contiguous, load_C
 from minigrad.kernels.reference import check_attention, may_skip_masked
 
-PROVIDES = frozenset({"attention"}) if hasattr(_C, "attention_rows_forward") else frozenset()
+# op -> the minigrad._C functions it calls (the row softmax of csrc/cpu/attention_rows.cpp).
+ENTRY_POINTS = {"attention": ("attention_rows_forward", "attention_rows_backward")}
 
 BLOCK_ELEMENTS = 1 << 22  # scores per block (4M: 16 MiB in float32)
 
@@ -43,11 +44,12 @@ def _rows_per_block(B, L, S, is_causal):
 
 
 def _contig(a):
-    return None if a is None else _contiguous(a)
+    return None if a is None else contiguous(a)
 
 
 def attention_forward(q, k, v, mask, scale, is_causal):
     check_attention("attention_forward", q, k, v, mask)
+    C = load_C()
     q, k, v, mask = (_contig(a) for a in (q, k, v, mask))
     B, L, _ = q.shape
     S, Ev = k.shape[1], v.shape[2]
@@ -62,13 +64,14 @@ def attention_forward(q, k, v, mask, scale, is_causal):
         i1 = min(L, i0 + R)
         K = min(S, i1) if skip else S  # keys any row of this block can see
         s = np.matmul(q[:, i0:i1], kT[:, :, :K])  # (B, R, K) raw scores
-        lse[:, i0:i1] = _C.attention_rows_forward(s, mask, float(scale), i0, bool(is_causal))
+        lse[:, i0:i1] = C.attention_rows_forward(s, mask, float(scale), i0, bool(is_causal))
         out[:, i0:i1] = np.matmul(s, v[:, :K])  # s now holds P
     return out, lse
 
 
 def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     check_attention("attention_backward", q, k, v, mask)
+    C = load_C()
     dout, q, k, v, out, mask = (_contig(a) for a in (dout, q, k, v, out, mask))
     B, L, E = q.shape
     S = k.shape[1]
@@ -87,9 +90,9 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
         K = min(S, i1) if skip else S
         s = np.matmul(q[:, i0:i1], kT[:, :, :K])  # (B, R, K)
         dp = np.matmul(dout[:, i0:i1], vT[:, :, :K])  # (B, R, K)
-        _C.attention_rows_backward(s, dp, np.ascontiguousarray(lse[:, i0:i1]),
-                                   np.ascontiguousarray(D[:, i0:i1]), mask, float(scale), i0,
-                                   bool(is_causal))  # s -> P, dp -> dS (scaled)
+        C.attention_rows_backward(s, dp, np.ascontiguousarray(lse[:, i0:i1]),
+                                  np.ascontiguousarray(D[:, i0:i1]), mask, float(scale), i0,
+                                  bool(is_causal))  # s -> P, dp -> dS (scaled)
         dv[:, :K] += np.matmul(s.swapaxes(-1, -2), dout[:, i0:i1])
         dq[:, i0:i1] = np.matmul(dp, k[:, :K])
         dk[:, :K] += np.matmul(dp.swapaxes(-1, -2), q[:, i0:i1])

@@ -7,9 +7,8 @@ again at its boundary.  conv2d keeps its matmul in BLAS (NumPy) around the C++ i
 
 from __future__ import annotations
 
-import numpy as np
-
-from minigrad.kernels import native, reference
+from minigrad.kernels import reference
+from minigrad.kernels.native import contiguous, load_C
 from minigrad.kernels.reference import (
     check_attention,
     check_bias_relu,
@@ -17,22 +16,21 @@ from minigrad.kernels.reference import (
     check_same_shape,
 )
 
-_C = native.load_C()
-
-# Ops available from this module (empty when _C is not built).
-PROVIDES = (
-    frozenset({"relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "sgd", "adam"})
-    | ({"attention"} if hasattr(_C, "attention_forward") else set())  # not in a stale build
-    | ({"cross_entropy"} if hasattr(_C, "cross_entropy_forward") else set())
-    | ({"bias_relu"} if hasattr(_C, "bias_relu_forward") else set())
-    if _C is not None
-    else frozenset()
-)
-
-
-def _contiguous(a):
-    # Not np.ascontiguousarray alone: it turns a 0-d array into shape (1,).
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+# op -> the minigrad._C functions its wrappers below call (csrc/cpu/bindings.cpp).  The table in
+# minigrad/kernels/__init__.py lists these ops as the "cpp" variant; an op counts as built only
+# when the loaded _C has every one of its functions (a stale build never claims a kernel).
+ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "relu": ("relu_forward", "relu_backward"),
+    "bias_relu": ("bias_relu_forward", "bias_relu_backward"),
+    "conv2d": ("im2col", "col2im"),
+    "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
+    "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
+    "lstm_cell": ("lstm_cell_forward", "lstm_cell_backward"),
+    "attention": ("attention_forward", "attention_backward"),
+    "sgd": ("sgd_step",),
+    "adam": ("adam_step",),
+    "cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
+}
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -64,13 +62,13 @@ def _divisor(divisor_override, op):
 # ----------------------------------------------------------------------------- relu
 def relu_forward(x):
     check_float("relu_forward", x=x)
-    return _C.relu_forward(_contiguous(x))
+    return load_C().relu_forward(contiguous(x))
 
 
 def relu_backward(dy, x):
     check_float("relu_backward", dy=dy, x=x)
     check_same_shape("relu_backward", dy=dy, x=x)
-    return _C.relu_backward(_contiguous(dy), _contiguous(x))
+    return load_C().relu_backward(contiguous(dy), contiguous(x))
 
 
 # ----------------------------------------------------------------------------- bias_relu
@@ -78,28 +76,28 @@ def relu_backward(dy, x):
 # order (float64 accumulators), so it does not depend on the thread count.
 def bias_relu_forward(x, bias):
     check_bias_relu("bias_relu_forward", x, bias=bias)
-    return _C.bias_relu_forward(_contiguous(x), _contiguous(bias))
+    return load_C().bias_relu_forward(contiguous(x), contiguous(bias))
 
 
 def bias_relu_backward(dy, y):
     check_bias_relu("bias_relu_backward", y, dy=dy)
     check_same_shape("bias_relu_backward", dy=dy, y=y)
-    return _C.bias_relu_backward(_contiguous(dy), _contiguous(y))
+    return load_C().bias_relu_backward(contiguous(dy), contiguous(y))
 
 
 # ----------------------------------------------------------------------------- conv2d
 def im2col(x, KH, KW, stride, padding, dilation):
     op = "im2col"
-    return _C.im2col(_contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
-                     _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                     _pair(dilation, op, "dilation"))
+    return load_C().im2col(contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
+                           _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                           _pair(dilation, op, "dilation"))
 
 
 def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     op = "col2im"
-    return _C.col2im(_contiguous(cols), _shape(x_shape, op), _int64(op, "KH", KH),
-                     _int64(op, "KW", KW), _pair(stride, op, "stride"),
-                     _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
+    return load_C().col2im(contiguous(cols), _shape(x_shape, op), _int64(op, "KH", KH),
+                           _int64(op, "KW", KW), _pair(stride, op, "stride"),
+                           _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
@@ -120,38 +118,38 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
 def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     op = "maxpool2d_forward"
     check_float(op, x=x)
-    return _C.maxpool2d_forward(_contiguous(x), _pair(kernel, op, "kernel"),
-                                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                                _pair(dilation, op, "dilation"), bool(ceil_mode))
+    return load_C().maxpool2d_forward(contiguous(x), _pair(kernel, op, "kernel"),
+                                      _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                                      _pair(dilation, op, "dilation"), bool(ceil_mode))
 
 
 def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
     op = "maxpool2d_backward"
     check_float(op, dy=dy)
-    return _C.maxpool2d_backward(_contiguous(dy), _contiguous(indices), _shape(x_shape, op),
-                                 _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
-                                 _pair(padding, op, "padding"), _pair(dilation, op, "dilation"),
-                                 bool(ceil_mode))
+    return load_C().maxpool2d_backward(contiguous(dy), contiguous(indices), _shape(x_shape, op),
+                                       _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
+                                       _pair(padding, op, "padding"),
+                                       _pair(dilation, op, "dilation"), bool(ceil_mode))
 
 
 def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
                       divisor_override):
     op = "avgpool2d_forward"
     check_float(op, x=x)
-    return _C.avgpool2d_forward(_contiguous(x), _pair(kernel, op, "kernel"),
-                                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                                bool(ceil_mode), bool(count_include_pad),
-                                _divisor(divisor_override, op))
+    return load_C().avgpool2d_forward(contiguous(x), _pair(kernel, op, "kernel"),
+                                      _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                                      bool(ceil_mode), bool(count_include_pad),
+                                      _divisor(divisor_override, op))
 
 
 def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                        divisor_override):
     op = "avgpool2d_backward"
     check_float(op, dy=dy)
-    return _C.avgpool2d_backward(_contiguous(dy), _shape(x_shape, op),
-                                 _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
-                                 _pair(padding, op, "padding"), bool(ceil_mode),
-                                 bool(count_include_pad), _divisor(divisor_override, op))
+    return load_C().avgpool2d_backward(contiguous(dy), _shape(x_shape, op),
+                                       _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
+                                       _pair(padding, op, "padding"), bool(ceil_mode),
+                                       bool(count_include_pad), _divisor(divisor_override, op))
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -159,69 +157,69 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_in
 # already be C-contiguous (parameters and their state always are), else _C raises ValueError.
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
              maximize):
-    _C.sgd_step(list(params), [_contiguous(g) for g in grads], momentum_buffers, float(lr),
-                float(momentum), float(dampening), float(weight_decay), bool(nesterov),
-                bool(maximize))
+    load_C().sgd_step(list(params), [contiguous(g) for g in grads], momentum_buffers, float(lr),
+                      float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+                      bool(maximize))
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
               eps, weight_decay, amsgrad, decoupled):
-    _C.adam_step(list(params), [_contiguous(g) for g in grads], list(exp_avgs),
-                 list(exp_avg_sqs), list(max_exp_avg_sqs) if amsgrad else None,
-                 step if isinstance(step, int) else [int(s) for s in step], float(lr),
-                 float(beta1), float(beta2), float(eps), float(weight_decay), bool(amsgrad),
-                 bool(decoupled))
+    load_C().adam_step(list(params), [contiguous(g) for g in grads], list(exp_avgs),
+                       list(exp_avg_sqs), list(max_exp_avg_sqs) if amsgrad else None,
+                       step if isinstance(step, int) else [int(s) for s in step], float(lr),
+                       float(beta1), float(beta2), float(eps), float(weight_decay),
+                       bool(amsgrad), bool(decoupled))
 
 
 # ----------------------------------------------------------------------------- lstm_cell
 def lstm_cell_forward(gates, c_prev):
     check_float("lstm_cell_forward", gates=gates, c_prev=c_prev)
-    return _C.lstm_cell_forward(_contiguous(gates), _contiguous(c_prev))
+    return load_C().lstm_cell_forward(contiguous(gates), contiguous(c_prev))
 
 
 def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
     check_float("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
-    return _C.lstm_cell_backward(_contiguous(dh), _contiguous(dc), _contiguous(c_prev),
-                                 _contiguous(act), _contiguous(tanh_c))
+    return load_C().lstm_cell_backward(contiguous(dh), contiguous(dc), contiguous(c_prev),
+                                       contiguous(act), contiguous(tanh_c))
 
 
 # ----------------------------------------------------------------------------- attention
 # Tiled online-softmax attention (csrc/cpu/attention.cpp); semantics as reference.py: q, k, v
 # (B, L|S, E|Ev), additive mask (L, S) / (B, L, S) or None, lse (B, L) saved for backward.
 def _mask(mask):
-    return None if mask is None else _contiguous(mask)
+    return None if mask is None else contiguous(mask)
 
 
 def attention_forward(q, k, v, mask, scale, is_causal):
     check_attention("attention_forward", q, k, v, mask)
-    return _C.attention_forward(_contiguous(q), _contiguous(k), _contiguous(v), _mask(mask),
-                                float(scale), bool(is_causal))
+    return load_C().attention_forward(contiguous(q), contiguous(k), contiguous(v), _mask(mask),
+                                      float(scale), bool(is_causal))
 
 
 def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     check_attention("attention_backward", q, k, v, mask)
-    return _C.attention_backward(_contiguous(dout), _contiguous(q), _contiguous(k),
-                                 _contiguous(v), _contiguous(out), _contiguous(lse),
-                                 _mask(mask), float(scale), bool(is_causal))
+    return load_C().attention_backward(contiguous(dout), contiguous(q), contiguous(k),
+                                       contiguous(v), contiguous(out), contiguous(lse),
+                                       _mask(mask), float(scale), bool(is_causal))
 
 
 # ----------------------------------------------------------------------------- cross_entropy
 # Fused softmax cross-entropy per sample (csrc/cpu/loss.cpp); semantics as reference.py.
 # _C validates dtypes, shapes, contiguity and the target range with the reference's messages.
 def _weight(weight):
-    return None if weight is None else _contiguous(weight)
+    return None if weight is None else contiguous(weight)
 
 
 def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_forward", logits=logits)
-    return _C.cross_entropy_forward(_contiguous(logits), _contiguous(target), _weight(weight),
-                                    _int64("cross_entropy_forward", "ignore_index",
-                                           ignore_index), float(label_smoothing))
+    return load_C().cross_entropy_forward(contiguous(logits), contiguous(target), _weight(weight),
+                                          _int64("cross_entropy_forward", "ignore_index",
+                                                 ignore_index), float(label_smoothing))
 
 
 def cross_entropy_backward(dlosses, logits, target, lse, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_backward", dlosses=dlosses, logits=logits, lse=lse)
-    return _C.cross_entropy_backward(_contiguous(dlosses), _contiguous(logits),
-                                     _contiguous(target), _contiguous(lse), _weight(weight),
-                                     _int64("cross_entropy_backward", "ignore_index",
-                                            ignore_index), float(label_smoothing))
+    return load_C().cross_entropy_backward(contiguous(dlosses), contiguous(logits),
+                                           contiguous(target), contiguous(lse), _weight(weight),
+                                           _int64("cross_entropy_backward", "ignore_index",
+                                                  ignore_index), float(label_smoothing))

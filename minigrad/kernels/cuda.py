@@ -7,8 +7,9 @@ naming the op); shapes, window arguments and pointers are validated again by ``_
 any launch (ValueError), because raw pointers carry no shape.  conv2d keeps its GEMMs in cuBLAS
 (CuPy matmul) around the CUDA im2col/col2im, as the cpp variant keeps them in BLAS.
 
-``PROVIDES`` is derived from the entry points the loaded ``_cuda`` actually has, so a stale
-build never claims a kernel it lacks; it is empty without ``_cuda`` or without CuPy and a GPU.
+The variant counts as built (:func:`runtime`) only with ``_cuda``, CuPy and a GPU, and only
+for the ops whose entry points (``ENTRY_POINTS``) the loaded ``_cuda`` has, so a stale build
+never claims a kernel it lacks.
 Without a GPU, tests/test_cuda_fake.py runs every wrapper against a recording fake ``_cuda``
 (argument order, shapes, dtypes, pointers, stream; reference results); on a GPU,
 ``bash benchmarks/gpu_all.sh`` runs the ``gpu`` tests (docs/sections/gpu.md).
@@ -25,11 +26,15 @@ from minigrad.kernels.reference import (
     pool_output_size,
 )
 
-_cuda = native.load_cuda()
-_cp = backend.cupy_or_raise() if (_cuda is not None and backend.cuda_available()) else None
+# The extension and CuPy, loaded by _load() on a wrapper's first call (never at import
+# minigrad: CuPy is slow to import and optional); tests/test_cuda_fake.py puts fakes here.
+_cuda = None
+_cp = None
 
-# op -> the _cuda entry points its variant needs. (bias_relu has no CUDA kernel: on GPU
-# arrays the registry falls back to the "cupy" variant, reference.py on CuPy arrays.)
+# op -> the minigrad._cuda functions its wrappers below call (csrc/cuda/bindings.cpp).  The
+# table in minigrad/kernels/__init__.py lists these ops as the "cuda" variant; an op counts as
+# built only when the loaded _cuda has every one of its functions.  (bias_relu has no CUDA
+# kernel: on GPU arrays dispatch falls back to the "cupy" variant, reference.py on CuPy arrays.)
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "relu": ("relu_forward", "relu_backward"),
     "conv2d": ("im2col", "col2im"),
@@ -40,18 +45,29 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "adam": ("adam_step",),
 }
 
-
-def provided_ops(module) -> frozenset:
-    """The ops whose every entry point exists in ``module`` (the loaded ``_cuda``)."""
-    if module is None:
-        return frozenset()
-    return frozenset(
-        op for op, names in ENTRY_POINTS.items() if all(hasattr(module, n) for n in names)
-    )
+# Unused: kept because tests/test_bias_relu.py monkeypatches it; marked for removal.
+PROVIDES = frozenset(ENTRY_POINTS)
 
 
-# Ops available from this module (empty without _cuda or without CuPy and a GPU).
-PROVIDES = provided_ops(_cuda) if _cp is not None else frozenset()
+def runtime():
+    """What the "cuda" variant needs: the loaded ``minigrad._cuda`` when it is built and CuPy
+    sees a GPU, else None (CuPy is imported by this call, only when ``_cuda`` is built)."""
+    ext = native.load_cuda()
+    if ext is None or not backend.cuda_available():
+        return None
+    return ext
+
+
+def _load() -> None:
+    """Load ``minigrad._cuda`` and CuPy on first use (RuntimeError when either is missing)."""
+    global _cuda, _cp
+    if _cp is None:
+        _cp = backend.cupy_or_raise()
+    if _cuda is None:
+        _cuda = native.load_cuda()
+        if _cuda is None:
+            raise RuntimeError("minigrad._cuda is not built: rebuild with nvcc on the PATH "
+                               "(`pip install -e .`); backend_info() says why it is missing")
 
 
 def _stream() -> int:
@@ -80,6 +96,7 @@ def _shape(s):
 
 # ----------------------------------------------------------------------------- relu
 def relu_forward(x):
+    _load()
     check_float("relu_forward", x=x)
     with x.device:
         x = _contiguous(x)
@@ -89,6 +106,7 @@ def relu_forward(x):
 
 
 def relu_backward(dy, x):
+    _load()
     check_float("relu_backward", dy=dy, x=x)
     check_same_shape("relu_backward", dy=dy, x=x)
     _check_same_device("relu_backward", dy=dy, x=x)
@@ -102,6 +120,7 @@ def relu_backward(dy, x):
 
 # ----------------------------------------------------------------------------- conv2d
 def im2col(x, KH, KW, stride, padding, dilation):
+    _load()
     check_float("im2col", x=x)
     if x.ndim != 4:
         raise ValueError(f"im2col: expected x of shape (N, C, H, W), got {tuple(x.shape)}")
@@ -119,6 +138,7 @@ def im2col(x, KH, KW, stride, padding, dilation):
 
 
 def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
+    _load()
     check_float("col2im", cols=cols)
     x_shape = _shape(x_shape)
     with cols.device:
@@ -160,6 +180,7 @@ def _divisor(d):
 
 
 def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+    _load()
     op = "maxpool2d_forward"
     check_float(op, x=x)
     y_shape = _pool_out_shape(op, x.shape, kernel, stride, padding, dilation, ceil_mode)
@@ -174,6 +195,7 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
 
 
 def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
+    _load()
     op = "maxpool2d_backward"
     check_float(op, dy=dy)
     if indices.dtype.name != "int64":
@@ -194,6 +216,7 @@ def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, 
 
 def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
                       divisor_override):
+    _load()
     op = "avgpool2d_forward"
     check_float(op, x=x)
     y_shape = _pool_out_shape(op, x.shape, kernel, stride, padding, (1, 1), ceil_mode)
@@ -209,6 +232,7 @@ def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
 
 def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
                        divisor_override):
+    _load()
     op = "avgpool2d_backward"
     check_float(op, dy=dy)
     x_shape = _shape(x_shape)
@@ -224,6 +248,7 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_in
 
 # ----------------------------------------------------------------------------- lstm_cell
 def lstm_cell_forward(gates, c_prev):
+    _load()
     op = "lstm_cell_forward"
     check_float(op, gates=gates, c_prev=c_prev)
     _check_same_device(op, gates=gates, c_prev=c_prev)
@@ -247,6 +272,7 @@ def lstm_cell_forward(gates, c_prev):
 
 
 def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
+    _load()
     op = "lstm_cell_backward"
     check_float(op, dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
     check_same_shape(op, dh=dh, dc=dc, c_prev=c_prev, tanh_c=tanh_c)
@@ -313,6 +339,7 @@ def _ptrs(arrays):
 
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
              maximize):
+    _load()
     op = "sgd_step"
     params = _check_params(op, params)
     grads = _check_list(op, "grads", list(grads), params, inplace=False)
@@ -340,6 +367,7 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_de
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
               eps, weight_decay, amsgrad, decoupled):
+    _load()
     op = "adam_step"
     params = _check_params(op, params)
     grads = _check_list(op, "grads", list(grads), params, inplace=False)

@@ -1,13 +1,14 @@
 """Loading the compiled extensions ``minigrad._C`` (CPU) and ``minigrad._cuda`` (GPU).
 
-Each is imported at most once, on first use, never at ``import minigrad``.  A missing ``_C``
-is reported with one ``warnings.warn`` when a kernel is first selected (see
-``minigrad.kernels.select``); a missing ``_cuda`` is silent because it is optional.
+Each is imported at most once, on first use (when a kernel is first dispatched or called),
+never at ``import minigrad``; a build that is missing or fails to load is recorded, not
+raised.  A missing ``_C`` is reported with one ``warnings.warn`` when a kernel is
+first dispatched (see ``minigrad.kernels.dispatch``); a missing ``_cuda`` is silent because it
+is optional.  :func:`contiguous` is the one helper every native wrapper uses before a call.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import warnings
@@ -21,10 +22,27 @@ _errors: dict[str, str | None] = {}
 _warned_missing_C = False
 
 
-def _load(name: str):
+def _import_C():
+    # libgomp reads this when _C loads it. Its default (spin ~300k iterations after each
+    # parallel region) fights NumPy's OpenBLAS threads on small machines: a LeNet step at
+    # batch 32 on 2 cores took 36 ms with the default and 11.4 ms with 1000. A value the
+    # user set wins.
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    from minigrad import _C  # compiled; absent in a bare source checkout
+
+    return _C
+
+
+def _import_cuda():
+    from minigrad import _cuda  # compiled; optional
+
+    return _cuda
+
+
+def _load(name: str, import_it):
     if name not in _modules:
         try:
-            _modules[name] = importlib.import_module(f"minigrad.{name}")
+            _modules[name] = import_it()
             _errors[name] = None
         except Exception as e:  # ImportError, or a broken/ABI-mismatched build
             _modules[name] = None
@@ -32,19 +50,29 @@ def _load(name: str):
     return _modules[name]
 
 
+def contiguous(a):
+    """``a`` as a C-contiguous array of the same kind (NumPy or CuPy), copied only when needed.
+
+    Not ``xp.ascontiguousarray`` alone: it may turn a 0-d array into shape (1,)."""
+    if a.flags.c_contiguous:
+        return a
+    return backend.get_array_module(a).ascontiguousarray(a)
+
+
+def has_entry_points(module, names) -> bool:
+    """True when the loaded extension ``module`` (not None) defines every function in ``names``:
+    a stale or partial build never claims a kernel it lacks."""
+    return module is not None and all(hasattr(module, n) for n in names)
+
+
 def load_C():
-    """The ``minigrad._C`` module, or None when it is not built."""
-    # libgomp reads this when _C loads it. Its default (spin ~300k iterations after each
-    # parallel region) fights NumPy's OpenBLAS threads on small machines: a LeNet step at
-    # batch 32 on 2 cores took 36 ms with the default and 11.4 ms with 1000. A value the
-    # user set wins.
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
-    return _load("_C")
+    """The ``minigrad._C`` module, or None when it is not built (loaded on the first call)."""
+    return _load("_C", _import_C)
 
 
 def load_cuda():
-    """The ``minigrad._cuda`` module, or None when it is not built."""
-    return _load("_cuda")
+    """The ``minigrad._cuda`` module, or None when it is not built (loaded on the first call)."""
+    return _load("_cuda", _import_cuda)
 
 
 def build_record() -> dict | None:

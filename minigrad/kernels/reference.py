@@ -13,8 +13,10 @@ import math
 import numpy as np
 
 from minigrad.backend import get_array_module
+from minigrad.kernels.reference_optim import adam_step, sgd_step  # noqa: F401  (optimizer steps)
 
-# Ops this module implements; minigrad.kernels checks this set before selecting the module.
+# Every op this module implements: minigrad.kernels.OPS (the table). Kept for tests/conftest.py
+# and tests/test_bias_relu.py until they read kernels.OPS; marked for removal.
 PROVIDES = frozenset(
     {"relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
      "adam", "cross_entropy"}
@@ -415,7 +417,7 @@ def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
 #       dv = P^T dout, dS = P * (dout v^T - D), dq = scale * dS k, dk = scale * dS^T q
 
 
-def _attention_scores(q, k, mask, scale, is_causal, j0=0):
+def attention_scores(q, k, mask, scale, is_causal, j0=0):
     """scale * q k^T + mask for keys j0 .. j0 + k.shape[1] - 1, causal positions -inf."""
     xp = get_array_module(q)
     s = (q @ k.swapaxes(-1, -2)) * scale  # (B, L, Sb)
@@ -428,7 +430,7 @@ def _attention_scores(q, k, mask, scale, is_causal, j0=0):
     return s
 
 
-def _neginf_or(x, value):
+def neginf_or(x, value):
     """x with -inf replaced by value: NaN and +inf pass through (they must reach the output)."""
     xp = get_array_module(x)
     return xp.where(x == -xp.inf, value, x)
@@ -462,8 +464,8 @@ def attention_forward(q, k, v, mask, scale, is_causal):
     """Materialising reference: the whole (B, L, S) score matrix, a stable softmax, one matmul."""
     check_attention("attention_forward", q, k, v, mask)
     xp = get_array_module(q)
-    s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
-    m = _neginf_or(s.max(axis=-1, keepdims=True), 0.0)  # (B, L, 1); NaN/+inf: a NaN row
+    s = attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
+    m = neginf_or(s.max(axis=-1, keepdims=True), 0.0)  # (B, L, 1); NaN/+inf: a NaN row
     with np.errstate(invalid="ignore"):
         p = xp.exp(s - m)  # (B, L, S) unnormalised probabilities
     denom = p.sum(axis=-1, keepdims=True)  # (B, L, 1)
@@ -477,9 +479,9 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     """Rebuild P from lse; dv = P^T dout, dS = P (dP - D), dq = scale dS k, dk = scale dS^T q."""
     check_attention("attention_backward", q, k, v, mask)
     xp = get_array_module(q)
-    s = _attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
+    s = attention_scores(q, k, mask, scale, is_causal)  # (B, L, S)
     with np.errstate(invalid="ignore"):  # P: 0 on fully masked rows, NaN rows stay NaN
-        p = xp.exp(s - _neginf_or(lse, xp.inf)[..., None])  # (B, L, S)
+        p = xp.exp(s - neginf_or(lse, xp.inf)[..., None])  # (B, L, S)
     dv = p.swapaxes(-1, -2) @ dout  # (B, S, Ev)
     dp = dout @ v.swapaxes(-1, -2)  # (B, L, S)
     D = (dout * out).sum(axis=-1, keepdims=True)  # (B, L, 1) = rowsum(P * dP)
@@ -490,24 +492,9 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
 
 
 # ----------------------------------------------------------------------------- optimizer steps
-# sgd_step / adam_step: in-place updates over whole parameter lists.  The readable reference
-# lives with the optimizers (minigrad/optim/_functional.py, same signatures); these names make
-# it the "numpy"/"cupy" variant of the "sgd"/"adam" kernels (C++ twin: csrc/cpu/optim.cpp).
-# Imported on call: minigrad.optim imports the Tensor layer, which imports this module.
-def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
-             maximize):
-    from minigrad.optim import _functional
-
-    _functional.sgd_step(params, grads, momentum_buffers, lr, momentum, dampening,
-                         weight_decay, nesterov, maximize)
-
-
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
-              eps, weight_decay, amsgrad, decoupled):
-    from minigrad.optim import _functional
-
-    _functional.adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr,
-                          beta1, beta2, eps, weight_decay, amsgrad, decoupled)
+# sgd_step / adam_step: in-place updates over whole parameter lists, written out in
+# reference_optim.py (this file would pass 600 lines); imported here so this module is the
+# "numpy"/"cupy" variant of every op (C++ twin: csrc/cpu/optim.cpp). Imported at the top.
 
 
 # ----------------------------------------------------------------------------- cross_entropy

@@ -1,9 +1,10 @@
-"""Ops, one module per family. Each op is a ``Function`` with forward and backward together."""
+"""Ops, one module per family. Each op is a ``Function`` with forward and backward together;
+a fused op gets its kernel from ``minigrad.kernels.dispatch(op, array)``."""
 
-from ..backend import is_cupy_array
-from ..kernels import select
+from ..kernels import dispatch
 
 
 def kernel(op: str, array):
-    """The kernel variant to run ``op`` on ``array``'s device (see ``minigrad.kernels``)."""
-    return select(op, "cuda" if is_cupy_array(array) else "cpu")
+    """``minigrad.kernels.dispatch(op, array)``: the older name, still called by ops/conv.py,
+    loss.py, rnn.py, attention.py and pool.py; marked for removal once they call dispatch."""
+    return dispatch(op, array)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
 from ..backend import get_array_module
-from . import kernel
+from ..kernels import dispatch
 
 
 def _xp(*arrays):
@@ -254,7 +254,7 @@ class Relu(Function):
         if a.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
             out = _xp(a).maximum(a, a.dtype.type(0))
         else:
-            out = kernel("relu", a).relu_forward(a)
+            out = dispatch("relu", a).relu_forward(a)
         ctx.save_for_backward(out)  # the output, so relu_() in place stays valid
         return out
 
@@ -269,7 +269,7 @@ class Relu(Function):
 class BiasReLU(Function):
     """``y = max(x + bias[c], 0)``: x (N, C, *spatial), bias (C,) along dim 1, one dtype.
 
-    The tail of a conv or linear layer in one kernel pass each way (``kernel("bias_relu")``:
+    The tail of a conv or linear layer in one kernel pass each way (``dispatch("bias_relu", x)``:
     ``numpy``/``cpp`` on CPU, ``cupy`` on GPU). Only the output is saved: ``y > 0`` is exactly
     where ``x + bias > 0``. Backward: ``dx = dy * (y > 0)``, ``dbias[c]`` = sum of ``dx`` over
     every dim but 1. Under ``create_graph=True`` backward is written in Tensor ops instead
@@ -283,7 +283,7 @@ class BiasReLU(Function):
             z = x + bias.reshape(_per_channel(x.ndim, x.shape[1]))
             y = _xp(x).maximum(z, x.dtype.type(0))
         else:
-            y = kernel("bias_relu", x).bias_relu_forward(x, bias)
+            y = dispatch("bias_relu", x).bias_relu_forward(x, bias)
         ctx.save_for_backward(y)
         return y
 
@@ -298,7 +298,7 @@ class BiasReLU(Function):
         g = grad._data
         if g.dtype != y.dtype:  # a user-supplied upstream gradient of another float dtype
             g = g.astype(y.dtype)
-        dx, dbias = kernel("bias_relu", y._data).bias_relu_backward(g, y._data)
+        dx, dbias = dispatch("bias_relu", y._data).bias_relu_backward(g, y._data)
         return (dx if need_x else None), (dbias if need_bias else None)
 
 

@@ -1,7 +1,8 @@
 """Optimizers and learning-rate schedulers with PyTorch's names, defaults and update formulas.
 
-The update rules live in ``_functional.py`` on raw arrays (the readable reference that a fused
-kernel can replace); the classes here manage parameter groups, state and state dicts.
+The update rules of SGD and Adam are kernels (``minigrad.kernels.dispatch("sgd" | "adam", ...)``:
+the readable reference in ``minigrad/kernels/reference_optim.py``, fused C++/CUDA twins); the
+classes here manage parameter groups, state and state dicts.
 """
 
 from minigrad.optim import lr_scheduler, swa_utils

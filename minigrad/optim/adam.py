@@ -1,10 +1,10 @@
 """Adam and AdamW (PyTorch's formulas, bias correction as in torch's single-tensor Adam; the
-update itself is :func:`minigrad.optim._functional.adam_step`)."""
+update itself is :func:`minigrad.kernels.reference_optim.adam_step`)."""
 
 from __future__ import annotations
 
 from minigrad.backend import get_array_module
-from minigrad.ops import kernel
+from minigrad.kernels import dispatch
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
@@ -72,9 +72,9 @@ class Adam(Optimizer):
             if amsgrad:
                 max_exp_avg_sqs.append(state["max_exp_avg_sq"]._data)
         beta1, beta2 = group["betas"]
-        # the fused kernel of the selected variant (cpp: one C++ pass over every parameter;
-        # numpy: the readable loop in _functional.py)
-        kernel("adam", params[0]._data).adam_step(
+        # the fused kernel of the dispatched variant (cpp: one C++ pass over every parameter;
+        # numpy: the readable loop in kernels/reference_optim.py)
+        dispatch("adam", params[0]._data).adam_step(
             [p._data for p in params],
             [_negated(p.grad._data) if group["maximize"] else p.grad._data for p in params],
             exp_avgs,

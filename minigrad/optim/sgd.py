@@ -1,9 +1,9 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (PyTorch's
-formulas; the update itself is :func:`minigrad.optim._functional.sgd_step`)."""
+formulas; the update itself is :func:`minigrad.kernels.reference_optim.sgd_step`)."""
 
 from __future__ import annotations
 
-from minigrad.ops import kernel
+from minigrad.kernels import dispatch
 from minigrad.optim.optimizer import Optimizer
 from minigrad.tensor import Tensor
 
@@ -52,9 +52,9 @@ class SGD(Optimizer):
         for p in params:
             buf = self.state.get(p, {}).get("momentum_buffer")
             buffers.append(None if buf is None else buf._data)
-        # the fused kernel of the selected variant (cpp: one C++ pass over every parameter;
-        # numpy: the readable loop in _functional.py)
-        kernel("sgd", params[0]._data).sgd_step(
+        # the fused kernel of the dispatched variant (cpp: one C++ pass over every parameter;
+        # numpy: the readable loop in kernels/reference_optim.py)
+        dispatch("sgd", params[0]._data).sgd_step(
             [p._data for p in params],
             [p.grad._data for p in params],
             buffers,
