@@ -1,8 +1,11 @@
 """Linear-algebra helpers composed from primitives: einsum (lowered to permute / reshape /
-matmul / sum), tril, triu, diag, diagonal, trace, outer, kron, cross, vector norms and cdist.
+matmul / sum), tril, triu, diag, diagonal, trace, outer, kron, cross, vector and matrix norms
+and cdist.
 
-No new primitive here: every op is a short composition, so backward and double backward
-come from the primitives it is made of.
+Every op is a short composition, so backward and double backward come from the primitives
+it is made of, except the SVD: ``Svd`` and ``SvdVals`` are primitives (LAPACK through
+``xp.linalg.svd``) whose backward is PyTorch's formula written with Tensor operations, so it
+is differentiable in turn. The spectral and nuclear matrix norms are built on ``SvdVals``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..autograd import ShapeError
+from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
 from ..backend import get_array_module
 from .indexing import IndexAdd
 from .reduce import normalize_dims
@@ -314,17 +317,28 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
         return a.sum(dims, keepdim)
     if ord == 2:
         return _safe_root((x * x).sum(dims, keepdim), 2)
-    return _safe_root((a ** float(ord)).sum(dims, keepdim), float(ord))
+    p = float(ord)
+    zero = a == 0
+    if p < 1 and bool(zero._data.any()):
+        # |x|^p has an infinite slope at 0 (p < 1): PyTorch's subgradient there is 0. A zero
+        # adds 0 to the sum (p > 0) or makes it inf, so the norm 0 (p < 0), as a constant.
+        powed = (a.masked_fill(zero, 1.0) ** p).masked_fill(zero, 0.0 if p > 0 else math.inf)
+        return _safe_root(powed.sum(dims, keepdim), p)
+    return _safe_root((a ** p).sum(dims, keepdim), p)
 
 
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
-    """``torch.norm``: 'fro' (and p=2) is the 2-norm of the selected elements; any other p is
-    ``vector_norm(x, p, dim)``. 'nuc' (nuclear norm) is not supported."""
-    if p == "fro" or p is None:
-        p = 2
-    elif isinstance(p, str):
-        raise NotImplementedError(f"norm: p={p!r} is not supported (use 'fro' or a number)")
-    return vector_norm(x, p, dim, keepdim, dtype=dtype)
+    """``torch.norm``: a number p (None: 2) is ``vector_norm(x, p, dim)``; 'fro' over at most
+    two dims is the 2-norm of the selected elements; 'nuc' is the nuclear norm of the
+    matrices in the two dims ``dim`` (None: a 2-D input), via :func:`matrix_norm`."""
+    if not isinstance(p, str):
+        return vector_norm(x, 2 if p is None else p, dim, keepdim, dtype=dtype)
+    if p == "fro" and (dim is None or isinstance(dim, int) or len(dim) <= 2):
+        return vector_norm(x, 2, dim, keepdim, dtype=dtype)
+    if p not in ("fro", "nuc"):
+        raise ValueError(f"norm: p={p!r} is not supported (a number, 'fro' or 'nuc')")
+    dims = tuple(range(x.ndim)) if dim is None else (dim,) if isinstance(dim, int) else dim
+    return matrix_norm(x, p, dims, keepdim, dtype=dtype)
 
 
 def cdist(x1, x2, p=2.0, compute_mode=None):
@@ -337,3 +351,169 @@ def cdist(x1, x2, p=2.0, compute_mode=None):
         raise ValueError(f"cdist: p must be non-negative, got {p}")
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (.., P, R, M)
     return vector_norm(diff, p, -1)
+
+
+# ----------------------------------------------------------------------------- SVD
+
+
+def _svd_arrays(a, name, full_matrices=False):
+    """LAPACK's SVD of the last two dims of a raw array, after checking it."""
+    if a.ndim < 2:
+        raise ShapeError(f"{name}: the input must have at least 2 dimensions, got shape "
+                         f"{tuple(a.shape)}")
+    if a.dtype not in (np.float32, np.float64):
+        raise DTypeError(f"{name}: expected a float32 or float64 input, got {a.dtype} "
+                         f"(shape {tuple(a.shape)}); LAPACK has no {a.dtype} SVD")
+    xp = get_array_module(a)
+    if a.size and not bool(xp.isfinite(a).all()):
+        raise ValueError(f"{name}: the input of shape {tuple(a.shape)} contains non-finite "
+                         "values, so the SVD does not converge")
+    return xp.linalg.svd(a, full_matrices=full_matrices)
+
+
+def _any_nonzero(g) -> bool:
+    return g is not None and bool(_xp(g).any(g._data))
+
+
+def _svd_backward(gu, gs, gvh, u, s, vh):
+    """The gradient of A = U diag(S) Vh (reduced, real; PyTorch's formula). With gU or gVh it
+    needs distinct singular values (and nonzero ones when A is not square), as PyTorch's."""
+    m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
+    # gradients the engine filled with zeros (outputs that were not used) count as absent:
+    # they add nothing, and the formula's 1/S factors would turn them into 0/0 for S = 0
+    has_u, has_v = _any_nonzero(gu), _any_nonzero(gvh)
+    if not has_u and not has_v:  # only S used: dA = U diag(gS) Vh
+        return u @ (gs.unsqueeze(-1) * vh)
+    eye = type(s)(_xp(s).eye(k, dtype=s.dtype))
+    s2 = s * s
+    e = s2.unsqueeze(-2) - s2.unsqueeze(-1) + eye  # E_ij = S_j^2 - S_i^2, 1 on the diagonal
+    if has_u:
+        uhgu = u.mT @ gu
+        uhgu = uhgu - uhgu.mT                       # skew(U^T gU)
+    if has_v:
+        vhgv = vh @ gvh.mT
+        vhgv = vhgv - vhgv.mT                       # skew(V^T gV)
+    if has_u and has_v:
+        ga = (uhgu * s.unsqueeze(-2) + s.unsqueeze(-1) * vhgv) / e
+    elif has_u:
+        ga = (uhgu / e) * s.unsqueeze(-2)
+    else:
+        ga = s.unsqueeze(-1) * (vhgv / e)
+    ga = ga + gs.unsqueeze(-1) * eye                # + diag(gS)
+    if m > k and has_u:  # the part of gU outside span(U): (I - U U^T) gU S^-1
+        ga = u @ ga
+        gu_sinv = gu / s.unsqueeze(-2)
+        ga = ga + gu_sinv - u @ (u.mT @ gu_sinv)
+        return ga @ vh
+    if n > k and has_v:  # the part of gVh outside span(V): S^-1 gVh (I - V V^T)
+        ga = ga @ vh
+        sinv_gvh = gvh / s.unsqueeze(-1)
+        ga = ga + sinv_gvh - (sinv_gvh @ vh.mT) @ vh
+        return u @ ga
+    return u @ ga @ vh
+
+
+class Svd(Function):
+    """``A = U diag(S) Vh`` over the last two dims: U (.., m, k), S (.., k) descending,
+    Vh (.., k, n), k = min(m, n) (``full_matrices``: U (.., m, m), Vh (.., n, n); as in
+    PyTorch, only their first k columns / rows carry a gradient)."""
+
+    @staticmethod
+    def forward(ctx, a, full_matrices=False):
+        u, s, vh = _svd_arrays(a, "linalg.svd", full_matrices)
+        ctx.save_for_backward(u, s, vh)
+        return u, s, vh
+
+    @staticmethod
+    def backward(ctx, gu, gs, gvh):
+        u, s, vh = ctx.saved_tensors
+        k = s.shape[-1]
+        if u.shape[-1] != k:
+            u, gu = u.narrow(-1, 0, k), gu.narrow(-1, 0, k)
+        if vh.shape[-2] != k:
+            vh, gvh = vh.narrow(-2, 0, k), gvh.narrow(-2, 0, k)
+        return _svd_backward(gu, gs, gvh, u, s, vh)
+
+
+class SvdVals(Function):
+    """The singular values S (.., k) alone. dA = U diag(gS) Vh."""
+
+    @staticmethod
+    def forward(ctx, a):
+        u, s, vh = _svd_arrays(a, "linalg.svdvals")
+        ctx.save_for_backward(a, u, vh)
+        return s
+
+    @staticmethod
+    def backward(ctx, gs):
+        a, u, vh = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: U and Vh as differentiable functions of A
+            u, _, vh = Svd.apply(a)
+        return u @ (gs.unsqueeze(-1) * vh)
+
+
+def svd(a, full_matrices=True):
+    """``torch.linalg.svd``: (U, S, Vh) with ``A = U diag(S) Vh``."""
+    return Svd.apply(a, full_matrices=full_matrices)
+
+
+def svdvals(a):
+    """``torch.linalg.svdvals``: the singular values, descending."""
+    return SvdVals.apply(a)
+
+
+# ----------------------------------------------------------------------------- matrix norms
+
+MATRIX_ORDS = ("fro", "nuc", 2, -2, 1, -1, math.inf, -math.inf)
+
+
+def matrix_norm(a, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # noqa: A002
+    """``torch.linalg.matrix_norm`` over the two dims ``dim``: 'fro', 'nuc' (sum of the
+    singular values), 2 / -2 (largest / smallest singular value), 1 / -1 (max / min column
+    abs-sum), inf / -inf (max / min row abs-sum). Other dims are batch dims."""
+    name = "linalg.matrix_norm"
+    if a.ndim < 2:
+        raise ShapeError(f"{name}: the input must have at least 2 dimensions, got shape "
+                         f"{tuple(a.shape)}")
+    if not isinstance(dim, tuple | list) or len(dim) != 2:
+        raise ValueError(f"{name}: dim must be a 2-tuple, got {dim!r}")
+    if ord not in MATRIX_ORDS or isinstance(ord, bool):
+        raise ValueError(f"{name}: ord={ord!r} is not supported (supported: 'fro', 'nuc', 2, "
+                         "-2, 1, -1, inf, -inf)")
+    d0, d1 = (normalize_dims(d, a.ndim, name)[0] for d in dim)
+    if d0 == d1:
+        raise ValueError(f"{name}: the two dims must be different, got {tuple(dim)}")
+    if dtype is not None:
+        a = a.to(dtype)
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point input, got {a.dtype}")
+    if ord == "fro":
+        return vector_norm(a, 2, (d0, d1), keepdim)
+    empty = a.shape[d0] == 0 or a.shape[d1] == 0
+    if ord in (1, -1, math.inf, -math.inf):
+        # abs-sum over rows (1: per column) or columns (inf: per row), then max / min
+        sum_dim, ext_dim = (d0, d1) if abs(ord) == 1 else (d1, d0)
+        if a.shape[ext_dim] == 0:  # as PyTorch: 0 for a max over nothing, min undefined
+            if ord < 0:
+                raise ValueError(f"{name}: ord={ord} of a matrix with no "
+                                 f"{'columns' if abs(ord) == 1 else 'rows'} is undefined "
+                                 f"(shape {tuple(a.shape)}, dims ({d0}, {d1}))")
+            out = a.sum((d0, d1), keepdim=True) * 0.0
+        else:
+            sums = a.abs().sum(sum_dim, keepdim=True)
+            out = sums.amax(ext_dim, keepdim=True) if ord > 0 else sums.amin(ext_dim,
+                                                                             keepdim=True)
+        return out if keepdim else out.squeeze((d0, d1))
+    if empty and ord == -2:
+        raise ValueError(f"{name}: ord=-2 of an empty matrix is undefined (shape "
+                         f"{tuple(a.shape)}, dims ({d0}, {d1}))")
+    rest = [i for i in range(a.ndim) if i not in (d0, d1)]
+    s = svdvals(a.permute(*rest, d0, d1))          # (*batch, k)
+    if ord == "nuc" or empty:
+        out = s.sum(-1)
+    else:
+        out = s.amax(-1) if ord == 2 else s.amin(-1)
+    if keepdim:
+        for d in sorted((d0, d1)):
+            out = out.unsqueeze(d)
+    return out
