@@ -156,9 +156,8 @@ def profile(batch: int, reps: int) -> dict:
     # minigrad breakdown: Function.apply timed during forward only (ops that backward runs
     # through Function.apply are inside their node's time already)
     fwd, nodes = _ForwardTimer(), _NodeTimer()
-    prev = autograd._tracer
     t0 = time.perf_counter()
-    autograd._tracer = nodes
+    prev = autograd.set_tracer(nodes)
     try:
         for _ in range(reps):
             mopt.zero_grad()
@@ -169,7 +168,7 @@ def profile(batch: int, reps: int) -> dict:
             mopt.step()
             opt_seconds[0] += time.perf_counter() - t1
     finally:
-        autograd._tracer = prev
+        autograd.set_tracer(prev)
     total = (time.perf_counter() - t0) / reps
     rows = {}
     for name, s in fwd.seconds.items():

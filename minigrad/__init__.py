@@ -1,5 +1,6 @@
 """minigrad: a small, readable deep-learning engine (NumPy/CuPy tensors, reverse-mode autograd,
-C++ and CUDA kernels). Reading order: autograd.py, ops/elementwise.py, ops/conv.py, kernels/."""
+C++ and CUDA kernels). Reading order: autograd/function.py, autograd/engine.py,
+ops/elementwise.py, ops/conv.py, kernels/."""
 
 import numpy as _np
 
@@ -13,6 +14,7 @@ from .autograd import (
 )
 from .backend import Device as device
 from .backend import cuda_available, get_rng_state, set_rng_state
+from .explain import explain as _explain
 from .factories import (
     arange,
     empty,
@@ -33,6 +35,7 @@ from .factories import (
     zeros,
     zeros_like,
 )
+from .func import functional as _functional
 from .functions import (
     abs,
     add,
@@ -80,11 +83,24 @@ from .functions import (
     unsqueeze,
     var,
 )
+from .gradcheck import GradcheckError as _GradcheckError
+from .gradcheck import gradcheck as _gradcheck
+from .gradcheck import gradgradcheck as _gradgradcheck
 from .kernels import backend_info
 from .ops.extra import *  # noqa: F403 (tensor ops: the names in ops.extra.__all__)
 from .ops.extra import __all__ as _extra_all
 from .serialization import load, save
 from .tensor import Tensor, cat, pad, result_type, stack, tensor, where
+
+# PyTorch keeps these tools under torch.autograd. Here they sit above the core (they use
+# Tensor and the ops), so the core never imports them: the public package adds them to the
+# autograd namespace (minigrad.autograd.explain, .gradcheck, .gradgradcheck,
+# .GradcheckError, .functional).
+autograd.explain = _explain
+autograd.functional = _functional
+autograd.gradcheck = _gradcheck
+autograd.gradgradcheck = _gradgradcheck
+autograd.GradcheckError = _GradcheckError
 
 float16 = half = _np.dtype(_np.float16)
 float32 = float = _np.dtype(_np.float32)

@@ -19,8 +19,8 @@ Where the rules come from (in this order), so a new op documents itself:
 2. the ``# d...`` comments inside its ``backward`` (the convention of ``minigrad/ops``);
 3. :data:`RULES` below, for ops whose backward has no such comment.
 
-Nothing here runs unless a trace is active: the backward loop tests ``autograd._tracer is
-None`` once per node (see ``minigrad/autograd.py``).
+Nothing here runs unless a trace is active: the backward loop tests ``hooks.tracer is
+None`` once per node (see ``minigrad/autograd/engine.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import inspect
 import json
 import re
 
-from . import autograd
+from .autograd.function import AccumulateGrad, Function, broadcast_axes
+from .autograd.hooks import set_tracer
 
 __all__ = ["RULES", "Trace", "explain", "local_rule", "param_names"]
 
@@ -75,7 +76,7 @@ def local_rule(node) -> str:
     rule = getattr(cls, "rule", None)
     if not isinstance(rule, str):
         rule = None
-    if rule is None and isinstance(node, autograd.Function):
+    if rule is None and isinstance(node, Function):
         try:
             source = inspect.getsource(cls.backward)
         except (OSError, TypeError):
@@ -182,19 +183,18 @@ class Trace:
 
     # ------------------------------------------------------------------ context manager
     def __enter__(self):
-        self._prev = autograd._tracer
-        autograd._tracer = self
+        self._prev = set_tracer(self)
         self._active = True
         return self
 
     def __exit__(self, *exc):
-        autograd._tracer = self._prev
+        set_tracer(self._prev)
         self._active = False
         return False
 
     # ------------------------------------------------------------------ called by run_backward
     def record(self, node, grads, in_grads, seconds, raw_grads=()):
-        is_leaf = isinstance(node, autograd.AccumulateGrad)
+        is_leaf = isinstance(node, AccumulateGrad)
         entry = {
             "step": len(self.records),
             "op": node.name(),
@@ -217,7 +217,7 @@ class Trace:
                     entry["summed_axes"].append(None)
                 else:
                     entry["summed_axes"].append(
-                        list(autograd.broadcast_axes(tuple(raw.shape), tuple(m[0]))))
+                        list(broadcast_axes(tuple(raw.shape), tuple(m[0]))))
             entry["saved"] = saved_items(node, self._names)
             entry["inputs"] = [self._describe_edge(e) for e in node.next_edges]
         self.records.append(entry)
@@ -226,7 +226,7 @@ class Trace:
         if edge is None:
             return None
         nxt = edge[0]
-        if isinstance(nxt, autograd.AccumulateGrad):
+        if isinstance(nxt, AccumulateGrad):
             return leaf_name(nxt.leaf_ref(), self._names) or "leaf"
         return nxt.name()
 

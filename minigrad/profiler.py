@@ -19,8 +19,8 @@ two per multiply-add, as ``torch.profiler`` with ``with_flops=True``) and its by
 plus outputs; for a backward node the gradients in and out).
 
 How it hooks in: ``Function.apply`` hands each call to the profiler while one records
-(``autograd._profiler``), and the backward loop reports each node to the tracer hook
-(``autograd._tracer``) that ``explain`` also uses. Nothing is recorded when no profiler is
+(``autograd.hooks.set_profiler``), and the backward loop reports each node to the tracer hook
+(``autograd.set_tracer``) that ``explain`` also uses. Nothing is recorded when no profiler is
 active; the cost then is one ``is not None`` test per op.
 """
 
@@ -265,12 +265,11 @@ class profile:  # noqa: N801 (PyTorch's name)
         global _active
         if not self.enabled:
             return self
-        if autograd._profiler is not None:
+        if autograd.hooks.get_profiler() is not None:
             raise RuntimeError("profile: another minigrad profile is already recording")
         self._t0 = _now_us()
-        self._prev_tracer = autograd._tracer
-        autograd._tracer = self
-        autograd._profiler = self
+        self._prev_tracer = autograd.set_tracer(self)
+        autograd.hooks.set_profiler(self)
         _active = self
         return self
 
@@ -278,8 +277,8 @@ class profile:  # noqa: N801 (PyTorch's name)
         global _active
         if not self.enabled:
             return False
-        autograd._profiler = None
-        autograd._tracer = self._prev_tracer
+        autograd.hooks.set_profiler(None)
+        autograd.set_tracer(self._prev_tracer)
         _active = None
         return False
 

@@ -11,8 +11,10 @@ import weakref
 
 import numpy as np
 
-from . import autograd
-from .autograd import AccumulateGrad, is_grad_enabled
+from .autograd import engine as _engine
+from .autograd import hooks as _hook_state
+from .autograd.function import AccumulateGrad, _bind_tensor
+from .autograd.grad_mode import is_grad_enabled
 from .backend import (
     CPU,
     Device,
@@ -345,7 +347,7 @@ class Tensor:
     def detach(self) -> Tensor:
         # Shares storage. In forward mode (minigrad.func.jvp) tangents follow the array
         # object, so a detached tensor gets a view of its own: it carries no tangent.
-        t = Tensor(self._data if autograd._forward_ad is None else self._data.view())
+        t = Tensor(self._data if _hook_state.forward_ad is None else self._data.view())
         t._version = self._version  # shares storage, so shares the version counter
         return t
 
@@ -413,7 +415,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
-        autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def _edge(self):
         if self.grad_fn is not None:
@@ -500,8 +502,8 @@ class Tensor:
             )
         xp.copyto(self._data, result._data, casting="same_kind")
         self._version[0] += 1
-        if autograd._forward_ad_inplace is not None:  # forward mode: take result's tangent
-            autograd._forward_ad_inplace(self, result)
+        if _hook_state.forward_ad_inplace is not None:  # forward mode: take result's tangent
+            _hook_state.forward_ad_inplace(self, result)
         if is_grad_enabled():
             if result._requires_grad:
                 self.grad_fn = result.grad_fn
@@ -577,7 +579,7 @@ class Tensor:
             _check_same_device("setitem", (self, value))
         if (isinstance(value, Tensor) and value.requires_grad or self._requires_grad) and (
             is_grad_enabled()
-        ) or autograd._forward_ad is not None:  # (forward mode needs the op for its tangent)
+        ) or _hook_state.forward_ad is not None:  # (forward mode needs the op for its tangent)
             self._inplace(IndexPut.apply(self, value, key), "setitem")
             return
         try:
@@ -1454,7 +1456,7 @@ def pad(input, pad, mode="constant", value=None) -> Tensor:  # noqa: A002
     return pad_general(input, pad, mode, value)
 
 
-autograd._bind_tensor(Tensor, _check_same_device)
+_bind_tensor(Tensor, _check_same_device)
 
 # The ops beyond the core set (the Tensor methods above call it); these modules never import
 # this one, so importing them last keeps the import graph acyclic.

@@ -17,7 +17,8 @@ import os
 import shutil
 import subprocess
 
-from . import autograd
+from .autograd.engine import collect_graph
+from .autograd.function import AccumulateGrad
 from .explain import leaf_name, param_names, saved_items
 
 __all__ = ["GradStats", "MemoryReport", "grad_stats", "graph_nodes", "memory_report", "render",
@@ -37,7 +38,7 @@ def graph_nodes(tensor) -> list:
     edge = _root_edge(tensor)
     if edge is None:
         return []
-    _, post = autograd._collect([edge[0]])
+    _, post = collect_graph([edge[0]])
     return sorted(post, key=lambda n: -n.seq if n.seq >= 0 else float("inf"))
 
 
@@ -76,7 +77,7 @@ def _esc(text: str) -> str:
 
 def _family(node) -> str:
     """``minigrad.ops.conv`` -> ``conv``; leaves -> ``leaf``."""
-    if isinstance(node, autograd.AccumulateGrad):
+    if isinstance(node, AccumulateGrad):
         return "leaf"
     return type(node).__module__.rsplit(".", 1)[-1]
 
@@ -103,7 +104,7 @@ def to_dot(tensor, show_shapes: bool = True, show_saved: bool = True, params=Non
     ids = {id(n): f"n{i}" for i, n in enumerate(nodes)}
     for node in nodes:
         nid = ids[id(node)]
-        if isinstance(node, autograd.AccumulateGrad):
+        if isinstance(node, AccumulateGrad):
             leaf = node.leaf_ref()
             label = leaf_name(leaf, names) or "leaf"
             if show_shapes and leaf is not None:
@@ -205,7 +206,7 @@ def memory_report(tensor) -> MemoryReport:
     by_family: dict[str, int] = {}
     total = 0
     for node in sorted(nodes, key=lambda n: n.seq):  # forward order
-        if isinstance(node, autograd.AccumulateGrad):
+        if isinstance(node, AccumulateGrad):
             continue
         nbytes = 0
         for item in getattr(node, "_saved", ()) or ():
@@ -225,7 +226,7 @@ def memory_report(tensor) -> MemoryReport:
         by_family[fam] = by_family.get(fam, 0) + nbytes
         total += nbytes
     return MemoryReport(total_bytes=total, by_family=by_family, by_op=by_op,
-                        nodes=sum(1 for n in nodes if not isinstance(n, autograd.AccumulateGrad)))
+                        nodes=sum(1 for n in nodes if not isinstance(n, AccumulateGrad)))
 
 
 # ----------------------------------------------------------------------------- gradient view

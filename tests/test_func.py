@@ -181,4 +181,4 @@ def test_func_errors_and_no_leaks():
     with pytest.raises(ValueError, match="tangent of shape"):
         func.jvp(lambda x: x, (mg.ones(3),), (mg.ones(2),))
     func.jvp(lambda x: x.exp(), (mg.ones(3),), (mg.ones(3),))
-    assert mg.autograd._forward_ad is None and _forward._stack == []
+    assert mg.autograd.hooks.forward_ad is None and _forward._stack == []

@@ -176,10 +176,10 @@ def test_explain_records_nothing_without_backward():
 def test_explain_is_off_outside_the_block():
     from minigrad import autograd
 
-    assert autograd._tracer is None
+    assert autograd.get_tracer() is None
     with mg.autograd.explain() as trace:
-        assert autograd._tracer is trace
-    assert autograd._tracer is None
+        assert autograd.get_tracer() is trace
+    assert autograd.get_tracer() is None
     loss, _ = _mlp()
     loss.backward()
     assert len(trace) == 0  # the backward after the block was not recorded

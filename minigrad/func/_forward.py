@@ -419,7 +419,7 @@ class dual_level:
         self.level = _Level()
         _stack.append(self.level)
         _depth = len(_stack)
-        autograd._forward_ad, autograd._forward_ad_inplace = _push, _push_inplace
+        autograd.hooks.set_forward_ad(_push, _push_inplace)
         return self.level
 
     def __exit__(self, *exc):
@@ -427,6 +427,6 @@ class dual_level:
         _stack.pop()
         _depth = len(_stack)
         if not _stack:
-            autograd._forward_ad = autograd._forward_ad_inplace = None
+            autograd.hooks.set_forward_ad(None, None)
         return False
 

@@ -68,7 +68,7 @@ _FLOAT_DEFAULT = np.dtype(np.float32)
 
 def _tensor(x, like=None):
     """``x`` as a Tensor (numbers take ``like``'s dtype and device)."""
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float, bool)):
@@ -86,7 +86,7 @@ def _floating(x):
 def _float_pair(a, b):
     """Two operands of a float binary function in one float dtype (PyTorch's promotion for
     the common cases: float wins over int; two floats promote; numbers take the tensor's)."""
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     if not isinstance(a, Tensor):
         b = _floating(b)
         return _tensor(float(a), b), b
@@ -208,7 +208,7 @@ def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and (
             tensor1.dtype.kind in "biu" and tensor2.dtype.kind in "biu"):
         raise TypeError("addcdiv: integer division with addcdiv is not supported; use a "
@@ -228,7 +228,7 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     posinf = float(info.max) if posinf is None else posinf
     neginf = float(info.min) if neginf is None else neginf
     d = x._data
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     out = x.masked_fill(Tensor(xp.isnan(d)), nan)
     out = out.masked_fill(Tensor(xp.isposinf(d)), posinf)
     return out.masked_fill(Tensor(xp.isneginf(d)), neginf)
@@ -238,7 +238,7 @@ def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
 
 
 def _pred(fn, *xs):
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     raws = [x._data if isinstance(x, Tensor) else x for x in xs]
     try:
         xp = get_array_module(next(r for r in raws if hasattr(r, "shape")))
@@ -291,7 +291,7 @@ def isnan(input):  # noqa: A002
 
 
 def _any_all(x, dim, keepdim, how):
-    Tensor = _ag._Tensor
+    Tensor = _ag.tensor_class()
     x = _tensor(x)
     xp = get_array_module(x._data)
     from .reduce import normalize_dims

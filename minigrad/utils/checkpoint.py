@@ -172,7 +172,7 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
     call_args = list(args)
     for pos, t in zip(tensor_pos, inputs):
         call_args[pos] = t
-    start_seq = next(autograd._seq)
+    start_seq = autograd.next_sequence_number()
     out = fn(*call_args, **kwargs)
     outs, single = _as_tuple(out)
     for o in outs:
