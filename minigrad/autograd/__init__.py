@@ -32,6 +32,7 @@ from .function import (
     tensor_class,
     unbroadcast,
 )
+from .fused import FusedFunction
 from .grad_mode import (
     detect_anomaly,
     enable_grad,
@@ -47,6 +48,7 @@ __all__ = [
     "Context",
     "DTypeError",
     "Function",
+    "FusedFunction",
     "Node",
     "OpError",
     "OpIndexError",

@@ -290,8 +290,7 @@ JVP = {
 }
 # Linear in their float tensor inputs: the tangent is the same op applied to the tangents.
 LINEAR = {E.Cast, E.ToDevice, E.Copy, R.Sum, S.Reshape, S.Permute, S.BroadcastTo, S.Cat, I.GetItem,
-          I.IndexAdd, I.Gather, I.ScatterAdd, I.IndexPut, P.AvgPool2d, P.AvgPool2dBackward,
-          P.MaxPool2dBackward, _rnn._Unbind}
+          I.IndexAdd, I.Gather, I.ScatterAdd, I.IndexPut, P.AvgPool2d, _rnn._Unbind}
 # Fused kernels that use the transposed-vjp fallback through their composed twin.
 FALLBACK = {_rnn.LSTMCell, _rnn.LSTMSequence, _attention.Attention, _loss.SoftmaxCrossEntropy}
 

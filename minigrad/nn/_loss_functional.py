@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
+from ..ops.loss import cross_entropy_composed, softmax_cross_entropy
+from ..ops.loss import picked_weights as _picked_weights
 from ..ops.special import Log1p
 from ..tensor import Tensor
 
@@ -67,14 +69,6 @@ def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int):  
     return valid, xp.where(valid, t, 0)
 
 
-def _picked_weights(valid, safe, weight: Tensor | None, dtype):
-    """Per-sample weight w[target] (0 where ignored), as a constant Tensor."""
-    w = valid.astype(dtype)
-    if weight is not None:
-        w = w * weight._data[safe].astype(dtype)
-    return Tensor(w)
-
-
 def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = None,
                            ignore_index: int = -100, label_smoothing: float = 0.0):
     """Cross-entropy of (M, C) logits against (M,) class indices (already validated).
@@ -85,8 +79,6 @@ def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = Non
     (minigrad/ops/loss.py, kernel ``cross_entropy``); :func:`_cross_entropy_indices_composed`
     is its composed twin and returns the same pair.
     """
-    from ..ops.loss import softmax_cross_entropy
-
     t = target._data if isinstance(target, Tensor) else target
     xp = get_array_module(t)
     valid = t != ignore_index
@@ -96,21 +88,13 @@ def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = Non
 
 def _cross_entropy_indices_composed(logits2d: Tensor, target, weight: Tensor | None = None,
                                     ignore_index: int = -100, label_smoothing: float = 0.0):
-    """:func:`_cross_entropy_indices` built from differentiable primitives (log_softmax +
-    gather): the composed twin of the fused op, differentiated for double backward."""
-    c = logits2d.shape[1]
+    """:func:`_cross_entropy_indices` through the composed twin of the fused op
+    (``minigrad.ops.loss.cross_entropy_composed``: log_softmax + gather); the same pair."""
     t = target._data if isinstance(target, Tensor) else target
     xp = get_array_module(t)
     valid = t != ignore_index
-    safe = xp.where(valid, t, 0)
-    logp = logits2d.log_softmax(1)
-    w = _picked_weights(valid, safe, weight, logits2d.dtype)
-    nll = -logp.gather(1, Tensor(safe.reshape(-1, 1))).reshape(-1) * w
-    if label_smoothing <= 0.0:
-        return nll, w
-    lp = logp * weight.reshape(1, c) if weight is not None else logp
-    smooth = -lp.sum(1) * Tensor(valid.astype(logits2d.dtype))
-    return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c), w
+    w = _picked_weights(valid, xp.where(valid, t, 0), weight, logits2d.dtype)
+    return cross_entropy_composed(logits2d, t, weight, ignore_index, label_smoothing), w
 
 
 def _weighted_reduce(losses: Tensor, w: Tensor, reduction: str, out_shape) -> Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..backend import get_array_module
-from ..factories import _random
+from ..ops.dropout import dropout
 from ..ops.special import Erf
 from ..tensor import Tensor, pad, where
 from ._loss_functional import (
@@ -107,23 +107,6 @@ def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noq
 def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noqa: A002
     x = input if dtype is None else input.to(dtype)
     return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
-
-
-def dropout(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
-            inplace: bool = False) -> Tensor:
-    """Zero each element with probability ``p`` (minigrad's seeded generator) and scale the
-    rest by 1/(1-p); the identity when not training."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        mask = input._data * 0
-    else:
-        keep = _random("uniform", input.shape, np.float64, input.device) < (1.0 - p)
-        mask = (keep / (1.0 - p)).astype(input.dtype)
-    out = input * Tensor(mask)
-    return input.copy_(out) if inplace else out
 
 
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002

@@ -19,8 +19,9 @@ The kernel sees contiguous (B, L, E) arrays with every batch dim flattened into 
 additive float mask of shape (L, S) or (B, L, S); broadcasting stays here (kernel contract).
 Variants: "numpy" (kernels/reference.py, materialises the (B, L, S) scores), "tiled"
 (kernels/tiled.py, online softmax over key blocks, keeps only the logsumexp per query), and
-"cpp" once it exists. With ``create_graph=True`` the backward recomputes through
-:func:`sdpa_composed` (primitives) and differentiates that, so double backward works.
+"cpp" once it exists. :class:`Attention` is a ``FusedFunction``: with ``create_graph=True``
+the base class recomputes through its ``composed`` twin, :func:`sdpa_composed` (primitives),
+and differentiates that, so double backward works.
 The mask gets no gradient (it is treated as a constant).
 """
 
@@ -30,12 +31,13 @@ import math
 
 import numpy as np
 
-from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
+from ..autograd import DTypeError, FusedFunction, ShapeError
 from ..backend import get_array_module
 from . import kernel
+from .dropout import dropout
 
 
-class Attention(Function):
+class Attention(FusedFunction):
     """(q, k, v) -> softmax(scale q k^T + mask) v, through the ``attention`` kernel."""
 
     @staticmethod
@@ -54,9 +56,6 @@ class Attention(Function):
     def backward(ctx, grad):
         q, k, v, out, lse, mb = ctx.saved_tensors
         batch, scale, is_causal = ctx.meta
-        needs = ctx.needs_input_grad[:3]
-        if is_grad_enabled():  # create_graph=True: a differentiable gradient
-            return _backward_through_twin(grad, q, k, v, mb, scale, is_causal, needs)
         xp = get_array_module(q._data)
         qb, kb, vb, ob, gb = (_flat(xp, t._data, batch) for t in (q, k, v, out, grad))
         m = None if mb is None else mb._data
@@ -65,6 +64,10 @@ class Attention(Function):
         # (B, ...) -> (batch..., ...); the engine sums broadcast batch dims back to each input
         return (dq.reshape(batch + dq.shape[1:]), dk.reshape(batch + dk.shape[1:]),
                 dv.reshape(batch + dv.shape[1:]), None, None, None)
+
+    @staticmethod
+    def composed(q, k, v, mask, scale, is_causal):
+        return sdpa_composed(q, k, v, mask, scale, is_causal)
 
 
 def _batch_shape(q_shape, k_shape, v_shape, mask_shape):
@@ -125,21 +128,6 @@ def additive_mask(mask, dtype, xp=np):
     return mask.astype(dtype, copy=False)
 
 
-def _backward_through_twin(grad, q, k, v, mb, scale, is_causal, needs):
-    from ..autograd import grad as autograd_grad
-
-    ins = [t.reshape(t.shape) if n else t for t, n in zip((q, k, v), needs)]
-    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    mask = None
-    if mb is not None:  # (L, S) or (B, L, S) -> broadcastable to batch + (L, S)
-        mask = mb if mb.ndim == 2 else mb.reshape(tuple(batch) + tuple(mb.shape[-2:]))
-    out = sdpa_composed(*ins, mask, scale, is_causal)
-    wanted = [t for t, n in zip(ins, needs) if n]
-    grads = iter(autograd_grad(out, wanted, grad_outputs=grad, create_graph=True,
-                               retain_graph=True, allow_unused=True))
-    return (*[next(grads) if n else None for n in needs], None, None, None)
-
-
 # ----------------------------------------------------------------------------- composed twin
 def attention_probs(query, key, mask=None, scale=None, is_causal=False):
     """softmax(scale q k^T + mask) from primitives, (..., L, S); all-masked rows are 0."""
@@ -168,8 +156,6 @@ def sdpa_composed(query, key, value, mask=None, scale=None, is_causal=False, dro
     """The op-by-op twin of :class:`Attention` (materialises the probabilities)."""
     p = attention_probs(query, key, mask, scale, is_causal)
     if dropout_p > 0.0:
-        from ..nn.functional import dropout
-
         p = dropout(p, dropout_p)
     return p.matmul(value)
 

@@ -2,10 +2,10 @@
 
 The same Function contract as ``ops/elementwise.py``, but forward and backward call a kernel on
 raw arrays (``kernel("conv2d", x).conv2d_forward`` / ``conv2d_backward``; the reference
-variant is ``minigrad/kernels/reference.py``). With ``create_graph=True`` the backward runs
-with grad recording on; then it recomputes the output through :func:`conv2d_composed`, the
-same maths built from differentiable primitives (pad, indexing, matmul), and differentiates
-that, so double backward needs no hand-written ``Conv2dBackward`` op.
+variant is ``minigrad/kernels/reference.py``). :class:`Conv2d` is a ``FusedFunction``: with
+``create_graph=True`` the base class recomputes the output through its ``composed`` twin,
+:func:`conv2d_composed` (the same maths from differentiable primitives: pad, indexing,
+matmul), and differentiates that, so double backward needs no hand-written op.
 
 im2col materialises a (N, C, KH, KW, OH, OW) buffer; :data:`IM2COL_LIMIT_BYTES` caps it
 (default 2 GiB, or the ``MINIGRAD_IM2COL_LIMIT`` environment variable: bytes, or with a
@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 
-from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
+from ..autograd import DTypeError, FusedFunction, ShapeError
 from ..kernels.reference import conv_output_size
 from . import kernel
 
@@ -132,7 +132,7 @@ def check_conv2d_args(x_shape, x_dtype, w_shape, w_dtype, b_shape, stride, paddi
     return OH, OW
 
 
-class Conv2d(Function):
+class Conv2d(FusedFunction):
     """y[n, o] = sum_c weight[o, c] (x) x[n, c] + bias[o], as im2col + one matmul."""
 
     @staticmethod
@@ -158,8 +158,6 @@ class Conv2d(Function):
     def backward(ctx, grad):
         x, weight, bias, cols = ctx.saved_tensors
         needs = ctx.needs_input_grad[:3]
-        if is_grad_enabled():  # create_graph=True: a differentiable gradient
-            return _backward_through_twin(grad, x, weight, bias, needs, ctx.args)
         stride, padding, dilation, groups = ctx.args
         check_im2col_size(x.shape, weight.shape[2:], grad.shape[2:], x.dtype.itemsize)
         dx, dweight, dbias = kernel("conv2d", x._data).conv2d_backward(
@@ -168,22 +166,9 @@ class Conv2d(Function):
         # d(W*x)/dx = W^T (col2im), d(W*x)/dW = x (im2col), d(+b)/db = 1 (summed)
         return dx, dweight, dbias, None, None, None, None
 
-
-def _backward_through_twin(grad, x, weight, bias, needs, args):
-    """Gradients of the composed twin, recorded so they can be differentiated again."""
-    from ..autograd import grad as autograd_grad
-
-    # Fresh aliases (a reshape view each) so autograd.grad stops at them instead of running
-    # the nodes that produced x and weight.
-    x_in = x.reshape(x.shape) if needs[0] else x
-    w_in = weight.reshape(weight.shape) if needs[1] else weight
-    b_in = bias.reshape(bias.shape) if (bias is not None and needs[2]) else bias
-    y = conv2d_composed(x_in, w_in, b_in, *args)
-    wanted = [t for t, n in zip((x_in, w_in, b_in), needs) if n]
-    grads = iter(autograd_grad(y, wanted, grad_outputs=grad, create_graph=True,
-                               retain_graph=True, allow_unused=True))
-    out = [next(grads) if n else None for n in needs]
-    return (*out, None, None, None, None)
+    @staticmethod
+    def composed(x, weight, bias, stride, padding, dilation, groups):
+        return conv2d_composed(x, weight, bias, stride, padding, dilation, groups)
 
 
 # ----------------------------------------------------------------------------- composed twin

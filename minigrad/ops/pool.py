@@ -1,12 +1,12 @@
 """Pooling: max, average and adaptive average over 2-D windows (NCHW), PyTorch semantics.
 
-MaxPool2d and AvgPool2d are fused ops around the ``maxpool2d`` / ``avgpool2d`` kernels
-(reference variant in ``minigrad/kernels/reference.py``). Their backwards are Functions too,
-paired like GetItem/IndexAdd so that double backward needs nothing more:
-
-* max pooling routes each output gradient to the argmax pixel (a scatter-add); the adjoint of
-  that is a gather at the same indices, which is ``MaxPool2dBackward.backward``;
-* average pooling is linear: the backward of its backward is average pooling again.
+MaxPool2d and AvgPool2d are fused ops (``FusedFunction``) around the ``maxpool2d`` /
+``avgpool2d`` kernels (reference variant in ``minigrad/kernels/reference.py``): backward
+calls the kernel on raw arrays (max pooling scatter-adds each output gradient to its argmax
+pixel; average pooling spreads it over the window). With ``create_graph=True`` the base
+class differentiates their composed twins instead (:func:`max_pool2d_composed`: a gather at
+the first maximum of each window; :func:`avg_pool2d_composed`: window sums over the divisor),
+so double backward needs nothing more.
 
 Adaptive average pooling is composed: two averaging matrices, ``A_h @ x @ A_w^T``.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Function, ShapeError
+from ..autograd import FusedFunction, ShapeError
 from ..backend import get_array_module
 from ..kernels.reference import pool_output_size
 from . import kernel
@@ -49,7 +49,7 @@ def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
 
 
 # ----------------------------------------------------------------------------- max pooling
-class MaxPool2d(Function):
+class MaxPool2d(FusedFunction):
     """Outputs (y, indices); indices are int64 (no gradient), flat h * W + w per plane."""
 
     @staticmethod
@@ -64,29 +64,17 @@ class MaxPool2d(Function):
     def backward(ctx, grad, _grad_indices=None):
         (indices,) = ctx.saved_tensors
         # d max(window)/dx = 1 at the (first) argmax, 0 elsewhere: scatter-add dy there
-        return MaxPool2dBackward.apply(grad, indices, *ctx.args), None, None, None, None, None
-
-
-class MaxPool2dBackward(Function):
-    """dx = zeros(x_shape) with dy added at ``indices``; its adjoint is a gather."""
+        dx = kernel("maxpool2d", grad._data).maxpool2d_backward(
+            grad._data, indices._data, *ctx.args)
+        return dx, None, None, None, None, None
 
     @staticmethod
-    def forward(ctx, dy, indices, x_shape, k, s, p, d, ceil_mode):
-        ctx.save_for_backward(indices)
-        return kernel("maxpool2d", dy).maxpool2d_backward(dy, indices, x_shape, k, s, p, d,
-                                                          ceil_mode)
-
-    @staticmethod
-    def backward(ctx, ggrad):
-        (indices,) = ctx.saved_tensors
-        N, C, OH, OW = indices.shape
-        planes = ggrad.reshape(N, C, -1)  # (N, C, H*W)
-        out = planes.gather(2, indices.reshape(N, C, OH * OW)).reshape(N, C, OH, OW)
-        return out, None, None, None, None, None, None, None
+    def composed(x, k, s, p, d, ceil_mode):
+        return max_pool2d_composed(x, k, s, p, d, ceil_mode)
 
 
 # ----------------------------------------------------------------------------- average pooling
-class AvgPool2d(Function):
+class AvgPool2d(FusedFunction):
     @staticmethod
     def forward(ctx, x, k, s, p, ceil_mode, count_include_pad, divisor_override):
         _check_pool_args("avg_pool2d", x.shape, k, s, p, (1, 1), ceil_mode)
@@ -97,20 +85,72 @@ class AvgPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         # linear: d mean(window)/dx = 1/divisor on every pixel of the window
-        return (AvgPool2dBackward.apply(grad, ctx.x_shape, *ctx.args),) + (None,) * 6
-
-
-class AvgPool2dBackward(Function):
-    """The adjoint of AvgPool2d (spreads dy / divisor over each window)."""
+        dx = kernel("avgpool2d", grad._data).avgpool2d_backward(grad._data, ctx.x_shape,
+                                                                *ctx.args)
+        return (dx,) + (None,) * 6
 
     @staticmethod
-    def forward(ctx, dy, x_shape, k, s, p, ceil_mode, count_include_pad, divisor_override):
-        ctx.args = (k, s, p, ceil_mode, count_include_pad, divisor_override)
-        return kernel("avgpool2d", dy).avgpool2d_backward(dy, x_shape, *ctx.args)
+    def composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+        return avg_pool2d_composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
 
-    @staticmethod
-    def backward(ctx, ggrad):
-        return (AvgPool2d.apply(ggrad, *ctx.args),) + (None,) * 7
+
+# ----------------------------------------------------------------------------- composed twins
+def _pool_windows(op, x, k, s, p, d, ceil_mode, fill):
+    """Every pooling window of ``x`` (N, C, H, W) as (N, C, KH*KW, OH, OW), from primitives:
+    pad with ``fill`` (also past the right edge where a ceil_mode window runs over), then
+    one gather with index arrays. Returns (windows, OH, OW)."""
+    from ..tensor import pad
+
+    xp = get_array_module(x._data)
+    N, C, H, W = x.shape
+    OH, OW = _check_pool_args(op, tuple(x.shape), k, s, p, d, ceil_mode)
+    bottom = max(p[0], (OH - 1) * s[0] + d[0] * (k[0] - 1) + 1 - H - p[0])
+    right = max(p[1], (OW - 1) * s[1] + d[1] * (k[1] - 1) + 1 - W - p[1])
+    x = pad(x, (p[1], right, p[0], bottom), value=fill)  # (N, C, Hp, Wp)
+    rows = (xp.arange(k[0]) * d[0]).reshape(k[0], 1, 1, 1) + (
+        xp.arange(OH) * s[0]).reshape(1, 1, OH, 1)  # (KH, 1, OH, 1)
+    cols = (xp.arange(k[1]) * d[1]).reshape(1, k[1], 1, 1) + (
+        xp.arange(OW) * s[1]).reshape(1, 1, 1, OW)  # (1, KW, 1, OW)
+    windows = x[:, :, rows, cols]  # (N, C, KH, KW, OH, OW)
+    return windows.reshape(N, C, k[0] * k[1], OH, OW), OH, OW
+
+
+def max_pool2d_composed(x, k, s, p, d, ceil_mode):
+    """The twin of :class:`MaxPool2d` from primitives: (y, indices). The gradient goes to
+    the first maximum of each window (a gather at its position), as the kernel's."""
+    from ..tensor import Tensor
+
+    xp = get_array_module(x._data)
+    N, C, H, W = x.shape
+    windows, OH, OW = _pool_windows("max_pool2d", x, k, s, p, d, ceil_mode,
+                                       -float("inf"))
+    first = windows._data.argmax(axis=2)[:, :, None]  # (N, C, 1, OH, OW), NaN counts as max
+    y = windows.gather(2, Tensor(first)).reshape(N, C, OH, OW)  # (N, C, OH, OW)
+    h = xp.arange(OH).reshape(OH, 1) * s[0] - p[0] + (first[:, :, 0] // k[1]) * d[0]
+    w = xp.arange(OW).reshape(1, OW) * s[1] - p[1] + (first[:, :, 0] % k[1]) * d[1]
+    return y, Tensor((h * W + w).astype(xp.int64))  # indices: flat h * W + w per plane
+
+
+def avg_pool2d_composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+    """The twin of :class:`AvgPool2d` from primitives: window sums / PyTorch's divisor."""
+    from ..tensor import Tensor
+
+    xp = get_array_module(x._data)
+    N, C, H, W = x.shape
+    windows, OH, OW = _pool_windows("avg_pool2d", x, k, s, p, (1, 1), ceil_mode, 0.0)
+    if divisor_override:
+        divisor = xp.full((OH, OW), divisor_override, dtype=x.dtype)
+    else:  # window size, clipped at the right padding (and to the input without padding)
+        def counts(size, out, k_, s_, p_):
+            start = xp.arange(out) * s_ - p_  # (out,)
+            end = xp.minimum(start + k_, size + p_)
+            if not count_include_pad:
+                start, end = xp.maximum(start, 0), xp.minimum(end, size)
+            return end - start
+
+        divisor = (counts(H, OH, k[0], s[0], p[0])[:, None]
+                   * counts(W, OW, k[1], s[1], p[1])[None, :]).astype(x.dtype)  # (OH, OW)
+    return windows.sum(2) / Tensor(divisor)  # (N, C, OH, OW)
 
 
 # ----------------------------------------------------------------------------- functional API

@@ -9,19 +9,20 @@ and :class:`LSTMCell` does the rest in one kernel call forward and one backward:
     i, f, o = sigmoid(gates_i), sigmoid(gates_f), sigmoid(gates_o);  g = tanh(gates_g)
     c = f * c_prev + i * g;   h = o * tanh(c)
 
-Backward calls ``lstm_cell_backward`` on raw arrays. With ``create_graph=True`` (grad mode on
-inside backward) it recomputes through :func:`lstm_cell_composed`, the same maths from
-primitives, and differentiates that, so double backward works without an extra Function.
+Backward calls ``lstm_cell_backward`` on raw arrays. Both ops here are ``FusedFunction``s:
+with ``create_graph=True`` the base class recomputes through their ``composed`` twins
+(:func:`lstm_cell_composed`, :func:`lstm_sequence_composed`: the same maths from
+primitives) and differentiates that, so double backward works without an extra Function.
 """
 
 from __future__ import annotations
 
-from ..autograd import Function, ShapeError, is_grad_enabled
+from ..autograd import Function, FusedFunction, ShapeError
 from ..backend import get_array_module
 from . import kernel
 
 
-class LSTMCell(Function):
+class LSTMCell(FusedFunction):
     """(gates (N, 4H), c_prev (N, H)) -> (h, c), both (N, H)."""
 
     @staticmethod
@@ -34,11 +35,13 @@ class LSTMCell(Function):
     @staticmethod
     def backward(ctx, dh, dc):
         gates, c_prev, act, tanh_c = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph=True: a differentiable gradient
-            return _backward_through_twin(dh, dc, gates, c_prev, ctx.needs_input_grad)
         dgates, dc_prev = kernel("lstm_cell", act._data).lstm_cell_backward(
             dh._data, dc._data, c_prev._data, act._data, tanh_c._data)
         return dgates, dc_prev
+
+    @staticmethod
+    def composed(gates, c_prev):
+        return lstm_cell_composed(gates, c_prev)
 
 
 def _check_cell_shapes(gates_shape, c_shape):
@@ -46,19 +49,6 @@ def _check_cell_shapes(gates_shape, c_shape):
             c_shape[0], 4 * c_shape[1]):
         raise ShapeError(f"lstm_cell: gates must have shape (N, 4H) and c_prev (N, H); got "
                          f"gates {tuple(gates_shape)} and c_prev {tuple(c_shape)}")
-
-
-def _backward_through_twin(dh, dc, gates, c_prev, needs):
-    from ..autograd import grad as autograd_grad
-
-    # fresh aliases so autograd.grad stops here instead of running the producers' nodes
-    g_in = gates.reshape(gates.shape) if needs[0] else gates
-    c_in = c_prev.reshape(c_prev.shape) if needs[1] else c_prev
-    h, c = lstm_cell_composed(g_in, c_in)
-    wanted = [t for t, n in zip((g_in, c_in), needs) if n]
-    grads = iter(autograd_grad([h, c], wanted, grad_outputs=[dh, dc], create_graph=True,
-                               retain_graph=True, allow_unused=True))
-    return tuple(next(grads) if n else None for n in needs)
 
 
 def lstm_cell_composed(gates, c_prev):
@@ -97,7 +87,7 @@ def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
 
 
 # ----------------------------------------------------------------------------- whole sequence
-class LSTMSequence(Function):
+class LSTMSequence(FusedFunction):
     """One direction of one LSTM layer over a whole sequence, as one graph node.
 
     ``(xw (T, N, 4H), h0 (N, H), c0 (N, H), w_hh (4H, H), reverse) -> (out (T, N, H), h_T, c_T)``
@@ -113,7 +103,8 @@ class LSTMSequence(Function):
     so the graph holds one node per layer and direction instead of ~4 per step, and the
     weight gradient is one large matmul instead of T small ones plus T additions (what cuDNN
     and PyTorch's CPU LSTM do). The per-step path (``nn.LSTM(..., ).fused = False``: one
-    ``lstm_cell`` node per step) computes the same numbers and is what double backward runs.
+    ``lstm_cell`` node per step) computes the same numbers; double backward differentiates
+    :func:`lstm_sequence_composed` (the same steps from primitives).
     """
 
     @staticmethod
@@ -140,9 +131,6 @@ class LSTMSequence(Function):
     @staticmethod
     def backward(ctx, dout, dh_T, dc_T):
         xw, h0, c0, w_hh, out, acts, tanh_cs, c_prevs = ctx.saved_tensors
-        if is_grad_enabled():  # create_graph=True: differentiate the per-step twin instead
-            return _sequence_backward_through_twin(
-                (dout, dh_T, dc_T), (xw, h0, c0, w_hh), ctx.reverse, ctx.needs_input_grad)
         # (the engine passes zeros for an output that got no gradient: none of these is None)
         xw, h0, out, dout = xw._data, h0._data, out._data, dout._data
         acts, tanh_cs, c_prevs, w = acts._data, tanh_cs._data, c_prevs._data, w_hh._data
@@ -171,6 +159,10 @@ class LSTMSequence(Function):
             dw = G_.T @ h_prev.reshape(T * N, -1)  # (4H, H): one GEMM over all steps
         return dgates_all, dh, dc, dw, None
 
+    @staticmethod
+    def composed(xw, h0, c0, w_hh, reverse=False):
+        return lstm_sequence_composed(xw, h0, c0, w_hh, reverse)
+
 
 class _Unbind(Function):
     """x (T, ...) -> T tensors x[0], ..., x[T-1]; backward stacks the T gradients in one op
@@ -194,8 +186,18 @@ def _unbind(x):
 
 
 def lstm_sequence_stepwise(xw, h0, c0, w_hh, reverse=False):
-    """The per-step twin of :class:`LSTMSequence`: one matmul and one fused ``lstm_cell``
-    node per step (readable in ``autograd.explain``; differentiable twice)."""
+    """:class:`LSTMSequence` step by step: one matmul and one fused ``lstm_cell`` node per
+    step (readable in ``autograd.explain``; differentiable twice)."""
+    return _steps(xw, h0, c0, w_hh, reverse, LSTMCell.apply)
+
+
+def lstm_sequence_composed(xw, h0, c0, w_hh, reverse=False):
+    """The twin of :class:`LSTMSequence` from primitives only (``lstm_cell_composed`` per
+    step): what ``create_graph=True`` differentiates."""
+    return _steps(xw, h0, c0, w_hh, reverse, lstm_cell_composed)
+
+
+def _steps(xw, h0, c0, w_hh, reverse, cell):
     from ..tensor import stack
 
     T = xw.shape[0]
@@ -204,7 +206,7 @@ def lstm_sequence_stepwise(xw, h0, c0, w_hh, reverse=False):
     h, c = h0, c0
     outs = [None] * T
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        h, c = LSTMCell.apply(steps[t] + h.matmul(w_t), c)
+        h, c = cell(steps[t] + h.matmul(w_t), c)
         outs[t] = h
     return stack(outs, 0), h, c
 
@@ -218,14 +220,3 @@ def lstm_sequence(xw, h0, c0, w_hh, reverse=False):
                          f"(4H, H); got xw {tuple(xw.shape)}, h0 {tuple(h0.shape)}, c0 "
                          f"{tuple(c0.shape)}, w_hh {tuple(w_hh.shape)}")
     return LSTMSequence.apply(xw, h0, c0, w_hh, reverse)
-
-
-def _sequence_backward_through_twin(grads, inputs, reverse, needs):
-    from ..autograd import grad as autograd_grad
-
-    aliases = [t.reshape(t.shape) if n else t for t, n in zip(inputs, needs)]
-    outs = lstm_sequence_stepwise(*aliases, reverse=reverse)
-    wanted = [a for a, n in zip(aliases, needs) if n]
-    res = iter(autograd_grad(list(outs), wanted, grad_outputs=list(grads), create_graph=True,
-                             retain_graph=True, allow_unused=True))
-    return tuple(next(res) if n else None for n in needs[:4]) + (None,)
