@@ -60,6 +60,7 @@ __all__ = [
     "backend_info",
     "current",
     "dispatch",
+    "preference",
     "reset",
     "select",
     "use",
@@ -201,7 +202,7 @@ def current(op: str, device="cpu") -> str:
     for variant in order:
         if TABLE[variant].is_built(op):
             if variant != order[0] and device_type == "cpu":
-                native.warn_missing_C(stacklevel=5)  # silent when _C loaded (a stale build)
+                native.warn_missing_C(stacklevel=4)  # silent when _C loaded (a stale build)
             return variant
     if device_type == "cuda":
         backend.cupy_or_raise()  # RuntimeError saying which extra to install
