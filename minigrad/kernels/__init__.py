@@ -122,8 +122,7 @@ TABLE: dict[str, Variant] = {
     "cuda": Variant("cuda", cuda, cuda.ENTRY_POINTS, cuda.runtime,
                     "CUDA kernels (minigrad._cuda) on CuPy arrays; cuBLAS matmuls", rank=0),
     "tiled": Variant("cpu", tiled, {"attention": ()}, _always,
-                     "online softmax over key blocks, NumPy", rank=2,
-                     rank_for={"attention": 3}),
+                     "online softmax over key blocks, NumPy", rank=3),
     "blocked": Variant("cpu", blocked, blocked.ENTRY_POINTS, native.load_C,
                        "BLAS matmuls per query block around a C++ row softmax", rank=3,
                        rank_for={"attention": 0}),  # the fastest CPU attention
