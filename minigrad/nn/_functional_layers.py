@@ -154,38 +154,75 @@ def _source_scale(n_in, n_out, sf, align_corners):
     return n_in / n_out
 
 
+def _nearest_source(n_in, n_out, sf, exact, shortcuts):
+    """The input index each output index copies, as PyTorch's CPU kernels compute it: nearest
+    floor(dst * scale), nearest-exact floor((dst + 0.5) * scale), clamped, in float32 (exact
+    for float32 inputs; PyTorch's float64 kernels differ from this in rare ties). Its 2-d
+    ``nearest`` kernel (``shortcuts``) copies same-size axes and halves indices on axes
+    exactly twice as long, whatever the scale factor; its 1-d and 3-d kernels do not."""
+    dst = np.arange(n_out, dtype=np.int64)
+    if n_out == 0 or (shortcuts and n_out == n_in):
+        return dst
+    if shortcuts and n_out == 2 * n_in:
+        return dst >> 1
+    scale = (np.float32(1.0 / sf) if sf is not None and sf > 0
+             else np.float32(n_in) / np.float32(n_out))
+    if exact:  # (dst + 0.5) is a double in PyTorch; floorf rounds the product to float
+        src = np.floor(((dst + 0.5) * np.float64(scale)).astype(np.float32))
+    else:
+        src = np.floor(dst.astype(np.float32) * scale)
+    return np.minimum(src.astype(np.int64), n_in - 1)
+
+
+_MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bilinear": (4,),
+          "trilinear": (5,)}
+
+
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",  # noqa: A002
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
-    """Resize the spatial dims: ``nearest`` (3-d/4-d input), ``linear`` (3-d), ``bilinear``
-    (4-d), with PyTorch's coordinate rules (``align_corners``, ``scale_factor``)."""
-    modes = {"nearest": (3, 4), "linear": (3,), "bilinear": (4,)}
-    if mode not in modes:
+    """Resize the spatial dims of (N, C, L), (N, C, H, W) or (N, C, D, H, W): ``nearest`` and
+    ``nearest-exact`` (any of the three), ``linear`` (3-d), ``bilinear`` (4-d), ``trilinear``
+    (5-d), with PyTorch's coordinate rules (``align_corners``, ``scale_factor``,
+    ``recompute_scale_factor``). Each spatial axis is resampled in turn (the linear modes are
+    separable), by indexing, so the gradient is the matching scatter-add: the exact adjoint of
+    the forward. (PyTorch's 1-d and 3-d ``nearest`` backward is not, where an axis keeps its
+    size or doubles it under a scale_factor that says otherwise: its backward takes the 2-d
+    kernel's shortcuts, its forward does not.)"""
+    if mode not in _MODES:
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (supported: "
-                                  f"{', '.join(modes)})")
-    if input.ndim not in modes[mode]:
-        raise ValueError(f"interpolate: mode {mode!r} expects a {modes[mode]}-d input, got "
-                         f"shape {tuple(input.shape)}")
+                                  f"{', '.join(_MODES)})")
+    if input.ndim not in _MODES[mode]:
+        want = " or ".join(f"{d}-d" for d in _MODES[mode])
+        raise ValueError(f"interpolate: mode {mode!r} expects a {want} input (N, C, spatial), "
+                         f"got shape {tuple(input.shape)}")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported")
-    if mode == "nearest" and align_corners is not None:
+    linear = mode in ("linear", "bilinear", "trilinear")
+    if not linear and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear")
+                         "linear | bilinear | bicubic | trilinear")
     spatial = tuple(input.shape[2:])
     out_sizes, sf = _out_sizes(spatial, size, scale_factor, "interpolate")
+    if min(out_sizes + spatial) <= 0:
+        raise ValueError(f"interpolate: input and output sizes should be greater than 0, got "
+                         f"input {spatial} (shape {tuple(input.shape)}) and output {out_sizes}")
     if recompute_scale_factor:
         sf = None
     x = input
     for axis, (n_in, n_out) in enumerate(zip(spatial, out_sizes)):
         dim = 2 + axis
-        scale = _source_scale(n_in, n_out, None if sf is None else sf[axis], align_corners)
-        dst = np.arange(n_out, dtype=np.float64)
+        axis_sf = None if sf is None else sf[axis]
         index = [slice(None)] * x.ndim
-        if mode == "nearest":
-            src = np.minimum(np.floor(dst * scale).astype(np.int64), n_in - 1)
-            index[dim] = src
+        if not linear:
+            index[dim] = _nearest_source(n_in, n_out, axis_sf, mode == "nearest-exact",
+                                         mode == "nearest" and input.ndim == 4)
             x = x[tuple(index)]
             continue
+        if n_out == n_in:  # PyTorch's linear kernels copy a same-size axis, whatever the scale
+            continue
+        scale = _source_scale(n_in, n_out, axis_sf, align_corners)
+        dst = np.arange(n_out, dtype=np.float64)
         src = dst * scale if align_corners else np.maximum((dst + 0.5) * scale - 0.5, 0.0)
         i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
         i1 = np.minimum(i0 + 1, n_in - 1)

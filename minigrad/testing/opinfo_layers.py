@@ -48,7 +48,7 @@ def _unshuffle_samples(rng):
 
 
 def _interpolate_samples(rng):
-    x4, x3 = _r(rng, 2, 3, 4, 5), _r(rng, 2, 3, 7)
+    x4, x3, x5 = _r(rng, 2, 3, 4, 5), _r(rng, 2, 3, 7), _r(rng, 1, 2, 2, 3, 4)
     return [
         Sample((x4,), {"size": (7, 3)}, name="nearest-size"),
         Sample((x4,), {"scale_factor": 2}, name="nearest-x2"),
@@ -59,6 +59,12 @@ def _interpolate_samples(rng):
                name="bilinear-corners"),
         Sample((x4,), {"scale_factor": 1.5, "mode": "bilinear"}, name="bilinear-x1.5"),
         Sample((x3,), {"size": 11, "mode": "linear"}, name="linear"),
+        Sample((x5,), {"size": (3, 4, 5), "mode": "trilinear", "align_corners": False},
+               name="trilinear"),
+        Sample((x5,), {"scale_factor": (1.5, 2, 0.7), "mode": "trilinear",
+                       "align_corners": True}, name="trilinear-corners"),
+        Sample((x5,), {"scale_factor": (2, 1.5, 0.5)}, name="nearest-3d"),
+        Sample((x5,), {"size": (3, 2, 5), "mode": "nearest-exact"}, name="nearest-exact-3d"),
     ]
 
 
