@@ -58,6 +58,12 @@ OPS = [
     ("linalg.cross", ""), ("nn.functional.scaled_dot_product_attention", ""),
     ("nn.functional.group_norm", ""), ("nn.functional.pixel_shuffle", ""),
     ("nn.functional.pixel_unshuffle", ""),
+    # the SVD-based norms and 5-d interpolation (tests/test_linalg_norms.py,
+    # tests/test_interpolate5d.py)
+    ("linalg.matrix_norm", ""), ("linalg.norm", ""), ("linalg.norm", "subgradients_at_zero"),
+    ("linalg.svdvals", ""), ("norm", "nuc"), ("norm", "fro"), ("norm", "inf"),
+    ("nn.functional.interpolate", "nearest"), ("nn.functional.interpolate", "nearest-exact"),
+    ("nn.functional.interpolate", "trilinear"),
 ]
 
 
