@@ -7,6 +7,7 @@ import numpy as np
 from . import backend
 from .backend import Device
 from .tensor import Tensor, _shape_args
+from .tensor_random import random_array as _random
 
 
 def _dtype(dtype, default=np.float32):
@@ -92,23 +93,6 @@ def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False) -
 
 def eye(n, m=None, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _make(_xp(device).eye(n, m, dtype=_dtype(dtype)), requires_grad)
-
-
-def _random(kind, shape, dtype, device, a=0.0, b=1.0):
-    """Random array from the seeded generator of ``device`` (see ``manual_seed``)."""
-    dev = Device(device)
-    dtype = _dtype(dtype)
-    gen = backend.rng(dev)
-    shape = tuple(shape)
-    if dev.type == "cpu":
-        if kind == "uniform":
-            arr = gen.random(shape, dtype=np.float64) * (b - a) + a
-        else:
-            arr = gen.standard_normal(shape, dtype=np.float64) * b + a
-        return arr.astype(dtype)
-    if kind == "uniform":
-        return (gen.random_sample(shape) * (b - a) + a).astype(dtype)
-    return (gen.standard_normal(shape) * b + a).astype(dtype)
 
 
 def rand(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
