@@ -263,3 +263,27 @@ def test_create_graph_checks_the_input_version():
     # the kernel backward does not need the input: first-order backward still works
     (g,) = mg.autograd.grad(out.sum(), [x])
     np.testing.assert_allclose(_np(g), np.full((1, 1, 4, 4), 0.25))
+
+
+def test_ops_import_nothing_from_nn():
+    """The twins live in ops/ (loss: ops/loss.py, dropout: ops/dropout.py), so no module of
+    minigrad/ops imports minigrad.nn, at module level or inside a function (the circles
+    ops/loss <-> nn/_loss_functional and ops/attention <-> nn/functional stay broken)."""
+    import ast
+    import pathlib
+
+    ops_dir = pathlib.Path(minigrad.ops.conv.__file__).parent
+    offenders = []
+    for path in sorted(ops_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = "." * node.level + (node.module or "")
+                sep = "." if node.module else ""
+                names = [name] + [name + sep + a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any(n.startswith(("..nn", "minigrad.nn")) for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, offenders
