@@ -474,27 +474,6 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
                 self._requires_grad = False
         return self
 
-    def add_(self, other, alpha=1) -> Tensor:
-        return self._inplace(self + (other * alpha if alpha != 1 else other), "add_")
-
-    def sub_(self, other, alpha=1) -> Tensor:
-        return self._inplace(self - (other * alpha if alpha != 1 else other), "sub_")
-
-    def mul_(self, other) -> Tensor:
-        return self._inplace(self * other, "mul_")
-
-    def div_(self, other, *, rounding_mode=None) -> Tensor:
-        return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
-
-    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
-        return self._inplace(self.clamp(min, max), "clamp_")
-
-    def relu_(self) -> Tensor:
-        return self._inplace(self.relu(), "relu_")
-
-    def masked_fill_(self, mask, value) -> Tensor:
-        return self._inplace(self.masked_fill(mask, value), "masked_fill_")
-
     def copy_(self, src) -> Tensor:
         src = src if isinstance(src, Tensor) else Tensor(src)
         return self._inplace(src.to(self.device).to(self.dtype).expand(self.shape), "copy_")
@@ -586,6 +565,36 @@ def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tenso
 
 _bind_tensor(Tensor, _check_same_device)
 
+
+# ----------------------------------------------------------------------------- storage API
+# Modules outside the core (nn, optim, data, tools) use these, never t._data / t._version.
+# Whoever writes into data_of(t) in place calls bump_version(t): saved-tensor checks see it.
+
+
+def data_of(t: Tensor):
+    """The NumPy or CuPy array behind ``t`` (shared, not a copy)."""
+    return t._data
+
+
+def bump_version(t: Tensor) -> None:
+    """Record that ``t``'s array was written in place (the saved-tensor check reads it)."""
+    t._version[0] += 1
+
+
+def version_of(t: Tensor) -> int:
+    """How many in-place writes ``t``'s storage has seen."""
+    return t._version[0]
+
+
+def set_data(t: Tensor, array) -> None:
+    """Make ``array`` the storage of ``t`` (``Module.to`` moving parameters), bumping its
+    version. ``array`` must keep ``t``'s shape."""
+    if tuple(array.shape) != tuple(t._data.shape):
+        raise ValueError(f"set_data: array of shape {tuple(array.shape)} for a tensor of "
+                         f"shape {tuple(t._data.shape)}")
+    t._data = array
+    t._version[0] += 1
+
 # ``from minigrad.tensor import X`` keeps working for the functions defined beside the methods.
-__all__ = ["Tensor", "cat", "pad", "result_type", "stack", "tensor", "where", "_operand",
-           "_shape_args"]
+__all__ = ["Tensor", "bump_version", "cat", "data_of", "pad", "result_type", "set_data", "stack",
+           "tensor", "version_of", "where", "_operand", "_shape_args"]

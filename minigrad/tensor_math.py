@@ -41,7 +41,7 @@ from .ops.elementwise import (
 )
 
 if TYPE_CHECKING:  # annotations only (the import graph test skips these blocks)
-    pass
+    from .tensor import Tensor
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
 _SCALARS = (int, float, bool)
@@ -57,6 +57,28 @@ class ArithmeticMethods:
     """Operators (``+ - * / ** @``, comparisons, ``& | ^ ~``) and elementwise methods."""
 
     __slots__ = ()
+
+    # in place: compute out of place, then Tensor._inplace writes the result into storage
+    def add_(self, other, alpha=1) -> Tensor:
+        return self._inplace(self + (other * alpha if alpha != 1 else other), "add_")
+
+    def sub_(self, other, alpha=1) -> Tensor:
+        return self._inplace(self - (other * alpha if alpha != 1 else other), "sub_")
+
+    def mul_(self, other) -> Tensor:
+        return self._inplace(self * other, "mul_")
+
+    def div_(self, other, *, rounding_mode=None) -> Tensor:
+        return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
+        return self._inplace(self.clamp(min, max), "clamp_")
+
+    def relu_(self) -> Tensor:
+        return self._inplace(self.relu(), "relu_")
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        return self._inplace(self.masked_fill(mask, value), "masked_fill_")
 
     # ------------------------------------------------------------------ arithmetic
     # Binary arithmetic promotes its operands as PyTorch does first (see result_type).

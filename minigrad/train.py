@@ -38,6 +38,7 @@ from . import backend
 from .data.dataloader import WorkerStartError
 from .distributed import launch as _dist
 from .models.registry import get_model, uses_batchnorm
+from .tensor import data_of
 from .train_files import (
     CHECKPOINT,
     CURVES,
@@ -181,7 +182,7 @@ def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
 
 def _np(x) -> np.ndarray:
     if isinstance(x, mg.Tensor):
-        return backend.to_device(x.detach()._data, backend.CPU)
+        return backend.to_device(data_of(x), backend.CPU)
     return np.asarray(x)
 
 
