@@ -8,7 +8,8 @@ layer and direction as one fused node (``ops.rnn.LSTMSequence``: the steps on ra
 forward, backpropagation through time backward, dW_hh as one GEMM over all steps). Set
 ``lstm.fused = False`` for the per-step graph (a matmul and an ``lstm_cell`` node per step,
 what ``autograd.explain`` can show step by step); both give the same numbers, and double
-backward always goes through the per-step graph.
+backward goes through the composed twins (``ops.rnn.lstm_sequence_composed``: the same steps
+from primitives).
 """
 
 from __future__ import annotations
