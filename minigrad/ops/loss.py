@@ -15,8 +15,13 @@ target is ``ignore_index`` (PyTorch's ``reduction='none'``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..autograd import FusedFunction
 from . import kernel
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class SoftmaxCrossEntropy(FusedFunction):
@@ -45,7 +50,7 @@ class SoftmaxCrossEntropy(FusedFunction):
 
 
 # ----------------------------------------------------------------------------- composed twin
-def picked_weights(valid, safe, weight, dtype):
+def picked_weights(valid, safe, weight, dtype) -> Tensor:
     """Per-sample weight w[target] (0 where ignored), as a constant Tensor. ``valid`` and
     ``safe`` are raw arrays (target != ignore_index, and target with 0 where ignored);
     ``weight`` is a (C,) Tensor, a raw array or None."""
@@ -58,8 +63,8 @@ def picked_weights(valid, safe, weight, dtype):
     return Tensor(w)
 
 
-def cross_entropy_composed(logits, target, weight=None, ignore_index: int = -100,
-                           label_smoothing: float = 0.0):
+def cross_entropy_composed(logits: Tensor, target, weight=None, ignore_index: int = -100,
+                           label_smoothing: float = 0.0) -> Tensor:
     """The twin of :class:`SoftmaxCrossEntropy` from differentiable primitives (log_softmax
     + gather): per-sample losses (M,) of (M, C) ``logits`` against (M,) class indices
     ``target`` (a raw array or Tensor, already validated); ``weight`` (C,) (a Tensor or raw

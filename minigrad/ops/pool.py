@@ -13,6 +13,8 @@ Adaptive average pooling is composed: two averaging matrices, ``A_h @ x @ A_w^T`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd import FusedFunction, ShapeError
@@ -20,6 +22,9 @@ from ..backend import get_array_module
 from ..kernels.reference import pool_output_size
 from . import kernel
 from .conv import _pair, check_window_fits_int64
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
@@ -115,7 +120,8 @@ def _pool_windows(op, x, k, s, p, d, ceil_mode, fill):
     return windows.reshape(N, C, k[0] * k[1], OH, OW), OH, OW
 
 
-def max_pool2d_composed(x, k, s, p, d, ceil_mode):
+def max_pool2d_composed(x: Tensor, k: tuple, s: tuple, p: tuple, d: tuple,
+                        ceil_mode: bool) -> tuple[Tensor, Tensor]:
     """The twin of :class:`MaxPool2d` from primitives: (y, indices). The gradient goes to
     the first maximum of each window (a gather at its position), as the kernel's."""
     from ..tensor import Tensor
@@ -131,7 +137,8 @@ def max_pool2d_composed(x, k, s, p, d, ceil_mode):
     return y, Tensor((h * W + w).astype(xp.int64))  # indices: flat h * W + w per plane
 
 
-def avg_pool2d_composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+def avg_pool2d_composed(x: Tensor, k: tuple, s: tuple, p: tuple, ceil_mode: bool,
+                        count_include_pad: bool, divisor_override: int | None) -> Tensor:
     """The twin of :class:`AvgPool2d` from primitives: window sums / PyTorch's divisor."""
     from ..tensor import Tensor
 

@@ -17,9 +17,14 @@ primitives) and differentiates that, so double backward works without an extra F
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..autograd import Function, FusedFunction, ShapeError
 from ..backend import get_array_module
 from . import kernel
+
+if TYPE_CHECKING:
+    from ..tensor import Tensor
 
 
 class LSTMCell(FusedFunction):
@@ -191,7 +196,8 @@ def lstm_sequence_stepwise(xw, h0, c0, w_hh, reverse=False):
     return _steps(xw, h0, c0, w_hh, reverse, LSTMCell.apply)
 
 
-def lstm_sequence_composed(xw, h0, c0, w_hh, reverse=False):
+def lstm_sequence_composed(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                           reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """The twin of :class:`LSTMSequence` from primitives only (``lstm_cell_composed`` per
     step): what ``create_graph=True`` differentiates."""
     return _steps(xw, h0, c0, w_hh, reverse, lstm_cell_composed)
