@@ -10,7 +10,10 @@ no second copy), each CPU kernel variant built here, and float64 / float32 / flo
   ``minigrad.testing.checks.TOL`` and ``scale = max(1, sqrt(n) / 4)`` for n-element inputs
   (reductions accumulate rounding), as the test suite does;
 * in float64 only: first- and second-order finite differences (``gradcheck`` /
-  ``gradgradcheck``), pass/fail.
+  ``gradgradcheck``), pass/fail;
+* per op, whether PyTorch's own OpInfo samples (``op_db``) run against it in the tests
+  (``tests/test_opdb_*.py``) and how many pass: ``passed/run``, ``-`` where none run
+  (:mod:`minigrad.tools.opdb_coverage`; ``--no-opdb`` skips this sweep).
 
 A dtype the op refuses on purpose is reported ``unsupported``, not failed: the op raised
 ``DTypeError`` or ``NotImplementedError`` whose message names that dtype. Any other exception
@@ -19,7 +22,7 @@ A dtype the op refuses on purpose is reported ``unsupported``, not failed: the o
 Usage::
 
     python -m minigrad.tools.conformance [--op NAME ...] [--dtype float32 ...] [--out DIR]
-                                         [--no-fd] [--quiet]
+                                         [--no-fd] [--no-opdb] [--quiet]
 
 ``--op`` takes OpSpec names (``scaled_dot_product_attention``) or kernel-registry names
 (``attention``, as in ``minigrad.kernels.available()`` and ``MINIGRAD_KERNELS``). Writes
@@ -261,7 +264,8 @@ def run(specs, dtypes=DTYPES, finite_differences=True, progress=None,
 COLUMNS = [("op", "op"), ("variant", "variant"), ("dtype", "dtype"), ("fwd_abs", "fwd abs err"),
            ("fwd_rel", "fwd rel err"), ("grad_abs", "grad abs err"), ("grad_rel", "grad rel err"),
            ("tol", "tolerance (rtol/atol)"), ("gradcheck", "gradcheck"),
-           ("gradgradcheck", "gradgradcheck"), ("status", "result")]
+           ("gradgradcheck", "gradgradcheck"), ("opdb", "op_db samples (pass/run)"),
+           ("status", "result")]
 
 
 def _cells(row) -> list[str]:
@@ -271,6 +275,8 @@ def _cells(row) -> list[str]:
             out.append(f"{row['rtol']:.0e}/{row['atol']:.0e}")
         elif key in ("fwd_abs", "fwd_rel", "grad_abs", "grad_rel"):
             out.append("-" if row["status"] == "unsupported" else f"{row[key]:.2e}")
+        elif key == "opdb":
+            out.append(row.get("opdb", "-"))
         else:
             out.append(str(row[key]))
     return out
@@ -308,11 +314,13 @@ def format_markdown(rows, meta) -> str:
              ""]
     if s["failed"]:
         lines += ["Failing: " + ", ".join(f"`{f}`" for f in s["failed"]), ""]
+    lines += _opdb_summary(rows, meta.get("opdb"))
     header = [title for _, title in COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
     for r in rows:
         lines.append("| " + " | ".join(_cells(r)) + " |")
+    lines += _opdb_unmapped(meta.get("opdb"))
     notes = [r for r in rows if r["detail"]]
     if notes:
         lines += ["", "## Details", ""]
@@ -320,6 +328,64 @@ def format_markdown(rows, meta) -> str:
             detail = r["detail"].replace("|", "\\|").replace("\n", " ")
             lines.append(f"- `{r['op']}` {r['variant']} {r['dtype']} ({r['status']}): {detail}")
     return "\n".join(lines) + "\n"
+
+
+def _opdb_summary(rows, opdb) -> list[str]:
+    if opdb is None:
+        return []
+    if opdb["reason"]:
+        return [f"op_db column: not run ({opdb['reason']}).", ""]
+    ops = {r["op"]: r.get("opdb", "-") for r in rows}
+    covered = [c for c in ops.values() if c != "-"]
+    passed = sum(int(c.split("/")[0]) for c in covered)
+    run_ = sum(int(c.split("/")[1]) for c in covered)
+    total = opdb["totals"]
+    return [f"op_db samples (pass/run): PyTorch's OpInfo samples (`op_db`, float64) run "
+            f"against minigrad in `tests/test_opdb_*.py`, outputs and first-input gradients "
+            f"compared; summed over each op's op_db entries, `-` where the tests run none. "
+            f"**{len(covered)} of {len(ops)} ops here run them: {passed}/{run_} samples pass"
+            f"** ({len(opdb['entries'])} op_db entries in the tests: {total['passed']}/"
+            f"{total['run']} samples pass; the test requires >= 99% per entry).", ""]
+
+
+def _opdb_unmapped(opdb) -> list[str]:
+    if not opdb or opdb["reason"]:
+        return []
+    extra = [e for e in opdb["entries"] if not e["specs"]]
+    if not extra:
+        return []
+    lines = ["", "## op_db entries run in the tests without a row above", "",
+             "| op_db entry | test file | samples (pass/run) |", "|---|---|---|"]
+    for e in extra:
+        name = e["name"] + (f".{e['variant']}" if e["variant"] else "")
+        lines.append(f"| {name} | {e['file']} | {e['passed']}/{e['run']} |")
+    return lines
+
+
+def add_opdb(rows, specs, progress=None) -> dict:
+    """Fill each row's "opdb" cell; returns the report's op_db section (all listed entries
+    when every spec is reported, else only the entries of ``specs``)."""
+    from minigrad.tools import opdb_coverage as oc
+
+    listed = oc.listed_entries()
+    mapped = {k: [s.name for s in specs if k in oc.entries_for(s.name, listed)]
+              for k in listed}
+    wanted = listed if len(specs) == len(_all_spec_names()) else {
+        k: f for k, f in listed.items() if mapped[k]}
+    results, reason = oc.run_entries(wanted, progress=progress)
+    for r in rows:
+        r["opdb"] = oc.cell(r["op"], results, listed) if not reason else "-"
+    entries = [{"name": k[0], "variant": k[1], "file": v["file"], "passed": v["passed"],
+                "run": v["run"], "specs": mapped[k]} for k, v in sorted(results.items())]
+    return {"reason": reason, "entries": entries,
+            "totals": {"passed": sum(e["passed"] for e in entries),
+                       "run": sum(e["run"] for e in entries)}}
+
+
+def _all_spec_names() -> list[str]:
+    from minigrad.testing.opinfo import all_specs
+
+    return [s.name for s in all_specs()]
 
 
 def _meta() -> dict:
@@ -343,6 +409,9 @@ def main(argv=None) -> int:
                         f"{DEFAULT_OUT}; --out docs regenerates the committed report)")
     parser.add_argument("--no-fd", action="store_true",
                         help="skip the finite-difference gradcheck/gradgradcheck")
+    parser.add_argument("--no-opdb", action="store_true",
+                        help="skip the op_db column (PyTorch's OpInfo samples run through "
+                        "the tests' harness, tests/test_opdb_*.py)")
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="run minigrad on this device and its kernel variants (cuda: "
@@ -389,6 +458,13 @@ def main(argv=None) -> int:
     rows = run(specs, dtypes, finite_differences=not args.no_fd, progress=progress,
                device=args.device)
     meta = {**_meta(), "device": args.device}
+    if not args.no_opdb:
+        def opdb_progress(name, variant, row):
+            if not args.quiet:
+                print(f"  op_db {name + ('.' + variant if variant else ''):<40} "
+                      f"{row['passed']}/{row['run']}", file=sys.stderr, flush=True)
+
+        meta["opdb"] = add_opdb(rows, specs, opdb_progress)
     s = summary(rows)
     if not args.quiet:
         print(format_table(rows))
