@@ -9,7 +9,6 @@ flags) print one line ``minigrad: error: ...`` saying what to do and exit with s
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -19,12 +18,23 @@ __all__ = ["main", "build_parser"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-# Commands implemented in minigrad/tools/: name -> (module, one-line help).
+# Commands implemented in minigrad/tools/ (see _tool_module): name -> one-line help.
 TOOLS = {
-    "info": ("minigrad.tools.info", "report the build, devices, kernel variants and versions"),
-    "bench": ("minigrad.tools.bench", "benchmark the kernels side by side with PyTorch"),
-    "data": ("minigrad.tools.data", "check a CIFAR-10 copy, or convert image folders to it"),
+    "info": "report the build, devices, kernel variants and versions",
+    "bench": "benchmark the kernels side by side with PyTorch",
+    "data": "check a CIFAR-10 copy, or convert image folders to it",
 }
+
+
+def _tool_module(name: str):
+    """The module in minigrad/tools/ that runs ``minigrad <name>`` (imported on use)."""
+    if name == "info":
+        from .tools import info as module
+    elif name == "bench":
+        from .tools import bench as module
+    else:
+        from .tools import data as module
+    return module
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     c.add_argument("rest", nargs=argparse.REMAINDER)
     for name, text in TOOLS.items():  # parsed by their own modules in minigrad/tools/
-        sub.add_parser(name, help=text[1], add_help=False).add_argument(
+        sub.add_parser(name, help=text, add_help=False).add_argument(
             "rest", nargs=argparse.REMAINDER)
     return p
 
@@ -249,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["conformance"]:  # hand every later argument through untouched
         return _conformance(argv[1:])
     if argv[:1] and argv[0] in TOOLS:  # info, bench, data: their own parsers and errors
-        module = importlib.import_module(TOOLS[argv[0]][0])
+        module = _tool_module(argv[0])
         try:
             return int(module.main(argv[1:], prog=f"minigrad {argv[0]}") or 0)
         except SystemExit as e:  # --help, or a usage error already printed
