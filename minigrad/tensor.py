@@ -346,33 +346,6 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             out = Cast.apply(out, np.dtype(dtype))
         return out
 
-    def cpu(self) -> Tensor:
-        return self.to("cpu")
-
-    def cuda(self, device: int | None = None) -> Tensor:
-        return self.to(Device("cuda", device))
-
-    def float(self) -> Tensor:
-        return self.to(np.float32)
-
-    def double(self) -> Tensor:
-        return self.to(np.float64)
-
-    def half(self) -> Tensor:
-        return self.to(np.float16)
-
-    def long(self) -> Tensor:
-        return self.to(np.int64)
-
-    def int(self) -> Tensor:
-        return self.to(np.int32)
-
-    def bool(self) -> Tensor:
-        return self.to(np.bool_)
-
-    def type_as(self, other: Tensor) -> Tensor:
-        return self.to(other.dtype)
-
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)

@@ -1,4 +1,4 @@
-"""The Tensor methods beyond the core set: thin wrappers of ``minigrad/ops/extra.py``.
+"""The Tensor methods beyond the core set: shorthands of ``to`` and wrappers of ``ops/extra.py``.
 
 :class:`ExtraMethods` is a base class of :class:`minigrad.tensor.Tensor`; the code of each op
 is in ``ops/extra.py`` and the modules it names (``ops/scan.py``, ``ops/index_extra.py``,
@@ -7,16 +7,54 @@ is in ``ops/extra.py`` and the modules it names (``ops/scan.py``, ``ops/index_ex
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from .autograd.function import tensor_class
+from .backend import Device
 from .ops import extra as _extra
 from .tensor_math import _shape_args
 
+if TYPE_CHECKING:  # annotations only (the import graph test skips these blocks)
+    from .tensor import Tensor
+
 
 class ExtraMethods:
-    """``cumsum``, ``sort``, ``flip``, ``tril``, ``erf``, ``lerp``, ... (PyTorch's names)."""
+    """``cpu``, ``float``, ``long``, ... (shorthands of ``to``) and ``cumsum``, ``sort``,
+    ``flip``, ``tril``, ``erf``, ``lerp``, ... (PyTorch's names)."""
 
     __slots__ = ()
 
+    # device and dtype shorthands: compositions of Tensor.to
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device: int | None = None) -> Tensor:
+        return self.to(Device("cuda", device))
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def half(self) -> Tensor:
+        return self.to(np.float16)
+
+    def long(self) -> Tensor:
+        return self.to(np.int64)
+
+    def int(self) -> Tensor:
+        return self.to(np.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(np.bool_)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    # ops of minigrad/ops/extra.py
     def cumsum(self, dim, *, dtype=None):
         return _extra.cumsum(self, dim, dtype=dtype)
 
