@@ -25,6 +25,7 @@ def test_spec_names_map_to_their_opdb_entries():
     assert oc.entries_for("nn.pad_replicate", listed) == [
         ("nn.functional.pad", "replicate"), ("nn.functional.pad", "replicate_negative")]
     assert ("div", "trunc_rounding") in oc.entries_for("div", listed)
+    assert oc.entries_for("conv2d", listed) == [("nn.functional.conv2d", "")]
     assert oc.entries_for("to_float32", listed) == []
 
 
