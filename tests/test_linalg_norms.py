@@ -199,3 +199,15 @@ def test_empty_matrices_follow_torch():
 def test_unsupported_inputs_raise_clear_errors(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("ord", [2, -2, "nuc"], ids=str)
+def test_forward_mode_jvp_matches_torch(ord):  # noqa: A002
+    """SvdVals has no jvp rule of its own: forward mode transposes its (linear in gS)
+    backward, which must still give PyTorch's directional derivative."""
+    x, t = _x((2, 4, 3), seed=14), _x((2, 4, 3), seed=15)
+    _, got = mg.func.jvp(lambda a: mg.linalg.matrix_norm(a, ord), (mg.tensor(x),),
+                         (mg.tensor(t),))
+    _, want = torch.func.jvp(lambda a: torch.linalg.matrix_norm(a, ord), (torch.tensor(x),),
+                             (torch.tensor(t),))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-12)
