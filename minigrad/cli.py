@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train_sequence(args) -> int:
-    from .examples import train_charlm, train_reverse  # noqa: PLC0415
-    from .train import CLIError  # noqa: PLC0415
+    from .examples import train_charlm, train_reverse
+    from .train import CLIError
 
     seed = args.seed or 0
     if args.task == "charlm":
@@ -186,14 +186,14 @@ def _train_sequence(args) -> int:
 
 def _train(args, argv) -> int:
     if args.nproc is not None:  # re-run this command as N ranks under mpiexec
-        from .distributed.launch import launched_by_mpi, run_local_ranks  # noqa: PLC0415
-        from .train import CLIError  # noqa: PLC0415
+        from .distributed.launch import launched_by_mpi, run_local_ranks
+        from .train import CLIError
 
         if not launched_by_mpi():
             return run_local_ranks(args.nproc, argv, CLIError)
     if args.task != "cifar10":
         return _train_sequence(args)
-    from .train import train  # noqa: PLC0415
+    from .train import train
 
     given = {k: getattr(args, k) for k in (
         "model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
@@ -205,7 +205,7 @@ def _train(args, argv) -> int:
 
 
 def _evaluate(args) -> int:
-    from .train import CLIError, evaluate_checkpoint, format_report  # noqa: PLC0415
+    from .train import CLIError, evaluate_checkpoint, format_report
 
     if args.json:  # refuse a path that cannot be written before the work, not after it
         folder = os.path.dirname(os.path.abspath(args.json))
@@ -230,7 +230,7 @@ def _evaluate(args) -> int:
 
 def _conformance(rest) -> int:
     try:
-        from .tools.conformance import main as conformance_main  # noqa: PLC0415
+        from .tools.conformance import main as conformance_main
     except ImportError as e:
         print(f"minigrad: error: the conformance suite is not available ({e}); it lives in "
               "minigrad/tools/conformance.py", file=sys.stderr)
@@ -241,7 +241,7 @@ def _conformance(rest) -> int:
 
 def _interrupted_message(e: KeyboardInterrupt) -> str:
     """What a Ctrl-C left behind: the epoch the checkpoint holds, or nothing."""
-    from .train import TrainingInterrupted  # noqa: PLC0415
+    from .train import TrainingInterrupted
 
     if not isinstance(e, TrainingInterrupted):
         return "interrupted"
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     debug = getattr(args, "debug", False)
-    from .train import CLIError  # noqa: PLC0415
+    from .train import CLIError
 
     try:
         if args.command == "train":

@@ -9,7 +9,7 @@ def _t(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def abs(x):  # noqa: A001
+def abs(x):
     return _t(x).abs()
 
 
@@ -53,11 +53,11 @@ def minimum(a, b):
     return _t(a).minimum(b)
 
 
-def clamp(x, min=None, max=None):  # noqa: A002
+def clamp(x, min=None, max=None):
     return _t(x).clamp(min, max)
 
 
-def sum(x, dim=None, keepdim=False, *, dtype=None):  # noqa: A001
+def sum(x, dim=None, keepdim=False, *, dtype=None):
     return _t(x).sum(dim, keepdim, dtype=dtype)
 
 
@@ -93,7 +93,7 @@ def div(x, other, *, rounding_mode=None):
 divide = div
 
 
-def pow(x, exponent):  # noqa: A001
+def pow(x, exponent):
     return _t(x) ** exponent if isinstance(x, Tensor) else _operand(exponent).__rpow__(x)
 
 
@@ -117,11 +117,11 @@ def bmm(a, b):
     return _t(a).bmm(b)
 
 
-def max(x, dim=None, keepdim=False):  # noqa: A001
+def max(x, dim=None, keepdim=False):
     return _t(x).max(dim, keepdim)
 
 
-def min(x, dim=None, keepdim=False):  # noqa: A001
+def min(x, dim=None, keepdim=False):
     return _t(x).min(dim, keepdim)
 
 

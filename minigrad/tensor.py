@@ -246,11 +246,11 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         self._data = value._data if isinstance(value, Tensor) else value
 
     @property
-    def T(self) -> Tensor:  # noqa: N802
+    def T(self) -> Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     @property
-    def mT(self) -> Tensor:  # noqa: N802
+    def mT(self) -> Tensor:
         return self.transpose(-2, -1)
 
     # ------------------------------------------------------------------ conversion

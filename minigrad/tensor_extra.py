@@ -70,7 +70,7 @@ class ExtraMethods:
     def argsort(self, dim=-1, descending=False, stable=False):
         return _extra.argsort(self, dim, descending, stable)
 
-    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+    def topk(self, k, dim=-1, largest=True, sorted=True):
         return _extra.topk(self, k, dim, largest, sorted)
 
     def kthvalue(self, k, dim=-1, keepdim=False):

@@ -71,7 +71,7 @@ class ArithmeticMethods:
     def div_(self, other, *, rounding_mode=None) -> Tensor:
         return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
 
-    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
+    def clamp_(self, min=None, max=None) -> Tensor:
         return self._inplace(self.clamp(min, max), "clamp_")
 
     def relu_(self) -> Tensor:
@@ -205,7 +205,7 @@ class ArithmeticMethods:
     def minimum(self, other):
         return Minimum.apply(*_promote_tensors(self, _operand(other), self))
 
-    def clamp(self, min=None, max=None):  # noqa: A002
+    def clamp(self, min=None, max=None):
         Tensor = tensor_class()
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
@@ -235,7 +235,7 @@ class ArithmeticMethods:
         other = other._data if isinstance(other, Tensor) else other
         return Tensor(fn(self._data, other))
 
-    def __eq__(self, other):  # noqa: D105
+    def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
 
     def __ne__(self, other):
@@ -415,7 +415,7 @@ def _operand(x, tensor_only=False, like=None):
     return Tensor(x)
 
 
-def where(condition, input, other):  # noqa: A002
+def where(condition, input, other):
     Tensor = tensor_class()
     cond = condition if isinstance(condition, Tensor) else Tensor(condition)
     if cond.dtype != np.bool_:

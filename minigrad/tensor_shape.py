@@ -371,7 +371,7 @@ def stack(tensors, dim=0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def pad(input, pad, mode="constant", value=None) -> Tensor:  # noqa: A002
+def pad(input, pad, mode="constant", value=None) -> Tensor:
     """PyTorch's ``F.pad``: modes constant (the default; negative pads crop), reflect,
     replicate and circular (``ops.shape.pad_general``)."""
     pad = tuple(int(p) for p in pad)

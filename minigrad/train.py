@@ -92,8 +92,8 @@ def _device(name: str | None):
 
 def load_cifar(data_dir: str, train: bool, download: bool = False, expected_counts=None):
     """``CIFAR10`` with every failure turned into a one-line ``CLIError`` saying what to do."""
-    from .data import CIFAR10  # noqa: PLC0415
-    from .data.cifar10 import DownloadError  # noqa: PLC0415
+    from .data import CIFAR10
+    from .data.cifar10 import DownloadError
 
     kwargs = {}
     if expected_counts:
@@ -120,7 +120,7 @@ def load_cifar(data_dir: str, train: bool, download: bool = False, expected_coun
 
 
 def _transforms(opts: dict, train: bool):
-    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW  # noqa
+    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW
 
     mean, std = NORMALIZATION[opts["normalize"]]
     steps = []
@@ -132,7 +132,7 @@ def _transforms(opts: dict, train: bool):
 
 
 def _limit(ds, n):
-    from .data import Subset  # noqa: PLC0415
+    from .data import Subset
 
     if n is None or n >= len(ds):
         return ds
@@ -140,7 +140,7 @@ def _limit(ds, n):
 
 
 def _loader(ds, opts, batch_size, shuffle, transform, drop_last=False, seed=0):
-    from .data import DataLoader  # noqa: PLC0415
+    from .data import DataLoader
 
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       seed=seed, num_workers=opts.get("num_workers") or 0,
@@ -155,7 +155,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _optimizer(opts: dict, params):
-    from . import optim  # noqa: PLC0415
+    from . import optim
 
     if opts["optimizer"] == "sgd":
         return optim.SGD(params, lr=opts["lr"], momentum=opts["momentum"],
@@ -166,7 +166,7 @@ def _optimizer(opts: dict, params):
 
 def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
     """(scheduler or None, 'batch' | 'epoch'): when ``scheduler.step()`` is called."""
-    from .optim import lr_scheduler  # noqa: PLC0415
+    from .optim import lr_scheduler
 
     s, epochs = opts["schedule"], opts["epochs"]
     if s == "none":
@@ -216,9 +216,9 @@ def classification_report(y_true, y_pred, classes) -> dict:
 
 def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
     """(mean loss, labels, predictions) over ``loader`` in eval mode, with a progress bar."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
-    from .nn import functional as F  # noqa: PLC0415
+    from .nn import functional as F
 
     was_training = model.training
     model.eval()
@@ -263,8 +263,8 @@ def _on_epoch_end(epoch: int) -> None:
 
 def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm,
                  ema=None):
-    from .nn import functional as F  # noqa: PLC0415
-    from .nn.utils import clip_grad_norm_  # noqa: PLC0415
+    from .nn import functional as F
+    from .nn.utils import clip_grad_norm_
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -377,7 +377,7 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
 
 
 def _train(given: dict, argv: list[str], progress: dict) -> dict:
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     out = given["out"]
     if _dist.setup(given.get("device"), CLIError) > 1:  # under mpiexec: join the ranks

@@ -62,11 +62,11 @@ def write_metrics(out: str, history: list[dict]) -> None:
 
 def curves_figure(history: list[dict], title: str = ""):
     """The matplotlib figure of :func:`write_curves` (loss and accuracy against epoch)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -94,7 +94,7 @@ def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
     """Loss and accuracy against epoch (train and test) as a PNG; returns a note when
     matplotlib is missing (the file is then skipped)."""
     try:
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         return f"matplotlib is not installed: skipped {os.path.basename(path)} " \
                "(pip install 'minigrad[plot]')"

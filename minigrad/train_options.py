@@ -149,7 +149,7 @@ def _ema(opts: dict, model):
     updated after every optimizer step (``optim.swa_utils.AveragedModel``)."""
     if not opts.get("ema"):
         return None
-    from .optim.swa_utils import AveragedModel, get_ema_multi_avg_fn  # noqa: PLC0415
+    from .optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opts["ema"]),
                          use_buffers=True)

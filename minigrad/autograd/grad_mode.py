@@ -44,19 +44,19 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):  # noqa: N801 (PyTorch's name)
+class no_grad(_GradMode):
     """Turn graph recording off: ``with minigrad.no_grad(): ...`` or ``@minigrad.no_grad()``."""
 
     mode = False
 
 
-class enable_grad(_GradMode):  # noqa: N801
+class enable_grad(_GradMode):
     """Turn graph recording back on inside a ``no_grad`` region."""
 
     mode = True
 
 
-class set_grad_enabled(_GradMode):  # noqa: N801
+class set_grad_enabled(_GradMode):
     """``set_grad_enabled(False)`` works as a plain call and as a context manager."""
 
     def __init__(self, mode: bool):
@@ -76,7 +76,7 @@ class set_grad_enabled(_GradMode):  # noqa: N801
 _anomaly = False
 
 
-class detect_anomaly:  # noqa: N801
+class detect_anomaly:
     """Inside this block every node remembers where its forward ran, and a NaN or inf
     produced by a backward raises ``RuntimeError`` naming the op and that traceback."""
 
