@@ -7,7 +7,12 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "common.h"
 
@@ -25,6 +30,14 @@ py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pai
 py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
                  std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
                  const Pair& dilation);
+// conv_direct.cpp
+std::string conv2d_direct_isa();
+py::array conv2d_direct_forward(const py::array& x, const py::array& weight,
+                                const py::object& bias, const Pair& padding);
+py::array conv2d_direct_input_grad(const py::array& dy, const py::array& weight,
+                                   const Pair& padding, const std::vector<std::int64_t>& x_shape);
+py::array conv2d_direct_weight_grad(const py::array& dy, const py::array& x, const Pair& kernel,
+                                    const Pair& padding);
 // pool.cpp
 py::tuple maxpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
                             const Pair& padding, const Pair& dilation, bool ceil_mode);
@@ -108,8 +121,29 @@ py::dict build_info() {
 
 }  // namespace
 
+namespace {
+// Keep freed memory for reuse instead of handing it back to the kernel.  A training step frees
+// and reallocates the same activation-sized arrays every step; with glibc's defaults each one
+// above the (dynamic) mmap threshold is a fresh mmap whose pages fault in one by one (LeNet at
+// batch 128: ~1500 page faults and ~20% of the step in the kernel).  Raising the mmap and trim
+// thresholds makes those arrays come from the heap, already mapped.  The price: memory freed by
+// the process stays reserved for it (up to the largest working set) instead of going back to
+// the OS.  MINIGRAD_MALLOC_TUNE=0 keeps glibc's defaults.  Returns whether it applied.
+bool tune_malloc() {
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
+    const char* env = std::getenv("MINIGRAD_MALLOC_TUNE");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    const int mmap_max = 32 << 20;  // glibc's upper limit for M_MMAP_THRESHOLD on 64-bit
+    return mallopt(M_MMAP_THRESHOLD, mmap_max) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+    return false;
+#endif
+}
+}  // namespace
+
 PYBIND11_MODULE(_C, m) {
     m.doc() = "minigrad CPU kernels (C++17, OpenMP). Inputs must be C-contiguous.";
+    m.attr("malloc_tuned") = tune_malloc();
 
     m.def("relu_forward", &minigrad::relu_forward, py::arg("x"),
           "y = max(x, 0) elementwise (float32/float64, C-contiguous, any shape).");
@@ -130,6 +164,18 @@ PYBIND11_MODULE(_C, m) {
           py::arg("KW"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
           "Adjoint of im2col: cols (N, C, KH, KW, OH, OW) -> dx (N, C, H, W).");
     // pool.cpp
+    // conv_direct.cpp
+    m.def("conv2d_direct_isa", &minigrad::conv2d_direct_isa,
+          "The instruction set the direct convolution runs with: baseline, avx2 or avx512.");
+    m.def("conv2d_direct_forward", &minigrad::conv2d_direct_forward, py::arg("x"),
+          py::arg("weight"), py::arg("bias"), py::arg("padding"),
+          "Direct conv2d, stride 1, dilation 1, groups 1: x (N, C, H, W) -> (N, O, OH, OW).");
+    m.def("conv2d_direct_input_grad", &minigrad::conv2d_direct_input_grad, py::arg("dy"),
+          py::arg("weight"), py::arg("padding"), py::arg("x_shape"),
+          "dx of conv2d_direct_forward (padding <= kernel - 1).");
+    m.def("conv2d_direct_weight_grad", &minigrad::conv2d_direct_weight_grad, py::arg("dy"),
+          py::arg("x"), py::arg("kernel"), py::arg("padding"),
+          "dweight (O, C, KH, KW) of conv2d_direct_forward.");
     m.def("maxpool2d_forward", &minigrad::maxpool2d_forward, py::arg("x"), py::arg("kernel"),
           py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
           "x (N, C, H, W) -> (y, int64 flat indices h*W + w), both (N, C, OH, OW).");

@@ -29,6 +29,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <type_traits>
 
 #include "common.h"
 
@@ -88,9 +89,59 @@ inline std::int64_t plane_grain(const CheckedInt& plane_work) {
 }
 
 // ----------------------------------------------------------------------------- max pooling
+// In-bounds taps [lo, hi) of every output position along one dim: computed once per call
+// (integer divisions), not once per output.
+struct TapRange {
+    std::int64_t lo, hi;
+};
+
+inline std::vector<TapRange> tap_ranges(std::int64_t out, std::int64_t size, std::int64_t k,
+                                        std::int64_t s, std::int64_t p, std::int64_t d) {
+    std::vector<TapRange> r(static_cast<std::size_t>(out));
+    for (std::int64_t o = 0; o < out; ++o) {
+        const std::int64_t start = o * s - p;
+        r[o].lo = start < 0 ? (-start + d - 1) / d : 0;
+        r[o].hi = std::min(k, (size - start + d - 1) / d);
+    }
+    return r;
+}
+
+// One output row: the taps are the outer loop and the output columns the inner one, so the
+// compare-and-select runs over a row of independent outputs (branch-free and vectorisable)
+// instead of a data-dependent branch per tap.  Taps go in row-major window order and only a
+// strictly greater value (or the first NaN) replaces the best, so ties keep the first max.
+template <typename T>
+MG_ALWAYS_INLINE void max_row_update(const T* xr, std::int64_t at0, std::int64_t sW,
+                                     std::int64_t n, T* best, std::int64_t* bi) {
+    for (std::int64_t j = 0; j < n; ++j) {
+        const std::int64_t at = at0 + j * sW;
+        const T v = xr[at];
+        const T b = best[j];
+        const bool take = (v > b) | ((v != v) & (b == b));
+        // selects written as bit masks: GCC turns `take ? v : b` back into a branch here,
+        // and random data mispredicts it half the time
+        using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+        const Bits m = Bits(0) - static_cast<Bits>(take);
+        Bits vb, bb;
+        std::memcpy(&vb, &v, sizeof v);
+        std::memcpy(&bb, &b, sizeof b);
+        const Bits rb = (vb & m) | (bb & ~m);
+        std::memcpy(&best[j], &rb, sizeof rb);
+        const std::int64_t im = -static_cast<std::int64_t>(take);
+        bi[j] = (at & im) | (bi[j] & ~im);
+    }
+}
+
 template <typename T>
 void maxpool_forward_impl(const T* x, T* y, std::int64_t* ind, const PoolGeom& g) {
     const std::int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
+    const std::vector<TapRange> rh = tap_ranges(g.OH, g.H, g.KH, g.sH, g.pH, g.dH);
+    const std::vector<TapRange> rw = tap_ranges(g.OW, g.W, g.KW, g.sW, g.pW, g.dW);
+    // output columns whose windows lie fully inside the input: [in_lo, in_hi)
+    std::int64_t in_lo = 0, in_hi = 0;
+    while (in_lo < g.OW && !(rw[in_lo].lo == 0 && rw[in_lo].hi == g.KW)) ++in_lo;
+    in_hi = in_lo;
+    while (in_hi < g.OW && rw[in_hi].lo == 0 && rw[in_hi].hi == g.KW) ++in_hi;
     parallel_for(g.N * g.C, plane_grain(CheckedInt(OHW) * g.KH * g.KW), [&](std::int64_t b, std::int64_t e) {
         for (std::int64_t plane = b; plane < e; ++plane) {
             const T* xp = x + plane * HW;
@@ -98,29 +149,50 @@ void maxpool_forward_impl(const T* x, T* y, std::int64_t* ind, const PoolGeom& g
             std::int64_t* ip = ind + plane * OHW;
             for (std::int64_t oh = 0; oh < g.OH; ++oh) {
                 const std::int64_t h0 = oh * g.sH - g.pH;
+                const std::int64_t kh0 = rh[oh].lo, kh1 = rh[oh].hi;
+                T* yr = yp + oh * g.OW;
+                std::int64_t* ir = ip + oh * g.OW;
                 for (std::int64_t ow = 0; ow < g.OW; ++ow) {
+                    if (ow == in_lo && kh0 < kh1 && in_hi > in_lo) {  // the interior run
+                        const std::int64_t n = in_hi - in_lo;
+                        const std::int64_t w0 = in_lo * g.sW - g.pW;
+                        const std::int64_t row0 = (h0 + kh0 * g.dH) * g.W + w0;
+                        for (std::int64_t j = 0; j < n; ++j) {  // the first tap
+                            yr[in_lo + j] = xp[row0 + j * g.sW];
+                            ir[in_lo + j] = row0 + j * g.sW;
+                        }
+                        for (std::int64_t kh = kh0; kh < kh1; ++kh) {
+                            const std::int64_t row = (h0 + kh * g.dH) * g.W + w0;
+                            for (std::int64_t kw = (kh == kh0 ? 1 : 0); kw < g.KW; ++kw)
+                                max_row_update(xp, row + kw * g.dW, g.sW, n, yr + in_lo,
+                                               ir + in_lo);
+                        }
+                        ow = in_hi - 1;
+                        continue;
+                    }
                     const std::int64_t w0 = ow * g.sW - g.pW;
-                    // the window's in-bounds rows/columns, so the inner loops never test bounds
-                    const std::int64_t kh0 = h0 < 0 ? (-h0 + g.dH - 1) / g.dH : 0;
-                    const std::int64_t kh1 = std::min(g.KH, (g.H - h0 + g.dH - 1) / g.dH);
-                    const std::int64_t kw0 = w0 < 0 ? (-w0 + g.dW - 1) / g.dW : 0;
-                    const std::int64_t kw1 = std::min(g.KW, (g.W - w0 + g.dW - 1) / g.dW);
-                    T best = -std::numeric_limits<T>::infinity();
-                    std::int64_t best_i = -1;
+                    const std::int64_t kw0 = rw[ow].lo, kw1 = rw[ow].hi;
+                    if (kh0 >= kh1 || kw0 >= kw1) {  // no tap inside the input
+                        yr[ow] = -std::numeric_limits<T>::infinity();
+                        ir[ow] = 0;
+                        continue;
+                    }
+                    std::int64_t best_i = (h0 + kh0 * g.dH) * g.W + w0 + kw0 * g.dW;
+                    T best = xp[best_i];
                     for (std::int64_t kh = kh0; kh < kh1; ++kh) {
                         const std::int64_t row = (h0 + kh * g.dH) * g.W;
                         for (std::int64_t kw = kw0; kw < kw1; ++kw) {
                             const std::int64_t at = row + w0 + kw * g.dW;
                             const T v = xp[at];
                             // first max wins; a NaN wins and then stays (NumPy argmax, torch)
-                            if (best_i < 0 || v > best || (v != v && best == best)) {
+                            if (v > best || (v != v && best == best)) {
                                 best = v;
                                 best_i = at;
                             }
                         }
                     }
-                    yp[oh * g.OW + ow] = best;
-                    ip[oh * g.OW + ow] = best_i < 0 ? 0 : best_i;
+                    yr[ow] = best;
+                    ir[ow] = best_i;
                 }
             }
         }

@@ -2,10 +2,13 @@
 
 Same names and signatures as :mod:`minigrad.kernels.reference`.  Views and strides stay in
 Python: inputs are made C-contiguous here, then ``_C`` validates dtype, shape and contiguity
-again at its boundary.  conv2d keeps its matmul in BLAS (NumPy) around the C++ im2col/col2im.
+again at its boundary.  conv2d runs the direct C++ convolution for stride 1 / dilation 1 /
+groups 1, else its matmul in BLAS (NumPy) around the C++ im2col/col2im.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from minigrad.kernels import reference
 from minigrad.kernels.native import contiguous, load_C
@@ -22,7 +25,8 @@ from minigrad.kernels.reference import (
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "relu": ("relu_forward", "relu_backward"),
     "bias_relu": ("bias_relu_forward", "bias_relu_backward"),
-    "conv2d": ("im2col", "col2im"),
+    "conv2d": ("im2col", "col2im", "conv2d_direct_forward", "conv2d_direct_input_grad",
+               "conv2d_direct_weight_grad"),
     "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
     "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
     "lstm_cell": ("lstm_cell_forward", "lstm_cell_backward"),
@@ -100,18 +104,61 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
                            _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
 
 
+# Direct convolution (csrc/cpu/conv_direct.cpp: no im2col, vectorised for the CPU) for
+# stride 1, dilation 1, groups 1; every other geometry takes im2col + BLAS.  Its weight
+# gradient wins only while O*C is small (LeNet's 3->6 and 6->16); above DIRECT_WGRAD_MAX_OC
+# the im2col + BLAS weight gradient is faster (python benchmarks/conv_direct.py).
+DIRECT_WGRAD_MAX_OC = 512
+
+
+def _direct(x, weight, stride, dilation, groups):
+    return (stride == (1, 1) and dilation == (1, 1) and groups == 1 and x.ndim == 4
+            and weight.ndim == 4 and x.dtype == weight.dtype
+            and x.dtype in (np.float32, np.float64))
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
-    """The reference body (BLAS matmul) around the C++ im2col."""
+    """Direct convolution where it applies (see _direct), else the reference body (BLAS
+    matmul) around the C++ im2col.  ``keep_cols``: (y, cols), cols None on the direct path
+    (backward then needs none)."""
+    check_float("conv2d_forward", x=x, weight=weight)
+    if _direct(x, weight, tuple(stride), tuple(dilation), groups):
+        y = load_C().conv2d_direct_forward(contiguous(x), contiguous(weight),
+                                     None if bias is None else contiguous(bias),
+                                     _pair(padding, "conv2d_forward", "padding"))
+        return (y, None) if keep_cols else y
     return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
                                     im2col_fn=im2col, keep_cols=keep_cols)
 
 
 def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
                     cols=None):
-    """The reference body (BLAS matmuls) around the C++ im2col/col2im."""
-    return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                     output_mask, im2col_fn=im2col, col2im_fn=col2im,
-                                     cols=cols)
+    """Direct dx/dweight where they apply, the reference body (BLAS matmuls) around the C++
+    im2col/col2im for the rest."""
+    check_float("conv2d_backward", dy=dy, x=x, weight=weight)
+    if not _direct(x, weight, tuple(stride), tuple(dilation), groups):
+        return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
+                                         output_mask, im2col_fn=im2col, col2im_fn=col2im,
+                                         cols=cols)
+    O, C, KH, KW = weight.shape
+    pad = _pair(padding, "conv2d_backward", "padding")
+    dy = contiguous(dy)
+    want_dx = output_mask[0] and pad[0] <= KH - 1 and pad[1] <= KW - 1
+    want_dw = output_mask[1] and O * C <= DIRECT_WGRAD_MAX_OC
+    dx = dw = None
+    if want_dx:
+        dx = load_C().conv2d_direct_input_grad(dy, contiguous(weight), pad, x.shape)
+    if want_dw:
+        dw = load_C().conv2d_direct_weight_grad(dy, contiguous(x), (KH, KW), pad)
+    rest = (output_mask[0] and not want_dx, output_mask[1] and not want_dw, False)
+    if any(rest):
+        rdx, rdw, _ = reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
+                                                rest, im2col_fn=im2col, col2im_fn=col2im,
+                                                cols=cols)
+        dx = rdx if rest[0] else dx
+        dw = rdw if rest[1] else dw
+    db = dy.sum(axis=(0, 2, 3)) if output_mask[2] else None
+    return dx, dw, db
 
 
 # ----------------------------------------------------------------------------- pooling
