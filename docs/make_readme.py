@@ -43,6 +43,7 @@ ORDER = [
     "gpu.md",
     "distributed.md",
     "learn.md",
+    "missing.md",
     "tests.md",
     "results.md",
 ]
