@@ -30,7 +30,7 @@ import secrets
 import numpy as np
 
 from minigrad.backend import CPU, Device, to_device
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, data_of
 
 FORMAT_TAG = "minigrad-checkpoint"
 FORMAT_VERSION = 1
@@ -69,7 +69,7 @@ class _Encoder:
         if obj is None or isinstance(obj, bool | str):
             return obj
         if isinstance(obj, Tensor):
-            host = to_device(obj._data, CPU)
+            host = to_device(data_of(obj), CPU)
             key = self._add_array(obj, host, where)
             return {_TAG: "tensor", "key": key, "device": str(obj.device),
                     "requires_grad": obj.requires_grad}

@@ -39,26 +39,7 @@ KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 # Modules outside the core that still read or write ``._data`` / ``._version`` of tensors
 # (move them to minigrad.tensor.data_of / bump_version / set_data, then delete the entry).
-KNOWN_REACH_INS = {
-    "minigrad/distributed/__init__.py",
-    "minigrad/func/__init__.py",
-    "minigrad/func/_forward.py",
-    "minigrad/nn/_functional_layers.py",
-    "minigrad/nn/_loss_functional.py",
-    "minigrad/nn/attention.py",
-    "minigrad/nn/functional.py",
-    "minigrad/nn/module.py",
-    "minigrad/nn/parallel.py",
-    "minigrad/nn/parameter.py",
-    "minigrad/nn/transformer.py",
-    "minigrad/nn/utils.py",
-    "minigrad/optim/adam.py",
-    "minigrad/optim/adaptive.py",
-    "minigrad/optim/optimizer.py",
-    "minigrad/optim/sgd.py",
-    "minigrad/serialization.py",
-    "minigrad/utils/checkpoint.py",
-}
+KNOWN_REACH_INS: set[str] = set()
 APP_PREFIXES = ("minigrad.train", "minigrad.cli", "minigrad.__main__", "minigrad.tools",
                 "minigrad.examples")
 

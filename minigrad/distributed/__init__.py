@@ -168,11 +168,11 @@ def barrier() -> None:
 # ----------------------------------------------------------------------------- tensors
 def _storage(t, who: str):
     """The contiguous raw array behind tensor ``t``: collectives write into it in place."""
-    from ..tensor import Tensor  # noqa: PLC0415
+    from ..tensor import Tensor, data_of  # noqa: PLC0415
 
     if not isinstance(t, Tensor):
         raise TypeError(f"{who}: expected a minigrad Tensor, got {type(t).__name__}")
-    arr = t._data
+    arr = data_of(t)
     if not arr.flags.c_contiguous:
         raise ValueError(f"{who}: the tensor of shape {tuple(t.shape)} is not contiguous; "
                          "call .contiguous() first")
@@ -190,7 +190,9 @@ def _check_device(group, arr, who: str) -> None:
 
 
 def _bump(t) -> None:
-    t._version[0] += 1  # written in place: saved-for-backward checks must see it
+    from ..tensor import bump_version  # noqa: PLC0415
+
+    bump_version(t)  # written in place: saved-for-backward checks must see it
 
 
 def _check_op(op, who: str) -> str:

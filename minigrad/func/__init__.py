@@ -22,7 +22,7 @@ from collections.abc import Callable
 from ..autograd import enable_grad, is_grad_enabled
 from ..autograd import grad as _autograd_grad
 from ..factories import zeros_like
-from ..tensor import Tensor, stack
+from ..tensor import Tensor, data_of, stack
 from ._forward import dual_level, rule_kind
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap",
@@ -198,7 +198,7 @@ def jacfwd(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
             cols = []
             for j in range(x.numel()):
                 basis = zeros_like(x).reshape(-1)
-                basis._data[j] = 1
+                data_of(basis)[j] = 1
                 tangents = [zeros_like(a) if isinstance(a, Tensor) else a for a in args]
                 tangents[k] = basis.reshape(x.shape)
                 res = jvp(lambda *a: func(*a), args, tangents, has_aux=has_aux)

@@ -36,7 +36,7 @@ from ..ops import pool as P
 from ..ops import reduce as R
 from ..ops import rnn as _rnn
 from ..ops import shape as S
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 
 _stack: list[_Level] = []  # active forward-mode levels, outermost first
 _depth = 0  # how many of them are live for the op now running (outer ones only, inside a rule)
@@ -52,11 +52,15 @@ class _Level:
         self.tangents: dict[int, tuple[object, Tensor]] = {}
 
     def set(self, t: Tensor, tangent: Tensor) -> None:
-        self.tangents[id(t._data)] = (t._data, tangent)
+        arr = data_of(t)
+        self.tangents[id(arr)] = (arr, tangent)
 
     def get(self, t) -> Tensor | None:
-        entry = self.tangents.get(id(t._data)) if isinstance(t, Tensor) else None
-        return None if entry is None or entry[0] is not t._data else entry[1]
+        if not isinstance(t, Tensor):
+            return None
+        arr = data_of(t)
+        entry = self.tangents.get(id(arr))
+        return None if entry is None or entry[0] is not arr else entry[1]
 
 
 def _float(t) -> bool:

@@ -17,7 +17,7 @@ from ..backend import get_array_module
 from ..factories import _random, zeros
 from ..ops.conv import conv2d
 from ..ops.indexing import ScatterAdd
-from ..tensor import Tensor, cat, pad
+from ..tensor import Tensor, cat, data_of, pad
 
 __all__ = [
     "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
@@ -229,7 +229,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         lam = (src - i0).astype(np.dtype(input.dtype))
         shape = [1] * x.ndim
         shape[dim] = n_out
-        lam_t = Tensor(get_array_module(x._data).asarray(lam.reshape(shape)))
+        lam_t = Tensor(get_array_module(data_of(x)).asarray(lam.reshape(shape)))
         index[dim] = i0
         lo = x[tuple(index)]
         index[dim] = i1
@@ -251,10 +251,11 @@ def _feature_dropout(input, p, training, inplace, name, feature_dims):  # noqa: 
     lead = input.shape[:2] if batched else input.shape[:1]          # (N, C) or (C,)
     mask_shape = tuple(lead) + (1,) * (input.ndim - len(lead))
     if p == 1.0:
-        mask = get_array_module(input._data).zeros(mask_shape, dtype=input._data.dtype)
+        data = data_of(input)
+        mask = get_array_module(data).zeros(mask_shape, dtype=data.dtype)
     else:
         keep = _random("uniform", mask_shape, np.float64, input.device) < (1.0 - p)
-        mask = (keep / (1.0 - p)).astype(input._data.dtype)
+        mask = (keep / (1.0 - p)).astype(data_of(input).dtype)
     out = input * Tensor(mask)
     return input.copy_(out) if inplace else out
 
@@ -368,8 +369,8 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     if oh <= 0 or ow <= 0 or h == 0 or w == 0:
         raise ValueError(f"adaptive_max_pool2d: output size ({oh}, {ow}) and input size "
                          f"({h}, {w}) must be positive")
-    xp = get_array_module(x._data)
-    data = x._data
+    data = data_of(x)
+    xp = get_array_module(data)
     idx = xp.empty((n, c, oh, ow), dtype=np.int64)
     for i, (h0, h1) in enumerate(_adaptive_bounds(h, oh)):
         for j, (w0, w1) in enumerate(_adaptive_bounds(w, ow)):
@@ -403,7 +404,7 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None,  # no
         oh, ow = (h - 1) * s[0] - 2 * p[0] + k[0], (w - 1) * s[1] - 2 * p[1] + k[1]
     else:
         oh, ow = tuple(output_size)[-2:]
-    index = ind._data.reshape(n, c, h * w)
+    index = data_of(ind).reshape(n, c, h * w)
     if index.size and (int(index.min()) < 0 or int(index.max()) >= oh * ow):
         raise ValueError(f"max_unpool2d: found an invalid max index (min {int(index.min())}, "
                          f"max {int(index.max())}) for an output of size ({oh}, {ow})")

@@ -14,7 +14,7 @@ from ..backend import get_array_module
 from ..ops.loss import cross_entropy_composed, softmax_cross_entropy
 from ..ops.loss import picked_weights as _picked_weights
 from ..ops.special import Log1p
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -57,7 +57,7 @@ def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int):  
         raise ValueError(f"{op}: expected target of shape {expected} for input of shape "
                          f"{tuple(input.shape)}, got target of shape {tuple(target.shape)}")
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
-    t = target._data.reshape(-1)
+    t = data_of(target).reshape(-1)
     xp = get_array_module(t)
     valid = t != ignore_index
     if t.size:
@@ -79,7 +79,7 @@ def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = Non
     (minigrad/ops/loss.py, kernel ``cross_entropy``); :func:`_cross_entropy_indices_composed`
     is its composed twin and returns the same pair.
     """
-    t = target._data if isinstance(target, Tensor) else target
+    t = data_of(target) if isinstance(target, Tensor) else target
     xp = get_array_module(t)
     valid = t != ignore_index
     w = _picked_weights(valid, xp.where(valid, t, 0), weight, logits2d.dtype)
@@ -90,7 +90,7 @@ def _cross_entropy_indices_composed(logits2d: Tensor, target, weight: Tensor | N
                                     ignore_index: int = -100, label_smoothing: float = 0.0):
     """:func:`_cross_entropy_indices` through the composed twin of the fused op
     (``minigrad.ops.loss.cross_entropy_composed``: log_softmax + gather); the same pair."""
-    t = target._data if isinstance(target, Tensor) else target
+    t = data_of(target) if isinstance(target, Tensor) else target
     xp = get_array_module(t)
     valid = t != ignore_index
     w = _picked_weights(valid, xp.where(valid, t, 0), weight, logits2d.dtype)
@@ -137,7 +137,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
     if target.dtype.kind == "f":
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
     _check_targets("cross_entropy", input, target, ignore_index)
-    losses, w = _cross_entropy_indices(_classes_last(input), Tensor(target._data.reshape(-1)),
+    losses, w = _cross_entropy_indices(_classes_last(input), Tensor(data_of(target).reshape(-1)),
                                        weight, ignore_index, label_smoothing)
     return _weighted_reduce(losses, w, reduction, target.shape)
 
@@ -183,7 +183,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     _check_reduction(reduction, "binary_cross_entropy")
     target = _as_tensor(target)
     _check_same_shape("binary_cross_entropy", input, target)
-    x = input._data
+    x = data_of(input)
     if x.size and bool(((x < 0) | (x > 1)).any()):
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
     tiny = float(np.exp(-100.0))  # log(tiny) = -100: no inf, no nan gradient at 0 or 1
@@ -198,7 +198,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
 def _softplus_neg(x: Tensor) -> Tensor:
     """log(1 + exp(-x)) without overflow: max(-x, 0) + log1p(exp(-|x|)). The masks are
     constants (sign taken as +1 at 0), so the derivative at x = 0 is the true -1/2."""
-    neg = Tensor((x._data < 0).astype(x.dtype))
+    neg = Tensor((data_of(x) < 0).astype(x.dtype))
     sign = 1.0 - 2.0 * neg
     return -x * neg + Log1p.apply((-(x * sign)).exp())
 

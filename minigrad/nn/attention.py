@@ -15,7 +15,7 @@ from ..autograd import DTypeError, ShapeError
 from ..backend import get_array_module
 from ..factories import empty
 from ..ops.attention import attention_probs, scaled_dot_product_attention
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 from . import functional as F
 from . import init
 from .layers.activation import Dropout
@@ -31,7 +31,7 @@ def _float_mask(mask, name, dtype):
     """MultiheadAttention's masks as additive float arrays: bool True -> -inf, else 0."""
     if mask is None:
         return None
-    raw = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    raw = data_of(mask) if isinstance(mask, Tensor) else np.asarray(mask)
     xp = get_array_module(raw)
     if raw.dtype == np.bool_:
         return xp.where(raw, -xp.inf, 0.0).astype(dtype)

@@ -17,7 +17,7 @@ from ..autograd import no_grad
 from ..backend import get_array_module
 from ..ops.dropout import dropout
 from ..ops.special import Erf
-from ..tensor import Tensor, pad, where
+from ..tensor import Tensor, data_of, pad, where
 from ._loss_functional import (
     _cross_entropy_indices,
     binary_cross_entropy,
@@ -180,7 +180,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # 
     ``scale_grad_by_freq`` each row's gradient is divided by how often its index occurs."""
     if sparse:
         raise NotImplementedError("embedding: sparse gradients are not supported")
-    idx = input._data if isinstance(input, Tensor) else np.asarray(input)
+    idx = data_of(input) if isinstance(input, Tensor) else np.asarray(input)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
     n = weight.shape[0]

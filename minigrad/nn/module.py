@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd import Function, is_grad_enabled, no_grad
 from ..backend import Device, to_device
-from ..tensor import Tensor
+from ..tensor import Tensor, bump_version, data_of, set_data
 from .parameter import Parameter
 
 _hook_ids = itertools.count()
@@ -151,7 +151,7 @@ def _addindent(text: str, spaces: int) -> str:
 def _as_array(value, key: str):
     """A state_dict value (minigrad Tensor, NumPy array, anything ``np.asarray`` takes)."""
     if isinstance(value, Tensor):
-        return value._data
+        return data_of(value)
     try:
         return np.asarray(value)
     except Exception as e:  # pragma: no cover - exotic inputs
@@ -367,7 +367,7 @@ class Module:
                 p.grad = None
             else:
                 p.grad = p.grad.detach()
-                p.grad._data[...] = 0
+                data_of(p.grad)[...] = 0
 
     # ------------------------------------------------------------------ device and dtype
     def _apply_arrays(self, fn, floating_only: bool) -> Module:
@@ -383,12 +383,15 @@ class Module:
             for t in list(m._parameters.values()) + list(m._buffers.values()):
                 if t is None:
                     continue
-                new = convert(t._data)
-                if new is not t._data:
-                    t._data = new
-                    t._version[0] += 1
+                old = data_of(t)
+                new = convert(old)
+                if new is not old:
+                    set_data(t, new)
                 if t.grad is not None:
-                    t.grad._data = convert(t.grad._data)
+                    old = data_of(t.grad)
+                    new = convert(old)
+                    if new is not old:
+                        set_data(t.grad, new)
         return self
 
     def to(self, *args, **kwargs) -> Module:
@@ -488,8 +491,8 @@ class Module:
         with no_grad():
             for target, arr in copies:
                 src = to_device(arr, target.device)
-                target._data[...] = src.astype(target.dtype, copy=False)
-                target._version[0] += 1
+                data_of(target)[...] = src.astype(target.dtype, copy=False)
+                bump_version(target)
         return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ calling

@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import distributed as dist
 from ..backend import get_array_module
+from ..tensor import bump_version
 from .module import Module
 
 __all__ = ["DistributedDataParallel"]
@@ -145,7 +146,7 @@ class DistributedDataParallel(Module):
             for p, off in zip(b.params, b.offsets):
                 g = dist._storage(p.grad, "DistributedDataParallel")
                 g[...] = b.flat[off:off + g.size].reshape(g.shape)
-                p.grad._version[0] += 1
+                bump_version(p.grad)
             b.work = None
             b.pending = len(b.params)
             b.ready = [False] * len(b.params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 
 
 class Parameter(Tensor):
@@ -20,7 +20,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty((0,), dtype=np.float32)
         if isinstance(data, Tensor):
-            data = data.detach()._data
+            data = data_of(data.detach())
         super().__init__(data)
         if requires_grad:
             self.requires_grad = True

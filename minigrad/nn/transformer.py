@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+from ..tensor import data_of
 from . import init
 from .attention import (
     MultiheadAttention,
@@ -32,7 +33,7 @@ def _causal_if_needed(mask, is_causal, x, batch_first):
     """A causal hint without a mask gets the mask it stands for (as nn.Transformer does)."""
     if mask is None and is_causal:
         n = x.shape[1] if batch_first and x.ndim == 3 else x.shape[0]
-        return causal_mask(n, x._data.dtype).to(x.device), True
+        return causal_mask(n, data_of(x).dtype).to(x.device), True
     return mask, is_causal and mask is not None
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..backend import get_array_module
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
 
@@ -65,7 +65,7 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return Tensor(np.float32(0.0))
     with no_grad():
-        norms = [_vector_norm(t.detach()._data, norm_type) for t in tensors]
+        norms = [_vector_norm(data_of(t.detach()), norm_type) for t in tensors]
         xp = get_array_module(norms[0])
         stacked = xp.stack([xp.asarray(n, dtype=xp.result_type(*norms)) for n in norms])
         total = _vector_norm(stacked, norm_type)
@@ -87,8 +87,8 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None)
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return
-    total = total_norm.detach()._data if isinstance(total_norm, Tensor) else total_norm
-    xp = get_array_module(grads[0]._data)
+    total = data_of(total_norm.detach()) if isinstance(total_norm, Tensor) else total_norm
+    xp = get_array_module(data_of(grads[0]))
     total = xp.asarray(total)
     clip_coef = float(max_norm) / (total + 1e-6)  # stays in total's dtype (weak Python floats)
     clip_coef_clamped = xp.minimum(clip_coef, 1.0)  # NaN propagates, like torch.clamp

@@ -6,7 +6,7 @@ from __future__ import annotations
 from minigrad.backend import get_array_module
 from minigrad.kernels import dispatch
 from minigrad.optim.optimizer import Optimizer
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, data_of
 
 
 class Adam(Optimizer):
@@ -67,16 +67,16 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = Tensor(_zeros_like(p))
             state["step"] += 1
             steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"]._data)
-            exp_avg_sqs.append(state["exp_avg_sq"]._data)
+            exp_avgs.append(data_of(state["exp_avg"]))
+            exp_avg_sqs.append(data_of(state["exp_avg_sq"]))
             if amsgrad:
-                max_exp_avg_sqs.append(state["max_exp_avg_sq"]._data)
+                max_exp_avg_sqs.append(data_of(state["max_exp_avg_sq"]))
         beta1, beta2 = group["betas"]
         # the fused kernel of the dispatched variant (cpp: one C++ pass over every parameter;
         # numpy: the readable loop in kernels/reference_optim.py)
-        dispatch("adam", params[0]._data).adam_step(
-            [p._data for p in params],
-            [_negated(p.grad._data) if group["maximize"] else p.grad._data for p in params],
+        dispatch("adam", data_of(params[0])).adam_step(
+            [data_of(p) for p in params],
+            [_negated(data_of(p.grad)) if group["maximize"] else data_of(p.grad) for p in params],
             exp_avgs,
             exp_avg_sqs,
             max_exp_avg_sqs,
@@ -106,7 +106,7 @@ class AdamW(Adam):
 
 
 def _zeros_like(p: Tensor):
-    return get_array_module(p._data).zeros_like(p._data)
+    return get_array_module(data_of(p)).zeros_like(data_of(p))
 
 
 def _negated(g):

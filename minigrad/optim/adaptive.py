@@ -18,7 +18,7 @@ import numpy as np
 from minigrad.backend import get_array_module
 from minigrad.optim import _functional_extra as F
 from minigrad.optim.optimizer import Optimizer
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, data_of
 
 __all__ = ["RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam"]
 
@@ -52,7 +52,7 @@ def _check_unsupported(name: str, **flags) -> None:
 
 
 def _zeros_like(p: Tensor):
-    return get_array_module(p._data).zeros_like(p._data)
+    return get_array_module(data_of(p)).zeros_like(data_of(p))
 
 
 class _Adaptive(Optimizer):
@@ -79,8 +79,8 @@ class _Adaptive(Optimizer):
             state = self._state_for(p, group)
             state["step"] += 1
             states.append(state)
-        grads = [p.grad._data for p in params]
-        self._run(group, [p._data for p in params], grads, states)
+        grads = [data_of(p.grad) for p in params]
+        self._run(group, [data_of(p) for p in params], grads, states)
         self._bump_versions(params)
 
     def _run(self, group, params, grads, states) -> None:
@@ -127,9 +127,9 @@ class RMSprop(_Adaptive):
         momentum = group["momentum"]
         F.rmsprop_step(
             params, grads,
-            [s["square_avg"]._data for s in states],
-            [s["grad_avg"]._data for s in states] if group["centered"] else [],
-            [s["momentum_buffer"]._data for s in states] if momentum > 0 else [],
+            [data_of(s["square_avg"]) for s in states],
+            [data_of(s["grad_avg"]) for s in states] if group["centered"] else [],
+            [data_of(s["momentum_buffer"]) for s in states] if momentum > 0 else [],
             lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
             weight_decay=group["weight_decay"], momentum=momentum,
             centered=group["centered"], maximize=group["maximize"],
@@ -167,11 +167,11 @@ class Adagrad(_Adaptive):
     def _init_state(self, p: Tensor, group: dict) -> dict:
         # PyTorch reads the constructor's value, not a per-group one
         value = self.defaults["initial_accumulator_value"]
-        xp = get_array_module(p._data)
-        return {"step": 0, "sum": Tensor(xp.full_like(p._data, value))}
+        xp = get_array_module(data_of(p))
+        return {"step": 0, "sum": Tensor(xp.full_like(data_of(p), value))}
 
     def _run(self, group, params, grads, states) -> None:
-        F.adagrad_step(params, grads, [s["sum"]._data for s in states],
+        F.adagrad_step(params, grads, [data_of(s["sum"]) for s in states],
                        [s["step"] for s in states], lr=group["lr"], lr_decay=group["lr_decay"],
                        weight_decay=group["weight_decay"], eps=group["eps"],
                        maximize=group["maximize"])
@@ -207,8 +207,8 @@ class Adamax(_Adaptive):
 
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
-        F.adamax_step(params, grads, [s["exp_avg"]._data for s in states],
-                      [s["exp_inf"]._data for s in states], [s["step"] for s in states],
+        F.adamax_step(params, grads, [data_of(s["exp_avg"]) for s in states],
+                      [data_of(s["exp_inf"]) for s in states], [s["step"] for s in states],
                       lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                       weight_decay=group["weight_decay"], maximize=group["maximize"])
 
@@ -249,8 +249,8 @@ class NAdam(_Adaptive):
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
         mu_products = [s["mu_product"] for s in states]
-        F.nadam_step(params, grads, [s["exp_avg"]._data for s in states],
-                     [s["exp_avg_sq"]._data for s in states], mu_products,
+        F.nadam_step(params, grads, [data_of(s["exp_avg"]) for s in states],
+                     [data_of(s["exp_avg_sq"]) for s in states], mu_products,
                      [s["step"] for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
                      eps=group["eps"], weight_decay=group["weight_decay"],
                      momentum_decay=group["momentum_decay"],
@@ -311,8 +311,8 @@ class RAdam(_Adaptive):
 
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
-        F.radam_step(params, grads, [s["exp_avg"]._data for s in states],
-                     [s["exp_avg_sq"]._data for s in states], [s["step"] for s in states],
+        F.radam_step(params, grads, [data_of(s["exp_avg"]) for s in states],
+                     [data_of(s["exp_avg_sq"]) for s in states], [s["step"] for s in states],
                      lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                      weight_decay=group["weight_decay"],
                      decoupled_weight_decay=group["decoupled_weight_decay"],

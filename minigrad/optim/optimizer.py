@@ -11,7 +11,7 @@ import numpy as np
 
 from minigrad.autograd import enable_grad, no_grad
 from minigrad.backend import Device, get_array_module, to_device
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, bump_version, data_of
 
 
 class _Required:
@@ -128,8 +128,8 @@ class Optimizer:
                 else:
                     if p.grad.grad_fn is not None:
                         p.grad = p.grad.detach()
-                    p.grad._data.fill(0)
-                    p.grad._version[0] += 1
+                    data_of(p.grad).fill(0)
+                    bump_version(p.grad)
 
     def step(self, closure=None):
         """One update of every parameter with a gradient (params whose grad is None are skipped).
@@ -153,7 +153,7 @@ class Optimizer:
     @staticmethod
     def _bump_versions(params: list[Tensor]) -> None:
         for p in params:
-            p._version[0] += 1
+            bump_version(p)
 
     # ------------------------------------------------------------------ state dict
     def state_dict(self) -> dict:
@@ -261,7 +261,7 @@ def _load_state_value(key: str, value, param: Tensor):
     if value is None:
         return None, None
     if isinstance(value, Tensor):
-        arr = value._data
+        arr = data_of(value)
     elif isinstance(value, np.ndarray) or hasattr(value, "__cuda_array_interface__"):
         arr = value
     else:

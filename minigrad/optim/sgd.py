@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from minigrad.kernels import dispatch
 from minigrad.optim.optimizer import Optimizer
-from minigrad.tensor import Tensor
+from minigrad.tensor import Tensor, data_of
 
 
 class SGD(Optimizer):
@@ -51,12 +51,12 @@ class SGD(Optimizer):
         buffers = []
         for p in params:
             buf = self.state.get(p, {}).get("momentum_buffer")
-            buffers.append(None if buf is None else buf._data)
+            buffers.append(None if buf is None else data_of(buf))
         # the fused kernel of the dispatched variant (cpp: one C++ pass over every parameter;
         # numpy: the readable loop in kernels/reference_optim.py)
-        dispatch("sgd", params[0]._data).sgd_step(
-            [p._data for p in params],
-            [p.grad._data for p in params],
+        dispatch("sgd", data_of(params[0])).sgd_step(
+            [data_of(p) for p in params],
+            [data_of(p.grad) for p in params],
             buffers,
             lr=group["lr"],
             momentum=group["momentum"],
@@ -69,6 +69,6 @@ class SGD(Optimizer):
             for p, buf in zip(params, buffers):
                 state = self.state.setdefault(p, {})
                 old = state.get("momentum_buffer")
-                if old is None or old._data is not buf:
+                if old is None or data_of(old) is not buf:
                     state["momentum_buffer"] = Tensor(buf)
         self._bump_versions(params)

@@ -19,7 +19,7 @@ import warnings
 
 from .. import autograd, backend
 from ..autograd import AccumulateGrad, Function, enable_grad
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
@@ -188,7 +188,7 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
     run.leaves = tuple(leaves)
     tensors = [args[i] for i in tensor_pos] + list(leaves)
     result = Checkpoint.apply(*tensors, run=run, n_args=len(tensor_pos),
-                              outputs=[a._data for a in arrays])
+                              outputs=[data_of(a) for a in arrays])
     if single:
         return result
     return result if isinstance(result, tuple) else (result,)
