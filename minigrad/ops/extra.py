@@ -22,6 +22,7 @@ give int64; predicates give bool.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -62,6 +63,11 @@ from .linalg_extra import (
     vector_norm,
 )
 from .scan import argsort, cumprod, cumsum, kthvalue, median, prod, sort, topk
+
+if TYPE_CHECKING:
+
+    from .._typing import Scalar, TensorOrScalar
+    from ..tensor import Tensor
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
 
@@ -104,63 +110,63 @@ def _float_pair(a, b):
 # ----------------------------------------------------------------------------- elementwise
 
 
-def log1p(x):
+def log1p(x: Tensor) -> Tensor:
     return _sp.Log1p.apply(_floating(x))
 
 
-def expm1(x):
+def expm1(x: Tensor) -> Tensor:
     return _sp.Expm1.apply(_floating(x))
 
 
-def log2(x):
+def log2(x: Tensor) -> Tensor:
     return Log.apply(_floating(x)) * (1.0 / math.log(2.0))
 
 
-def log10(x):
+def log10(x: Tensor) -> Tensor:
     return Log.apply(_floating(x)) * (1.0 / math.log(10.0))
 
 
-def sinh(x):
+def sinh(x: Tensor) -> Tensor:
     return _sp.Sinh.apply(_floating(x))
 
 
-def cosh(x):
+def cosh(x: Tensor) -> Tensor:
     return _sp.Cosh.apply(_floating(x))
 
 
-def asin(x):
+def asin(x: Tensor) -> Tensor:
     return _sp.Asin.apply(_floating(x))
 
 
-def acos(x):
+def acos(x: Tensor) -> Tensor:
     return _sp.Acos.apply(_floating(x))
 
 
-def atan(x):
+def atan(x: Tensor) -> Tensor:
     return _sp.Atan.apply(_floating(x))
 
 
-def atan2(input, other):  # noqa: A002
+def atan2(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
     return _sp.Atan2.apply(*_float_pair(input, other))
 
 
-def erf(x):
+def erf(x: Tensor) -> Tensor:
     return _sp.Erf.apply(_floating(x))
 
 
-def erfinv(x):
+def erfinv(x: Tensor) -> Tensor:
     return _sp.Erfinv.apply(_floating(x))
 
 
-def lgamma(x):
+def lgamma(x: Tensor) -> Tensor:
     return _sp.Lgamma.apply(_floating(x))
 
 
-def digamma(x):
+def digamma(x: Tensor) -> Tensor:
     return _sp.Polygamma.apply(_floating(x), 0)
 
 
-def polygamma(n, input):  # noqa: A002
+def polygamma(n: int, input: Tensor) -> Tensor:  # noqa: A002
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"polygamma: n must be a non-negative int, got {n!r}")
     return _sp.Polygamma.apply(_floating(input), n)
@@ -175,39 +181,39 @@ def _rounding(x, how, decimals=0):
     return _sp.Rounding.apply(x, how, decimals)
 
 
-def floor(x):
+def floor(x: Tensor) -> Tensor:
     return _rounding(x, "floor")
 
 
-def ceil(x):
+def ceil(x: Tensor) -> Tensor:
     return _rounding(x, "ceil")
 
 
-def trunc(x):
+def trunc(x: Tensor) -> Tensor:
     return _rounding(x, "trunc")
 
 
-def round(x, *, decimals=0):  # noqa: A001
+def round(x: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
     """Round half to even (as PyTorch and NumPy); ``decimals`` digits after the point."""
     return _rounding(x, "round", decimals)
 
 
-def sign(x):
+def sign(x: Tensor) -> Tensor:
     """-1, 0 or 1 (0 for NaN, as PyTorch); a zero gradient."""
     return _rounding(x, "sign")
 
 
-def lerp(input, end, weight):  # noqa: A002
+def lerp(input: Tensor, end: TensorOrScalar, weight: Tensor) -> Tensor:  # noqa: A002
     """``input + weight * (end - input)``; ``weight`` a number or a tensor."""
     return input + weight * (end - input)
 
 
-def addcmul(input, tensor1, tensor2, *, value=1):  # noqa: A002
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:  # noqa: A002
     prod_ = tensor1 * tensor2
     return input + (prod_ * value if value != 1 else prod_)
 
 
-def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:  # noqa: A002
     Tensor = _ag.tensor_class()
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and (
             tensor1.dtype.kind in "biu" and tensor2.dtype.kind in "biu"):
@@ -217,7 +223,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1):  # noqa: A002
     return input + (q * value if value != 1 else q)
 
 
-def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+              ) -> Tensor:
     """NaN, +inf and -inf replaced by ``nan``, ``posinf`` (default: the dtype's largest
     value) and ``neginf`` (its lowest); those positions get a zero gradient."""
     x = _tensor(x)
@@ -248,45 +255,45 @@ def _pred(fn, *xs):
         raise ValueError(f"{fn.__name__}: shapes {shapes} do not broadcast ({e})") from None
 
 
-def logical_and(input, other):  # noqa: A002
+def logical_and(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
     def logical_and(xp, a, b):
         return xp.logical_and(a, b)
     return _pred(logical_and, input, other)
 
 
-def logical_or(input, other):  # noqa: A002
+def logical_or(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
     def logical_or(xp, a, b):
         return xp.logical_or(a, b)
     return _pred(logical_or, input, other)
 
 
-def logical_xor(input, other):  # noqa: A002
+def logical_xor(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
     def logical_xor(xp, a, b):
         return xp.logical_xor(a, b)
     return _pred(logical_xor, input, other)
 
 
-def logical_not(input):  # noqa: A002
+def logical_not(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.logical_not(a), input)
 
 
-def isinf(input):  # noqa: A002
+def isinf(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.isinf(a), input)
 
 
-def isposinf(input):  # noqa: A002
+def isposinf(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.isposinf(a) if a.dtype.kind == "f" else a != a, input)
 
 
-def isneginf(input):  # noqa: A002
+def isneginf(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.isneginf(a) if a.dtype.kind == "f" else a != a, input)
 
 
-def isfinite(input):  # noqa: A002
+def isfinite(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.isfinite(a), input)
 
 
-def isnan(input):  # noqa: A002
+def isnan(input: Tensor) -> Tensor:  # noqa: A002
     return _pred(lambda xp, a: xp.isnan(a), input)
 
 
@@ -301,18 +308,18 @@ def _any_all(x, dim, keepdim, how):
     return Tensor(xp.asarray(out, dtype=bool))
 
 
-def any(input, dim=None, keepdim=False):  # noqa: A001, A002
+def any(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     """True where any element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "any")
 
 
-def all(input, dim=None, keepdim=False):  # noqa: A001, A002
+def all(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     """True where every element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "all")
 
 
 # Forward-mode rules of the primitives defined in the ops/*_extra modules (minigrad.func).
-JVP = {**_sp.JVP, **_scan.JVP, **_ix.JVP}
+JVP: dict[Any, Any] = {**_sp.JVP, **_scan.JVP, **_ix.JVP}
 LINEAR = set(_scan.LINEAR) | set(_ix.LINEAR)
 
 __all__ = [

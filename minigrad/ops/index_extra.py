@@ -9,6 +9,8 @@ new: :class:`Scatter` (``a`` with ``src`` written at ``index``) and the im2col p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..autograd import Function, OpIndexError, ShapeError
@@ -18,13 +20,19 @@ from .indexing import IndexAdd, _along_dim_key
 from .reduce import normalize_dims
 from .shape import Pad
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import Array, Ctx, Dims, Grads, IntOrTuple, Scalar, Shape, TensorOrScalar
+    from ..tensor import Tensor
+
 
 def _dim(dim, ndim, op):
     (d,) = normalize_dims(dim, ndim, op)
     return d
 
 
-def _ints(sizes):
+def _ints(sizes: tuple[Any, ...]) -> tuple[int, ...]:
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         return tuple(sizes[0])
     return tuple(sizes)
@@ -45,7 +53,7 @@ def _index_array(t, op):
 # ----------------------------------------------------------------------------- reordering
 
 
-def flip(x, dims):
+def flip(x: Tensor, dims: int | Sequence[int]) -> Tensor:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     key = [slice(None)] * x.ndim
     for d in normalize_dims(dims, x.ndim, "flip"):
@@ -53,7 +61,7 @@ def flip(x, dims):
     return x[tuple(key)] if x.ndim else x * 1
 
 
-def roll(x, shifts, dims=None):
+def roll(x: Tensor, shifts: IntOrTuple, dims: Dims | None = None) -> Tensor:
     if dims is None:
         if not isinstance(shifts, int) and len(shifts) != 1:
             raise ValueError(f"roll: without dims, shifts must be one int, got {shifts!r}")
@@ -74,7 +82,7 @@ def roll(x, shifts, dims=None):
     return out if out is not x else x * 1
 
 
-def repeat(x, *sizes):
+def repeat(x: Tensor, *sizes: int | Sequence[int]) -> Tensor:
     """``Tensor.repeat``: tile the tensor ``sizes[i]`` times along each dim (leading new dims
     when ``sizes`` is longer than ``x.ndim``)."""
     sizes = _ints(sizes)
@@ -93,13 +101,14 @@ def repeat(x, *sizes):
     return out.reshape(tuple(r * s for r, s in zip(sizes, shape)))
 
 
-def tile(x, dims):
-    dims = _ints((dims,)) if isinstance(dims, (tuple, list)) else (dims,)
-    dims = (1,) * (x.ndim - len(dims)) + tuple(dims)
-    return repeat(x, dims)
+def tile(x: Tensor, dims: int | tuple[int, ...] | list[int]) -> Tensor:
+    reps = _ints((dims,)) if isinstance(dims, (tuple, list)) else (dims,)
+    reps = (1,) * (x.ndim - len(reps)) + tuple(reps)
+    return repeat(x, reps)
 
 
-def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
+def repeat_interleave(x: Tensor, repeats: Tensor | int | None = None, dim: int | None = None, *,
+                      output_size: IntOrTuple | None = None) -> Tensor:
     """Each element repeated ``repeats`` times along ``dim`` (flattened for None).
     ``repeat_interleave(counts)`` with one integer tensor repeats its own indices."""
     Tensor = type(x)
@@ -132,7 +141,7 @@ def repeat_interleave(x, repeats=None, dim=None, *, output_size=None):
 # ----------------------------------------------------------------------------- selection
 
 
-def index_select(x, dim, index):
+def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
     idx = _index_array(index, "index_select")
     if idx.ndim > 1:
         raise ShapeError(f"index_select: index must be 0-d or 1-d, got shape {idx.shape}")
@@ -149,7 +158,7 @@ def index_select(x, dim, index):
     return x[(slice(None),) * d + (idx.reshape(-1),)]
 
 
-def take_along_dim(x, indices, dim=None):
+def take_along_dim(x: Tensor, indices: Tensor, dim: int | None = None) -> Tensor:
     Tensor = type(x)
     idx = _index_array(indices, "take_along_dim")
     if dim is None:
@@ -191,7 +200,7 @@ class Scatter(Function):
     CPU (the order is unspecified there)."""
 
     @staticmethod
-    def forward(ctx, a, dim, index, src):
+    def forward(ctx: Ctx, a: Array, dim: int, index: Array, src: Array) -> Array:
         xp = get_array_module(a)
         out = a.copy()
         key = _along_dim_key(xp, index, dim)
@@ -204,7 +213,7 @@ class Scatter(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (index,) = ctx.saved_tensors
         da, _, _, dsrc = ctx.needs_input_grad
         ga = Scatter.apply(grad, ctx.dim, index, 0.0) if da else None  # overwritten: no grad
@@ -225,7 +234,8 @@ def _scatter_jvp(cls, args, kwargs, outs, tan):
     return (Scatter.apply(tan(0), dim, index, tsrc),)
 
 
-def scatter(x, dim, index, src=None, *, value=None, reduce=None):  # noqa: A002
+def scatter(x: Tensor, dim: int, index: Tensor, src: TensorOrScalar | None = None, *,
+            value: Scalar | None = None, reduce: str | None = None) -> Tensor:  # noqa: A002
     Tensor = type(x)
     if src is None:
         src = value
@@ -276,7 +286,7 @@ def _scatter_multiply(x, dim, index, src):
     return type(x)(out)
 
 
-def scatter_add(x, dim, index, src):
+def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """``x`` plus ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
     idx = _index_array(index, "scatter_add")
     if x.ndim == 0:  # one element: index must be 0 (or empty)
@@ -292,7 +302,7 @@ def scatter_add(x, dim, index, src):
     return x + IndexAdd.apply(part, tuple(x.shape), key)
 
 
-def index_add(x, dim, index, source, *, alpha=1):
+def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: Scalar = 1) -> Tensor:
     """``x`` with ``alpha * source`` slices added at the positions ``index`` along ``dim``."""
     idx = _index_array(index, "index_add").reshape(-1)
     d = _dim(dim, x.ndim, "index_add") if x.ndim else 0
@@ -313,7 +323,7 @@ def index_add(x, dim, index, source, *, alpha=1):
 # ----------------------------------------------------------------------------- windows
 
 
-def unfold_dim(x, dimension, size, step):
+def unfold_dim(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     """``Tensor.unfold``: every window of ``size`` elements, ``step`` apart, along
     ``dimension``; the windows' elements form a new last dim."""
     if step <= 0:
@@ -357,7 +367,8 @@ class Unfold(Function):
     """im2col: (N, C, H, W) -> (N, C*KH*KW, L), every sliding block as a column."""
 
     @staticmethod
-    def forward(ctx, x, k, dil, pad, st):
+    def forward(ctx: Ctx, x: Array, k: tuple[int, int], dil: tuple[int, int], pad: tuple[int, ...],
+                st: tuple[int, int]) -> Array:
         N, C, H, W = x.shape
         oh = conv_output_size(H, k[0], st[0], pad[0], dil[0])
         ow = conv_output_size(W, k[1], st[1], pad[1], dil[1])
@@ -369,7 +380,7 @@ class Unfold(Function):
         return cols.reshape(N, C * k[0] * k[1], oh * ow)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         size, k, dil, pad, st = ctx.geometry
         return Fold.apply(grad, size, k, dil, pad, st), None, None, None, None
 
@@ -379,7 +390,8 @@ class Fold(Function):
     overlapping entries."""
 
     @staticmethod
-    def forward(ctx, cols, size, k, dil, pad, st):
+    def forward(ctx: Ctx, cols: Array, size: Shape, k: tuple[int, int], dil: tuple[int, int],
+                pad: tuple[int, ...], st: tuple[int, int]) -> Array:
         N, CK, L = cols.shape
         oh = conv_output_size(size[0], k[0], st[0], pad[0], dil[0])
         ow = conv_output_size(size[1], k[1], st[1], pad[1], dil[1])
@@ -394,12 +406,13 @@ class Fold(Function):
         return col2im(six, (N, C) + tuple(size), k[0], k[1], st, pad, dil)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         k, dil, pad, st = ctx.geometry
         return Unfold.apply(grad, k, dil, pad, st), None, None, None, None, None
 
 
-def unfold(input, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
+def unfold(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
+           padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:  # noqa: A002
     """``F.unfold``: (N, C, H, W) or (C, H, W) -> (N, C*KH*KW, L) (or without N)."""
     if input.ndim not in (3, 4):
         raise ShapeError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
@@ -409,7 +422,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
     return Unfold.apply(input, *geo)
 
 
-def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):  # noqa: A002
+def fold(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
+         padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:  # noqa: A002
     """``F.fold``: (N, C*KH*KW, L) or (C*KH*KW, L) -> (N, C, H, W) (or without N)."""
     if input.ndim not in (2, 3):
         raise ShapeError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")

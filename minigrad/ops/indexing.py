@@ -6,11 +6,17 @@ double backward works without extra classes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..autograd import Function, OpIndexError
 from ..backend import get_array_module, scatter_add
 
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads, Scalar, Shape
+    from ..tensor import Tensor
 
-def is_basic_key(key) -> bool:
+
+def is_basic_key(key: Any) -> bool:
     """True for keys made only of ints, slices, None and Ellipsis (results are views and
     no position repeats)."""
     items = key if isinstance(key, tuple) else (key,)
@@ -21,7 +27,7 @@ def is_basic_key(key) -> bool:
 
 class GetItem(Function):
     @staticmethod
-    def forward(ctx, a, key):
+    def forward(ctx: Ctx, a: Array, key: Any) -> Array:
         ctx.shape, ctx.key = a.shape, key
         try:
             return a[key]
@@ -29,7 +35,7 @@ class GetItem(Function):
             raise OpIndexError(f"getitem: {e} (tensor shape {a.shape})") from None
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         # d a[key] / da: route each output element back to where it was read from
         return IndexAdd.apply(grad, ctx.shape, ctx.key), None
 
@@ -38,7 +44,7 @@ class IndexAdd(Function):
     """zeros(shape) with ``g`` added at ``key`` (repeated indices accumulate)."""
 
     @staticmethod
-    def forward(ctx, g, shape, key):
+    def forward(ctx: Ctx, g: Array, shape: Shape, key: Any) -> Array:
         xp = get_array_module(g)
         ctx.key = key
         out = xp.zeros(shape, dtype=g.dtype)
@@ -49,7 +55,7 @@ class IndexAdd(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad[ctx.key], None, None
 
 
@@ -57,7 +63,7 @@ class Gather(Function):
     """``take_along_dim(a, index, dim)``: out[..i..] = a[..index[..i..]..] along ``dim``."""
 
     @staticmethod
-    def forward(ctx, a, index, dim):
+    def forward(ctx: Ctx, a: Array, index: Array, dim: int) -> Array:
         xp = get_array_module(a)
         if index.ndim != a.ndim:
             raise OpIndexError(
@@ -75,7 +81,7 @@ class Gather(Function):
         return xp.take_along_axis(a, index, axis=dim)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (index,) = ctx.saved_tensors
         return ScatterAdd.apply(grad, index, ctx.dim, ctx.shape), None, None
 
@@ -97,7 +103,7 @@ class ScatterAdd(Function):
     """zeros(shape) with ``g`` added at ``index`` along ``dim`` (the adjoint of Gather)."""
 
     @staticmethod
-    def forward(ctx, g, index, dim, shape):
+    def forward(ctx: Ctx, g: Array, index: Array, dim: int, shape: Shape) -> Array:
         xp = get_array_module(g)
         out = xp.zeros(shape, dtype=g.dtype)
         scatter_add(out, _along_dim_key(xp, index, dim), g)
@@ -106,7 +112,7 @@ class ScatterAdd(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (index,) = ctx.saved_tensors
         return grad.gather(ctx.dim, index), None, None, None
 
@@ -115,7 +121,7 @@ class IndexPut(Function):
     """Out-of-place ``a[key] = value`` (``Tensor.__setitem__`` writes it back in place)."""
 
     @staticmethod
-    def forward(ctx, a, value, key):
+    def forward(ctx: Ctx, a: Array, value: Scalar, key: Any) -> Array:
         out = a.copy()
         try:
             out[key] = value
@@ -125,7 +131,7 @@ class IndexPut(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         _, dvalue = ctx.needs_input_grad[:2]
         ga = IndexPut.apply(grad, 0.0, ctx.key)  # overwritten slots get no gradient
         gv = grad[ctx.key] if dvalue else None

@@ -11,6 +11,7 @@ is differentiable in turn. The spectral and nuclear matrix norms are built on ``
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,12 @@ from ..backend import get_array_module
 from .indexing import IndexAdd
 from .reduce import normalize_dims
 from .shape import Cat
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import Array, Ctx, Dims, DTypeLike, Grads
+    from ..tensor import Tensor
 
 
 def _xp(t):
@@ -136,7 +143,7 @@ def _contract(a, la, b, lb, keep, sizes):
     return out.reshape(tuple(sizes[c] for c in labels)), labels
 
 
-def einsum(equation, *operands):
+def einsum(equation: str, *operands: Tensor) -> Tensor:
     """``einsum('ij,jk->ik', a, b)``: Einstein summation. Each operand's repeated labels
     become a diagonal, labels used nowhere else are summed, then operands are contracted
     left to right, each pair as one batched matmul. Supports '...' (broadcast) and the
@@ -186,15 +193,15 @@ def _tri_mask(x, diagonal, upper):
     return type(x)(~keep)
 
 
-def tril(x, diagonal=0):
+def tril(x: Tensor, diagonal: int = 0) -> Tensor:
     return x.masked_fill(_tri_mask(x, diagonal, False), 0)
 
 
-def triu(x, diagonal=0):
+def triu(x: Tensor, diagonal: int = 0) -> Tensor:
     return x.masked_fill(_tri_mask(x, diagonal, True), 0)
 
 
-def diagonal(x, offset=0, dim1=0, dim2=1):
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes, as a new last dim."""
     if x.ndim < 2:
         raise ShapeError(f"diagonal: expected at least 2 dimensions, got shape {tuple(x.shape)}")
@@ -212,7 +219,7 @@ def diagonal(x, offset=0, dim1=0, dim2=1):
     return y[(Ellipsis, rows, cols)]
 
 
-def diag(x, diagonal=0):
+def diag(x: Tensor, diagonal: int = 0) -> Tensor:
     """1-D -> the square matrix with ``x`` on its ``diagonal``; 2-D -> that diagonal."""
     if x.ndim == 2:
         return globals()["diagonal"](x, diagonal)
@@ -225,21 +232,21 @@ def diag(x, diagonal=0):
     return IndexAdd.apply(x, (n, n), key)
 
 
-def trace(x):
+def trace(x: Tensor) -> Tensor:
     if x.ndim != 2:
         raise ShapeError(f"trace: expected a 2-D tensor, got shape {tuple(x.shape)}")
     out = diagonal(x).sum()
     return out
 
 
-def outer(a, b):
+def outer(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 1 or b.ndim != 1:
         raise ShapeError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
-def kron(a, b):
+def kron(a: Tensor, b: Tensor) -> Tensor:
     nd = max(a.ndim, b.ndim)
     sa = (1,) * (nd - a.ndim) + tuple(a.shape)
     sb = (1,) * (nd - b.ndim) + tuple(b.shape)
@@ -249,7 +256,7 @@ def kron(a, b):
     return out.reshape(tuple(p * q for p, q in zip(sa, sb)))
 
 
-def cross(a, b, dim=None):
+def cross(a: Tensor, b: Tensor, dim: int | None = None) -> Tensor:
     """The cross product of 3-vectors along ``dim`` (None: the first dim of size 3, like
     ``torch.cross``; ``linalg.cross`` uses -1). Inputs broadcast."""
     shape = np.broadcast_shapes(tuple(a.shape), tuple(b.shape))
@@ -286,7 +293,8 @@ def _safe_root(s, p):
     return root.masked_fill(zero, 0.0)
 
 
-def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
+def vector_norm(x: Tensor, ord: float = 2, dim: Dims = None, keepdim: bool = False, *,
+                dtype: DTypeLike | None = None) -> Tensor:  # noqa: A002
     """``torch.linalg.vector_norm``: ord 2 (default), 1, inf, -inf, 0 or any real p."""
     if dtype is not None:
         x = x.to(dtype)
@@ -327,7 +335,8 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):  # noqa: A002
     return _safe_root((a ** p).sum(dims, keepdim), p)
 
 
-def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+def norm(x: Tensor, p: float | str | None = "fro", dim: Dims = None, keepdim: bool = False,
+         dtype: DTypeLike | None = None) -> Tensor:
     """``torch.norm``: a number p (None: 2) is ``vector_norm(x, p, dim)``; 'fro' over at most
     two dims is the 2-norm of the selected elements; 'nuc' is the nuclear norm of the
     matrices in the two dims ``dim`` (None: a 2-D input), via :func:`matrix_norm`."""
@@ -341,7 +350,7 @@ def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
     return matrix_norm(x, p, dims, keepdim, dtype=dtype)
 
 
-def cdist(x1, x2, p=2.0, compute_mode=None):
+def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
     """Pairwise p-norm distances: (B?, P, M) and (B?, R, M) -> (B?, P, R)."""
     del compute_mode  # always the direct difference (exact; no matmul shortcut)
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
@@ -419,13 +428,13 @@ class Svd(Function):
     PyTorch, only their first k columns / rows carry a gradient)."""
 
     @staticmethod
-    def forward(ctx, a, full_matrices=False):
+    def forward(ctx: Ctx, a: Array, full_matrices: bool = False) -> Array:
         u, s, vh = _svd_arrays(a, "linalg.svd", full_matrices)
         ctx.save_for_backward(u, s, vh)
         return u, s, vh
 
     @staticmethod
-    def backward(ctx, gu, gs, gvh):
+    def backward(ctx: Ctx, gu: Tensor, gs: Tensor, gvh: Tensor) -> Grads:
         u, s, vh = ctx.saved_tensors
         k = s.shape[-1]
         if u.shape[-1] != k:
@@ -439,25 +448,25 @@ class SvdVals(Function):
     """The singular values S (.., k) alone. dA = U diag(gS) Vh."""
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         u, s, vh = _svd_arrays(a, "linalg.svdvals")
         ctx.save_for_backward(a, u, vh)
         return s
 
     @staticmethod
-    def backward(ctx, gs):
+    def backward(ctx: Ctx, gs: Tensor) -> Grads:
         a, u, vh = ctx.saved_tensors
         if is_grad_enabled():  # create_graph: U and Vh as differentiable functions of A
             u, _, vh = Svd.apply(a)
         return u @ (gs.unsqueeze(-1) * vh)
 
 
-def svd(a, full_matrices=True):
+def svd(a: Tensor, full_matrices: bool = True) -> Tensor:
     """``torch.linalg.svd``: (U, S, Vh) with ``A = U diag(S) Vh``."""
     return Svd.apply(a, full_matrices=full_matrices)
 
 
-def svdvals(a):
+def svdvals(a: Tensor) -> Tensor:
     """``torch.linalg.svdvals``: the singular values, descending."""
     return SvdVals.apply(a)
 
@@ -467,7 +476,8 @@ def svdvals(a):
 MATRIX_ORDS = ("fro", "nuc", 2, -2, 1, -1, math.inf, -math.inf)
 
 
-def matrix_norm(a, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):  # noqa: A002
+def matrix_norm(a: Tensor, ord: str | float = "fro", dim: Sequence[int] = (-2, -1),
+                keepdim: bool = False, *, dtype: DTypeLike | None = None) -> Tensor:
     """``torch.linalg.matrix_norm`` over the two dims ``dim``: 'fro', 'nuc' (sum of the
     singular values), 2 / -2 (largest / smallest singular value), 1 / -1 (max / min column
     abs-sum), inf / -inf (max / min row abs-sum). Other dims are batch dims."""

@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd import DTypeError, Function, ShapeError, broadcast_error_message
 from ..backend import get_array_module
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads
+    from ..tensor import Tensor
 
 
 def _shape_str(shape) -> str:
@@ -15,7 +21,7 @@ def _shape_str(shape) -> str:
 
 class MatMul(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         if a.dtype != b.dtype:
             raise DTypeError(
                 f"matmul: expected both operands to have the same dtype, got {a.dtype} and "
@@ -40,7 +46,7 @@ class MatMul(Function):
         return get_array_module(a).matmul(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b = ctx.saved_tensors
         da, db = ctx.needs_input_grad
         # d(a@b)/da = grad @ b^T, d(a@b)/db = a^T @ grad (batch dims summed by the engine)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..autograd import Function, ShapeError
 from ..backend import get_array_module
 
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Dims, Grads, Shape
+    from ..tensor import Tensor
 
-def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple:
+
+def normalize_dims(dim: Dims, ndim: int, op: str = "reduce") -> tuple[int, ...]:
     """``dim`` as a sorted tuple of non-negative axes (None means every axis)."""
     if dim is None:
         return tuple(range(ndim))
@@ -25,7 +31,7 @@ def normalize_dims(dim, ndim: int, op: str = "reduce") -> tuple:
     return tuple(sorted(out))
 
 
-def keepdim_shape(shape, dims) -> tuple:
+def keepdim_shape(shape: Shape, dims: tuple[int, ...]) -> Shape:
     return tuple(1 if i in dims else s for i, s in enumerate(shape))
 
 
@@ -35,13 +41,13 @@ def _axis(dims, ndim):
 
 class Sum(Function):
     @staticmethod
-    def forward(ctx, a, dim=None, keepdim=False):
+    def forward(ctx: Ctx, a: Array, dim: Dims = None, keepdim: bool = False) -> Array:
         dims = normalize_dims(dim, a.ndim, "sum")
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
         return a.sum(axis=_axis(dims, a.ndim), keepdims=keepdim)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         # d(sum a)/da_i = 1: spread the gradient back over the summed axes
         if not ctx.keepdim:
             grad = grad.reshape(keepdim_shape(ctx.shape, ctx.dims))
@@ -54,7 +60,8 @@ class Var(Function):
     to zero exactly but turns an inf input into NaN everywhere)."""
 
     @staticmethod
-    def forward(ctx, a, dims, correction, keepdim):
+    def forward(ctx: Ctx, a: Array, dims: tuple[int, ...], correction: float,
+                keepdim: bool) -> Array:
         xp = get_array_module(a)
         n = 1
         for d in dims:
@@ -69,7 +76,7 @@ class Var(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         if not ctx.keepdim:
             grad = grad.reshape(keepdim_shape(a.shape, ctx.dims))
@@ -140,7 +147,7 @@ class MinAll(_Extreme):
 
 class LogSumExp(Function):
     @staticmethod
-    def forward(ctx, a, dim=None, keepdim=False):
+    def forward(ctx: Ctx, a: Array, dim: Dims = None, keepdim: bool = False) -> Array:
         xp = get_array_module(a)
         dims = normalize_dims(dim, a.ndim, "logsumexp")
         ax = _axis(dims, a.ndim)
@@ -156,7 +163,7 @@ class LogSumExp(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, out = ctx.saved_tensors
         keep = keepdim_shape(ctx.shape, ctx.dims)
         # d logsumexp(a)/da_i = exp(a_i - lse) = softmax(a)_i
@@ -165,7 +172,7 @@ class LogSumExp(Function):
 
 class Softmax(Function):
     @staticmethod
-    def forward(ctx, a, dim):
+    def forward(ctx: Ctx, a: Array, dim: int) -> Array:
         xp = get_array_module(a)
         (d,) = normalize_dims(dim, a.ndim, "softmax")
         e = xp.exp(a - a.max(axis=d, keepdims=True)) if a.size else a.copy()
@@ -175,7 +182,7 @@ class Softmax(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (y,) = ctx.saved_tensors
         gy = grad * y
         # d softmax: J^T g = y * (g - sum(g * y))
@@ -184,7 +191,7 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     @staticmethod
-    def forward(ctx, a, dim):
+    def forward(ctx: Ctx, a: Array, dim: int) -> Array:
         xp = get_array_module(a)
         (d,) = normalize_dims(dim, a.ndim, "log_softmax")
         if a.size == 0:
@@ -197,7 +204,7 @@ class LogSoftmax(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (y,) = ctx.saved_tensors
         # d log_softmax: g - softmax * sum(g)
         return grad - y.exp() * grad.sum(dim=ctx.dim, keepdim=True), None

@@ -9,6 +9,7 @@ from gather's own adjoint pair.
 from __future__ import annotations
 
 from collections import namedtuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,10 @@ from ..autograd import Function, OpIndexError
 from ..backend import get_array_module
 from .reduce import normalize_dims
 from .shape import Pad
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, DTypeLike, Grads, ValuesIndices
+    from ..tensor import Tensor
 
 
 def _dim(dim, ndim, op):
@@ -30,14 +35,14 @@ def _flip(t, d):
 
 class Cumsum(Function):
     @staticmethod
-    def forward(ctx, a, dim):
+    def forward(ctx: Ctx, a: Array, dim: int) -> Array:
         ctx.dim = dim
         if a.ndim == 0:
             return a.copy()
         return get_array_module(a).cumsum(a, axis=dim).astype(a.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         if grad.ndim == 0:
             return grad, None
         # out_i = sum_{k <= i} a_k, so d/da_k = sum_{i >= k} g_i: a reversed cumsum
@@ -58,7 +63,7 @@ def _cumprod_without(a, d):
 
 class Cumprod(Function):
     @staticmethod
-    def forward(ctx, a, dim):
+    def forward(ctx: Ctx, a: Array, dim: int) -> Array:
         ctx.save_for_backward(a, None)
         ctx.dim = dim
         if a.ndim == 0:
@@ -68,7 +73,7 @@ class Cumprod(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, out = ctx.saved_tensors
         if a.ndim == 0:
             return grad, None
@@ -108,14 +113,14 @@ class Prod(Function):
     element is zero, else the exact product of the other elements."""
 
     @staticmethod
-    def forward(ctx, a, dim):
+    def forward(ctx: Ctx, a: Array, dim: int) -> Array:
         out = get_array_module(a).prod(a, axis=dim, keepdims=True).astype(a.dtype, copy=False)
         ctx.save_for_backward(a, out)
         ctx.dim = dim
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, out = ctx.saved_tensors
         return grad * _prod_others(a, out, ctx.dim), None
 
@@ -144,17 +149,18 @@ def _acc_dtype(x, dtype):
     return x.long() if x.dtype.kind in "biu" else x
 
 
-def cumsum(x, dim, *, dtype=None):
+def cumsum(x: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
     x = _acc_dtype(x, dtype)
     return Cumsum.apply(x, _dim(dim, x.ndim, "cumsum"))
 
 
-def cumprod(x, dim, *, dtype=None):
+def cumprod(x: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
     x = _acc_dtype(x, dtype)
     return Cumprod.apply(x, _dim(dim, x.ndim, "cumprod"))
 
 
-def prod(x, dim=None, keepdim=False, *, dtype=None):
+def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, *,
+         dtype: DTypeLike | None = None) -> Tensor:
     """The product along ``dim`` (every element for None); see :class:`Prod`."""
     x = _acc_dtype(x, dtype)
     if dim is None:
@@ -198,7 +204,7 @@ def _sort_index(a, d, descending):
     return (n - 1) - xp.argsort(a[rev], axis=d, kind="stable")[rev]
 
 
-def sort(x, dim=-1, descending=False, stable=False):
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
     del stable  # our sort is always stable
     Tensor = type(x)
     if x.ndim == 0:
@@ -208,11 +214,12 @@ def sort(x, dim=-1, descending=False, stable=False):
     return _result("sort")(x.gather(d, Tensor(idx)), Tensor(idx))
 
 
-def argsort(x, dim=-1, descending=False, stable=False):
+def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
     return sort(x, dim, descending, stable).indices
 
 
-def topk(x, k, dim=-1, largest=True, sorted=True):  # noqa: A002
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True,  # noqa: A002
+         sorted: bool = True) -> ValuesIndices:
     d = _dim(dim, x.ndim, "topk") if x.ndim else 0
     n = x.shape[d] if x.ndim else 1
     if not 0 <= k <= n:
@@ -236,7 +243,7 @@ def _pick(x, d, pos, keepdim, name):
     return _result(name)(values, Tensor(idx))
 
 
-def kthvalue(x, k, dim=-1, keepdim=False):
+def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
     """The k-th smallest element (k counts from 1) along ``dim`` and its index."""
     if x.ndim == 0:
         if k != 1:
@@ -252,13 +259,13 @@ def kthvalue(x, k, dim=-1, keepdim=False):
     return _pick(x, d, pos, keepdim, "kthvalue")
 
 
-def median(x, dim=None, keepdim=False):
+def median(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor | ValuesIndices:
     """The lower median ((n - 1) // 2-th smallest), NaN if the slice holds a NaN (as
     PyTorch). ``dim=None`` gives the value only; with ``dim``, (values, indices)."""
     if x.numel() == 0 and dim is None:
         raise ValueError(f"median: cannot reduce an empty tensor of shape {tuple(x.shape)}")
     if dim is None:
-        return median(x.reshape(-1), 0).values
+        return median(x.reshape(-1), 0).values  # type: ignore[union-attr]  # dim given: a pair
     if x.ndim == 0:
         return _result("median")(*sort(x))
     d = _dim(dim, x.ndim, "median")

@@ -6,13 +6,19 @@ their backward is the inverse shape op.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..autograd import Function, ShapeError
 from ..backend import get_array_module
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads, Scalar, Shape
+    from ..tensor import Tensor
 
 
 class Reshape(Function):
     @staticmethod
-    def forward(ctx, a, shape):
+    def forward(ctx: Ctx, a: Array, shape: Shape) -> Array:
         ctx.shape = a.shape
         try:
             return a.reshape(shape)
@@ -23,13 +29,13 @@ class Reshape(Function):
             ) from None
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad.reshape(ctx.shape), None
 
 
 class Permute(Function):
     @staticmethod
-    def forward(ctx, a, dims):
+    def forward(ctx: Ctx, a: Array, dims: tuple[int, ...]) -> Array:
         if sorted(dims) != list(range(a.ndim)):
             raise ShapeError(
                 f"permute: dims {tuple(dims)} is not a permutation of the {a.ndim} axes of a "
@@ -39,7 +45,7 @@ class Permute(Function):
         return a.transpose(dims)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         inverse = [0] * len(ctx.dims)
         for i, d in enumerate(ctx.dims):
             inverse[d] = i
@@ -48,7 +54,7 @@ class Permute(Function):
 
 class BroadcastTo(Function):
     @staticmethod
-    def forward(ctx, a, shape):
+    def forward(ctx: Ctx, a: Array, shape: Shape) -> Array:
         xp = get_array_module(a)
         try:
             return xp.broadcast_to(a, shape)
@@ -59,14 +65,14 @@ class BroadcastTo(Function):
             ) from None
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         # the gradient has the output's shape; the engine sums it back (unbroadcast)
         return grad, None
 
 
 class Cat(Function):
     @staticmethod
-    def forward(ctx, *arrays, dim=0):
+    def forward(ctx: Ctx, *arrays: Array, dim: int = 0) -> Array:
         if not arrays:
             raise ShapeError("cat: expected a non-empty sequence of tensors")
         xp = get_array_module(arrays[0])
@@ -89,7 +95,7 @@ class Cat(Function):
         return xp.concatenate(arrays, axis=d)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         out = []
         start = 0
         for size in ctx.sizes:
@@ -102,7 +108,7 @@ class Pad(Function):
     """Constant padding; ``pad`` is PyTorch's flat tuple (last dim first)."""
 
     @staticmethod
-    def forward(ctx, a, pad, value=0.0):
+    def forward(ctx: Ctx, a: Array, pad: tuple[int, ...], value: Scalar = 0.0) -> Array:
         xp = get_array_module(a)
         if len(pad) % 2 or len(pad) // 2 > a.ndim:
             raise ShapeError(
@@ -118,7 +124,7 @@ class Pad(Function):
         return xp.pad(a, widths, mode="constant", constant_values=value)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad[ctx.slices], None, None
 
 
@@ -145,7 +151,7 @@ def _pad_index(xp, n: int, lo: int, hi: int, mode: str, dim: int, shape):
     return start + xp.arange(-max(lo, 0), m + max(hi, 0)) % m
 
 
-def pad_general(x, pad: tuple, mode: str = "constant", value=0.0):
+def pad_general(x: Tensor, pad: tuple, mode: str = "constant", value: Scalar = 0.0) -> Tensor:
     """``F.pad`` with modes reflect, replicate and circular, and negative (cropping) pads.
 
     Composed from indexing: each padded dim reads ``x`` at an index array (reflect: mirror

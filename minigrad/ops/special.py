@@ -24,11 +24,16 @@ On CuPy arrays the same functions come from ``cupyx.scipy.special``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads
+    from ..tensor import Tensor
 
 # ----------------------------------------------------------------------------- array helpers
 
@@ -57,13 +62,13 @@ def _lgamma_scalar(x):
         return math.inf
 
 
-def erf_array(a):
+def erf_array(a: Array) -> Array:
     if _on_gpu(a):
         return _cupy_special("erf", a)
     return _per_element(math.erf, a).astype(a.dtype, copy=False)
 
 
-def lgamma_array(a):
+def lgamma_array(a: Array) -> Array:
     if _on_gpu(a):
         return _cupy_special("gammaln", a)
     return _per_element(_lgamma_scalar, a).astype(a.dtype, copy=False)
@@ -74,7 +79,7 @@ _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
 _SHIFT = 20.0  # recurrence until x >= 20, where the asymptotic series is exact to ~1e-17
 
 
-def digamma_array(a):
+def digamma_array(a: Array) -> Array:
     if _on_gpu(a):
         return _cupy_special("digamma", a)
     x = a.astype(np.float64)
@@ -101,7 +106,7 @@ def digamma_array(a):
     return res.astype(a.dtype, copy=False)
 
 
-def polygamma_array(n: int, a):
+def polygamma_array(n: int, a: Array) -> Array:
     if n == 0:
         return digamma_array(a)
     if _on_gpu(a):
@@ -152,7 +157,7 @@ def _erfinv_start(y):
     return np.where(c, p1, p2) * y
 
 
-def erfinv_array(a):
+def erfinv_array(a: Array) -> Array:
     if _on_gpu(a):
         return _cupy_special("erfinv", a)
     y = a.astype(np.float64)
@@ -171,85 +176,85 @@ def erfinv_array(a):
 
 class Log1p(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).log1p(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad / (1.0 + a)  # d log(1 + a) = 1 / (1 + a)
 
 
 class Expm1(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         out = get_array_module(a).expm1(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad * (out + 1.0)  # d(e^a - 1) = e^a
 
 
 class Sinh(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).sinh(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * Cosh.apply(a)  # d sinh = cosh
 
 
 class Cosh(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).cosh(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * Sinh.apply(a)  # d cosh = sinh
 
 
 class Asin(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).arcsin(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * (1.0 - a * a).rsqrt()  # d asin = 1 / sqrt(1 - a^2)
 
 
 class Acos(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).arccos(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return -grad * (1.0 - a * a).rsqrt()  # d acos = -1 / sqrt(1 - a^2)
 
 
 class Atan(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return get_array_module(a).arctan(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad / (1.0 + a * a)  # d atan = 1 / (1 + a^2)
 
@@ -258,12 +263,12 @@ class Atan2(Function):
     """``atan2(y, x)``, the angle of the point (x, y)."""
 
     @staticmethod
-    def forward(ctx, y, x):
+    def forward(ctx: Ctx, y: Array, x: Array) -> Array:
         ctx.save_for_backward(y, x)
         return get_array_module(y).arctan2(y, x)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         y, x = ctx.saved_tensors
         g = grad / (x * x + y * y)
         return g * x, -g * y  # d/dy = x / r^2, d/dx = -y / r^2
@@ -271,37 +276,37 @@ class Atan2(Function):
 
 class Erf(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return erf_array(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * (2.0 / math.sqrt(math.pi)) * (-(a * a)).exp()  # 2/sqrt(pi) e^(-a^2)
 
 
 class Erfinv(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         out = erfinv_array(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad * (0.5 * math.sqrt(math.pi)) * (out * out).exp()  # 1 / erf'(erfinv a)
 
 
 class Lgamma(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return lgamma_array(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * Polygamma.apply(a, 0)  # d lgamma = digamma
 
@@ -310,13 +315,13 @@ class Polygamma(Function):
     """``polygamma(n, a)``: the n-th derivative of digamma (n = 0 is digamma itself)."""
 
     @staticmethod
-    def forward(ctx, a, n):
+    def forward(ctx: Ctx, a: Array, n: int) -> Array:
         ctx.save_for_backward(a)
         ctx.n = n
         return polygamma_array(n, a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * Polygamma.apply(a, ctx.n + 1), None  # d psi^(n) = psi^(n+1)
 
@@ -326,7 +331,7 @@ class Rounding(Function):
     PyTorch, where the output still requires grad)."""
 
     @staticmethod
-    def forward(ctx, a, how, decimals):
+    def forward(ctx: Ctx, a: Array, how: str, decimals: int) -> Array:
         xp = get_array_module(a)
         if how == "round":
             return xp.round(a, decimals)
@@ -335,7 +340,7 @@ class Rounding(Function):
         return getattr(xp, how)(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad * 0.0, None, None  # zero almost everywhere (and at the jumps, by convention)
 
 
