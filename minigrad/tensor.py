@@ -8,6 +8,7 @@ needs no backward of its own. Nothing is attached to this class from outside.
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -30,6 +31,11 @@ from .tensor_extra import ExtraMethods
 from .tensor_math import ArithmeticMethods, _operand, _shape_args, result_type, where
 from .tensor_random import random_array
 from .tensor_shape import ShapeMethods, _index_key, cat, pad, stack
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from ._typing import Array, ArrayLike, DTypeLike, Scalar, TensorOrScalar
 
 
 def _as_dtype(dtype):
@@ -99,8 +105,12 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
     )
     __array_ufunc__ = None  # numpy_array + tensor -> Tensor.__radd__
     __array_priority__ = 1000
+    # the types of the slots that methods outside __init__ assign (for the type checker)
+    _data: Array
+    grad: Tensor | None
 
-    def __init__(self, data, dtype=None, requires_grad: bool = False):
+    def __init__(self, data: ArrayLike, dtype: DTypeLike = None,
+                 requires_grad: bool = False) -> None:
         if isinstance(data, Tensor):
             data = data._data
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
@@ -180,7 +190,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         return self._data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self._data.dtype
 
     @property
@@ -194,7 +204,12 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
     def dim(self) -> int:
         return self._data.ndim
 
-    def size(self, dim: int | None = None):
+    @overload
+    def size(self, dim: None = None) -> tuple[int, ...]: ...
+    @overload
+    def size(self, dim: int) -> int: ...
+
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
         return self.shape if dim is None else self.shape[dim]
 
     def numel(self) -> int:
@@ -242,7 +257,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         return self.detach()
 
     @data.setter
-    def data(self, value) -> None:
+    def data(self, value: Tensor | Array) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
 
     @property
@@ -263,10 +278,10 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             raise TypeError("can't convert a cuda tensor to numpy; call .cpu() first")
         return self._data
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return to_device(self._data, CPU).tolist()
 
-    def item(self):
+    def item(self) -> int | float | bool:
         if self._data.size != 1:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python scalar, got "
@@ -274,30 +289,30 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             )
         return to_device(self._data, CPU).reshape(()).item()
 
-    def __float__(self):
+    def __float__(self) -> float:
         return float(self.item())
 
-    def __int__(self):
+    def __int__(self) -> int:
         return int(self.item())
 
-    def __index__(self):
+    def __index__(self) -> int:
         if self._data.dtype.kind not in "iu":
             raise TypeError("only integer tensors of a single element can be used as an index")
         return int(self.item())
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         if self._data.size != 1:
             raise RuntimeError(
                 f"Boolean value of a tensor with {self._data.size} values is ambiguous"
             )
         return bool(self.item())
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
@@ -326,7 +341,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
     def is_contiguous(self) -> bool:
         return bool(self._data.flags.c_contiguous)
 
-    def to(self, *args, **kwargs) -> Tensor:
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
         device = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
@@ -347,7 +362,8 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         return out
 
     # ------------------------------------------------------------------ autograd
-    def backward(self, gradient=None, retain_graph=None, create_graph=False) -> None:
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def _edge(self):
@@ -368,7 +384,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         else:
             self.grad = Tensor(self.grad._data + g._data)
 
-    def register_hook(self, hook):
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> _RemovableHandle:
         """``hook(grad) -> Tensor or None`` runs when this tensor's gradient is computed."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: cannot register a hook on a tensor that "
@@ -380,7 +396,8 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
-    def register_post_accumulate_grad_hook(self, hook):
+    def register_post_accumulate_grad_hook(
+            self, hook: Callable[[Tensor], Tensor | None]) -> _RemovableHandle:
         """``hook(tensor)`` runs after a backward pass has updated this leaf's ``.grad``."""
         if not self.is_leaf or not self.requires_grad:
             raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
@@ -447,14 +464,14 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
                 self._requires_grad = False
         return self
 
-    def copy_(self, src) -> Tensor:
+    def copy_(self, src: Tensor) -> Tensor:
         src = src if isinstance(src, Tensor) else Tensor(src)
         return self._inplace(src.to(self.device).to(self.dtype).expand(self.shape), "copy_")
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
-    def fill_(self, value) -> Tensor:
+    def fill_(self, value: Scalar) -> Tensor:
         self._check_inplace("fill_")
         self._data[...] = value
         self._version[0] += 1
@@ -464,12 +481,12 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             self._requires_grad = False
         return self
 
-    def uniform_(self, a=0.0, b=1.0) -> Tensor:
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         return self._fill_random(
             random_array("uniform", self.shape, self.dtype, self.device, a, b)
         )
 
-    def normal_(self, mean=0.0, std=1.0) -> Tensor:
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         return self._fill_random(
             random_array("normal", self.shape, self.dtype, self.device, mean, std)
         )
@@ -483,7 +500,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             self._requires_grad = False
         return self
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: Any, value: TensorOrScalar) -> None:
         key = _index_key(key)
         if isinstance(value, Tensor) and value.device != self.device:
             _check_same_device("setitem", (self, value))
@@ -522,7 +539,8 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
 # ----------------------------------------------------------------------------- functions
 
 
-def tensor(data, dtype=None, device="cpu", requires_grad: bool = False) -> Tensor:
+def tensor(data: ArrayLike, dtype: DTypeLike = None, device: str | Device = "cpu",
+           requires_grad: bool = False) -> Tensor:
     """Create a tensor from data (copied). Python floats become float32, ints int64."""
     if isinstance(data, Tensor):
         data = data._data
@@ -544,7 +562,7 @@ _bind_tensor(Tensor, _check_same_device)
 # Whoever writes into data_of(t) in place calls bump_version(t): saved-tensor checks see it.
 
 
-def data_of(t: Tensor):
+def data_of(t: Tensor) -> Array:
     """The NumPy or CuPy array behind ``t`` (shared, not a copy)."""
     return t._data
 
@@ -559,7 +577,7 @@ def version_of(t: Tensor) -> int:
     return t._version[0]
 
 
-def set_data(t: Tensor, array) -> None:
+def set_data(t: Tensor, array: Array) -> None:
     """Make ``array`` the storage of ``t`` (``Module.to`` moving parameters), bumping its
     version. ``array`` must keep ``t``'s shape."""
     if tuple(array.shape) != tuple(t._data.shape):

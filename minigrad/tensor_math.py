@@ -9,7 +9,7 @@ import cycle): where it needs the Tensor class it asks ``tensor_class()``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from .ops.elementwise import (
 )
 
 if TYPE_CHECKING:  # annotations only (the import graph test skips these blocks)
+    from collections.abc import Callable
+
+    from ._typing import Array, Scalar, TensorOrScalar
     from .tensor import Tensor
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
@@ -59,96 +62,97 @@ class ArithmeticMethods:
     __slots__ = ()
 
     # in place: compute out of place, then Tensor._inplace writes the result into storage
-    def add_(self, other, alpha=1) -> Tensor:
+    def add_(self: Tensor, other: TensorOrScalar, alpha: Scalar = 1) -> Tensor:
         return self._inplace(self + (other * alpha if alpha != 1 else other), "add_")
 
-    def sub_(self, other, alpha=1) -> Tensor:
+    def sub_(self: Tensor, other: TensorOrScalar, alpha: Scalar = 1) -> Tensor:
         return self._inplace(self - (other * alpha if alpha != 1 else other), "sub_")
 
-    def mul_(self, other) -> Tensor:
+    def mul_(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._inplace(self * other, "mul_")
 
-    def div_(self, other, *, rounding_mode=None) -> Tensor:
+    def div_(self: Tensor, other: TensorOrScalar, *, rounding_mode: str | None = None) -> Tensor:
         return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
 
-    def clamp_(self, min=None, max=None) -> Tensor:
+    def clamp_(self: Tensor, min: TensorOrScalar | None = None,
+               max: TensorOrScalar | None = None) -> Tensor:
         return self._inplace(self.clamp(min, max), "clamp_")
 
-    def relu_(self) -> Tensor:
+    def relu_(self: Tensor) -> Tensor:
         return self._inplace(self.relu(), "relu_")
 
-    def masked_fill_(self, mask, value) -> Tensor:
+    def masked_fill_(self: Tensor, mask: Tensor, value: Scalar) -> Tensor:
         return self._inplace(self.masked_fill(mask, value), "masked_fill_")
 
     # ------------------------------------------------------------------ arithmetic
     # Binary arithmetic promotes its operands as PyTorch does first (see result_type).
-    def __add__(self, other):
+    def __add__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Add.apply(*_promote(self, _operand(other)))
 
-    def __radd__(self, other):
+    def __radd__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Add.apply(*_promote(_operand(other), self))
 
-    def __sub__(self, other):
+    def __sub__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Sub.apply(*_promote(self, _operand(other)))
 
-    def __rsub__(self, other):
+    def __rsub__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Sub.apply(*_promote(_operand(other), self))
 
-    def __mul__(self, other):
+    def __mul__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Mul.apply(*_promote(self, _operand(other)))
 
-    def __rmul__(self, other):
+    def __rmul__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Mul.apply(*_promote(_operand(other), self))
 
-    def __truediv__(self, other):
+    def __truediv__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Div.apply(*_promote(self, _operand(other), true_divide=True))
 
-    def __rtruediv__(self, other):
+    def __rtruediv__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Div.apply(*_promote(_operand(other), self, true_divide=True))
 
-    def __pow__(self, other):
+    def __pow__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return _bool_pow_stays_bool(Pow.apply(*_promote(self, _operand(other))), self, other)
 
-    def __rpow__(self, other):
+    def __rpow__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return _bool_pow_stays_bool(Pow.apply(*_promote(_operand(other), self)), other, self)
 
-    def __matmul__(self, other):
+    def __matmul__(self: Tensor, other: Tensor) -> Tensor:
         return self.matmul(other)
 
-    def __rmatmul__(self, other):
+    def __rmatmul__(self: Tensor, other: Tensor) -> Tensor:
         return _operand(other, tensor_only=True).matmul(self)
 
-    def __neg__(self):
+    def __neg__(self: Tensor) -> Tensor:
         return Neg.apply(self)
 
-    def __pos__(self):
+    def __pos__(self: Tensor) -> Tensor:
         return self
 
-    def __abs__(self):
+    def __abs__(self: Tensor) -> Tensor:
         return self.abs()
 
-    def __iadd__(self, other):
+    def __iadd__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self.add_(other)
 
-    def __isub__(self, other):
+    def __isub__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self.sub_(other)
 
-    def __imul__(self, other):
+    def __imul__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self.mul_(other)
 
-    def __itruediv__(self, other):
+    def __itruediv__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self.div_(other)
 
-    def add(self, other, alpha=1):
+    def add(self: Tensor, other: TensorOrScalar, alpha: Scalar = 1) -> Tensor:
         return self + (other * alpha if alpha != 1 else other)
 
-    def sub(self, other, alpha=1):
+    def sub(self: Tensor, other: TensorOrScalar, alpha: Scalar = 1) -> Tensor:
         return self - (other * alpha if alpha != 1 else other)
 
-    def mul(self, other):
+    def mul(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self * other
 
-    def div(self, other, *, rounding_mode=None):
+    def div(self: Tensor, other: TensorOrScalar, *, rounding_mode: str | None = None) -> Tensor:
         """``self / other``; ``rounding_mode`` 'trunc' or 'floor' rounds the quotient (integer
         operands then stay integers) and has a zero gradient, as in PyTorch."""
         if rounding_mode is None:
@@ -160,52 +164,53 @@ class ArithmeticMethods:
 
     divide = div
 
-    def pow(self, exponent):
+    def pow(self: Tensor, exponent: TensorOrScalar) -> Tensor:
         return self**exponent
 
-    def neg(self):
+    def neg(self: Tensor) -> Tensor:
         return Neg.apply(self)
 
-    def abs(self):
+    def abs(self: Tensor) -> Tensor:
         return Abs.apply(self)
 
-    def exp(self):
+    def exp(self: Tensor) -> Tensor:
         return Exp.apply(self)
 
-    def log(self):
+    def log(self: Tensor) -> Tensor:
         return Log.apply(self)
 
-    def sqrt(self):
+    def sqrt(self: Tensor) -> Tensor:
         return Sqrt.apply(self)
 
-    def rsqrt(self):
+    def rsqrt(self: Tensor) -> Tensor:
         return 1.0 / self.sqrt()
 
-    def square(self):
+    def square(self: Tensor) -> Tensor:
         return self * self
 
-    def sin(self):
+    def sin(self: Tensor) -> Tensor:
         return Sin.apply(self)
 
-    def cos(self):
+    def cos(self: Tensor) -> Tensor:
         return Cos.apply(self)
 
-    def tanh(self):
+    def tanh(self: Tensor) -> Tensor:
         return Tanh.apply(self)
 
-    def sigmoid(self):
+    def sigmoid(self: Tensor) -> Tensor:
         return Sigmoid.apply(self)
 
-    def relu(self):
+    def relu(self: Tensor) -> Tensor:
         return Relu.apply(self)
 
-    def maximum(self, other):
+    def maximum(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Maximum.apply(*_promote_tensors(self, _operand(other), self))
 
-    def minimum(self, other):
+    def minimum(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Minimum.apply(*_promote_tensors(self, _operand(other), self))
 
-    def clamp(self, min=None, max=None):
+    def clamp(self: Tensor, min: TensorOrScalar | None = None,
+              max: TensorOrScalar | None = None) -> Tensor:
         Tensor = tensor_class()
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
@@ -216,92 +221,93 @@ class ArithmeticMethods:
 
     clip = clamp
 
-    def where(self, condition, other):
+    def where(self: Tensor, condition: Tensor, other: TensorOrScalar) -> Tensor:
         return where(condition, self, other)
 
-    def masked_fill(self, mask, value):
+    def masked_fill(self: Tensor, mask: Tensor, value: Scalar) -> Tensor:
         Tensor = tensor_class()
         mask = mask._data if isinstance(mask, Tensor) else mask
         if isinstance(value, Tensor):
             value = value.item()
         return MaskedFill.apply(self, Tensor(mask), value)
 
-    def sign(self):
+    def sign(self: Tensor) -> Tensor:
         return _extra.sign(self)  # zero gradient, as PyTorch
 
     # comparisons and logic: no gradient
-    def _compare(self, other, fn):
+    def _compare(self: Tensor, other: TensorOrScalar, fn: Callable[[Array, Any], Array]) -> Tensor:
         Tensor = tensor_class()
         other = other._data if isinstance(other, Tensor) else other
         return Tensor(fn(self._data, other))
 
-    def __eq__(self, other):
+    def __eq__(self: Tensor, other: TensorOrScalar) -> Tensor:  # type: ignore[override]
         return self._compare(other, lambda a, b: a == b)
 
-    def __ne__(self, other):
+    def __ne__(self: Tensor, other: TensorOrScalar) -> Tensor:  # type: ignore[override]
         return self._compare(other, lambda a, b: a != b)
 
-    def __lt__(self, other):
+    def __lt__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a < b)
 
-    def __le__(self, other):
+    def __le__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a <= b)
 
-    def __gt__(self, other):
+    def __gt__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a > b)
 
-    def __ge__(self, other):
+    def __ge__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a >= b)
 
-    def eq(self, other):
+    def eq(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self == other
 
-    def ne(self, other):
+    def ne(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self != other
 
-    def lt(self, other):
+    def lt(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self < other
 
-    def le(self, other):
+    def le(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self <= other
 
-    def gt(self, other):
+    def gt(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self > other
 
-    def ge(self, other):
+    def ge(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self >= other
 
-    def __and__(self, other):
+    def __and__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a & b)
 
-    def __or__(self, other):
+    def __or__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a | b)
 
-    def __xor__(self, other):
+    def __xor__(self: Tensor, other: TensorOrScalar) -> Tensor:
         return self._compare(other, lambda a, b: a ^ b)
 
-    def __invert__(self):
+    def __invert__(self: Tensor) -> Tensor:
         Tensor = tensor_class()
         return Tensor(~self._data)
 
-    def logical_not(self):
+    def logical_not(self: Tensor) -> Tensor:
         Tensor = tensor_class()
         return Tensor(get_array_module(self._data).logical_not(self._data))
 
-    def isfinite(self):
+    def isfinite(self: Tensor) -> Tensor:
         Tensor = tensor_class()
         return Tensor(get_array_module(self._data).isfinite(self._data))
 
-    def isnan(self):
+    def isnan(self: Tensor) -> Tensor:
         Tensor = tensor_class()
         return Tensor(get_array_module(self._data).isnan(self._data))
 
-    def allclose(self, other, rtol=1e-5, atol=1e-8) -> bool:
+    def allclose(self: Tensor, other: TensorOrScalar, rtol: float = 1e-5,
+                 atol: float = 1e-8) -> bool:
         Tensor = tensor_class()
         other = other._data if isinstance(other, Tensor) else other
         return bool(get_array_module(self._data).allclose(self._data, other, rtol, atol))
 
-    def equal(self, other) -> bool:
+    def equal(self: Tensor, other: Tensor) -> bool:
         return self.shape == other.shape and bool((self._data == other._data).all())
 
 
@@ -331,7 +337,7 @@ def _combine(higher, lower):
     return higher
 
 
-def result_type(*operands) -> np.dtype:
+def result_type(*operands: Tensor) -> np.dtype:
     """The dtype PyTorch gives an elementwise op of these operands (``torch.result_type``).
 
     Three tiers: tensors with dims, 0-d tensors, Python numbers. Within a tier dtypes promote
@@ -415,7 +421,7 @@ def _operand(x, tensor_only=False, like=None):
     return Tensor(x)
 
 
-def where(condition, input, other):
+def where(condition: Tensor, input: Tensor, other: TensorOrScalar) -> Tensor:
     Tensor = tensor_class()
     cond = condition if isinstance(condition, Tensor) else Tensor(condition)
     if cond.dtype != np.bool_:

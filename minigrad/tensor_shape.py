@@ -8,7 +8,7 @@ module never imports ``minigrad.tensor``; where it needs the Tensor class it ask
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .ops.shape import BroadcastTo, Cat, Pad, Permute, Reshape, pad_general
 from .tensor_math import _operand, _shape_args
 
 if TYPE_CHECKING:  # annotations only (the import graph test skips these blocks)
+    from collections.abc import Sequence
+
+    from ._typing import Array, Dims, DTypeLike, Shape, ValuesIndices
     from .tensor import Tensor
 
 
@@ -43,13 +46,15 @@ class ShapeMethods:
     __slots__ = ()
 
     # ------------------------------------------------------------------ reductions
-    def sum(self, dim=None, keepdim=False, dtype=None):
+    def sum(self: Tensor, dim: Dims = None, keepdim: bool = False,
+            dtype: DTypeLike = None) -> Tensor:
         x = self if dtype is None else self.to(dtype)
         if x._data.dtype.kind == "b":
             x = x.long()
         return Sum.apply(x, dim=dim, keepdim=keepdim)
 
-    def mean(self, dim=None, keepdim=False, *, dtype=None):
+    def mean(self: Tensor, dim: Dims = None, keepdim: bool = False, *,
+             dtype: DTypeLike = None) -> Tensor:
         if dtype is not None:
             return self.to(dtype).mean(dim, keepdim)
         if self._data.dtype.kind != "f":
@@ -66,7 +71,8 @@ class ShapeMethods:
             warnings.warn("mean of an empty slice is nan", RuntimeWarning, stacklevel=2)
         return self.sum(dim, keepdim) / (n if n else float("nan"))
 
-    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    def var(self: Tensor, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None) -> Tensor:
         if isinstance(dim, bool):  # var(unbiased) / var(unbiased, keepdim)?: PyTorch's overload
             if unbiased is not None and not isinstance(unbiased, bool):
                 raise TypeError(f"var: unbiased must be a bool, got {unbiased!r}")
@@ -78,16 +84,25 @@ class ShapeMethods:
         dims = normalize_dims(dim, self.ndim, "var")
         return Var.apply(self, dims, correction, keepdim)
 
-    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    def std(self: Tensor, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None) -> Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
-    def amax(self, dim=None, keepdim=False):
+    def amax(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
         return Amax.apply(self, dim=dim, keepdim=keepdim)
 
-    def amin(self, dim=None, keepdim=False):
+    def amin(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
         return Amin.apply(self, dim=dim, keepdim=keepdim)
 
-    def max(self, dim=None, keepdim=False):
+    @overload
+    def max(self: Tensor, dim: None = None) -> Tensor: ...
+    @overload
+    def max(self: Tensor, dim: Tensor) -> Tensor: ...
+    @overload
+    def max(self: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
+
+    def max(self: Tensor, dim: int | Tensor | None = None,
+            keepdim: bool = False) -> Tensor | ValuesIndices:
         """``max()`` -> the largest value; ``max(dim)`` -> (values, indices); ``max(other)``
         -> elementwise maximum."""
         Tensor = tensor_class()
@@ -97,7 +112,15 @@ class ShapeMethods:
             return MaxAll.apply(self)
         return self._extreme_dim(dim, keepdim, "argmax")
 
-    def min(self, dim=None, keepdim=False):
+    @overload
+    def min(self: Tensor, dim: None = None) -> Tensor: ...
+    @overload
+    def min(self: Tensor, dim: Tensor) -> Tensor: ...
+    @overload
+    def min(self: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
+
+    def min(self: Tensor, dim: int | Tensor | None = None,
+            keepdim: bool = False) -> Tensor | ValuesIndices:
         Tensor = tensor_class()
         if isinstance(dim, Tensor):
             return self.minimum(dim)
@@ -126,13 +149,13 @@ class ShapeMethods:
             cls = _MinMax[argname] = namedtuple(f"{argname[3:]}_result", ["values", "indices"])
         return cls(*result)
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return self._arg("argmax", dim, keepdim)
 
-    def argmin(self, dim=None, keepdim=False):
+    def argmin(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return self._arg("argmin", dim, keepdim)
 
-    def _arg(self, name, dim, keepdim):
+    def _arg(self: Tensor, name: str, dim: int | None, keepdim: bool) -> Tensor:
         Tensor = tensor_class()
         if self.numel() == 0:
             raise ValueError(f"{name}: cannot reduce an empty tensor of shape {self.shape}")
@@ -149,42 +172,42 @@ class ShapeMethods:
             out = xp.expand_dims(out, d)
         return Tensor(out.astype(np.int64))
 
-    def logsumexp(self, dim=None, keepdim=False):
+    def logsumexp(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
         return LogSumExp.apply(self, dim=dim, keepdim=keepdim)
 
-    def softmax(self, dim, dtype=None):
+    def softmax(self: Tensor, dim: int, dtype: DTypeLike = None) -> Tensor:
         return Softmax.apply(self if dtype is None else self.to(dtype), dim)
 
-    def log_softmax(self, dim, dtype=None):
+    def log_softmax(self: Tensor, dim: int, dtype: DTypeLike = None) -> Tensor:
         return LogSoftmax.apply(self if dtype is None else self.to(dtype), dim)
 
-    def all(self, dim=None, keepdim: bool = False) -> Tensor:
+    def all(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
         return _extra.all(self, dim, keepdim)
 
-    def any(self, dim=None, keepdim: bool = False) -> Tensor:
+    def any(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
         return _extra.any(self, dim, keepdim)
 
     # ------------------------------------------------------------------ shape
-    def reshape(self, *shape):
+    def reshape(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
         shape = _shape_args(shape)
         if shape == self.shape:
             return self
         return Reshape.apply(self, shape)
 
-    def view(self, *shape):
+    def view(self: Tensor, *shape: int | Sequence[int]) -> Tensor:
         if not self._data.flags.c_contiguous:
             raise RuntimeError(
                 f"view: tensor of shape {self.shape} is not contiguous; use .reshape(...)"
             )
         return self.reshape(*shape)
 
-    def view_as(self, other):
+    def view_as(self: Tensor, other: Tensor) -> Tensor:
         return self.view(other.shape)
 
-    def reshape_as(self, other):
+    def reshape_as(self: Tensor, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         s, e = start_dim % self.ndim, end_dim % self.ndim
@@ -195,15 +218,15 @@ class ShapeMethods:
             n *= k
         return self.reshape(self.shape[:s] + (n,) + self.shape[e + 1 :])
 
-    def unflatten(self, dim, sizes):
+    def unflatten(self: Tensor, dim: int, sizes: Sequence[int]) -> Tensor:
         d = dim % self.ndim
         return self.reshape(self.shape[:d] + tuple(sizes) + self.shape[d + 1 :])
 
-    def permute(self, *dims):
+    def permute(self: Tensor, *dims: int | Sequence[int]) -> Tensor:
         dims = tuple(d % self.ndim if self.ndim else d for d in _shape_args(dims))
         return Permute.apply(self, dims)
 
-    def transpose(self, dim0, dim1):
+    def transpose(self: Tensor, dim0: int, dim1: int) -> Tensor:
         if self.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
             return self
         dims = list(range(self.ndim))
@@ -211,12 +234,12 @@ class ShapeMethods:
         dims[d0], dims[d1] = dims[d1], dims[d0]
         return Permute.apply(self, tuple(dims))
 
-    def t(self):
+    def t(self: Tensor) -> Tensor:
         if self.ndim > 2:
             raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {self.shape}")
         return self.transpose(0, -1)
 
-    def squeeze(self, dim=None):
+    def squeeze(self: Tensor, dim: int | tuple[int, ...] | None = None) -> Tensor:
         if dim is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
@@ -224,14 +247,14 @@ class ShapeMethods:
             shape = tuple(s for i, s in enumerate(self.shape) if not (i in dims and s == 1))
         return self.reshape(shape)
 
-    def unsqueeze(self, dim):
+    def unsqueeze(self: Tensor, dim: int) -> Tensor:
         n = self.ndim + 1
         if not -n <= dim < n:
             raise IndexError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
         d = dim % n
         return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
 
-    def expand(self, *sizes):
+    def expand(self: Tensor, *sizes: int | Sequence[int]) -> Tensor:
         sizes = _shape_args(sizes)
         lead = len(sizes) - self.ndim
         if lead < 0:
@@ -246,18 +269,19 @@ class ShapeMethods:
             return self
         return BroadcastTo.apply(self, shape)
 
-    def expand_as(self, other):
+    def expand_as(self: Tensor, other: Tensor) -> Tensor:
         return self.expand(other.shape)
 
-    def broadcast_to(self, shape):
+    def broadcast_to(self: Tensor, shape: Shape) -> Tensor:
         return self.expand(*shape)
 
-    def narrow(self, dim, start, length):
+    def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
         d = dim % self.ndim
         key = (slice(None),) * d + (slice(start, start + length),)
         return self[key]
 
-    def split(self, split_size_or_sections, dim=0):
+    def split(self: Tensor, split_size_or_sections: int | list[int], dim: int = 0) -> tuple[Tensor,
+              ...]:
         d = dim % self.ndim
         n = self.shape[d]
         if isinstance(split_size_or_sections, int):
@@ -278,12 +302,12 @@ class ShapeMethods:
             start += s
         return tuple(out)
 
-    def chunk(self, chunks, dim=0):
+    def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         n = self.shape[dim % self.ndim]
         size = -(-n // chunks) if n else 1
         return self.split(max(size, 1), dim)
 
-    def gather(self, dim, index):
+    def gather(self: Tensor, dim: int, index: Tensor | Array) -> Tensor:
         """out[..i..] = self[..index[..i..]..] along ``dim``; the output has index's shape. As
         PyTorch: an empty index gives an empty result (no other check), a 0-d input or index
         counts as 1-d, and index may be smaller than the input in the other dims."""
@@ -309,11 +333,11 @@ class ShapeMethods:
             return self[key].gather(d, index)
         return Gather.apply(self, Tensor(index), d)
 
-    def __getitem__(self, key):
+    def __getitem__(self: Tensor, key: Any) -> Tensor:
         key = _index_key(key)
         return GetItem.apply(self, key)
 
-    def matmul(self, other):
+    def matmul(self: Tensor, other: Tensor) -> Tensor:
         other = _operand(other, tensor_only=True, like=self)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(
@@ -329,14 +353,14 @@ class ShapeMethods:
             out = out.squeeze(-2 if other.ndim > 1 else -1)
         return out
 
-    def mm(self, other):
+    def mm(self: Tensor, other: Tensor) -> Tensor:
         return self.matmul(other)
 
-    def bmm(self, other):
+    def bmm(self: Tensor, other: Tensor) -> Tensor:
         return self.matmul(other)
 
 
-_MinMax: dict = {}
+_MinMax: dict[str, Any] = {}
 
 
 def _index_key(key):
@@ -351,7 +375,7 @@ def _index_key(key):
     return key
 
 
-def cat(tensors, dim=0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     Tensor = tensor_class()
     tensors = list(tensors)
     # PyTorch's legacy rule: 1-d empty tensors (shape (0,)) are skipped, whatever dim says
@@ -361,7 +385,7 @@ def cat(tensors, dim=0) -> Tensor:
     return Cat.apply(*tensors, dim=dim)
 
 
-def stack(tensors, dim=0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty sequence of tensors")
@@ -371,7 +395,8 @@ def stack(tensors, dim=0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def pad(input, pad, mode="constant", value=None) -> Tensor:
+def pad(input: Tensor, pad: tuple[int, ...], mode: str = "constant",
+        value: float | None = None) -> Tensor:
     """PyTorch's ``F.pad``: modes constant (the default; negative pads crop), reflect,
     replicate and circular (``ops.shape.pad_general``)."""
     pad = tuple(int(p) for p in pad)

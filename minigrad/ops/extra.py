@@ -66,7 +66,7 @@ from .scan import argsort, cumprod, cumsum, kthvalue, median, prod, sort, topk
 
 if TYPE_CHECKING:
 
-    from .._typing import Scalar, TensorOrScalar
+    from .._typing import Dims, Scalar, TensorOrScalar
     from ..tensor import Tensor
 
 _FLOAT_DEFAULT = np.dtype(np.float32)
@@ -308,12 +308,12 @@ def _any_all(x, dim, keepdim, how):
     return Tensor(xp.asarray(out, dtype=bool))
 
 
-def any(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def any(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     """True where any element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "any")
 
 
-def all(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def all(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
     """True where every element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "all")
 

@@ -151,7 +151,8 @@ def _pad_index(xp, n: int, lo: int, hi: int, mode: str, dim: int, shape):
     return start + xp.arange(-max(lo, 0), m + max(hi, 0)) % m
 
 
-def pad_general(x: Tensor, pad: tuple, mode: str = "constant", value: Scalar = 0.0) -> Tensor:
+def pad_general(x: Tensor, pad: tuple[int, ...], mode: str = "constant",
+                value: Scalar | None = 0.0) -> Tensor:
     """``F.pad`` with modes reflect, replicate and circular, and negative (cropping) pads.
 
     Composed from indexing: each padded dim reads ``x`` at an index array (reflect: mirror
