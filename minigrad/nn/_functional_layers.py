@@ -10,6 +10,7 @@ gather): the engine differentiates the composition, so double backward comes fre
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -18,6 +19,11 @@ from ..factories import _random, zeros
 from ..ops.conv import conv2d
 from ..ops.indexing import ScatterAdd
 from ..tensor import Tensor, cat, data_of, pad
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import IntOrTuple
 
 __all__ = [
     "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
@@ -31,6 +37,12 @@ def _pair(v, name: str) -> tuple[int, int]:
     if len(out) != 2:
         raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
     return out
+
+
+@overload
+def _channel_view(t: Tensor, ndim: int) -> Tensor: ...
+@overload
+def _channel_view(t: None, ndim: int) -> None: ...
 
 
 def _channel_view(t: Tensor | None, ndim: int) -> Tensor | None:
@@ -178,7 +190,8 @@ _MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bil
           "trilinear": (5,)}
 
 
-def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",  # noqa: A002
+def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
+                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
     """Resize the spatial dims of (N, C, L), (N, C, H, W) or (N, C, D, H, W): ``nearest`` and
@@ -274,8 +287,8 @@ def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A00
 
 
 # ----------------------------------------------------------------------------- convolution
-def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,  # noqa: A002
-           padding=0, dilation=1, groups: int = 1) -> Tensor:
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """(N, C_in, L) or (C_in, L) with weight (C_out, C_in / groups, K): conv2d on a height-1
     image."""
     if weight.ndim != 3:
@@ -305,9 +318,10 @@ def _dilate(x: Tensor, dim: int, s: int) -> Tensor:
     return y.narrow(dim, 0, (n - 1) * s + 1)
 
 
-def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,  # noqa: A002
-                     stride=1, padding=0, output_padding=0, groups: int = 1,
-                     dilation=1) -> Tensor:
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
+                     stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1,
+                     dilation: IntOrTuple = 1) -> Tensor:
     """The adjoint of conv2d: weight (C_in, C_out / groups, kH, kW); output size
     ``(H - 1) s - 2 p + d (k - 1) + output_padding + 1``. Composed as: spread the input
     ``stride`` apart with zeros, pad by ``d (k - 1) - p``, and convolve with the flipped,
@@ -355,7 +369,8 @@ def _adaptive_bounds(n_in: int, n_out: int) -> list[tuple[int, int]]:
     return [((i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)) for i in range(n_out)]
 
 
-def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):  # noqa: A002
+def adaptive_max_pool2d(input: Tensor, output_size: IntOrTuple,
+                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max over PyTorch's adaptive windows; the gradient goes to each window's first maximum
     (the returned flat ``h * W + w`` index), as PyTorch's."""
     if input.ndim not in (3, 4):
@@ -386,8 +401,9 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
     return (out, Tensor(idx)) if return_indices else out
 
 
-def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None,  # noqa: A002
-                 padding=0, output_size=None) -> Tensor:
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: IntOrTuple,
+                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
+                 output_size: Sequence[int] | None = None) -> Tensor:
     """Put each value of ``input`` at its flat ``h * W + w`` index (from
     ``max_pool2d(..., return_indices=True)``) in a zero map; backward gathers."""
     if input.ndim not in (3, 4) or tuple(indices.shape) != tuple(input.shape):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,11 @@ from ._loss_functional import (
     mse_loss,
     nll_loss,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .._typing import DTypeLike, IntOrTuple
 
 __all__ = [
     "linear", "relu", "bias_relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
@@ -99,12 +105,12 @@ def _softmax_dim(name: str, ndim: int, dim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noqa: A002
+def softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) -> Tensor:
     x = input if dtype is None else input.to(dtype)
     return x.softmax(_softmax_dim("softmax", x.ndim, dim))
 
 
-def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:  # noqa: A002
+def log_softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) -> Tensor:
     x = input if dtype is None else input.to(dtype)
     return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
 
@@ -152,7 +158,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
-def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,  # noqa: A002
+def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dims (biased variance)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -238,44 +244,49 @@ def _unbatched(fn, input, *args):  # noqa: A002
     return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     from ..ops.conv import conv2d as _conv2d
 
     return _unbatched(_conv2d, input, weight, bias, _one(stride), _one(padding), _one(dilation),
                       groups)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
-               ceil_mode=False, return_indices=False):
+def max_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     from ..ops.pool import max_pool2d as _max_pool2d
 
     return _unbatched(_max_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
                       _one(dilation), ceil_mode, return_indices)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
     from ..ops.pool import avg_pool2d as _avg_pool2d
 
     return _unbatched(_avg_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
                       ceil_mode, count_include_pad, divisor_override)
 
 
-def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+def adaptive_avg_pool2d(input: Tensor, output_size: IntOrTuple) -> Tensor:
     from ..ops.pool import adaptive_avg_pool2d as _adaptive_avg_pool2d
 
     return _unbatched(_adaptive_avg_pool2d, input, output_size)
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
-                                 is_causal=False, scale=None):
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
     """softmax(q k^T * scale + mask) v, PyTorch's signature (see minigrad/ops/attention.py)."""
     from ..ops.attention import scaled_dot_product_attention as _sdpa
 
     return _sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
 
-def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One fused LSTM step (gate order i, f, g, o) -> (h, c); see minigrad/ops/rnn.py."""
     from ..ops.rnn import lstm_cell as _lstm_cell
 

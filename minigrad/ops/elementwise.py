@@ -7,11 +7,17 @@ the engine sums it back to each input's shape (``autograd.unbroadcast``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
 from ..backend import get_array_module
 from ..kernels import dispatch
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, DTypeLike, Grads, Scalar
+    from ..tensor import Tensor
 
 
 def _xp(*arrays):
@@ -23,27 +29,27 @@ def _xp(*arrays):
 
 class Add(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         return a + b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad, grad  # d(a+b)/da = 1, d(a+b)/db = 1
 
 
 class Sub(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         return a - b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad, -grad  # d(a-b)/da = 1, d(a-b)/db = -1
 
 
 class Mul(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         da, db = ctx.needs_input_grad
         # keep only what backward reads: a is needed for db, b for da (as PyTorch does, so
         # x.mul_(c) with a constant c stays differentiable)
@@ -51,7 +57,7 @@ class Mul(Function):
         return a * b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b = ctx.saved_tensors
         da, db = ctx.needs_input_grad
         return (grad * b if da else None), (grad * a if db else None)  # d(a*b)/da = b
@@ -59,12 +65,12 @@ class Mul(Function):
 
 class Div(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         return a / b
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b = ctx.saved_tensors
         da, db = ctx.needs_input_grad
         ga = grad / b if da else None  # d(a/b)/da = 1/b
@@ -78,7 +84,7 @@ class DivRounding(Function):
     toward zero; integer operands stay integers (exact, no float round trip)."""
 
     @staticmethod
-    def forward(ctx, a, b, mode):
+    def forward(ctx: Ctx, a: Array, b: Array, mode: str) -> Array:
         xp = get_array_module(a if hasattr(a, "dtype") else b)
         if all(getattr(v, "dtype", np.dtype(type(v))).kind in "biu" for v in (a, b)):
             if (xp.asarray(b) == 0).any():
@@ -91,7 +97,7 @@ class DivRounding(Function):
             return xp.floor_divide(a, b) if mode == "floor" else xp.trunc(a / b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         zero = grad * 0.0
         return (zero if ctx.needs_input_grad[0] else None,
                 zero if ctx.needs_input_grad[1] else None, None)
@@ -101,13 +107,13 @@ class Pow(Function):
     """``a ** b`` where either side may be a Python number."""
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         out = a**b
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b, out = ctx.saved_tensors
         da, db = ctx.needs_input_grad
         ga = gb = None
@@ -134,22 +140,22 @@ def _log_scalar(a):
 
 class Neg(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         return -a
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return -grad
 
 
 class Abs(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return abs(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         # d|a|/da = sign(a): 0 at 0 and at NaN, like PyTorch (NumPy's sign(NaN) is NaN)
         return grad * a.sign().masked_fill(a.isnan(), 0.0)
@@ -157,82 +163,82 @@ class Abs(Function):
 
 class Exp(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         out = _xp(a).exp(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad * out  # d(e^a)/da = e^a
 
 
 class Log(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return _xp(a).log(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad / a  # d(log a)/da = 1/a
 
 
 class Sqrt(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         out = _xp(a).sqrt(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad / (2.0 * out)  # d(sqrt a)/da = 1/(2 sqrt a)
 
 
 class Sin(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return _xp(a).sin(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return grad * a.cos()  # d(sin a)/da = cos a
 
 
 class Cos(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         ctx.save_for_backward(a)
         return _xp(a).cos(a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         return -grad * a.sin()  # d(cos a)/da = -sin a
 
 
 class Tanh(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         out = _xp(a).tanh(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad * (1.0 - out * out)  # d(tanh a)/da = 1 - tanh(a)^2
 
 
 class Sigmoid(Function):
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         xp = _xp(a)
         # stable for large |a|: exp of a non-positive number only
         e = xp.exp(-abs(a))
@@ -241,7 +247,7 @@ class Sigmoid(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         return grad * out * (1.0 - out)  # d(sigmoid a)/da = s (1 - s)
 
@@ -250,7 +256,7 @@ class Relu(Function):
     """Forward through the kernel registry (``numpy`` / ``cpp`` / ``cuda`` variants)."""
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         if a.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
             out = _xp(a).maximum(a, a.dtype.type(0))
         else:
@@ -259,7 +265,7 @@ class Relu(Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (out,) = ctx.saved_tensors
         # d relu(a)/da = 0 where a <= 0 (0 at the kink), else 1: NaN passes the gradient
         # through, as PyTorch's threshold_backward does
@@ -277,7 +283,7 @@ class BiasReLU(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, bias):
+    def forward(ctx: Ctx, x: Array, bias: Array) -> Array:
         _check_bias_relu(x.shape, x.dtype, bias.shape, bias.dtype)
         if x.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
             z = x + bias.reshape(_per_channel(x.ndim, x.shape[1]))
@@ -288,7 +294,7 @@ class BiasReLU(Function):
         return y
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (y,) = ctx.saved_tensors
         need_x, need_bias = ctx.needs_input_grad
         if is_grad_enabled() or y.dtype.itemsize < 4:  # differentiable (or float16) path
@@ -315,7 +321,7 @@ def _check_bias_relu(x_shape, x_dtype, b_shape, b_dtype):
                          f"{x_dtype} {tuple(x_shape)} and bias {b_dtype} {tuple(b_shape)}")
 
 
-def bias_relu(input, bias):  # noqa: A002
+def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:
     """``relu(input + bias.reshape(1, C, 1, ...))`` in one pass forward and one backward
     (see :class:`BiasReLU`); ``bias=None`` is plain ``input.relu()``."""
     if bias is None:
@@ -325,12 +331,12 @@ def bias_relu(input, bias):  # noqa: A002
 
 class Maximum(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         ctx.save_for_backward(a, b)
         return _xp(a, b).maximum(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b = ctx.saved_tensors
         # the larger input gets the gradient; ties split it in half; at a NaN (no order)
         # both get it, as PyTorch does
@@ -339,12 +345,12 @@ class Maximum(Function):
 
 class Minimum(Function):
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx: Ctx, a: Array, b: Array) -> Array:
         ctx.save_for_backward(a, b)
         return _xp(a, b).minimum(a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         a, b = ctx.saved_tensors
         return _extreme_grads(grad, a, b, a > b, a < b)
 
@@ -360,13 +366,13 @@ def _extreme_grads(grad, a, b, a_loses, b_loses):
 
 class Clamp(Function):
     @staticmethod
-    def forward(ctx, a, lo, hi):
+    def forward(ctx: Ctx, a: Array, lo: Scalar | Array | None, hi: Scalar | Array | None) -> Array:
         ctx.save_for_backward(a)
         ctx.lo, ctx.hi = lo, hi
         return _xp(a).clip(a, lo, hi).astype(a.dtype, copy=False)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (a,) = ctx.saved_tensors
         inside = a == a  # all True (False for nan)
         if ctx.lo is not None:
@@ -378,12 +384,12 @@ class Clamp(Function):
 
 class Where(Function):
     @staticmethod
-    def forward(ctx, cond, a, b):
+    def forward(ctx: Ctx, cond: Array, a: Array, b: Array) -> Array:
         ctx.save_for_backward(cond)
         return _xp(cond, a, b).where(cond, a, b)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (cond,) = ctx.saved_tensors
         _, da, db = ctx.needs_input_grad
         ga = grad.masked_fill(~cond, 0.0) if da else None
@@ -395,37 +401,37 @@ class MaskedFill(Function):
     """``a`` with ``value`` where ``mask`` is True (mask broadcasts to a)."""
 
     @staticmethod
-    def forward(ctx, a, mask, value):
+    def forward(ctx: Ctx, a: Array, mask: Array, value: Scalar) -> Array:
         xp = _xp(a)
         ctx.save_for_backward(mask)
         return xp.where(mask, xp.asarray(value, dtype=a.dtype), a)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (mask,) = ctx.saved_tensors
         return grad.masked_fill(mask, 0.0), None, None  # filled slots take no gradient
 
 
 class Cast(Function):
     @staticmethod
-    def forward(ctx, a, dtype):
+    def forward(ctx: Ctx, a: Array, dtype: DTypeLike) -> Array:
         return a.astype(dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad, None  # the engine casts it back to the input's dtype
 
 
 class ToDevice(Function):
     @staticmethod
-    def forward(ctx, a, device):
+    def forward(ctx: Ctx, a: Array, device: Any) -> Array:
         from ..backend import device_of, to_device
 
         ctx.src = device_of(a)
         return to_device(a, device)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad.to(ctx.src), None
 
 
@@ -433,9 +439,9 @@ class Copy(Function):
     """A fresh (contiguous) copy: ``clone()`` and ``contiguous()``."""
 
     @staticmethod
-    def forward(ctx, a):
+    def forward(ctx: Ctx, a: Array) -> Array:
         return a.copy()
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         return grad
