@@ -77,10 +77,7 @@ def gpu_variants(op: str) -> list[str]:
     it, "cupy" = the reference on CuPy arrays), built here or not: the GPU cases are collected
     everywhere and skip (``gpu`` marker) without a GPU; on a GPU machine a variant that is not
     built fails instead of vanishing."""
-    from minigrad.kernels import cuda, reference
-
-    has = {"cuda": op in cuda.ENTRY_POINTS, "cupy": op in reference.PROVIDES}
-    return [v for v in kernels.VARIANTS["cuda"] if has[v]]
+    return [v for v in kernels.VARIANTS["cuda"] if op in kernels.TABLE[v].ops]
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

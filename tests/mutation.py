@@ -1,7 +1,7 @@
 """Mutation testing of minigrad's numerical core (not collected by pytest; not run in CI).
 
     python tests/mutation.py                      # sampled run over every module below
-    python tests/mutation.py --module minigrad/optim/_functional.py --limit 40
+    python tests/mutation.py --module minigrad/kernels/reference_optim.py --limit 40
     python tests/mutation.py --list               # print the mutants, run nothing
     python tests/mutation.py --ids ID [ID ...]    # re-run chosen mutants (e.g. old survivors)
 
@@ -42,9 +42,9 @@ MODULES = [
     "minigrad/ops/elementwise.py", "minigrad/ops/reduce.py", "minigrad/ops/shape.py",
     "minigrad/ops/indexing.py", "minigrad/ops/matmul.py", "minigrad/ops/conv.py",
     "minigrad/ops/pool.py", "minigrad/ops/loss.py", "minigrad/ops/rnn.py",
-    "minigrad/ops/attention.py", "minigrad/ops/__init__.py",
+    "minigrad/ops/attention.py",
     "minigrad/kernels/reference.py", "minigrad/kernels/cpp.py", "minigrad/kernels/cuda.py",
-    "minigrad/optim/_functional.py", "minigrad/gradcheck.py", "minigrad/nn/functional.py",
+    "minigrad/kernels/reference_optim.py", "minigrad/gradcheck.py", "minigrad/nn/functional.py",
     "minigrad/nn/_loss_functional.py",
 ]
 
@@ -62,8 +62,7 @@ TESTS = {
                              "or entropy\""],
     "minigrad/ops/rnn.py": ["tests/test_rnn.py"],
     "minigrad/ops/attention.py": ["tests/test_attention.py", "tests/test_kernels_attention.py"],
-    "minigrad/ops/__init__.py": [_OPS_QUICK],
-    "minigrad/optim/_functional.py": ["tests/test_optim.py", "tests/test_optim_formula.py"],
+    "minigrad/kernels/reference_optim.py": ["tests/test_optim.py", "tests/test_optim_formula.py"],
     "minigrad/gradcheck.py": ["tests/test_gradcheck.py", "tests/test_autograd.py -k gradcheck"],
     "minigrad/nn/functional.py": ["tests/test_nn.py", _OPS_QUICK],
     "minigrad/nn/_loss_functional.py": ["tests/test_loss_fused.py",
@@ -221,7 +220,7 @@ def find_mutants(module: str, root: str = REPO) -> list[tuple[Mutant, tuple]]:
     for node in ast.walk(tree):
         if not hasattr(node, "lineno") or _inside(node, spans):
             continue
-        if node.lineno not in top:  # module level: tables, __all__, PROVIDES, imports
+        if node.lineno not in top:  # module level: tables, __all__, ENTRY_POINTS, imports
             continue
         for kind, new in _mutations(node):
             before = ast.get_source_segment(src, node) or ""

@@ -290,7 +290,7 @@ def test_op_errors(x_shape, b_shape, x_dtype, b_dtype, exc, pattern):
 # ----------------------------------------------------------------------------- registry
 def test_registered_with_every_cpu_variant():
     assert "bias_relu" in kernels.OPS
-    assert "bias_relu" in reference.PROVIDES
+    assert "bias_relu" in kernels.TABLE["numpy"].ops
     built = kernels.available()["bias_relu"]
     assert "numpy" in built
     if native_required():  # _C imports (or CI): a _C without bias_relu is a partial build
@@ -300,15 +300,25 @@ def test_registered_with_every_cpu_variant():
 def test_cuda_devices_fall_back_to_cupy(monkeypatch):
     """No CUDA kernel: with a (faked) GPU whose every CUDA kernel is built, relu picks "cuda"
     and bias_relu falls back to "cupy" (reference.py on CuPy arrays)."""
+    import dataclasses
+    from types import SimpleNamespace
+
     from minigrad.kernels import cuda as cuda_kernels  # imported before faking the GPU
 
     assert "bias_relu" not in cuda_kernels.ENTRY_POINTS
-    monkeypatch.setattr(cuda_kernels, "PROVIDES", frozenset(cuda_kernels.ENTRY_POINTS))
+    # a loaded _cuda with every entry point, whether or not this machine built one
+    full_build = SimpleNamespace(**{name: object() for names in cuda_kernels.ENTRY_POINTS.values()
+                                    for name in names})
+    row = dataclasses.replace(kernels.TABLE["cuda"], runtime=lambda: full_build)
+    monkeypatch.setitem(kernels.TABLE, "cuda", row)
     monkeypatch.setattr(backend, "cuda_available", lambda: True)
     kernels.reset()
-    assert kernels.current("relu", "cuda") == "cuda"
-    assert kernels.current("bias_relu", "cuda") == "cupy"
-    assert kernels.select("bias_relu", "cuda:0") is reference
+    try:
+        assert kernels.current("relu", "cuda") == "cuda"
+        assert kernels.current("bias_relu", "cuda") == "cupy"
+        assert kernels.select("bias_relu", "cuda:0") is reference
+    finally:
+        kernels.reset()
 
 
 @pytest.mark.gpu

@@ -193,7 +193,6 @@ def test_every_op_is_listed_once_with_a_reference():
     for name in ("numpy", "cupy"):
         assert set(kernels.TABLE[name].ops) == set(kernels.OPS)
         assert kernels.TABLE[name].module is reference
-    assert reference.PROVIDES == set(kernels.OPS)  # the compatibility copy agrees
 
 
 def test_derived_views_come_from_the_table():
@@ -425,12 +424,14 @@ def test_env_override_with_a_bad_entry_fails_on_first_dispatch():
     assert "MINIGRAD_KERNELS: bad entry 'relu=fortran'" in r.stderr
 
 
-def test_ops_kernel_alias_is_dispatch():
+def test_the_old_names_are_gone():
+    """kernels.dispatch is the one way to a kernel: ops.kernel and the PROVIDES copies of the
+    table are deleted."""
     from minigrad import ops
+    from minigrad.kernels import cuda
 
-    x = np.zeros(2)
-    for op in kernels.OPS:
-        assert ops.kernel(op, x) is kernels.dispatch(op, x)
+    assert not hasattr(ops, "kernel")
+    assert not hasattr(reference, "PROVIDES") and not hasattr(cuda, "PROVIDES")
 
 
 def test_native_contiguous_keeps_0d_and_copies_only_views():

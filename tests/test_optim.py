@@ -11,7 +11,7 @@ from conftest import cpu_variants
 
 import minigrad as mg
 from minigrad import kernels, optim
-from minigrad.optim import _functional
+from minigrad.kernels import reference_optim
 from minigrad.serialization import load, save
 
 pytestmark = pytest.mark.torch
@@ -390,8 +390,8 @@ def test_functional_sgd_creates_buffers_and_keeps_grads():
     grads = [np.full(2, 2.0), np.ones(3)]
     grads_before = [g.copy() for g in grads]
     buffers = [None, None]
-    _functional.sgd_step(params, grads, buffers, lr=0.1, momentum=0.9, dampening=0.0,
-                         weight_decay=0.0, nesterov=False, maximize=True)
+    reference_optim.sgd_step(params, grads, buffers, lr=0.1, momentum=0.9, dampening=0.0,
+                             weight_decay=0.0, nesterov=False, maximize=True)
     np.testing.assert_allclose(params[0], [1.2, 1.2])
     np.testing.assert_allclose(buffers[1], [-1, -1, -1])
     for g, b in zip(grads, grads_before):
@@ -399,7 +399,7 @@ def test_functional_sgd_creates_buffers_and_keeps_grads():
 
 
 # ----------------------------------------------------------------------------- every variant
-# Each kernel variant of "sgd"/"adam" (numpy = optim/_functional.py, cpp = csrc/cpu/optim.cpp,
+# Each kernel variant of "sgd"/"adam" (numpy = kernels/reference_optim.py, cpp = csrc/cpu/optim.cpp,
 # ...) directly against torch.optim over 50 steps, on every combination of the update's
 # features; every third step parameter 1 has no gradient (its Adam step count falls behind).
 def _sgd_grid():

@@ -6,7 +6,8 @@ header is compiled by the host compiler into ``_cuda.sgd_step_host`` / ``_cuda.a
 (csrc/cuda/optim_host.cpp).  Here those host twins run several steps over a parameter list with
 a 0-d, an empty, and odd-sized parameters, for every combination of the options, against
 
-* ``minigrad.kernels.reference`` (the NumPy update rules in ``minigrad/optim/_functional.py``),
+* ``minigrad.kernels.reference`` (the NumPy update rules, in
+  ``minigrad/kernels/reference_optim.py``),
 * ``torch.optim.SGD`` / ``Adam`` / ``AdamW`` (float64, single-tensor path),
 
 comparing parameters AND every state buffer (momentum, exp_avg, exp_avg_sq, the AMSGrad max).

@@ -45,9 +45,6 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "adam": ("adam_step",),
 }
 
-# Unused: kept because tests/test_bias_relu.py monkeypatches it; marked for removal.
-PROVIDES = frozenset(ENTRY_POINTS)
-
 
 def runtime():
     """What the "cuda" variant needs: the loaded ``minigrad._cuda`` when it is built and CuPy

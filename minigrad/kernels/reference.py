@@ -15,13 +15,6 @@ import numpy as np
 from minigrad.backend import get_array_module
 from minigrad.kernels.reference_optim import adam_step, sgd_step  # noqa: F401  (optimizer steps)
 
-# Every op this module implements: minigrad.kernels.OPS (the table). Kept for tests/conftest.py
-# and tests/test_bias_relu.py until they read kernels.OPS; marked for removal.
-PROVIDES = frozenset(
-    {"relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
-     "adam", "cross_entropy"}
-)
-
 FLOAT_DTYPES = ("float32", "float64")
 
 

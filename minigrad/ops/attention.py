@@ -33,7 +33,7 @@ import numpy as np
 
 from ..autograd import DTypeError, FusedFunction, ShapeError
 from ..backend import get_array_module
-from . import kernel
+from ..kernels import dispatch
 from .dropout import dropout
 
 
@@ -46,7 +46,7 @@ class Attention(FusedFunction):
         batch = _batch_shape(q.shape, k.shape, v.shape, None if mask is None else mask.shape)
         qb, kb, vb = (_flat(xp, a, batch) for a in (q, k, v))  # (B, L, E), (B, S, E), (B, S, Ev)
         mb = _flat_mask(xp, mask, batch, q.shape[-2], k.shape[-2])
-        out, lse = kernel("attention", q).attention_forward(qb, kb, vb, mb, scale, is_causal)
+        out, lse = dispatch("attention", q).attention_forward(qb, kb, vb, mb, scale, is_causal)
         out = out.reshape(batch + out.shape[-2:])  # (..., L, Ev)
         ctx.meta = (batch, scale, is_causal)
         ctx.save_for_backward(q, k, v, out, lse, mb)
@@ -59,7 +59,7 @@ class Attention(FusedFunction):
         xp = get_array_module(q._data)
         qb, kb, vb, ob, gb = (_flat(xp, t._data, batch) for t in (q, k, v, out, grad))
         m = None if mb is None else mb._data
-        dq, dk, dv = kernel("attention", qb).attention_backward(
+        dq, dk, dv = dispatch("attention", qb).attention_backward(
             gb, qb, kb, vb, ob, lse._data, m, scale, is_causal)
         # (B, ...) -> (batch..., ...); the engine sums broadcast batch dims back to each input
         return (dq.reshape(batch + dq.shape[1:]), dk.reshape(batch + dk.shape[1:]),

@@ -1,7 +1,7 @@
 """conv2d: a fused op (im2col + one matmul) around the ``conv2d`` kernel.
 
 The same Function contract as ``ops/elementwise.py``, but forward and backward call a kernel on
-raw arrays (``kernel("conv2d", x).conv2d_forward`` / ``conv2d_backward``; the reference
+raw arrays (``dispatch("conv2d", x).conv2d_forward`` / ``conv2d_backward``; the reference
 variant is ``minigrad/kernels/reference.py``). :class:`Conv2d` is a ``FusedFunction``: with
 ``create_graph=True`` the base class recomputes the output through its ``composed`` twin,
 :func:`conv2d_composed` (the same maths from differentiable primitives: pad, indexing,
@@ -26,8 +26,8 @@ import os
 import numpy as np
 
 from ..autograd import DTypeError, FusedFunction, ShapeError
+from ..kernels import dispatch
 from ..kernels.reference import conv_output_size
-from . import kernel
 
 
 def _parse_bytes(text: str) -> int:
@@ -146,13 +146,13 @@ class Conv2d(FusedFunction):
         N, C = x.shape[:2]
         cols_bytes = N * C * weight.shape[2] * weight.shape[3] * OH * OW * x.dtype.itemsize
         if ctx.needs_input_grad[1] and cols_bytes <= KEEP_COLS_LIMIT_BYTES:
-            y, cols = kernel("conv2d", x).conv2d_forward(
+            y, cols = dispatch("conv2d", x).conv2d_forward(
                 x, weight, bias, stride, padding, dilation, groups, keep_cols=True)
             ctx.save_for_backward(x, weight, bias, cols)  # released after backward
             return y
         ctx.save_for_backward(x, weight, bias, None)
-        return kernel("conv2d", x).conv2d_forward(x, weight, bias, stride, padding, dilation,
-                                                  groups)
+        return dispatch("conv2d", x).conv2d_forward(x, weight, bias, stride, padding, dilation,
+                                                    groups)
 
     @staticmethod
     def backward(ctx, grad):
@@ -160,7 +160,7 @@ class Conv2d(FusedFunction):
         needs = ctx.needs_input_grad[:3]
         stride, padding, dilation, groups = ctx.args
         check_im2col_size(x.shape, weight.shape[2:], grad.shape[2:], x.dtype.itemsize)
-        dx, dweight, dbias = kernel("conv2d", x._data).conv2d_backward(
+        dx, dweight, dbias = dispatch("conv2d", x._data).conv2d_backward(
             grad._data, x._data, weight._data, stride, padding, dilation, groups, needs,
             cols=None if cols is None else cols._data)
         # d(W*x)/dx = W^T (col2im), d(W*x)/dW = x (im2col), d(+b)/db = 1 (summed)

@@ -1,7 +1,7 @@
 """Softmax cross-entropy against class indices: a fused op around the ``cross_entropy`` kernel.
 
 The same contract as ``ops/conv.py``: forward and backward call a kernel on raw arrays
-(``kernel("cross_entropy", logits).cross_entropy_forward`` / ``cross_entropy_backward``; the
+(``dispatch("cross_entropy", logits).cross_entropy_forward`` / ``cross_entropy_backward``; the
 reference variant is ``minigrad/kernels/reference.py``), one pass over the (M, C) logits each,
 keeping only the per-row log-sum-exp (M,) between them. It is a ``FusedFunction``: with
 ``create_graph=True`` the base class recomputes the losses through the composed twin
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..autograd import FusedFunction
-from . import kernel
+from ..kernels import dispatch
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
@@ -29,7 +29,7 @@ class SoftmaxCrossEntropy(FusedFunction):
 
     @staticmethod
     def forward(ctx, logits, target, weight, ignore_index, label_smoothing):
-        losses, lse = kernel("cross_entropy", logits).cross_entropy_forward(
+        losses, lse = dispatch("cross_entropy", logits).cross_entropy_forward(
             logits, target, weight, ignore_index, label_smoothing)
         ctx.args = (target, weight, ignore_index, label_smoothing)
         ctx.save_for_backward(logits, lse)
@@ -40,7 +40,7 @@ class SoftmaxCrossEntropy(FusedFunction):
         logits, lse = ctx.saved_tensors
         target, weight, ignore_index, label_smoothing = ctx.args
         # d loss_i / d x_ic = softmax_ic (w[t](1-ls) + ls/C sum w) - (1-ls) w[t] [c=t] - ls/C w[c]
-        dlogits = kernel("cross_entropy", logits._data).cross_entropy_backward(
+        dlogits = dispatch("cross_entropy", logits._data).cross_entropy_backward(
             grad._data, logits._data, target, lse._data, weight, ignore_index, label_smoothing)
         return dlogits, None, None, None, None
 

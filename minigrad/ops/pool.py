@@ -19,8 +19,8 @@ import numpy as np
 
 from ..autograd import FusedFunction, ShapeError
 from ..backend import get_array_module
+from ..kernels import dispatch
 from ..kernels.reference import pool_output_size
-from . import kernel
 from .conv import _pair, check_window_fits_int64
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class MaxPool2d(FusedFunction):
     @staticmethod
     def forward(ctx, x, k, s, p, d, ceil_mode):
         _check_pool_args("max_pool2d", x.shape, k, s, p, d, ceil_mode)
-        y, indices = kernel("maxpool2d", x).maxpool2d_forward(x, k, s, p, d, ceil_mode)
+        y, indices = dispatch("maxpool2d", x).maxpool2d_forward(x, k, s, p, d, ceil_mode)
         ctx.args = (x.shape, k, s, p, d, ceil_mode)
         ctx.save_for_backward(indices)
         return y, indices
@@ -69,7 +69,7 @@ class MaxPool2d(FusedFunction):
     def backward(ctx, grad, _grad_indices=None):
         (indices,) = ctx.saved_tensors
         # d max(window)/dx = 1 at the (first) argmax, 0 elsewhere: scatter-add dy there
-        dx = kernel("maxpool2d", grad._data).maxpool2d_backward(
+        dx = dispatch("maxpool2d", grad._data).maxpool2d_backward(
             grad._data, indices._data, *ctx.args)
         return dx, None, None, None, None, None
 
@@ -85,13 +85,13 @@ class AvgPool2d(FusedFunction):
         _check_pool_args("avg_pool2d", x.shape, k, s, p, (1, 1), ceil_mode)
         ctx.args = (k, s, p, ceil_mode, count_include_pad, divisor_override)
         ctx.x_shape = x.shape
-        return kernel("avgpool2d", x).avgpool2d_forward(x, *ctx.args)
+        return dispatch("avgpool2d", x).avgpool2d_forward(x, *ctx.args)
 
     @staticmethod
     def backward(ctx, grad):
         # linear: d mean(window)/dx = 1/divisor on every pixel of the window
-        dx = kernel("avgpool2d", grad._data).avgpool2d_backward(grad._data, ctx.x_shape,
-                                                                *ctx.args)
+        dx = dispatch("avgpool2d", grad._data).avgpool2d_backward(grad._data, ctx.x_shape,
+                                                                  *ctx.args)
         return (dx,) + (None,) * 6
 
     @staticmethod

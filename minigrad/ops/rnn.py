@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..autograd import Function, FusedFunction, ShapeError
 from ..backend import get_array_module
-from . import kernel
+from ..kernels import dispatch
 
 if TYPE_CHECKING:
     from ..tensor import Tensor
@@ -33,14 +33,14 @@ class LSTMCell(FusedFunction):
     @staticmethod
     def forward(ctx, gates, c_prev):
         _check_cell_shapes(gates.shape, c_prev.shape)
-        h, c, act, tanh_c = kernel("lstm_cell", gates).lstm_cell_forward(gates, c_prev)
+        h, c, act, tanh_c = dispatch("lstm_cell", gates).lstm_cell_forward(gates, c_prev)
         ctx.save_for_backward(gates, c_prev, act, tanh_c)
         return h, c
 
     @staticmethod
     def backward(ctx, dh, dc):
         gates, c_prev, act, tanh_c = ctx.saved_tensors
-        dgates, dc_prev = kernel("lstm_cell", act._data).lstm_cell_backward(
+        dgates, dc_prev = dispatch("lstm_cell", act._data).lstm_cell_backward(
             dh._data, dc._data, c_prev._data, act._data, tanh_c._data)
         return dgates, dc_prev
 
@@ -116,7 +116,7 @@ class LSTMSequence(FusedFunction):
     def forward(ctx, xw, h0, c0, w_hh, reverse=False):
         T, N, G = xw.shape
         H = G // 4
-        K = kernel("lstm_cell", xw)
+        K = dispatch("lstm_cell", xw)
         xp = get_array_module(xw)
         out = xp.empty((T, N, H), xw.dtype)
         acts = xp.empty((T, N, G), xw.dtype)
@@ -141,7 +141,7 @@ class LSTMSequence(FusedFunction):
         acts, tanh_cs, c_prevs, w = acts._data, tanh_cs._data, c_prevs._data, w_hh._data
         dh, dc = dh_T._data, dc_T._data
         T, N, G = xw.shape
-        K = kernel("lstm_cell", xw)
+        K = dispatch("lstm_cell", xw)
         xp = get_array_module(xw)
         dgates_all = xp.empty((T, N, G), xw.dtype)
         order = range(T) if ctx.reverse else range(T - 1, -1, -1)
