@@ -7,6 +7,8 @@ Two extensions:
   saying what to do, unless ``MINIGRAD_NATIVE=0`` asks for a NumPy-only install.
 * ``minigrad._cuda`` from ``csrc/cuda/*.cu`` (nvcc) + ``csrc/cuda/*.cpp`` (C++ compiler),
   linked with the C++ linker against the static CUDA runtime so it imports without a GPU.
+* Both include ``csrc/common/`` (geometry, argument checks, overflow-checked int64, the
+  ``dispatch_float`` template): the checks are written once for the CPU and the CUDA side.
 
 The ``.cpp`` files compile in parallel (one job per core) into a persistent, content-addressed
 cache (``build/minigrad-cache/`` in the source tree): reinstalling an unchanged tree compiles and
@@ -603,8 +605,8 @@ def extensions() -> list[Extension]:
         Extension(
             "minigrad._C",
             sources=rel("csrc/cpu/*.cpp"),
-            include_dirs=[*pyb, os.path.join("csrc", "cpu")],
-            depends=rel("csrc/cpu/*.h"),
+            include_dirs=[*pyb, os.path.join("csrc", "cpu"), os.path.join("csrc", "common")],
+            depends=rel("csrc/cpu/*.h") + rel("csrc/common/*.h"),
             language="c++",
         )
     ]
@@ -619,8 +621,9 @@ def extensions() -> list[Extension]:
             Extension(
                 "minigrad._cuda",
                 sources=rel("csrc/cuda/*.cu") + rel("csrc/cuda/*.cpp"),
-                include_dirs=[*pyb, os.path.join("csrc", "cuda")],
-                depends=rel("csrc/cuda/*.cuh"),
+                include_dirs=[*pyb, os.path.join("csrc", "cuda"),
+                              os.path.join("csrc", "common")],
+                depends=rel("csrc/cuda/*.cuh") + rel("csrc/cuda/*.h") + rel("csrc/common/*.h"),
                 language="c++",
             )
         )

@@ -491,8 +491,8 @@ py::tuple attention_forward(const py::array& q, const py::array& k, const py::ar
     const char* op = "attention_forward";
     DType dt;
     const Dims d = check_qkv(op, q, k, v, mask, is_causal, &dt);
-    if (dt == DType::Float32) return forward_typed<float>(q, k, v, mask, d, scale);
-    return forward_typed<double>(q, k, v, mask, d, scale);
+    return dispatch_float(
+        dt, [&](auto t) { return forward_typed<decltype(t)>(q, k, v, mask, d, scale); });
 }
 
 py::tuple attention_backward(const py::array& dout, const py::array& q, const py::array& k,
@@ -510,10 +510,9 @@ py::tuple attention_backward(const py::array& dout, const py::array& q, const py
     check_contiguous(op, "dout", dout);
     check_contiguous(op, "out", out);
     check_contiguous(op, "lse", lse);
-    if (dt == DType::Float32) {
-        return backward_typed<float>(dout, q, k, v, out, lse, mask, d, scale);
-    }
-    return backward_typed<double>(dout, q, k, v, out, lse, mask, d, scale);
+    return dispatch_float(dt, [&](auto t) {
+        return backward_typed<decltype(t)>(dout, q, k, v, out, lse, mask, d, scale);
+    });
 }
 
 }  // namespace minigrad

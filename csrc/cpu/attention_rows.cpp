@@ -188,21 +188,16 @@ py::array attention_rows_forward(const py::array& s, const py::object& mask, dou
     check_i0(op, d, i0);
     check_rows_disjoint(op, s, mask, {});
     const void* mp = d.has_mask ? mask.cast<py::array>().data() : nullptr;
-    if (dt == DType::Float32) {
-        py::array_t<float> lse({d.B, d.R});
-        float* sp = static_cast<float*>(const_cast<void*>(s.data()));
-        float* lp = lse.mutable_data();
+    return dispatch_float(dt, [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        py::array_t<T> lse({d.B, d.R});
+        T* sp = static_cast<T*>(const_cast<void*>(s.data()));
+        T* lp = lse.mutable_data();
         py::gil_scoped_release nogil;
-        rows_forward<float>(sp, static_cast<const float*>(mp), lp, d, static_cast<float>(scale),
-                            i0, is_causal);
+        rows_forward<T>(sp, static_cast<const T*>(mp), lp, d, static_cast<T>(scale), i0,
+                        is_causal);
         return std::move(lse);
-    }
-    py::array_t<double> lse({d.B, d.R});
-    double* sp = static_cast<double*>(const_cast<void*>(s.data()));
-    double* lp = lse.mutable_data();
-    py::gil_scoped_release nogil;
-    rows_forward<double>(sp, static_cast<const double*>(mp), lp, d, scale, i0, is_causal);
-    return std::move(lse);
+    });
 }
 
 void attention_rows_backward(const py::array& s, const py::array& dp, const py::array& lse,
@@ -224,22 +219,14 @@ void attention_rows_backward(const py::array& s, const py::array& dp, const py::
     if (!dp.writeable()) throw py::value_error(where(op, "dp") + "must be writeable");
     check_rows_disjoint(op, s, mask, {{"dp", &dp, true}, {"lse", &lse, false}, {"D", &D, false}});
     const void* mp = d.has_mask ? mask.cast<py::array>().data() : nullptr;
-    if (dt == DType::Float32) {
+    dispatch_float(dt, [&](auto tag) {
+        using T = decltype(tag);
         py::gil_scoped_release nogil;
-        rows_backward<float>(static_cast<float*>(const_cast<void*>(s.data())),
-                             static_cast<float*>(const_cast<void*>(dp.data())),
-                             static_cast<const float*>(lse.data()),
-                             static_cast<const float*>(D.data()),
-                             static_cast<const float*>(mp), d, static_cast<float>(scale), i0,
-                             is_causal);
-        return;
-    }
-    py::gil_scoped_release nogil;
-    rows_backward<double>(static_cast<double*>(const_cast<void*>(s.data())),
-                          static_cast<double*>(const_cast<void*>(dp.data())),
-                          static_cast<const double*>(lse.data()),
-                          static_cast<const double*>(D.data()), static_cast<const double*>(mp),
-                          d, scale, i0, is_causal);
+        rows_backward<T>(static_cast<T*>(const_cast<void*>(s.data())),
+                         static_cast<T*>(const_cast<void*>(dp.data())),
+                         static_cast<const T*>(lse.data()), static_cast<const T*>(D.data()),
+                         static_cast<const T*>(mp), d, static_cast<T>(scale), i0, is_causal);
+    });
 }
 
 }  // namespace minigrad

@@ -10,9 +10,11 @@
 //     throw (exceptions cannot leave an OpenMP region) and must not touch Python objects, because
 //     kernels run it with the GIL released (py::gil_scoped_release).
 //   * empty_like(): a fresh C-contiguous output array with the input's shape.
-//   * CheckedInt / check_fits / shape_elements / window_out_size: overflow-checked int64
-//     geometry (conv and pool output sizes, i0 + R, x_shape products) for arguments that come
-//     from Python as arbitrary ints; ValueError instead of a wrapped index.
+//   * from csrc/common (shared with the host side of minigrad._cuda): DType and dispatch_float
+//     (kernel_types.h), CheckedInt (checked_int.h), shape_str / check_fits / shape_elements /
+//     window_out_size and the optimizer and pooling argument rules (checks.h), conv_geometry /
+//     pool_geometry (geometry.h): overflow-checked int64 geometry for arguments that come from
+//     Python as arbitrary ints; ValueError instead of a wrapped index.
 //   * pinned_copy / load_once: what a kernel checks and then uses after releasing the GIL is
 //     read once (another Python thread may rewrite the array meanwhile).
 //   * check_no_overlap: in-place kernels refuse buffers that share memory.
@@ -33,6 +35,11 @@
 #include <string>
 #include <vector>
 
+#include "checked_int.h"
+#include "checks.h"
+#include "geometry.h"
+#include "kernel_types.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -40,21 +47,6 @@
 namespace py = pybind11;
 
 namespace minigrad {
-
-// The floating dtypes our kernels are instantiated for.
-enum class DType { Float32, Float64 };
-
-// "(2, 3)" for a shape; "()" for 0-d.
-inline std::string shape_str(const std::vector<py::ssize_t>& shape) {
-    std::ostringstream s;
-    s << "(";
-    for (size_t i = 0; i < shape.size(); ++i) {
-        s << (i ? ", " : "") << shape[i];
-    }
-    if (shape.size() == 1) s << ",";
-    s << ")";
-    return s.str();
-}
 
 inline std::vector<py::ssize_t> shape_of(const py::array& a) {
     return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
@@ -174,130 +166,6 @@ void parallel_for(std::int64_t n, std::int64_t grain, const Body& body) {
 
 // Elementwise loops: ~32K items per task keeps scheduling overhead far below the work.
 constexpr std::int64_t kElementwiseGrain = 1 << 15;
-
-// ----------------------------------------------------------------------------- checked int64
-// Geometry that arrives as Python ints (stride, padding, dilation, kernel, i0, x_shape) can be
-// anything up to 2**63 - 1, and signed overflow in index math is undefined behaviour that ends
-// as an out-of-bounds read or write.  CheckedInt computes with __builtin_*_overflow and remembers
-// whether any step overflowed; a binding computes its geometry with it and raises ValueError
-// (through check_fits) before any memory is touched.
-class CheckedInt {
-   public:
-    constexpr CheckedInt(std::int64_t v = 0) : v_(v) {}  // NOLINT: implicit from int64 on purpose
-    std::int64_t value() const { return v_; }
-    bool overflowed() const { return overflow_; }
-    // INT64_MAX when overflowed: for sizes that only steer work splitting.
-    std::int64_t saturated() const { return overflow_ ? INT64_MAX : v_; }
-
-    friend CheckedInt operator+(CheckedInt a, CheckedInt b) {
-        CheckedInt r;
-        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '+', &r.v_);
-        return r;
-    }
-    friend CheckedInt operator-(CheckedInt a, CheckedInt b) {
-        CheckedInt r;
-        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '-', &r.v_);
-        return r;
-    }
-    friend CheckedInt operator*(CheckedInt a, CheckedInt b) {
-        CheckedInt r;
-        r.overflow_ = a.overflow_ || b.overflow_ || op_overflows(a.v_, b.v_, '*', &r.v_);
-        return r;
-    }
-    // Floor division for a positive divisor (the only kind geometry divides by).
-    friend CheckedInt floordiv(CheckedInt a, CheckedInt b) {
-        CheckedInt r;
-        r.overflow_ = a.overflow_ || b.overflow_ || b.v_ <= 0;
-        if (!r.overflow_) {
-            r.v_ = a.v_ / b.v_;
-            if (a.v_ % b.v_ != 0 && a.v_ < 0) r.v_ -= 1;
-        }
-        return r;
-    }
-
-   private:
-    static bool op_overflows(std::int64_t a, std::int64_t b, char op, std::int64_t* out) {
-#if defined(__GNUC__) || defined(__clang__)
-        switch (op) {
-            case '+': return __builtin_add_overflow(a, b, out);
-            case '-': return __builtin_sub_overflow(a, b, out);
-            default: return __builtin_mul_overflow(a, b, out);
-        }
-#else
-        const long double r = op == '+' ? (long double)a + b
-                              : op == '-' ? (long double)a - b : (long double)a * b;
-        if (r < (long double)INT64_MIN || r > (long double)INT64_MAX) return true;
-        *out = op == '+' ? a + b : op == '-' ? a - b : a * b;
-        return false;
-#endif
-    }
-    std::int64_t v_ = 0;
-    bool overflow_ = false;
-};
-
-// ValueError "op: <what> overflows int64" when any step of `v` overflowed; else its value.
-inline std::int64_t check_fits(const char* op, const CheckedInt& v, const std::string& what) {
-    if (v.overflowed()) {
-        throw py::value_error(std::string(op) + ": " + what +
-                              " overflows int64: the values are too large");
-    }
-    return v.value();
-}
-
-// Elements of an array of this shape (ValueError for a negative extent or an overflowing
-// count, counted like NumPy: a zero extent makes the product 0 but the others must still fit).
-inline std::int64_t shape_elements(const char* op, const char* arg,
-                                   const std::vector<std::int64_t>& shape) {
-    CheckedInt nonzero = 1;
-    bool empty = false;
-    for (auto v : shape) {
-        if (v < 0) {
-            throw py::value_error(std::string(op) + ": argument '" + arg +
-                                  "' has a negative extent: " +
-                                  shape_str(std::vector<py::ssize_t>(shape.begin(), shape.end())));
-        }
-        if (v == 0) empty = true;
-        else nonzero = nonzero * v;
-    }
-    const auto n = check_fits(op, nonzero * 16,  // 16: room for the bytes of a float64 buffer
-                              std::string("the element count of '") + arg + "' " +
-                                  shape_str(std::vector<py::ssize_t>(shape.begin(), shape.end())));
-    return empty ? 0 : n / 16;
-}
-
-// One spatial dim of a sliding window (conv2d, pooling): the output size
-//   out = floor((size + 2p - d(k-1) - 1) / s) + 1   (ceil with ceil_mode, whose last window must
-//   then start inside the input or its left padding),
-// or -1 when the dilated window does not fit the padded input.  Requires k, s, d >= 1 and
-// p >= 0 (the callers check those with their own messages first).  Also proves that every
-// index the kernels derive from it, -p - s - d <= o*s - p + kk*d, ... <= size + 2p + s + d*k,
-// fits in int64: ValueError naming the op, the dim and the values otherwise.
-inline std::int64_t window_out_size(const char* op, const char* dim, std::int64_t size,
-                                    std::int64_t k, std::int64_t s, std::int64_t p,
-                                    std::int64_t d, bool ceil_mode) {
-    const CheckedInt span = CheckedInt(size) + CheckedInt(p) * 2 - CheckedInt(d) * (k - 1) - 1;
-    CheckedInt out = -1;
-    if (!span.overflowed() && span.value() >= 0) {
-        out = floordiv(span + (ceil_mode ? CheckedInt(s) - 1 : CheckedInt(0)), s) + 1;
-        const CheckedInt last_start = (out - 1) * s, limit = CheckedInt(size) + p;
-        if (ceil_mode && !last_start.overflowed() && !limit.overflowed() &&
-            last_start.value() >= limit.value()) {
-            out = out - 1;  // the last window would start in the right padding: drop it
-        }
-    }
-    // the largest magnitude any kernel index expression reaches
-    const CheckedInt bound = CheckedInt(size) + CheckedInt(p) * 2 + s + CheckedInt(d) * k +
-                             (span.overflowed() || span.value() < 0 ? CheckedInt(0)
-                                                                    : (out - 1) * s) + 1;
-    if (span.overflowed() || out.overflowed() || bound.overflowed()) {
-        std::ostringstream m;
-        m << op << ": the window along " << dim << " (input size " << size << ", kernel " << k
-          << ", stride " << s << ", padding " << p << ", dilation " << d
-          << ") gives indices that overflow int64: the values are too large";
-        throw py::value_error(m.str());
-    }
-    return out.value();
-}
 
 // ----------------------------------------------------------------------------- GIL and aliasing
 // Kernels run with the GIL released, so another Python thread may rewrite any input meanwhile.

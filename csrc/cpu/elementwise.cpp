@@ -222,7 +222,7 @@ py::array relu_forward(const py::array& x) {
     const char* op = "relu_forward";
     const DType dt = check_float_dtype(op, "x", x);
     check_contiguous(op, "x", x);
-    return dt == DType::Float32 ? relu_forward_typed<float>(x) : relu_forward_typed<double>(x);
+    return dispatch_float(dt, [&](auto t) { return relu_forward_typed<decltype(t)>(x); });
 }
 
 py::array relu_backward(const py::array& dy, const py::array& x) {
@@ -233,8 +233,7 @@ py::array relu_backward(const py::array& dy, const py::array& x) {
     check_same_shape(op, "dy", dy, "x", x);
     check_contiguous(op, "dy", dy);
     check_contiguous(op, "x", x);
-    return dt == DType::Float32 ? relu_backward_typed<float>(dy, x)
-                                : relu_backward_typed<double>(dy, x);
+    return dispatch_float(dt, [&](auto t) { return relu_backward_typed<decltype(t)>(dy, x); });
 }
 
 py::array bias_relu_forward(const py::array& x, const py::array& bias) {
@@ -250,8 +249,8 @@ py::array bias_relu_forward(const py::array& x, const py::array& bias) {
     }
     check_contiguous(op, "x", x);
     check_contiguous(op, "bias", bias);
-    return dt == DType::Float32 ? bias_relu_forward_typed<float>(x, bias)
-                                : bias_relu_forward_typed<double>(x, bias);
+    return dispatch_float(
+        dt, [&](auto t) { return bias_relu_forward_typed<decltype(t)>(x, bias); });
 }
 
 py::tuple bias_relu_backward(const py::array& dy, const py::array& y) {
@@ -263,8 +262,8 @@ py::tuple bias_relu_backward(const py::array& dy, const py::array& y) {
     check_same_shape(op, "dy", dy, "y", y);
     check_contiguous(op, "dy", dy);
     check_contiguous(op, "y", y);
-    return dt == DType::Float32 ? bias_relu_backward_typed<float>(dy, y)
-                                : bias_relu_backward_typed<double>(dy, y);
+    return dispatch_float(
+        dt, [&](auto t) { return bias_relu_backward_typed<decltype(t)>(dy, y); });
 }
 
 }  // namespace minigrad

@@ -170,28 +170,18 @@ py::tuple cross_entropy_forward(const py::array& logits, const py::array& target
     const CeArgs a = check_ce(op, logits, target, weight, ignore_index, label_smoothing, warr,
                               target_copy);
     const std::int64_t* t = target_copy.data();  // checked, and private to this call
-    if (a.dtype == DType::Float32) {
-        py::array_t<float> losses(std::vector<py::ssize_t>{a.M}),
-            lse(std::vector<py::ssize_t>{a.M});
-        const float* w = a.weight ? static_cast<const float*>(a.weight->data()) : nullptr;
-        const float* x = static_cast<const float*>(logits.data());
-        float *lp = losses.mutable_data(), *sp = lse.mutable_data();
+    return dispatch_float(a.dtype, [&](auto tag) -> py::tuple {
+        using T = decltype(tag);
+        py::array_t<T> losses(std::vector<py::ssize_t>{a.M}), lse(std::vector<py::ssize_t>{a.M});
+        const T* w = a.weight ? static_cast<const T*>(a.weight->data()) : nullptr;
+        const T* x = static_cast<const T*>(logits.data());
+        T *lp = losses.mutable_data(), *sp = lse.mutable_data();
         {
             py::gil_scoped_release release;
-            ce_forward_impl<float>(x, t, w, lp, sp, a.M, a.C, ignore_index, label_smoothing);
+            ce_forward_impl<T>(x, t, w, lp, sp, a.M, a.C, ignore_index, label_smoothing);
         }
         return py::make_tuple(losses, lse);
-    }
-    py::array_t<double> losses(std::vector<py::ssize_t>{a.M}),
-        lse(std::vector<py::ssize_t>{a.M});
-    const double* w = a.weight ? static_cast<const double*>(a.weight->data()) : nullptr;
-    const double* x = static_cast<const double*>(logits.data());
-    double *lp = losses.mutable_data(), *sp = lse.mutable_data();
-    {
-        py::gil_scoped_release release;
-        ce_forward_impl<double>(x, t, w, lp, sp, a.M, a.C, ignore_index, label_smoothing);
-    }
-    return py::make_tuple(losses, lse);
+    });
 }
 
 py::array cross_entropy_backward(const py::array& dlosses, const py::array& logits,
@@ -211,30 +201,20 @@ py::array cross_entropy_backward(const py::array& dlosses, const py::array& logi
         check_contiguous(op, name, *arr);
     }
     const std::int64_t* t = target_copy.data();  // checked, and private to this call
-    if (a.dtype == DType::Float32) {
-        py::array_t<float> dx(std::vector<py::ssize_t>{a.M, a.C});
-        const float* w = a.weight ? static_cast<const float*>(a.weight->data()) : nullptr;
-        const auto* g = static_cast<const float*>(dlosses.data());
-        const auto* x = static_cast<const float*>(logits.data());
-        const auto* l = static_cast<const float*>(lse.data());
-        float* d = dx.mutable_data();
+    return dispatch_float(a.dtype, [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        py::array_t<T> dx(std::vector<py::ssize_t>{a.M, a.C});
+        const T* w = a.weight ? static_cast<const T*>(a.weight->data()) : nullptr;
+        const auto* g = static_cast<const T*>(dlosses.data());
+        const auto* x = static_cast<const T*>(logits.data());
+        const auto* l = static_cast<const T*>(lse.data());
+        T* d = dx.mutable_data();
         {
             py::gil_scoped_release release;
-            ce_backward_impl<float>(g, x, t, l, w, d, a.M, a.C, ignore_index, label_smoothing);
+            ce_backward_impl<T>(g, x, t, l, w, d, a.M, a.C, ignore_index, label_smoothing);
         }
         return dx;
-    }
-    py::array_t<double> dx(std::vector<py::ssize_t>{a.M, a.C});
-    const double* w = a.weight ? static_cast<const double*>(a.weight->data()) : nullptr;
-    const auto* g = static_cast<const double*>(dlosses.data());
-    const auto* x = static_cast<const double*>(logits.data());
-    const auto* l = static_cast<const double*>(lse.data());
-    double* d = dx.mutable_data();
-    {
-        py::gil_scoped_release release;
-        ce_backward_impl<double>(g, x, t, l, w, d, a.M, a.C, ignore_index, label_smoothing);
-    }
-    return dx;
+    });
 }
 
 }  // namespace minigrad

@@ -163,8 +163,7 @@ py::tuple lstm_cell_forward(const py::array& gates, const py::array& c_prev) {
     check_shape(op, "gates", gates, {c_prev.shape(0), 4 * c_prev.shape(1)});
     check_contiguous(op, "gates", gates);
     check_contiguous(op, "c_prev", c_prev);
-    return dt == DType::Float32 ? forward_typed<float>(gates, c_prev)
-                                : forward_typed<double>(gates, c_prev);
+    return dispatch_float(dt, [&](auto t) { return forward_typed<decltype(t)>(gates, c_prev); });
 }
 
 py::tuple lstm_cell_backward(const py::array& dh, const py::array& dc, const py::array& c_prev,
@@ -184,8 +183,9 @@ py::tuple lstm_cell_backward(const py::array& dh, const py::array& dc, const py:
     check_shape(op, "act", act, {c_prev.shape(0), 4 * c_prev.shape(1)});
     check_contiguous(op, "c_prev", c_prev);
     for (const auto& [name, a] : args) check_contiguous(op, name, *a);
-    return dt == DType::Float32 ? backward_typed<float>(dh, dc, c_prev, act, tanh_c)
-                                : backward_typed<double>(dh, dc, c_prev, act, tanh_c);
+    return dispatch_float(dt, [&](auto t) {
+        return backward_typed<decltype(t)>(dh, dc, c_prev, act, tanh_c);
+    });
 }
 
 }  // namespace minigrad

@@ -75,11 +75,24 @@ py::array list_item(const char* op, const char* name, const py::list& list, std:
 }
 
 void check_lengths(const char* op, std::size_t n, const char* name, const py::list& list) {
-    if (list.size() != n) {
-        throw py::value_error(std::string(op) + ": '" + name + "' has " +
-                              std::to_string(list.size()) + " entries, expected " +
-                              std::to_string(n) + " (one per parameter)");
+    check_list_length(op, name, list.size(), n);  // csrc/common/checks.h, shared with _cuda
+}
+
+// params[i], validated like list_item (writeable); every parameter has params[0]'s dtype.
+py::array param_item(const char* op, const py::list& params, std::size_t i,
+                     const std::vector<py::array>& previous) {
+    py::object obj = params[i];
+    if (!py::isinstance<py::array>(obj)) {
+        throw py::type_error(std::string(op) + ": argument 'params[" + std::to_string(i) +
+                             "]' must be a numpy array");
     }
+    py::array pi = obj.cast<py::array>();
+    py::array a = list_item(op, "params", params, i, pi, true);
+    if (i > 0 && !pi.dtype().is(previous[0].dtype())) {
+        throw py::type_error(std::string(op) + ": every parameter must have one dtype, got " +
+                             dtype_str(previous[0]) + " and " + dtype_str(pi));
+    }
+    return a;
 }
 
 // Every in-place buffer must be disjoint from every other argument (a parameter listed twice,
@@ -255,17 +268,8 @@ void sgd_step(const py::list& params, const py::list& grads, py::list momentum_b
     std::vector<py::array> p, g, m;
     std::vector<char> fresh(n, 0);
     for (std::size_t i = 0; i < n; ++i) {
-        py::object obj = params[i];
-        if (!py::isinstance<py::array>(obj)) {
-            throw py::type_error(std::string(op) + ": argument 'params[" + std::to_string(i) +
-                                 "]' must be a numpy array");
-        }
-        py::array pi = obj.cast<py::array>();
-        p.push_back(list_item(op, "params", params, i, pi, true));
-        if (i > 0 && !pi.dtype().is(p[0].dtype())) {
-            throw py::type_error(std::string(op) + ": every parameter must have one dtype, got " +
-                                 dtype_str(p[0]) + " and " + dtype_str(pi));
-        }
+        p.push_back(param_item(op, params, i, p));
+        const py::array pi = p.back();
         g.push_back(list_item(op, "grads", grads, i, pi, false));
     }
     if (momentum != 0) {
@@ -280,13 +284,10 @@ void sgd_step(const py::list& params, const py::list& grads, py::list momentum_b
     check_lists_disjoint(op, {&p, &g, &m}, {"params", "grads", "momentum_buffers"},
                          {true, false, true});
     if (n == 0) return;
-    if (check_float_dtype(op, "params[0]", p[0]) == DType::Float32) {
-        sgd_typed<float>(p, g, m, fresh, lr, momentum, dampening, weight_decay, nesterov,
-                         maximize);
-    } else {
-        sgd_typed<double>(p, g, m, fresh, lr, momentum, dampening, weight_decay, nesterov,
-                          maximize);
-    }
+    dispatch_float(check_float_dtype(op, "params[0]", p[0]), [&](auto t) {
+        sgd_typed<decltype(t)>(p, g, m, fresh, lr, momentum, dampening, weight_decay, nesterov,
+                               maximize);
+    });
 }
 
 void adam_step(const py::list& params, const py::list& grads, const py::list& exp_avgs,
@@ -318,23 +319,11 @@ void adam_step(const py::list& params, const py::list& grads, const py::list& ex
         }
         for (std::size_t i = 0; i < n; ++i) steps[i] = py::int_(seq[i]).cast<std::int64_t>();
     }
-    for (auto s : steps) {
-        if (s < 1) throw py::value_error(std::string(op) + ": step must be >= 1, got " +
-                                         std::to_string(s));
-    }
+    for (auto s : steps) check_step(op, s);
     std::vector<py::array> p, g, m, v, vm;
     for (std::size_t i = 0; i < n; ++i) {
-        py::object obj = params[i];
-        if (!py::isinstance<py::array>(obj)) {
-            throw py::type_error(std::string(op) + ": argument 'params[" + std::to_string(i) +
-                                 "]' must be a numpy array");
-        }
-        py::array pi = obj.cast<py::array>();
-        p.push_back(list_item(op, "params", params, i, pi, true));
-        if (i > 0 && !pi.dtype().is(p[0].dtype())) {
-            throw py::type_error(std::string(op) + ": every parameter must have one dtype, got " +
-                                 dtype_str(p[0]) + " and " + dtype_str(pi));
-        }
+        p.push_back(param_item(op, params, i, p));
+        const py::array pi = p.back();
         g.push_back(list_item(op, "grads", grads, i, pi, false));
         m.push_back(list_item(op, "exp_avgs", exp_avgs, i, pi, true));
         v.push_back(list_item(op, "exp_avg_sqs", exp_avg_sqs, i, pi, true));
@@ -344,13 +333,10 @@ void adam_step(const py::list& params, const py::list& grads, const py::list& ex
                          {"params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"},
                          {true, false, true, true, true});
     if (n == 0) return;
-    if (check_float_dtype(op, "params[0]", p[0]) == DType::Float32) {
-        adam_typed<float>(p, g, m, v, vm, steps, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                          decoupled);
-    } else {
-        adam_typed<double>(p, g, m, v, vm, steps, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                           decoupled);
-    }
+    dispatch_float(check_float_dtype(op, "params[0]", p[0]), [&](auto t) {
+        adam_typed<decltype(t)>(p, g, m, v, vm, steps, lr, beta1, beta2, eps, weight_decay,
+                                amsgrad, decoupled);
+    });
 }
 
 }  // namespace minigrad

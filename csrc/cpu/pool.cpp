@@ -12,8 +12,8 @@
 //
 // OH follows PyTorch (minigrad/kernels/reference.py: pool_output_size): floor or ceil of
 // (H + 2p - d(k-1) - 1)/s + 1, and with ceil_mode the last window must start inside the input
-// or its left padding (window_out_size in common.h, overflow-checked: ValueError when an index
-// would not fit in int64).  Padding never wins a max and adds zeros to an average.
+// or its left padding (pool_geometry in csrc/common/geometry.h, shared with _cuda,
+// overflow-checked: ValueError when an index would not fit in int64).  Padding never wins a max and adds zeros to an average.
 // divisor_override must be None or positive (0 is refused, as PyTorch does).
 // Algorithm: one task per (n, c) plane, OpenMP over planes with the GIL released; each plane is
 // read once and written once.  Backward accumulates each plane serially in a fixed order, so
@@ -35,53 +35,11 @@
 
 namespace minigrad {
 
-using Pair = std::array<std::int64_t, 2>;
-
 namespace {
 
-struct PoolGeom {
-    std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
-};
-
-std::string pair_str(const Pair& p) {
-    return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
-}
-
-PoolGeom pool_geometry(const char* op, const std::vector<py::ssize_t>& x_shape,
-                       const Pair& kernel, const Pair& stride, const Pair& padding,
-                       const Pair& dilation, bool ceil_mode) {
-    if (x_shape.size() != 4) {
-        throw py::value_error(std::string(op) + ": expected a 4-D input (N, C, H, W), got shape " +
-                              shape_str(x_shape));
-    }
-    for (auto v : x_shape) {
-        if (v < 0) throw py::value_error(std::string(op) + ": negative extent in x_shape " +
-                                         shape_str(x_shape));
-    }
-    shape_elements(op, "x_shape", std::vector<std::int64_t>(x_shape.begin(), x_shape.end()));
-    if (kernel[0] < 1 || kernel[1] < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 ||
-        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0 || padding[0] > kernel[0] / 2 ||
-        padding[1] > kernel[1] / 2) {  // p <= k/2 without computing 2p (it may overflow)
-        throw py::value_error(std::string(op) +
-                              ": need kernel, stride, dilation >= 1 and 0 <= padding <= kernel/2,"
-                              " got kernel " + pair_str(kernel) + ", stride " + pair_str(stride) +
-                              ", padding " + pair_str(padding) + ", dilation " +
-                              pair_str(dilation));
-    }
-    PoolGeom g{x_shape[0], x_shape[1], x_shape[2], x_shape[3], kernel[0], kernel[1], 0, 0,
-               stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]};
-    // overflow-checked (common.h): every index the kernels derive below fits in int64
-    g.OH = std::max<std::int64_t>(window_out_size(op, "H", g.H, g.KH, g.sH, g.pH, g.dH, ceil_mode),
-                                  0);
-    g.OW = std::max<std::int64_t>(window_out_size(op, "W", g.W, g.KW, g.sW, g.pW, g.dW, ceil_mode),
-                                  0);
-    if (g.OH < 1 || g.OW < 1) {
-        throw py::value_error(std::string(op) + ": output size (" + std::to_string(g.OH) + ", " +
-                              std::to_string(g.OW) + ") is too small for input " +
-                              shape_str(x_shape) + " with kernel " + pair_str(kernel));
-    }
-    return g;
-}
+// The geometry (PoolGeom) is validated and computed by pool_geometry (csrc/common/geometry.h),
+// the same function the host side of minigrad._cuda calls.
+using PoolGeom = Geom2d;
 
 inline std::int64_t plane_grain(const CheckedInt& plane_work) {
     return std::max<std::int64_t>(
@@ -290,14 +248,6 @@ void check_dy(const char* op, const py::array& dy, const PoolGeom& g) {
     check_contiguous(op, "dy", dy);
 }
 
-std::int64_t divisor_of(const char* op, const std::optional<std::int64_t>& d) {
-    if (d && *d <= 0) {  // PyTorch: "divisor must be not zero"; a negative one is refused too
-        throw py::value_error(std::string(op) + ": divisor_override must be positive or None, "
-                              "got " + std::to_string(*d));
-    }
-    return d ? *d : 0;  // None: the window count
-}
-
 }  // namespace
 
 py::tuple maxpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
@@ -306,31 +256,24 @@ py::tuple maxpool2d_forward(const py::array& x, const Pair& kernel, const Pair& 
     const DType dt = check_float_dtype(op, "x", x);
     check_ndim(op, "x", x, 4);
     check_contiguous(op, "x", x);
-    const PoolGeom g = pool_geometry(op, shape_of(x), kernel, stride, padding, dilation,
-                                     ceil_mode);
+    const auto xs = shape_of(x);
+    const PoolGeom g = pool_geometry(op, Shape(xs.begin(), xs.end()), kernel, stride, padding,
+                                     dilation, ceil_mode);
     const std::vector<py::ssize_t> out_shape{g.N, g.C, g.OH, g.OW};
     py::array_t<std::int64_t> ind(out_shape);
     std::int64_t* ip = ind.mutable_data();
-    if (dt == DType::Float32) {
-        auto xa = py::array_t<float, py::array::c_style>::ensure(x);
-        py::array_t<float> y(out_shape);
-        const float* xp = xa.data();
-        float* yp = y.mutable_data();
+    return dispatch_float(dt, [&](auto tag) -> py::tuple {
+        using T = decltype(tag);
+        auto xa = py::array_t<T, py::array::c_style>::ensure(x);
+        py::array_t<T> y(out_shape);
+        const T* xp = xa.data();
+        T* yp = y.mutable_data();
         {
             py::gil_scoped_release nogil;
-            maxpool_forward_impl<float>(xp, yp, ip, g);
+            maxpool_forward_impl<T>(xp, yp, ip, g);
         }
         return py::make_tuple(y, ind);
-    }
-    auto xa = py::array_t<double, py::array::c_style>::ensure(x);
-    py::array_t<double> y(out_shape);
-    const double* xp = xa.data();
-    double* yp = y.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        maxpool_forward_impl<double>(xp, yp, ip, g);
-    }
-    return py::make_tuple(y, ind);
+    });
 }
 
 py::array maxpool2d_backward(const py::array& dy, const py::array& indices,
@@ -339,7 +282,8 @@ py::array maxpool2d_backward(const py::array& dy, const py::array& indices,
                              bool ceil_mode) {
     const char* op = "maxpool2d_backward";
     const DType dt = check_float_dtype(op, "dy", dy);
-    const PoolGeom g = pool_geometry(op, x_shape, kernel, stride, padding, dilation, ceil_mode);
+    const PoolGeom g = pool_geometry(op, Shape(x_shape.begin(), x_shape.end()), kernel, stride,
+                                     padding, dilation, ceil_mode);
     check_dy(op, dy, g);
     if (!indices.dtype().is(py::dtype::of<std::int64_t>())) {
         throw py::type_error(where(op, "indices") + "has dtype " + dtype_str(indices) +
@@ -350,29 +294,19 @@ py::array maxpool2d_backward(const py::array& dy, const py::array& indices,
     auto ia = py::array_t<std::int64_t, py::array::c_style>::ensure(indices);
     const std::int64_t* ip = ia.data();
     const std::int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-    bool ok;
-    py::array out;
-    if (dt == DType::Float32) {
-        auto da = py::array_t<float, py::array::c_style>::ensure(dy);
-        py::array_t<float> dx(x_shape);
-        const float* dp = da.data();
-        float* xp = dx.mutable_data();
+    bool ok = true;
+    py::array out = dispatch_float(dt, [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        auto da = py::array_t<T, py::array::c_style>::ensure(dy);
+        py::array_t<T> dx(x_shape);
+        const T* dp = da.data();
+        T* xp = dx.mutable_data();
         {
             py::gil_scoped_release nogil;
-            ok = maxpool_backward_impl<float>(dp, ip, xp, g.N, g.C, HW, OHW);
+            ok = maxpool_backward_impl<T>(dp, ip, xp, g.N, g.C, HW, OHW);
         }
-        out = dx;
-    } else {
-        auto da = py::array_t<double, py::array::c_style>::ensure(dy);
-        py::array_t<double> dx(x_shape);
-        const double* dp = da.data();
-        double* xp = dx.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            ok = maxpool_backward_impl<double>(dp, ip, xp, g.N, g.C, HW, OHW);
-        }
-        out = dx;
-    }
+        return dx;
+    });
     if (!ok) {
         throw py::value_error(std::string(op) + ": argument 'indices' has entries outside [0, " +
                               std::to_string(HW) + ") for x_shape " + shape_str(x_shape));
@@ -387,30 +321,23 @@ py::array avgpool2d_forward(const py::array& x, const Pair& kernel, const Pair& 
     const DType dt = check_float_dtype(op, "x", x);
     check_ndim(op, "x", x, 4);
     check_contiguous(op, "x", x);
-    const PoolGeom g = pool_geometry(op, shape_of(x), kernel, stride, padding, {1, 1},
-                                     ceil_mode);
+    const auto xs = shape_of(x);
+    const PoolGeom g = pool_geometry(op, Shape(xs.begin(), xs.end()), kernel, stride, padding,
+                                     {1, 1}, ceil_mode);
     const std::int64_t div = divisor_of(op, divisor_override);
     const std::vector<py::ssize_t> out_shape{g.N, g.C, g.OH, g.OW};
-    if (dt == DType::Float32) {
-        auto xa = py::array_t<float, py::array::c_style>::ensure(x);
-        py::array_t<float> y(out_shape);
-        const float* xp = xa.data();
-        float* yp = y.mutable_data();
+    return dispatch_float(dt, [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        auto xa = py::array_t<T, py::array::c_style>::ensure(x);
+        py::array_t<T> y(out_shape);
+        const T* xp = xa.data();
+        T* yp = y.mutable_data();
         {
             py::gil_scoped_release nogil;
-            avgpool_forward_impl<float>(xp, yp, g, count_include_pad, div);
+            avgpool_forward_impl<T>(xp, yp, g, count_include_pad, div);
         }
         return y;
-    }
-    auto xa = py::array_t<double, py::array::c_style>::ensure(x);
-    py::array_t<double> y(out_shape);
-    const double* xp = xa.data();
-    double* yp = y.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        avgpool_forward_impl<double>(xp, yp, g, count_include_pad, div);
-    }
-    return y;
+    });
 }
 
 py::array avgpool2d_backward(const py::array& dy, const std::vector<py::ssize_t>& x_shape,
@@ -419,29 +346,22 @@ py::array avgpool2d_backward(const py::array& dy, const std::vector<py::ssize_t>
                              const std::optional<std::int64_t>& divisor_override) {
     const char* op = "avgpool2d_backward";
     const DType dt = check_float_dtype(op, "dy", dy);
-    const PoolGeom g = pool_geometry(op, x_shape, kernel, stride, padding, {1, 1}, ceil_mode);
+    const PoolGeom g = pool_geometry(op, Shape(x_shape.begin(), x_shape.end()), kernel, stride,
+                                     padding, {1, 1}, ceil_mode);
     check_dy(op, dy, g);
     const std::int64_t div = divisor_of(op, divisor_override);
-    if (dt == DType::Float32) {
-        auto da = py::array_t<float, py::array::c_style>::ensure(dy);
-        py::array_t<float> dx(x_shape);
-        const float* dp = da.data();
-        float* xp = dx.mutable_data();
+    return dispatch_float(dt, [&](auto tag) -> py::array {
+        using T = decltype(tag);
+        auto da = py::array_t<T, py::array::c_style>::ensure(dy);
+        py::array_t<T> dx(x_shape);
+        const T* dp = da.data();
+        T* xp = dx.mutable_data();
         {
             py::gil_scoped_release nogil;
-            avgpool_backward_impl<float>(dp, xp, g, count_include_pad, div);
+            avgpool_backward_impl<T>(dp, xp, g, count_include_pad, div);
         }
         return dx;
-    }
-    auto da = py::array_t<double, py::array::c_style>::ensure(dy);
-    py::array_t<double> dx(x_shape);
-    const double* dp = da.data();
-    double* xp = dx.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        avgpool_backward_impl<double>(dp, xp, g, count_include_pad, div);
-    }
-    return dx;
+    });
 }
 
 }  // namespace minigrad
