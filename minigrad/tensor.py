@@ -76,7 +76,7 @@ def _check_same_device(opname, args):
 
 
 class _RemovableHandle:
-    def __init__(self, hooks: list, fn):
+    def __init__(self, hooks: list, fn: Callable[..., Any]) -> None:
         self._hooks, self._fn = hooks, fn
 
     def remove(self):
@@ -491,7 +491,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
             random_array("normal", self.shape, self.dtype, self.device, mean, std)
         )
 
-    def _fill_random(self, arr) -> Tensor:
+    def _fill_random(self, arr: Array) -> Tensor:
         self._check_inplace("random fill")
         self._data[...] = arr
         self._version[0] += 1

@@ -311,7 +311,7 @@ class ArithmeticMethods:
         return self.shape == other.shape and bool((self._data == other._data).all())
 
 
-def _category(dtype) -> int:
+def _category(dtype: np.dtype) -> int:
     """0 bool, 1 integer, 2 floating: PyTorch promotes by category first."""
     return 0 if dtype.kind == "b" else 1 if dtype.kind in "iu" else 2
 

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 
-def _pair(v, name: str) -> tuple[int, int]:
+def _pair(v: IntOrTuple, name: str) -> tuple[int, int]:
     out = tuple(v) if isinstance(v, tuple | list) else (v, v)
     if len(out) != 2:
         raise ValueError(f"{name}: expected an int or a pair, got {v!r}")

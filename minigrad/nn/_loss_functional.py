@@ -8,6 +8,8 @@ a fused softmax-cross-entropy kernel (registry name ``cross_entropy``): it maps 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..backend import get_array_module
@@ -15,6 +17,9 @@ from ..ops.loss import cross_entropy_composed, softmax_cross_entropy
 from ..ops.loss import picked_weights as _picked_weights
 from ..ops.special import Log1p
 from ..tensor import Tensor, data_of
+
+if TYPE_CHECKING:
+    from .._typing import Array, Shape
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -33,7 +38,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
     return loss
 
 
-def _as_tensor(x) -> Tensor:
+def _as_tensor(x: Tensor | Array) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
@@ -46,7 +51,8 @@ def _classes_last(input: Tensor) -> Tensor:  # noqa: A002
     return input.permute(*perm).reshape(-1, c)
 
 
-def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int):  # noqa: A002
+def _check_targets(op: str, input: Tensor, target: Tensor,
+                   ignore_index: int) -> tuple[Array, Array]:
     """Validate class-index targets (shape, dtype, range). Returns (valid mask, safe indices)
     as raw arrays, flattened."""
     if target.dtype.kind not in "iu":
@@ -69,8 +75,9 @@ def _check_targets(op: str, input: Tensor, target: Tensor, ignore_index: int):  
     return valid, xp.where(valid, t, 0)
 
 
-def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = None,
-                           ignore_index: int = -100, label_smoothing: float = 0.0):
+def _cross_entropy_indices(logits2d: Tensor, target: Any, weight: Tensor | None = None,
+                           ignore_index: int = -100,
+                           label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
     """Cross-entropy of (M, C) logits against (M,) class indices (already validated).
 
     Returns ``(losses, weights)``, both (M,): ``losses[i]`` is the weighted loss of sample i
@@ -86,8 +93,9 @@ def _cross_entropy_indices(logits2d: Tensor, target, weight: Tensor | None = Non
     return softmax_cross_entropy(logits2d, t, weight, ignore_index, label_smoothing), w
 
 
-def _cross_entropy_indices_composed(logits2d: Tensor, target, weight: Tensor | None = None,
-                                    ignore_index: int = -100, label_smoothing: float = 0.0):
+def _cross_entropy_indices_composed(logits2d: Tensor, target: Any,
+                                    weight: Tensor | None = None, ignore_index: int = -100,
+                                    label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
     """:func:`_cross_entropy_indices` through the composed twin of the fused op
     (``minigrad.ops.loss.cross_entropy_composed``: log_softmax + gather); the same pair."""
     t = data_of(target) if isinstance(target, Tensor) else target
@@ -97,7 +105,7 @@ def _cross_entropy_indices_composed(logits2d: Tensor, target, weight: Tensor | N
     return cross_entropy_composed(logits2d, t, weight, ignore_index, label_smoothing), w
 
 
-def _weighted_reduce(losses: Tensor, w: Tensor, reduction: str, out_shape) -> Tensor:
+def _weighted_reduce(losses: Tensor, w: Tensor, reduction: str, out_shape: Shape) -> Tensor:
     if reduction == "none":
         return losses.reshape(out_shape)
     if reduction == "sum":

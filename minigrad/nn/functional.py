@@ -32,7 +32,7 @@ from ._loss_functional import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._typing import DTypeLike, IntOrTuple
+    from .._typing import Array, DTypeLike, IntOrTuple
 
 __all__ = [
     "linear", "relu", "bias_relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
@@ -97,7 +97,7 @@ def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
     return input.sigmoid()
 
 
-def _softmax_dim(name: str, ndim: int, dim):
+def _softmax_dim(name: str, ndim: int, dim: int | None) -> int:
     if dim is not None:
         return dim
     warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
@@ -211,7 +211,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # 
     return out
 
 
-def _embedding_renorm_(weight: Tensor, idx, max_norm: float, norm_type: float) -> None:
+def _embedding_renorm_(weight: Tensor, idx: Array, max_norm: float, norm_type: float) -> None:
     """Rescale (in place, outside the graph) the rows ``idx`` whose norm exceeds max_norm."""
     xp = get_array_module(idx)
     rows = xp.unique(idx.reshape(-1))

@@ -28,6 +28,7 @@ The mask gets no gradient (it is treated as a constant).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,12 +37,17 @@ from ..backend import get_array_module
 from ..kernels import dispatch
 from .dropout import dropout
 
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, DTypeLike, Grads
+    from ..tensor import Tensor
+
 
 class Attention(FusedFunction):
     """(q, k, v) -> softmax(scale q k^T + mask) v, through the ``attention`` kernel."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mask, scale, is_causal):
+    def forward(ctx: Ctx, q: Array, k: Array, v: Array, mask: Array | None, scale: float,
+                is_causal: bool) -> Array:
         xp = get_array_module(q)
         batch = _batch_shape(q.shape, k.shape, v.shape, None if mask is None else mask.shape)
         qb, kb, vb = (_flat(xp, a, batch) for a in (q, k, v))  # (B, L, E), (B, S, E), (B, S, Ev)
@@ -53,7 +59,7 @@ class Attention(FusedFunction):
         return out
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Array) -> Grads:
         q, k, v, out, lse, mb = ctx.saved_tensors
         batch, scale, is_causal = ctx.meta
         xp = get_array_module(q._data)
@@ -66,7 +72,8 @@ class Attention(FusedFunction):
                 dv.reshape(batch + dv.shape[1:]), None, None, None)
 
     @staticmethod
-    def composed(q, k, v, mask, scale, is_causal):
+    def composed(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+                 is_causal: bool) -> Tensor:
         return sdpa_composed(q, k, v, mask, scale, is_causal)
 
 
@@ -118,7 +125,7 @@ def _flat_mask(xp, mask, batch, L, S):
     return _flat(xp, xp.broadcast_to(mask, batch + (L, S)), batch)
 
 
-def additive_mask(mask, dtype, xp=np):
+def additive_mask(mask: Array, dtype: DTypeLike, xp: Any = np) -> Array:
     """A bool mask (True = attend) as 0 / -inf in ``dtype``; a float mask cast to ``dtype``."""
     if mask.dtype == np.bool_:
         return xp.where(mask, 0.0, -xp.inf).astype(dtype)
@@ -129,7 +136,8 @@ def additive_mask(mask, dtype, xp=np):
 
 
 # ----------------------------------------------------------------------------- composed twin
-def attention_probs(query, key, mask=None, scale=None, is_causal=False):
+def attention_probs(query: Tensor, key: Tensor, mask: Tensor | None = None,
+                    scale: float | None = None, is_causal: bool = False) -> Tensor:
     """softmax(scale q k^T + mask) from primitives, (..., L, S); all-masked rows are 0."""
     from ..tensor import Tensor, where
 
@@ -152,7 +160,9 @@ def attention_probs(query, key, mask=None, scale=None, is_causal=False):
     return e / where(denom > 0, denom, 1.0)
 
 
-def sdpa_composed(query, key, value, mask=None, scale=None, is_causal=False, dropout_p=0.0):
+def sdpa_composed(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
+                  scale: float | None = None, is_causal: bool = False,
+                  dropout_p: float = 0.0) -> Tensor:
     """The op-by-op twin of :class:`Attention` (materialises the probabilities)."""
     p = attention_probs(query, key, mask, scale, is_causal)
     if dropout_p > 0.0:
@@ -161,8 +171,9 @@ def sdpa_composed(query, key, value, mask=None, scale=None, is_causal=False, dro
 
 
 # ----------------------------------------------------------------------------- functional API
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
-                                 is_causal=False, scale=None):
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
     """As ``torch.nn.functional.scaled_dot_product_attention`` (see the module docstring)."""
     from ..tensor import Tensor
 

@@ -22,12 +22,17 @@ columns are gathered again in backward, as before.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..autograd import DTypeError, FusedFunction, ShapeError
 from ..kernels import dispatch
 from ..kernels.reference import conv_output_size
+
+if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads, IntOrTuple, Shape
+    from ..tensor import Tensor
 
 
 def _parse_bytes(text: str) -> int:
@@ -41,7 +46,7 @@ KEEP_COLS_LIMIT_BYTES: int = _parse_bytes(os.environ.get("MINIGRAD_KEEP_COLS_LIM
                                                          str(2**30)))
 
 
-def _pair(v, name: str, op: str = "conv2d") -> tuple:
+def _pair(v: IntOrTuple, name: str, op: str = "conv2d") -> tuple[int, int]:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return (int(v), int(v))
     if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, (int, np.integer))
@@ -53,7 +58,9 @@ def _pair(v, name: str, op: str = "conv2d") -> tuple:
 INT64_MAX = 2**63 - 1
 
 
-def check_window_fits_int64(op, x_shape, kernel, stride, padding, dilation, out_hw) -> None:
+def check_window_fits_int64(op: str, x_shape: Shape, kernel: tuple[int, int],
+                            stride: tuple[int, int], padding: tuple[int, int],
+                            dilation: tuple[int, int], out_hw: tuple[int, int]) -> None:
     """ShapeError when an index the kernels derive from this window would overflow int64.
 
     Python ints never overflow, but the C++/CUDA kernels index in int64: the largest magnitude
@@ -70,7 +77,8 @@ def check_window_fits_int64(op, x_shape, kernel, stride, padding, dilation, out_
             )
 
 
-def check_im2col_size(x_shape, kernel_hw, out_hw, itemsize, op: str = "conv2d") -> None:
+def check_im2col_size(x_shape: Shape, kernel_hw: tuple[int, int], out_hw: tuple[int, int],
+                      itemsize: int, op: str = "conv2d") -> None:
     """MemoryError, before allocating, when the im2col buffer would exceed the limit."""
     N, C = x_shape[:2]
     nbytes = N * C * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
@@ -83,8 +91,10 @@ def check_im2col_size(x_shape, kernel_hw, out_hw, itemsize, op: str = "conv2d") 
         )
 
 
-def check_conv2d_args(x_shape, x_dtype, w_shape, w_dtype, b_shape, stride, padding, dilation,
-                      groups, b_dtype=None) -> tuple:
+def check_conv2d_args(x_shape: Shape, x_dtype: np.dtype, w_shape: Shape, w_dtype: np.dtype,
+                      b_shape: Shape | None, stride: tuple[int, int], padding: tuple[int, int],
+                      dilation: tuple[int, int], groups: int,
+                      b_dtype: np.dtype | None = None) -> tuple:
     """Validate a conv2d call (ValueError/TypeError naming shapes); return (OH, OW)."""
     if len(x_shape) != 4:
         raise ShapeError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {x_shape}")
@@ -136,7 +146,8 @@ class Conv2d(FusedFunction):
     """y[n, o] = sum_c weight[o, c] (x) x[n, c] + bias[o], as im2col + one matmul."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+    def forward(ctx: Ctx, x: Array, weight: Array, bias: Array | None, stride: tuple[int, int],
+                padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> Array:
         OH, OW = check_conv2d_args(
             x.shape, x.dtype, weight.shape, weight.dtype,
             None if bias is None else bias.shape, stride, padding, dilation, groups,
@@ -155,7 +166,7 @@ class Conv2d(FusedFunction):
                                                     groups)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Array) -> Grads:
         x, weight, bias, cols = ctx.saved_tensors
         needs = ctx.needs_input_grad[:3]
         stride, padding, dilation, groups = ctx.args
@@ -167,12 +178,14 @@ class Conv2d(FusedFunction):
         return dx, dweight, dbias, None, None, None, None
 
     @staticmethod
-    def composed(x, weight, bias, stride, padding, dilation, groups):
+    def composed(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> Tensor:
         return conv2d_composed(x, weight, bias, stride, padding, dilation, groups)
 
 
 # ----------------------------------------------------------------------------- composed twin
-def im2col_composed(x, KH, KW, stride, padding, dilation):
+def im2col_composed(x: Tensor, KH: int, KW: int, stride: tuple[int, int],
+                    padding: tuple[int, int], dilation: tuple[int, int]) -> Tensor:
     """im2col as Tensor ops: pad, then one gather with index arrays -> (N, C, KH, KW, OH, OW)."""
     from ..tensor import pad
 
@@ -189,8 +202,9 @@ def im2col_composed(x, KH, KW, stride, padding, dilation):
     return x[:, :, rows, cols]  # (N, C, KH, KW, OH, OW)
 
 
-def conv2d_composed(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
-                    groups=1):
+def conv2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None = None,
+                    stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
+                    dilation: tuple[int, int] = (1, 1), groups: int = 1) -> Tensor:
     """The reference twin of :class:`Conv2d` from differentiable primitives (slow, readable)."""
     OH, OW = check_conv2d_args(tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
                       None if bias is None else bias.shape, stride, padding, dilation, groups,
@@ -224,7 +238,8 @@ def _same_padding(weight_hw, dilation, stride):
     return tuple(t // 2 for t in totals), tuple(t - t // 2 for t in totals)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
+           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
     ``input`` (N, C, H, W), ``weight`` (O, C/groups, KH, KW), ``bias`` (O,) or None;

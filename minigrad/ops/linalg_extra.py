@@ -380,7 +380,7 @@ def _svd_arrays(a, name, full_matrices=False):
     return xp.linalg.svd(a, full_matrices=full_matrices)
 
 
-def _any_nonzero(g) -> bool:
+def _any_nonzero(g: Tensor | None) -> bool:
     return g is not None and bool(_xp(g).any(g._data))
 
 

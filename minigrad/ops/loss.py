@@ -15,12 +15,13 @@ target is ``ignore_index`` (PyTorch's ``reduction='none'``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..autograd import FusedFunction
 from ..kernels import dispatch
 
 if TYPE_CHECKING:
+    from .._typing import Array, Ctx, DTypeLike, Grads
     from ..tensor import Tensor
 
 
@@ -28,7 +29,8 @@ class SoftmaxCrossEntropy(FusedFunction):
     """losses_i = (1 - ls) w[t_i] (lse_i - x_i[t_i]) + ls/C sum_c w[c] (lse_i - x_ic)."""
 
     @staticmethod
-    def forward(ctx, logits, target, weight, ignore_index, label_smoothing):
+    def forward(ctx: Ctx, logits: Array, target: Array, weight: Array | None, ignore_index: int,
+                label_smoothing: float) -> Array:
         losses, lse = dispatch("cross_entropy", logits).cross_entropy_forward(
             logits, target, weight, ignore_index, label_smoothing)
         ctx.args = (target, weight, ignore_index, label_smoothing)
@@ -36,7 +38,7 @@ class SoftmaxCrossEntropy(FusedFunction):
         return losses
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Array) -> Grads:
         logits, lse = ctx.saved_tensors
         target, weight, ignore_index, label_smoothing = ctx.args
         # d loss_i / d x_ic = softmax_ic (w[t](1-ls) + ls/C sum w) - (1-ls) w[t] [c=t] - ls/C w[c]
@@ -45,12 +47,14 @@ class SoftmaxCrossEntropy(FusedFunction):
         return dlogits, None, None, None, None
 
     @staticmethod
-    def composed(logits, target, weight, ignore_index, label_smoothing):
+    def composed(logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                 label_smoothing: float) -> Tensor:
         return cross_entropy_composed(logits, target, weight, ignore_index, label_smoothing)
 
 
 # ----------------------------------------------------------------------------- composed twin
-def picked_weights(valid, safe, weight, dtype) -> Tensor:
+def picked_weights(valid: Array, safe: Array, weight: Tensor | Array | None,
+                   dtype: DTypeLike) -> Tensor:
     """Per-sample weight w[target] (0 where ignored), as a constant Tensor. ``valid`` and
     ``safe`` are raw arrays (target != ignore_index, and target with 0 where ignored);
     ``weight`` is a (C,) Tensor, a raw array or None."""
@@ -63,8 +67,8 @@ def picked_weights(valid, safe, weight, dtype) -> Tensor:
     return Tensor(w)
 
 
-def cross_entropy_composed(logits: Tensor, target, weight=None, ignore_index: int = -100,
-                           label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy_composed(logits: Tensor, target: Tensor, weight: Tensor | None = None,
+                           ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
     """The twin of :class:`SoftmaxCrossEntropy` from differentiable primitives (log_softmax
     + gather): per-sample losses (M,) of (M, C) ``logits`` against (M,) class indices
     ``target`` (a raw array or Tensor, already validated); ``weight`` (C,) (a Tensor or raw
@@ -89,8 +93,8 @@ def cross_entropy_composed(logits: Tensor, target, weight=None, ignore_index: in
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
 
 
-def softmax_cross_entropy(logits, target, weight=None, ignore_index: int = -100,
-                          label_smoothing: float = 0.0):
+def softmax_cross_entropy(logits: Tensor, target: Any, weight: Tensor | None = None,
+                          ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
     """Per-sample losses (M,) of (M, C) ``logits`` against (M,) class indices ``target``
     (a Tensor or array); ``weight`` (C,) Tensor or None is a constant."""
     t = target._data if hasattr(target, "_data") else target

@@ -11,11 +11,11 @@ from ..autograd import DTypeError, Function, ShapeError, broadcast_error_message
 from ..backend import get_array_module
 
 if TYPE_CHECKING:
-    from .._typing import Array, Ctx, Grads
+    from .._typing import Array, Ctx, Grads, Shape
     from ..tensor import Tensor
 
 
-def _shape_str(shape) -> str:
+def _shape_str(shape: Shape) -> str:
     return "x".join(str(s) for s in shape)
 
 

@@ -24,10 +24,12 @@ from ..kernels.reference import pool_output_size
 from .conv import _pair, check_window_fits_int64
 
 if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads, IntOrTuple, Shape
     from ..tensor import Tensor
 
 
-def _check_pool_args(op, x_shape, k, s, p, d, ceil_mode) -> tuple:
+def _check_pool_args(op: str, x_shape: Shape, k: tuple[int, int], s: tuple[int, int],
+                     p: tuple[int, int], d: tuple[int, int], ceil_mode: bool) -> tuple[int, int]:
     """PyTorch's pooling checks; returns (OH, OW)."""
     if len(x_shape) != 4:
         raise ShapeError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
@@ -58,7 +60,8 @@ class MaxPool2d(FusedFunction):
     """Outputs (y, indices); indices are int64 (no gradient), flat h * W + w per plane."""
 
     @staticmethod
-    def forward(ctx, x, k, s, p, d, ceil_mode):
+    def forward(ctx: Ctx, x: Array, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                d: tuple[int, int], ceil_mode: bool) -> tuple[Array, Array]:
         _check_pool_args("max_pool2d", x.shape, k, s, p, d, ceil_mode)
         y, indices = dispatch("maxpool2d", x).maxpool2d_forward(x, k, s, p, d, ceil_mode)
         ctx.args = (x.shape, k, s, p, d, ceil_mode)
@@ -66,7 +69,7 @@ class MaxPool2d(FusedFunction):
         return y, indices
 
     @staticmethod
-    def backward(ctx, grad, _grad_indices=None):
+    def backward(ctx: Ctx, grad: Array, _grad_indices: Array | None = None) -> Grads:
         (indices,) = ctx.saved_tensors
         # d max(window)/dx = 1 at the (first) argmax, 0 elsewhere: scatter-add dy there
         dx = dispatch("maxpool2d", grad._data).maxpool2d_backward(
@@ -74,28 +77,31 @@ class MaxPool2d(FusedFunction):
         return dx, None, None, None, None, None
 
     @staticmethod
-    def composed(x, k, s, p, d, ceil_mode):
+    def composed(x: Tensor, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                 d: tuple[int, int], ceil_mode: bool) -> tuple[Tensor, Tensor]:
         return max_pool2d_composed(x, k, s, p, d, ceil_mode)
 
 
 # ----------------------------------------------------------------------------- average pooling
 class AvgPool2d(FusedFunction):
     @staticmethod
-    def forward(ctx, x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+    def forward(ctx: Ctx, x: Array, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                ceil_mode: bool, count_include_pad: bool, divisor_override: int | None) -> Array:
         _check_pool_args("avg_pool2d", x.shape, k, s, p, (1, 1), ceil_mode)
         ctx.args = (k, s, p, ceil_mode, count_include_pad, divisor_override)
         ctx.x_shape = x.shape
         return dispatch("avgpool2d", x).avgpool2d_forward(x, *ctx.args)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Ctx, grad: Array) -> Grads:
         # linear: d mean(window)/dx = 1/divisor on every pixel of the window
         dx = dispatch("avgpool2d", grad._data).avgpool2d_backward(grad._data, ctx.x_shape,
                                                                   *ctx.args)
         return (dx,) + (None,) * 6
 
     @staticmethod
-    def composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override):
+    def composed(x: Tensor, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
+                 ceil_mode: bool, count_include_pad: bool, divisor_override: int | None) -> Tensor:
         return avg_pool2d_composed(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
 
 
@@ -172,8 +178,9 @@ def _batched(input):  # noqa: A002
     return input, False
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
-               ceil_mode=False, return_indices=False):
+def max_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """As ``torch.nn.functional.max_pool2d``: max over KHxKW windows (stride defaults to
     kernel_size; implicit padding is -inf). With ``return_indices`` also returns int64
     indices, flat ``h * W + w`` within each (n, c) plane, ties going to the first max."""
@@ -188,8 +195,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: 
     return (y, indices) if return_indices else y
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # noqa: A002
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
+               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
     """As ``torch.nn.functional.avg_pool2d``: mean over KHxKW windows (zero padding).
 
     The divisor is the window size, clipped at the right edge of the padding; without
@@ -202,7 +210,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,  # n
         raise ShapeError(f"avg_pool2d: divisor_override must not be 0, got {divisor_override}")
     neg = divisor_override is not None and divisor_override < 0  # PyTorch allows it: sum / d
     y = AvgPool2d.apply(x, k, s, p, bool(ceil_mode), bool(count_include_pad),
-                        -divisor_override if neg else divisor_override)
+                        -divisor_override if neg else divisor_override)  # type: ignore[operator]
     y = -y if neg else y
     return y.squeeze(0) if squeeze else y
 
@@ -219,7 +227,7 @@ def _averaging_matrix(xp, size, out, dtype):
     return xp.asarray(m.astype(dtype))
 
 
-def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+def adaptive_avg_pool2d(input: Tensor, output_size: IntOrTuple) -> Tensor:
     """As ``torch.nn.functional.adaptive_avg_pool2d``: average over the windows that split
     H x W into ``output_size`` (an int, or a pair whose None entries keep the input size)."""
     from ..tensor import Tensor

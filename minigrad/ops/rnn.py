@@ -24,6 +24,7 @@ from ..backend import get_array_module
 from ..kernels import dispatch
 
 if TYPE_CHECKING:
+    from .._typing import Array, Ctx, Grads
     from ..tensor import Tensor
 
 
@@ -31,21 +32,21 @@ class LSTMCell(FusedFunction):
     """(gates (N, 4H), c_prev (N, H)) -> (h, c), both (N, H)."""
 
     @staticmethod
-    def forward(ctx, gates, c_prev):
+    def forward(ctx: Ctx, gates: Array, c_prev: Array) -> tuple[Array, Array]:
         _check_cell_shapes(gates.shape, c_prev.shape)
         h, c, act, tanh_c = dispatch("lstm_cell", gates).lstm_cell_forward(gates, c_prev)
         ctx.save_for_backward(gates, c_prev, act, tanh_c)
         return h, c
 
     @staticmethod
-    def backward(ctx, dh, dc):
+    def backward(ctx: Ctx, dh: Array, dc: Array) -> Grads:
         gates, c_prev, act, tanh_c = ctx.saved_tensors
         dgates, dc_prev = dispatch("lstm_cell", act._data).lstm_cell_backward(
             dh._data, dc._data, c_prev._data, act._data, tanh_c._data)
         return dgates, dc_prev
 
     @staticmethod
-    def composed(gates, c_prev):
+    def composed(gates: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
         return lstm_cell_composed(gates, c_prev)
 
 
@@ -56,7 +57,7 @@ def _check_cell_shapes(gates_shape, c_shape):
                          f"gates {tuple(gates_shape)} and c_prev {tuple(c_shape)}")
 
 
-def lstm_cell_composed(gates, c_prev):
+def lstm_cell_composed(gates: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
     """The op-by-op twin of :class:`LSTMCell` (for teaching and double backward)."""
     _check_cell_shapes(gates.shape, c_prev.shape)
     i, f, g, o = gates.chunk(4, dim=1)  # each (N, H), PyTorch's gate order
@@ -66,12 +67,13 @@ def lstm_cell_composed(gates, c_prev):
     return h, c
 
 
-def lstm_cell_fused(gates, c_prev):
+def lstm_cell_fused(gates: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
     """(h, c) from gate pre-activations through the fused kernel."""
     return LSTMCell.apply(gates, c_prev)
 
 
-def lstm_cell(input, hx, w_ih, w_hh, b_ih=None, b_hh=None):  # noqa: A002
+def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """One LSTM step, as ``torch._VF.lstm_cell``: ``input`` (N, I), ``hx = (h, c)`` each (N, H),
     ``w_ih`` (4H, I), ``w_hh`` (4H, H), biases (4H,) or None. Returns ``(h', c')``."""
     h, c = hx
@@ -113,7 +115,8 @@ class LSTMSequence(FusedFunction):
     """
 
     @staticmethod
-    def forward(ctx, xw, h0, c0, w_hh, reverse=False):
+    def forward(ctx: Ctx, xw: Array, h0: Array, c0: Array, w_hh: Array,
+                reverse: bool = False) -> tuple[Array, Array, Array]:
         T, N, G = xw.shape
         H = G // 4
         K = dispatch("lstm_cell", xw)
@@ -134,7 +137,7 @@ class LSTMSequence(FusedFunction):
         return out, h, c
 
     @staticmethod
-    def backward(ctx, dout, dh_T, dc_T):
+    def backward(ctx: Ctx, dout: Array, dh_T: Array, dc_T: Array) -> Grads:
         xw, h0, c0, w_hh, out, acts, tanh_cs, c_prevs = ctx.saved_tensors
         # (the engine passes zeros for an output that got no gradient: none of these is None)
         xw, h0, out, dout = xw._data, h0._data, out._data, dout._data
@@ -165,7 +168,8 @@ class LSTMSequence(FusedFunction):
         return dgates_all, dh, dc, dw, None
 
     @staticmethod
-    def composed(xw, h0, c0, w_hh, reverse=False):
+    def composed(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                 reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         return lstm_sequence_composed(xw, h0, c0, w_hh, reverse)
 
 
@@ -190,7 +194,8 @@ def _unbind(x):
     return _Unbind.apply(x)
 
 
-def lstm_sequence_stepwise(xw, h0, c0, w_hh, reverse=False):
+def lstm_sequence_stepwise(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                           reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """:class:`LSTMSequence` step by step: one matmul and one fused ``lstm_cell`` node per
     step (readable in ``autograd.explain``; differentiable twice)."""
     return _steps(xw, h0, c0, w_hh, reverse, LSTMCell.apply)
@@ -217,7 +222,8 @@ def _steps(xw, h0, c0, w_hh, reverse, cell):
     return stack(outs, 0), h, c
 
 
-def lstm_sequence(xw, h0, c0, w_hh, reverse=False):
+def lstm_sequence(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                  reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """(out (T, N, H), h_T, c_T) through the fused whole-sequence op (see LSTMSequence)."""
     T, N, G = xw.shape
     if G % 4 or tuple(h0.shape) != (N, G // 4) or tuple(c0.shape) != (N, G // 4) or tuple(

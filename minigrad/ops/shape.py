@@ -6,7 +6,7 @@ their backward is the inverse shape op.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..autograd import Function, ShapeError
 from ..backend import get_array_module
@@ -128,7 +128,7 @@ class Pad(Function):
         return grad[ctx.slices], None, None
 
 
-def _pad_index(xp, n: int, lo: int, hi: int, mode: str, dim: int, shape):
+def _pad_index(xp: Any, n: int, lo: int, hi: int, mode: str, dim: int, shape: Shape) -> Array:
     """Source positions along one dim for PyTorch's non-constant padding modes."""
     if mode in ("reflect", "circular") and (lo > n - (mode == "reflect") or
                                            hi > n - (mode == "reflect")):

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------- array helpers
 
 
-def _on_gpu(a) -> bool:
+def _on_gpu(a: Array) -> bool:
     return get_array_module(a) is not np
 
 
