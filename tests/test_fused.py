@@ -29,7 +29,7 @@ from minigrad import kernels
 from minigrad.autograd.fused import FUSED_OPS, FusedFunction
 
 EXPECTED = {"Conv2d", "SoftmaxCrossEntropy", "LSTMCell", "LSTMSequence", "Attention",
-            "MaxPool2d", "AvgPool2d"}
+            "MaxPool2d", "AvgPool2d", "BiasReLU"}
 
 
 def _t(rng, *shape):
@@ -85,6 +85,15 @@ def _avgpool(divisor_override, count_include_pad):
     return make
 
 
+def _bias_relu(rng):
+    """x + bias at least 0.1 away from relu's kink (finite differences stay on one side)."""
+    bias = rng.standard_normal(3)
+    z = rng.standard_normal((2, 3, 4, 5))
+    z = np.sign(z) * (np.abs(z) + 0.1)
+    x = z - bias.reshape(1, 3, 1, 1)
+    return (mg.tensor(x, requires_grad=True), mg.tensor(bias, requires_grad=True))
+
+
 # class name -> (kernel name, [(case name, builder)])
 CASES = {
     "Conv2d": ("conv2d", [("groups-stride-pad-dilation", _conv)]),
@@ -97,6 +106,7 @@ CASES = {
     "MaxPool2d": ("maxpool2d", [("ceil-dilation-pad", _maxpool)]),
     "AvgPool2d": ("avgpool2d", [("ceil-exclude-pad", _avgpool(None, False)),
                                 ("divisor-override", _avgpool(5, True))]),
+    "BiasReLU": ("bias_relu", [("N2-C3-4x5", _bias_relu)]),
 }
 
 
@@ -110,7 +120,7 @@ PARAMS = [pytest.param(cls, case, variant, id=f"{cls}-{case}-{variant}")
 
 
 def test_every_fused_op_has_a_case():
-    """The registry holds the seven fused ops, and each one has a case in this battery."""
+    """The registry holds the eight fused ops, and each one has a case in this battery."""
     names = set(_fused_classes())
     assert EXPECTED <= names, EXPECTED - names
     assert names == set(CASES), names ^ set(CASES)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..autograd import DTypeError, Function, ShapeError, is_grad_enabled
+from ..autograd import DTypeError, Function, FusedFunction, ShapeError
 from ..backend import get_array_module
 from ..kernels import dispatch
 
@@ -272,14 +272,15 @@ class Relu(Function):
         return grad.masked_fill(out <= 0, 0.0)
 
 
-class BiasReLU(Function):
+class BiasReLU(FusedFunction):
     """``y = max(x + bias[c], 0)``: x (N, C, *spatial), bias (C,) along dim 1, one dtype.
 
     The tail of a conv or linear layer in one kernel pass each way (``dispatch("bias_relu", x)``:
     ``numpy``/``cpp`` on CPU, ``cupy`` on GPU). Only the output is saved: ``y > 0`` is exactly
     where ``x + bias > 0``. Backward: ``dx = dy * (y > 0)``, ``dbias[c]`` = sum of ``dx`` over
-    every dim but 1. Under ``create_graph=True`` backward is written in Tensor ops instead
-    (the composed form of the same rule), so double backward works.
+    every dim but 1. A ``FusedFunction``: under ``create_graph=True`` the base class
+    differentiates the :meth:`composed` twin, ``relu(x + bias.reshape(1, C, 1, ...))``, so
+    double backward works.
     """
 
     @staticmethod
@@ -297,7 +298,7 @@ class BiasReLU(Function):
     def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (y,) = ctx.saved_tensors
         need_x, need_bias = ctx.needs_input_grad
-        if is_grad_enabled() or y.dtype.itemsize < 4:  # differentiable (or float16) path
+        if y.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
             dx = grad.masked_fill(y <= 0, 0.0)  # d relu(x + b)/dx: 0 where y <= 0, else 1
             dbias = dx.sum(dim=(0, *range(2, y.ndim))) if need_bias else None  # over n, h, w
             return dx, dbias
@@ -306,6 +307,11 @@ class BiasReLU(Function):
             g = g.astype(y.dtype)
         dx, dbias = dispatch("bias_relu", y._data).bias_relu_backward(g, y._data)
         return (dx if need_x else None), (dbias if need_bias else None)
+
+    @staticmethod
+    def composed(x: Tensor, bias: Tensor) -> Tensor:
+        """The same op from primitives (add with a broadcast bias, then relu)."""
+        return (x + bias.reshape(_per_channel(x.ndim, x.shape[1]))).relu()
 
 
 def _per_channel(ndim, C):
