@@ -1,6 +1,7 @@
 // common.cuh: shared pieces of minigrad._cuda.
 //
-//   * DType: the element types kernels are instantiated for (validated in bindings.cpp).
+//   * DType, dispatch_float, Geom2d: from csrc/common/kernel_types.h, shared with minigrad._C
+//     (the launchers below pick float/double with dispatch_float; host.cpp validates).
 //   * CUDA_CHECK(call, name): turns a CUDA error into std::runtime_error (Python RuntimeError)
 //     whose message names the kernel or API call and the CUDA error string.
 //   * CUDA_CHECK_LAUNCH(name): checks the most recent kernel launch (launches are asynchronous,
@@ -19,10 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "kernel_types.h"
+
 namespace minigrad {
 namespace cuda {
 
-enum class DType { Float32, Float64 };
+using minigrad::DType;
+using minigrad::Geom2d;
 
 inline void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line) {
     throw std::runtime_error(std::string("minigrad._cuda: ") + what + " failed: " +
@@ -52,18 +56,15 @@ inline cudaStream_t as_stream(std::uintptr_t stream) {
     return reinterpret_cast<cudaStream_t>(stream);
 }
 
-// ---- host entry points (one pair per op), called from bindings.cpp after validation ----
+// ---- host entry points (one pair per op), called from host.cpp after validation ----
 // elementwise.cu
 void relu_forward(std::uintptr_t x, std::uintptr_t y, std::int64_t n, DType dtype,
                   std::uintptr_t stream);
 void relu_backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t dx, std::int64_t n,
                    DType dtype, std::uintptr_t stream);
 
-// 2-D window geometry shared by im2col/col2im and pooling (validated in bindings.cpp, where OH
-// and OW are computed exactly as csrc/cpu/{conv,pool}.cpp do).  Plain data: passed by value.
-struct Geom2d {
-    std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
-};
+// Geom2d (kernel_types.h): the 2-D window geometry of im2col/col2im and pooling, computed and
+// validated on the host by csrc/common/geometry.h, the same code as minigrad._C's.
 
 // conv.cu: cols (N, C, KH, KW, OH, OW) <-> x (N, C, H, W)
 void im2col(std::uintptr_t x, std::uintptr_t cols, const Geom2d& g, DType dtype,
@@ -93,7 +94,7 @@ void lstm_cell_backward(std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t c_p
                         std::uintptr_t dc_prev, std::int64_t N, std::int64_t H, DType dtype,
                         std::uintptr_t stream);
 
-// optim.cu: in-place fused updates over a parameter list (validated in bindings.cpp)
+// optim.cu: in-place fused updates over a parameter list (validated in host.cpp)
 struct SgdParam {
     std::uintptr_t p, g, m;  // m: momentum buffer (0 when momentum == 0)
     std::int64_t n;

@@ -96,20 +96,12 @@ void launch_col2im(std::uintptr_t cols, std::uintptr_t dx, const Geom2d& g, std:
 
 void im2col(std::uintptr_t x, std::uintptr_t cols, const Geom2d& g, DType dtype,
             std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_im2col<float>(x, cols, g, stream);
-    } else {
-        launch_im2col<double>(x, cols, g, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_im2col<decltype(t)>(x, cols, g, stream); });
 }
 
 void col2im(std::uintptr_t cols, std::uintptr_t dx, const Geom2d& g, DType dtype,
             std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_col2im<float>(cols, dx, g, stream);
-    } else {
-        launch_col2im<double>(cols, dx, g, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_col2im<decltype(t)>(cols, dx, g, stream); });
 }
 
 }  // namespace cuda

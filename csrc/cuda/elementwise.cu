@@ -56,21 +56,13 @@ void launch_relu_backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t dx
 void relu_forward(std::uintptr_t x, std::uintptr_t y, std::int64_t n, DType dtype,
                   std::uintptr_t stream) {
     if (n == 0) return;
-    if (dtype == DType::Float32) {
-        launch_relu_forward<float>(x, y, n, stream);
-    } else {
-        launch_relu_forward<double>(x, y, n, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_relu_forward<decltype(t)>(x, y, n, stream); });
 }
 
 void relu_backward(std::uintptr_t dy, std::uintptr_t x, std::uintptr_t dx, std::int64_t n,
                    DType dtype, std::uintptr_t stream) {
     if (n == 0) return;
-    if (dtype == DType::Float32) {
-        launch_relu_backward<float>(dy, x, dx, n, stream);
-    } else {
-        launch_relu_backward<double>(dy, x, dx, n, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_relu_backward<decltype(t)>(dy, x, dx, n, stream); });
 }
 
 }  // namespace cuda

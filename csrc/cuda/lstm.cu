@@ -111,22 +111,18 @@ void launch_bwd(std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t c_prev, std
 void lstm_cell_forward(std::uintptr_t gates, std::uintptr_t c_prev, std::uintptr_t h,
                        std::uintptr_t c, std::uintptr_t act, std::uintptr_t tanh_c,
                        std::int64_t N, std::int64_t H, DType dtype, std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_fwd<float>(gates, c_prev, h, c, act, tanh_c, N, H, stream);
-    } else {
-        launch_fwd<double>(gates, c_prev, h, c, act, tanh_c, N, H, stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        launch_fwd<decltype(t)>(gates, c_prev, h, c, act, tanh_c, N, H, stream);
+    });
 }
 
 void lstm_cell_backward(std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t c_prev,
                         std::uintptr_t act, std::uintptr_t tanh_c, std::uintptr_t dgates,
                         std::uintptr_t dc_prev, std::int64_t N, std::int64_t H, DType dtype,
                         std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_bwd<float>(dh, dc, c_prev, act, tanh_c, dgates, dc_prev, N, H, stream);
-    } else {
-        launch_bwd<double>(dh, dc, c_prev, act, tanh_c, dgates, dc_prev, N, H, stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        launch_bwd<decltype(t)>(dh, dc, c_prev, act, tanh_c, dgates, dc_prev, N, H, stream);
+    });
 }
 
 }  // namespace cuda

@@ -159,25 +159,19 @@ void adam_typed(const std::vector<AdamParam>& params, double lr, double beta1, d
 void sgd_step(const std::vector<SgdParam>& params, double lr, double momentum, double dampening,
               double weight_decay, bool nesterov, bool maximize, DType dtype,
               std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        sgd_typed<float>(params, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                         stream);
-    } else {
-        sgd_typed<double>(params, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                          stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        sgd_typed<decltype(t)>(params, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                               stream);
+    });
 }
 
 void adam_step(const std::vector<AdamParam>& params, double lr, double beta1, double beta2,
                double eps, double weight_decay, bool amsgrad, bool decoupled, DType dtype,
                std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        adam_typed<float>(params, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled,
-                          stream);
-    } else {
-        adam_typed<double>(params, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled,
-                           stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        adam_typed<decltype(t)>(params, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled,
+                                stream);
+    });
 }
 
 }  // namespace cuda

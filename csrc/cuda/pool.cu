@@ -219,40 +219,28 @@ void launch_avg_bwd(std::uintptr_t dy, std::uintptr_t dx, const Geom2d& g, bool 
 
 void maxpool2d_forward(std::uintptr_t x, std::uintptr_t y, std::uintptr_t indices,
                        const Geom2d& g, DType dtype, std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_max_fwd<float>(x, y, indices, g, stream);
-    } else {
-        launch_max_fwd<double>(x, y, indices, g, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_max_fwd<decltype(t)>(x, y, indices, g, stream); });
 }
 
 void maxpool2d_backward(std::uintptr_t dy, std::uintptr_t indices, std::uintptr_t dx,
                         const Geom2d& g, DType dtype, std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_max_bwd<float>(dy, indices, dx, g, stream);
-    } else {
-        launch_max_bwd<double>(dy, indices, dx, g, stream);
-    }
+    dispatch_float(dtype, [&](auto t) { launch_max_bwd<decltype(t)>(dy, indices, dx, g, stream); });
 }
 
 void avgpool2d_forward(std::uintptr_t x, std::uintptr_t y, const Geom2d& g,
                        bool count_include_pad, std::int64_t divisor, DType dtype,
                        std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_avg_fwd<float>(x, y, g, count_include_pad, divisor, stream);
-    } else {
-        launch_avg_fwd<double>(x, y, g, count_include_pad, divisor, stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        launch_avg_fwd<decltype(t)>(x, y, g, count_include_pad, divisor, stream);
+    });
 }
 
 void avgpool2d_backward(std::uintptr_t dy, std::uintptr_t dx, const Geom2d& g,
                         bool count_include_pad, std::int64_t divisor, DType dtype,
                         std::uintptr_t stream) {
-    if (dtype == DType::Float32) {
-        launch_avg_bwd<float>(dy, dx, g, count_include_pad, divisor, stream);
-    } else {
-        launch_avg_bwd<double>(dy, dx, g, count_include_pad, divisor, stream);
-    }
+    dispatch_float(dtype, [&](auto t) {
+        launch_avg_bwd<decltype(t)>(dy, dx, g, count_include_pad, divisor, stream);
+    });
 }
 
 }  // namespace cuda
