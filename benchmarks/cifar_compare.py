@@ -35,7 +35,7 @@ FULL_EPOCH = 50_000
 
 
 def load_subset(data_dir, n, model):
-    from minigrad.data import CIFAR10  # noqa: PLC0415
+    from minigrad.data import CIFAR10
 
     ds = CIFAR10(data_dir, train=True)
     x = ds.data[:n].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
@@ -55,11 +55,11 @@ def _opt_kwargs(model):
 
 # ----------------------------------------------------------------------------- torch side
 def torch_model(name):
-    import torch.nn as nn  # noqa: PLC0415
+    import torch.nn as nn
 
     if name == "lenet":
         sys.path.insert(0, HERE)
-        from cifar_torch_r1 import LeNet  # noqa: PLC0415
+        from cifar_torch_r1 import LeNet
 
         return LeNet()
     width = {"resnet9": 1.0, "resnet9-small": 0.5, "resnet9-tiny": 0.25}[name]
@@ -106,8 +106,8 @@ def _images_per_second(step, n_images, batch, warmup):
 
 
 def time_torch(name, x, y, batch, threads, warmup=2):
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as F
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -128,10 +128,10 @@ def time_torch(name, x, y, batch, threads, warmup=2):
 
 # ----------------------------------------------------------------------------- minigrad side
 def time_minigrad(name, x, y, batch, warmup=2):
-    import minigrad as mg  # noqa: PLC0415
-    from minigrad import optim  # noqa: PLC0415
-    from minigrad.models import get_model  # noqa: PLC0415
-    from minigrad.nn import functional as F  # noqa: PLC0415
+    import minigrad as mg
+    from minigrad import optim
+    from minigrad.models import get_model
+    from minigrad.nn import functional as F
 
     mg.manual_seed(0)
     model = get_model(name)

@@ -121,7 +121,7 @@ class RowSink:
         """Run one case; an exception becomes an error row instead of ending the run."""
         try:
             yield
-        except Exception as e:  # noqa: BLE001 - any failure of one case is recorded
+        except Exception as e:  # any failure of one case is recorded
             traceback.print_exc()
             self.add({"case": case, "variant": "-", "error": f"{type(e).__name__}: {e}"})
             print(f"{case:28s} ERROR {type(e).__name__}: {e}", flush=True)
@@ -284,7 +284,7 @@ def run_all(args, sink):
 def _safe(fn):
     try:
         return fn()
-    except Exception as e:  # noqa: BLE001 - one missing field must not stop the benchmark
+    except Exception as e:  # one missing field must not stop the benchmark
         return f"unavailable ({type(e).__name__}: {e})"
 
 

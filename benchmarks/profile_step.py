@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import machine_info, machine_slug  # noqa: E402
+from benchmarks.common import machine_info, machine_slug
 
 
 class _NodeTimer:

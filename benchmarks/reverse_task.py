@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import machine_info  # noqa: E402
+from benchmarks.common import machine_info
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,7 @@ def _load_cupy():
     if not _cupy_checked:
         _cupy_checked = True
         try:
-            import cupy  # noqa: PLC0415
+            import cupy
 
             cupy.cuda.runtime.getDeviceCount()
             _cupy = cupy
@@ -160,7 +160,7 @@ def set_rng_state(state: dict) -> None:
 def scatter_add(target, key, values) -> None:
     """``target[key] += values`` with repeated indices accumulating (``np.add.at``)."""
     if _cupy is not None and isinstance(target, _cupy.ndarray):
-        import cupyx  # noqa: PLC0415
+        import cupyx
 
         cupyx.scatter_add(target, key, values)
     else:

@@ -238,7 +238,7 @@ def _now_us() -> float:
     return time.perf_counter_ns() / 1e3
 
 
-class profile:  # noqa: N801 (PyTorch's name)
+class profile:  # PyTorch's name
     """Record every op's forward call and every backward node inside the ``with`` block.
 
     ``with_flops`` and ``with_bytes`` choose the table's last columns (the events always carry
@@ -381,7 +381,7 @@ class profile:  # noqa: N801 (PyTorch's name)
         return path
 
 
-class record_function:  # noqa: N801 (PyTorch's name)
+class record_function:  # PyTorch's name
     """Label a region: ``with record_function("data"): ...`` adds one "user" event whose
     children are the ops run inside it. Does nothing when no profile is recording."""
 

@@ -32,9 +32,9 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fuzz_native_corners import sweep_C  # noqa: E402  (tests/ is sys.path[0] as a script)
+from fuzz_native_corners import sweep_C  # tests/ is sys.path[0] as a script
 
-from minigrad.kernels import native, reference  # noqa: E402
+from minigrad.kernels import native, reference
 
 BIG = 2**63 - 1
 EXTREME_INTS = [0, -1, -2, 2**31 - 1, 2**31, 2**32, 2**62, BIG - 1, BIG, -(2**63)]

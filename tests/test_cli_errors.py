@@ -21,7 +21,7 @@ from minigrad import serialization
 from minigrad.cli import main
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fake_cifar import make_fake_cifar  # noqa: E402
+from fake_cifar import make_fake_cifar
 
 PER_BATCH, TEST = 64, 64
 COUNTS = f"{PER_BATCH},{TEST}"

@@ -26,8 +26,8 @@ from minigrad.kernels import cuda as kc
 from minigrad.kernels import reference
 
 sys.path.insert(0, os.path.dirname(__file__))
-import fake_cuda  # noqa: E402
-from fake_cuda import FakeCallError, FakeCuda, fake_cupy, to_device  # noqa: E402
+import fake_cuda
+from fake_cuda import FakeCallError, FakeCuda, fake_cupy, to_device
 
 DTYPES = ["float32", "float64"]
 

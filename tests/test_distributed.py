@@ -140,10 +140,10 @@ class _FakeStream:
 class _FakeCupy:
     """Just what NCCLBackend touches; arrays are NumPy (pointers via ctypes)."""
 
-    class cuda:  # noqa: N801
-        class runtime:  # noqa: N801
+    class cuda:
+        class runtime:
             @staticmethod
-            def getDeviceCount():  # noqa: N802
+            def getDeviceCount():
                 return 8
 
         class Device:
@@ -201,7 +201,7 @@ class _FakeNccl:
         self.ids.append(uid)
         return uid
 
-    def NcclCommunicator(self, ndev, uid, rank):  # noqa: N802
+    def NcclCommunicator(self, ndev, uid, rank):
         assert ndev == self.world and uid == self.ids[0]
         return _FakeComm(self, rank)
 
@@ -220,7 +220,7 @@ class _FakeComm:
         self.fake.barrier.wait()
         return every
 
-    def allReduce(self, send, recv, count, dtype, op, stream):  # noqa: N802
+    def allReduce(self, send, recv, count, dtype, op, stream):
         dt = self.fake.DTYPES[dtype]
         every = self._exchange(_view(send, count, dt))
         _view(recv, count, dt)[:] = _REDUCE[op](every, axis=0)
@@ -230,12 +230,12 @@ class _FakeComm:
         every = self._exchange(_view(send, count, dt))
         _view(recv, count, dt)[:] = every[root]
 
-    def allGather(self, send, recv, count, dtype, stream):  # noqa: N802
+    def allGather(self, send, recv, count, dtype, stream):
         dt = self.fake.DTYPES[dtype]
         every = self._exchange(_view(send, count, dt))
         _view(recv, count * self.fake.world, dt)[:] = np.concatenate(every)
 
-    def reduceScatter(self, send, recv, count, dtype, op, stream):  # noqa: N802
+    def reduceScatter(self, send, recv, count, dtype, op, stream):
         dt = self.fake.DTYPES[dtype]
         every = self._exchange(_view(send, count * self.fake.world, dt))
         total = _REDUCE[op](every, axis=0)
@@ -268,7 +268,7 @@ def test_nccl_backend_with_fake_nccl(tmp_path, world):
             rs = np.zeros(2, dtype=np.float32).view(_Arr)
             b.reduce_scatter(rs, np.arange(2 * world, dtype=np.float32).view(_Arr), "max")
             results[rank] = (np.asarray(x), np.asarray(y), np.asarray(out), np.asarray(rs))
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
             fake.barrier.abort()
 

@@ -122,7 +122,7 @@ def test_snippet(path, line, code, directive, monkeypatch, tmp_path_factory):
     compiled = compile(rewrite(code), f"{path.name}:{line}", "exec")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        exec(compiled, namespace)  # noqa: S102 - the docs' own code
+        exec(compiled, namespace)  # the docs' own code
 
 
 def test_rewrite_and_extract(tmp_path):

@@ -24,7 +24,7 @@ import minigrad.ops.attention
 import minigrad.ops.conv
 import minigrad.ops.loss
 import minigrad.ops.pool
-import minigrad.ops.rnn  # noqa: F401 (every fused op registered)
+import minigrad.ops.rnn  # every fused op registered
 from minigrad import kernels
 from minigrad.autograd.fused import FUSED_OPS, FusedFunction
 
@@ -234,7 +234,7 @@ def test_double_backward_matches_twin_and_finite_differences(cls_name, case, var
 # ----------------------------------------------------------------------------- the base class
 def test_subclass_must_define_composed():
     with pytest.raises(TypeError, match="must define composed"):
-        class NoTwin(FusedFunction):  # noqa: F841
+        class NoTwin(FusedFunction):
             @staticmethod
             def forward(ctx, x):
                 return x

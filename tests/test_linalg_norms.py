@@ -35,7 +35,7 @@ def _compare(mg_fn, torch_fn, x, rtol=1e-10, atol=1e-12, dtype=np.float64):
 
 @pytest.mark.parametrize("ord", ORDS, ids=str)
 @pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5), (2, 3, 4, 3)], ids=str)
-def test_matrix_norm_matches_torch(ord, shape):  # noqa: A002
+def test_matrix_norm_matches_torch(ord, shape):
     x = _x(shape)
     _compare(lambda a: mg.linalg.matrix_norm(a, ord), lambda a: torch.linalg.matrix_norm(a, ord),
              x)
@@ -46,14 +46,14 @@ def test_matrix_norm_matches_torch(ord, shape):  # noqa: A002
 @pytest.mark.parametrize("ord", ORDS, ids=str)
 @pytest.mark.parametrize("dim", [(0, 2), (2, 0), (-1, 1)], ids=str)
 @pytest.mark.parametrize("keepdim", [False, True])
-def test_matrix_norm_other_dims_and_keepdim(ord, dim, keepdim):  # noqa: A002
+def test_matrix_norm_other_dims_and_keepdim(ord, dim, keepdim):
     x = _x((3, 4, 5, 2), seed=1)
     _compare(lambda a: mg.linalg.matrix_norm(a, ord, dim, keepdim),
              lambda a: torch.linalg.matrix_norm(a, ord, dim, keepdim), x)
 
 
 @pytest.mark.parametrize("ord", [2, -2, "nuc", None, "fro", 1, math.inf], ids=str)
-def test_linalg_norm_dispatch_matches_torch(ord):  # noqa: A002
+def test_linalg_norm_dispatch_matches_torch(ord):
     x = _x((4, 3), seed=2)
     _compare(lambda a: mg.linalg.norm(a, ord), lambda a: torch.linalg.norm(a, ord), x)
     xb = _x((2, 4, 3), seed=3)
@@ -78,7 +78,7 @@ def test_tensor_norm_matches_torch_norm(p, dim):
 
 @pytest.mark.parametrize("ord", [2, -2, "nuc"], ids=str)
 @pytest.mark.parametrize("shape", [(3, 3), (4, 2), (2, 4), (2, 3, 2)], ids=str)
-def test_svd_norms_finite_differences_to_second_order(ord, shape):  # noqa: A002
+def test_svd_norms_finite_differences_to_second_order(ord, shape):
     x = mg.tensor(_x(shape, seed=6), requires_grad=True)
     f = lambda a: mg.linalg.matrix_norm(a, ord)  # noqa: E731
     assert gradcheck(f, [x])
@@ -88,7 +88,7 @@ def test_svd_norms_finite_differences_to_second_order(ord, shape):  # noqa: A002
 def test_svd_norm_double_backward_matches_torch():
     x = _x((2, 4, 3), seed=8)
     w = _x((2, 4, 3), seed=9)
-    for ord in (2, -2, "nuc"):  # noqa: A001
+    for ord in (2, -2, "nuc"):
         m, t = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
         (gm,) = mg.autograd.grad(mg.linalg.matrix_norm(m, ord).sum(), [m], create_graph=True)
         (gt,) = torch.autograd.grad(torch.linalg.matrix_norm(t, ord).sum(), [t],
@@ -164,11 +164,11 @@ def test_vector_norm_subgradient_at_zero_for_p_below_one_is_zero_like_torch(p):
 def test_empty_matrices_follow_torch():
     for shape in [(0, 3), (3, 0), (2, 0, 0)]:
         x = np.zeros(shape)
-        for ord in (2, "nuc", 1, math.inf, "fro"):  # noqa: A001
+        for ord in (2, "nuc", 1, math.inf, "fro"):
             got = mg.linalg.matrix_norm(mg.tensor(x), ord)
             want = torch.linalg.matrix_norm(torch.tensor(x), ord)
             np.testing.assert_array_equal(got.numpy(), want.numpy())
-        for ord in (-2, -1, -math.inf):  # noqa: A001
+        for ord in (-2, -1, -math.inf):
             try:
                 want = torch.linalg.matrix_norm(torch.tensor(x), ord)
             except IndexError:  # PyTorch: a min over an empty dim
@@ -202,7 +202,7 @@ def test_unsupported_inputs_raise_clear_errors(call, exc, pattern):
 
 
 @pytest.mark.parametrize("ord", [2, -2, "nuc"], ids=str)
-def test_forward_mode_jvp_matches_torch(ord):  # noqa: A002
+def test_forward_mode_jvp_matches_torch(ord):
     """SvdVals has no jvp rule of its own: forward mode transposes its (linear in gS)
     backward, which must still give PyTorch's directional derivative."""
     x, t = _x((2, 4, 3), seed=14), _x((2, 4, 3), seed=15)

@@ -280,7 +280,7 @@ def test_resume_at_last_epoch_matches_torch(name, kwargs):
 
 
 @pytest.mark.parametrize("T_mult", [1, 2, 3])
-def test_warm_restarts_fractional_epochs_match_torch(T_mult):  # noqa: N803
+def test_warm_restarts_fractional_epochs_match_torch(T_mult):
     mo, to = _groups(mg, "SGD"), _groups(torch, "SGD")
     ms = lr_scheduler.CosineAnnealingWarmRestarts(mo, T_0=4, T_mult=T_mult, eta_min=0.002)
     ts = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(to, T_0=4, T_mult=T_mult,

@@ -102,7 +102,7 @@ def _rate(name, variant):
             if _run_sample(name, op, sample) is None:
                 continue
             passed += 1
-        except Exception as e:  # noqa: BLE001 - collected and reported below
+        except Exception as e:  # collected and reported below
             failures.append(f"{type(e).__name__}: {str(e)[:300]} (input "
                             f"{tuple(getattr(sample.input, 'shape', ()))}, args "
                             f"{[getattr(a, 'shape', a) for a in sample.args]}, {sample.kwargs})")

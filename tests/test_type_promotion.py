@@ -46,7 +46,7 @@ def _check(op, a, b, problems):
         return
     try:
         got = _mg_result(op, a, b)
-    except Exception as e:  # noqa: BLE001 (reported below with the case)
+    except Exception as e:  # reported below with the case
         problems.append(f"{op}({_name(a)}, {_name(b)}): raised {type(e).__name__}: {e}")
         return
     want_dt = str(want.dtype).replace("torch.", "")

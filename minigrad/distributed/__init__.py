@@ -85,15 +85,15 @@ def init_process_group(backend: str = "mpi", timeout: float | None = None, store
         raise ValueError(f"init_process_group: timeout must be positive, got {timeout}")
     name = str(backend).lower()
     if name == "mpi":
-        from ._mpi import MPIBackend  # noqa: PLC0415
+        from ._mpi import MPIBackend
 
         _group = MPIBackend(timeout=timeout)
     elif name == "nccl":
-        from ._nccl import NCCLBackend  # noqa: PLC0415
+        from ._nccl import NCCLBackend
 
         mpi_comm = None
         if rank is None or world_size is None:
-            from ._mpi import _import_mpi  # noqa: PLC0415
+            from ._mpi import _import_mpi
 
             mpi_comm = _import_mpi().COMM_WORLD
             rank, world_size = mpi_comm.Get_rank(), mpi_comm.Get_size()
@@ -168,7 +168,7 @@ def barrier() -> None:
 # ----------------------------------------------------------------------------- tensors
 def _storage(t, who: str):
     """The contiguous raw array behind tensor ``t``: collectives write into it in place."""
-    from ..tensor import Tensor, data_of  # noqa: PLC0415
+    from ..tensor import Tensor, data_of
 
     if not isinstance(t, Tensor):
         raise TypeError(f"{who}: expected a minigrad Tensor, got {type(t).__name__}")
@@ -190,7 +190,7 @@ def _check_device(group, arr, who: str) -> None:
 
 
 def _bump(t) -> None:
-    from ..tensor import bump_version  # noqa: PLC0415
+    from ..tensor import bump_version
 
     bump_version(t)  # written in place: saved-for-backward checks must see it
 

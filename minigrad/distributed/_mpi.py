@@ -25,7 +25,7 @@ class DistributedTimeoutError(RuntimeError):
 
 def mpi_available() -> bool:
     try:
-        import mpi4py  # noqa: F401, PLC0415
+        import mpi4py  # noqa: F401
     except ImportError:
         return False
     return True
@@ -33,7 +33,7 @@ def mpi_available() -> bool:
 
 def _import_mpi():
     try:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI
     except ImportError as e:
         raise RuntimeError(f"the mpi backend needs mpi4py ({e}): {MPI_EXTRA_HINT}") from None
     return MPI

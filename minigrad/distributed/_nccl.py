@@ -59,7 +59,7 @@ class NCCLBackend:
     def __init__(self, rank: int, size: int, store=None, device: int | None = None,
                  timeout: float = 300.0, cupy=None, nccl=None, mpi_comm=None):
         if cupy is None:
-            from .. import backend  # noqa: PLC0415
+            from .. import backend
 
             cupy = backend.cupy_or_raise()
             try:
@@ -90,7 +90,7 @@ class NCCLBackend:
                 uid = np.frombuffer(store.get(ID_KEY), dtype=np.int64)
         elif self.size > 1:
             if mpi_comm is None:
-                from ._mpi import _import_mpi  # noqa: PLC0415
+                from ._mpi import _import_mpi
 
                 mpi_comm = _import_mpi().COMM_WORLD
             mpi_comm.Bcast(uid, root=0)  # buffer-based, no pickling

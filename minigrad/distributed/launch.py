@@ -90,7 +90,7 @@ def setup(device: str | None = None, error=RuntimeError) -> int:
     """Join the MPI world when started by an MPI launcher with more than one rank; returns
     the world size (1: a plain single-process run). ``error``: the exception class for user
     errors (the CLI's ``CLIError``)."""
-    from . import get_world_size, init_process_group, is_initialized  # noqa: PLC0415
+    from . import get_world_size, init_process_group, is_initialized
 
     if is_initialized() or not launched_by_mpi():
         return get_world_size()
@@ -99,11 +99,11 @@ def setup(device: str | None = None, error=RuntimeError) -> int:
                     f"{MPI_EXTRA_HINT}")
     init_process_group("mpi")
     if get_world_size() == 1:
-        from . import destroy_process_group  # noqa: PLC0415
+        from . import destroy_process_group
 
         destroy_process_group()
         return 1
-    from . import _group  # noqa: PLC0415
+    from . import _group
 
     atexit.register(_leave_together, _group.comm.Dup())  # its own channel: never mixes
     if str(device or "cpu").startswith("cuda"):
@@ -118,7 +118,7 @@ def _leave_together(exit_comm) -> None:
     early, on an error the others did not share (a failed write, a one-line CLI error),
     finds the others still inside a collective and stops the job at once with ``MPI_Abort``
     instead of leaving them waiting for the collective's timeout."""
-    from . import _group  # noqa: PLC0415
+    from . import _group
 
     if _group is None or _group.size == 1:
         return
@@ -135,14 +135,14 @@ def _leave_together(exit_comm) -> None:
 
 
 def world_size() -> int:
-    from . import get_world_size  # noqa: PLC0415
+    from . import get_world_size
 
     return get_world_size()
 
 
 def is_main() -> bool:
     """Rank 0 (or a single process): the rank that prints, writes files and checkpoints."""
-    from . import get_rank  # noqa: PLC0415
+    from . import get_rank
 
     return get_rank() == 0
 
@@ -156,11 +156,11 @@ def shard_loader(loader):
     """This rank's share of ``loader`` (a shuffled or ordered DataLoader): a ``ShardedLoader``
     with the same dataset, batch size (per rank), seed, workers and transform, reading the
     positions ``rank, rank + world, ...`` of the loader's own epoch order."""
-    from . import get_rank, get_world_size  # noqa: PLC0415
+    from . import get_rank, get_world_size
 
     if get_world_size() == 1:
         return loader
-    from ..data.distributed import DistributedSampler, ShardedLoader  # noqa: PLC0415
+    from ..data.distributed import DistributedSampler, ShardedLoader
 
     sampler = DistributedSampler(loader.dataset, num_replicas=get_world_size(),
                                  rank=get_rank(), shuffle=loader.shuffle, seed=loader.seed)
@@ -174,7 +174,7 @@ def wrap_model(model):
     """``DistributedDataParallel(model)`` in a multi-rank run, else ``model`` itself."""
     if world_size() == 1:
         return model
-    from ..nn.parallel import DistributedDataParallel  # noqa: PLC0415
+    from ..nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model)
 
@@ -183,8 +183,8 @@ def reduce_sums(*values: float) -> tuple:
     """Sum numbers over ranks (epoch loss sums, correct counts, images seen)."""
     if world_size() == 1:
         return values
-    from .. import tensor  # noqa: PLC0415
-    from . import all_reduce  # noqa: PLC0415
+    from .. import tensor
+    from . import all_reduce
 
     t = tensor(np.asarray(values, dtype=np.float64))
     all_reduce(t)

@@ -14,7 +14,7 @@ __all__ = ["MODELS", "get_model", "model_names", "uses_batchnorm"]
 
 
 def _lenet(num_classes: int = 10):
-    from .lenet import LeNet  # noqa: PLC0415  (written alongside nn; imported on use)
+    from .lenet import LeNet  # written alongside nn; imported on use
 
     try:
         return LeNet(num_classes=num_classes)
@@ -26,7 +26,7 @@ def _lenet(num_classes: int = 10):
 
 def _resnet9(width: float):
     def build(num_classes: int = 10):
-        from .resnet import ResNet9  # noqa: PLC0415
+        from .resnet import ResNet9
 
         return ResNet9(num_classes=num_classes, width=width)
 

@@ -51,7 +51,7 @@ def _channel_view(t: Tensor | None, ndim: int) -> Tensor | None:
 
 
 # ----------------------------------------------------------------------------- normalisation
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # noqa: A002
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise each group of C / num_groups channels of each sample (biased variance),
     then scale and shift per channel. input (N, C, *)."""
@@ -73,7 +73,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,  # 
     return out
 
 
-def instance_norm(input: Tensor, running_mean: Tensor | None = None,  # noqa: A002
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
                   running_var: Tensor | None = None, weight: Tensor | None = None,
                   bias: Tensor | None = None, use_input_stats: bool = True,
                   momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -117,7 +117,7 @@ def _no_grad():
 
 
 # ----------------------------------------------------------------------------- resampling
-def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """(*, C r^2, H, W) -> (*, C, H r, W r)."""
     r = int(upscale_factor)
     *lead, c, h, w = input.shape
@@ -129,7 +129,7 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:  # noqa: A002
     return x.reshape(*lead, c // (r * r), h * r, w * r)
 
 
-def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:  # noqa: A002
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of :func:`pixel_shuffle`."""
     r = int(downscale_factor)
     *lead, c, h, w = input.shape
@@ -252,7 +252,7 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
 
 
 # ----------------------------------------------------------------------------- dropout
-def _feature_dropout(input, p, training, inplace, name, feature_dims):  # noqa: A002
+def _feature_dropout(input, p, training, inplace, name, feature_dims):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if input.ndim not in feature_dims:
@@ -273,14 +273,14 @@ def _feature_dropout(input, p, training, inplace, name, feature_dims):  # noqa: 
     return input.copy_(out) if inplace else out
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
               inplace: bool = False) -> Tensor:
     """Zero whole channels of (N, C, H, W) or (C, H, W) with probability ``p``; scale the
     rest by 1 / (1 - p)."""
     return _feature_dropout(input, p, training, inplace, "dropout2d", (3, 4))
 
 
-def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,  # noqa: A002
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
               inplace: bool = False) -> Tensor:
     """Zero whole channels of (N, C, L) or (C, L)."""
     return _feature_dropout(input, p, training, inplace, "dropout1d", (2, 3))

@@ -42,7 +42,7 @@ def _as_tensor(x: Tensor | Array) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
-def _classes_last(input: Tensor) -> Tensor:  # noqa: A002
+def _classes_last(input: Tensor) -> Tensor:
     """(N, C, d1, ...) -> (N * d1 * ..., C); (N, C) unchanged."""
     if input.ndim == 2:
         return input
@@ -114,7 +114,7 @@ def _weighted_reduce(losses: Tensor, w: Tensor, reduction: str, out_shape: Shape
         return losses.sum() / w.sum()
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
              ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """-input[i, target[i]] * w[target[i]]; 'mean' divides by sum of w[target[i]]."""
     _check_reduction(reduction, "nll_loss")
@@ -128,7 +128,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noq
     return _weighted_reduce(-picked * w, w, reduction, target.shape)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax over dim 1 + negative log-likelihood. ``target``: class indices of shape
@@ -150,7 +150,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  
     return _weighted_reduce(losses, w, reduction, target.shape)
 
 
-def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):  # noqa: A002
+def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"cross_entropy: probability targets must have the input's shape "
                          f"{tuple(input.shape)}, got {tuple(target.shape)}")
@@ -164,13 +164,13 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):  # 
     return _reduce(losses, reduction)  # 'mean': over N * d1 * ..., weights not normalised
 
 
-def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:  # noqa: A002
+def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"{op}: target of shape {tuple(target.shape)} does not match the "
                          f"input of shape {tuple(input.shape)}")
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "mse_loss")
     target = _as_tensor(target)
     _check_same_shape("mse_loss", input, target)
@@ -178,14 +178,14 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor: 
     return _reduce(diff * diff, reduction)
 
 
-def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:  # noqa: A002
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "l1_loss")
     target = _as_tensor(target)
     _check_same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)
 
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,  # noqa: A002
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          reduction: str = "mean") -> Tensor:
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
     _check_reduction(reduction, "binary_cross_entropy")
@@ -211,7 +211,7 @@ def _softplus_neg(x: Tensor) -> Tensor:
     return -x * neg + Log1p.apply((-(x * sign)).exp())
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,  # noqa: A002
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, reduction: str = "mean",
                                      pos_weight: Tensor | None = None) -> Tensor:
     """BCE on logits: (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), stable for any x."""

@@ -44,7 +44,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- layers
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:  # noqa: A002
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` with weight (out_features, in_features)."""
     if input.shape[-1:] != weight.shape[-1:]:
         raise ValueError(f"linear: input of shape {tuple(input.shape)} has "
@@ -54,11 +54,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out if bias is None else out + bias
 
 
-def relu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return input.relu_() if inplace else input.relu()
 
 
-def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:  # noqa: A002
+def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:
     """``relu(input + bias.reshape(1, C, 1, ...))`` for input (N, C, *spatial) and bias (C,):
     the bias-add and ReLU after a conv or linear layer, fused into one pass forward and one
     backward (kernel ``bias_relu``: ``numpy``/``cpp`` on CPU, ``cupy`` on GPU), keeping only
@@ -69,13 +69,13 @@ def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:  # noqa: A002
     return _bias_relu(input, bias)
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01,  # noqa: A002
+def leaky_relu(input: Tensor, negative_slope: float = 0.01,
                inplace: bool = False) -> Tensor:
     out = where(input > 0, input, input * negative_slope)
     return input.copy_(out) if inplace else out
 
 
-def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate == "none":
         return input * 0.5 * (1.0 + Erf.apply(input * (1.0 / math.sqrt(2.0))))
     if approximate == "tanh":
@@ -84,16 +84,16 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:  # noqa: A002
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
-def silu(input: Tensor, inplace: bool = False) -> Tensor:  # noqa: A002
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     out = input * input.sigmoid()
     return input.copy_(out) if inplace else out
 
 
-def tanh(input: Tensor) -> Tensor:  # noqa: A002
+def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
-def sigmoid(input: Tensor) -> Tensor:  # noqa: A002
+def sigmoid(input: Tensor) -> Tensor:
     return input.sigmoid()
 
 
@@ -115,7 +115,7 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) 
     return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
 
 
-def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,  # noqa: A002
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """Normalise over every dim but 1 (channels): (N, C) or (N, C, H, W) or (N, C, L).
@@ -177,7 +177,7 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     return out
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,  # noqa: A002
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; rows at ``padding_idx`` get no
@@ -236,7 +236,7 @@ def _one(v, empty=None):
     return v
 
 
-def _unbatched(fn, input, *args):  # noqa: A002
+def _unbatched(fn, input, *args):
     """fn on a (C, H, W) input as a batch of one, the batch dim dropped again."""
     if not (isinstance(input, Tensor) and input.ndim == 3):
         return fn(input, *args)

@@ -185,13 +185,13 @@ class DistributedDataParallel(Module):
 
 
 def _all_reduce_flat(flat):
-    from ..tensor import Tensor  # noqa: PLC0415
+    from ..tensor import Tensor
 
     return dist.all_reduce(Tensor(flat), op=dist.ReduceOp.AVG, async_op=True)
 
 
 def _no_grad():
-    from ..autograd import no_grad  # noqa: PLC0415
+    from ..autograd import no_grad
 
     return no_grad()
 
@@ -199,7 +199,7 @@ def _no_grad():
 def _check_same_parameters(module) -> None:
     """Every rank must hold the same parameter names, shapes and dtypes (checked on all ranks,
     so they all raise together instead of hanging in a mismatched collective)."""
-    from ..tensor import Tensor  # noqa: PLC0415
+    from ..tensor import Tensor
 
     desc = [(n, tuple(int(d) for d in p.shape), str(p.dtype), bool(p.requires_grad))
             for n, p in module.named_parameters()]
@@ -222,7 +222,7 @@ def _check_same_parameters(module) -> None:
     rows = table.cpu().numpy()
 
     def decode(row):
-        import ast  # noqa: PLC0415
+        import ast
 
         return ast.literal_eval(bytes(row[row >= 0].astype(np.uint8)).decode())
 

@@ -69,7 +69,7 @@ class _CellBase(Module):
             self.register_parameter("bias_hh", None)
         _uniform_params(self, hidden_size)
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input, hx=None):
         name = type(self).__name__
         if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
             raise ShapeError(f"{name}: expected input (N, {self.input_size}) or "
@@ -174,7 +174,7 @@ class _RNNBase(Module):
             outs[t] = h
         return stack(outs, 0), h
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input, hx=None):
         name = type(self).__name__
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
             raise ShapeError(f"{name}: expected input (T, N, {self.input_size}) (or batch_first,"

@@ -55,7 +55,7 @@ class LSTMCell(Module):
     def reset_parameters(self) -> None:
         _uniform_params(self, self.hidden_size)
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input, hx=None):
         if input.ndim not in (1, 2):
             raise ShapeError(f"LSTMCell: Expected input to be 1D or 2D, got {input.ndim}D "
                              f"(shape {tuple(input.shape)})")
@@ -142,7 +142,7 @@ class LSTM(Module):
                     getattr(self, "bias_ih" + s), getattr(self, "bias_hh" + s))
         return getattr(self, "weight_ih" + s), getattr(self, "weight_hh" + s), None, None
 
-    def forward(self, input, hx=None):  # noqa: A002
+    def forward(self, input, hx=None):
         if input.ndim not in (2, 3):
             raise ShapeError(f"LSTM: Expected input to be 2D or 3D, got {input.ndim}D instead "
                              f"(shape {tuple(input.shape)})")

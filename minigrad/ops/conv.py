@@ -259,7 +259,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
             left, right = _same_padding(tuple(weight.shape[2:]), dilation, stride)
             extra = (right[1] - left[1], right[0] - left[0])
             if any(extra):  # asymmetric: pad the extra bottom/right row first
-                input = pad(input, (0, extra[0], 0, extra[1]))  # noqa: A001
+                input = pad(input, (0, extra[0], 0, extra[1]))
             padding = left
         else:
             raise ShapeError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', "
@@ -267,5 +267,5 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     else:
         padding = _pair(padding, "padding")
     if not isinstance(input, Tensor):
-        input = Tensor(input)  # noqa: A001
+        input = Tensor(input)
     return Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)

@@ -146,7 +146,7 @@ def atan(x: Tensor) -> Tensor:
     return _sp.Atan.apply(_floating(x))
 
 
-def atan2(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
+def atan2(input: Tensor, other: TensorOrScalar) -> Tensor:
     return _sp.Atan2.apply(*_float_pair(input, other))
 
 
@@ -166,7 +166,7 @@ def digamma(x: Tensor) -> Tensor:
     return _sp.Polygamma.apply(_floating(x), 0)
 
 
-def polygamma(n: int, input: Tensor) -> Tensor:  # noqa: A002
+def polygamma(n: int, input: Tensor) -> Tensor:
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"polygamma: n must be a non-negative int, got {n!r}")
     return _sp.Polygamma.apply(_floating(input), n)
@@ -193,7 +193,7 @@ def trunc(x: Tensor) -> Tensor:
     return _rounding(x, "trunc")
 
 
-def round(x: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001
+def round(x: Tensor, *, decimals: int = 0) -> Tensor:
     """Round half to even (as PyTorch and NumPy); ``decimals`` digits after the point."""
     return _rounding(x, "round", decimals)
 
@@ -203,17 +203,17 @@ def sign(x: Tensor) -> Tensor:
     return _rounding(x, "sign")
 
 
-def lerp(input: Tensor, end: TensorOrScalar, weight: Tensor) -> Tensor:  # noqa: A002
+def lerp(input: Tensor, end: TensorOrScalar, weight: Tensor) -> Tensor:
     """``input + weight * (end - input)``; ``weight`` a number or a tensor."""
     return input + weight * (end - input)
 
 
-def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:  # noqa: A002
+def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:
     prod_ = tensor1 * tensor2
     return input + (prod_ * value if value != 1 else prod_)
 
 
-def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:  # noqa: A002
+def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:
     Tensor = _ag.tensor_class()
     if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and (
             tensor1.dtype.kind in "biu" and tensor2.dtype.kind in "biu"):
@@ -255,45 +255,45 @@ def _pred(fn, *xs):
         raise ValueError(f"{fn.__name__}: shapes {shapes} do not broadcast ({e})") from None
 
 
-def logical_and(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
+def logical_and(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_and(xp, a, b):
         return xp.logical_and(a, b)
     return _pred(logical_and, input, other)
 
 
-def logical_or(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
+def logical_or(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_or(xp, a, b):
         return xp.logical_or(a, b)
     return _pred(logical_or, input, other)
 
 
-def logical_xor(input: Tensor, other: TensorOrScalar) -> Tensor:  # noqa: A002
+def logical_xor(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_xor(xp, a, b):
         return xp.logical_xor(a, b)
     return _pred(logical_xor, input, other)
 
 
-def logical_not(input: Tensor) -> Tensor:  # noqa: A002
+def logical_not(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.logical_not(a), input)
 
 
-def isinf(input: Tensor) -> Tensor:  # noqa: A002
+def isinf(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.isinf(a), input)
 
 
-def isposinf(input: Tensor) -> Tensor:  # noqa: A002
+def isposinf(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.isposinf(a) if a.dtype.kind == "f" else a != a, input)
 
 
-def isneginf(input: Tensor) -> Tensor:  # noqa: A002
+def isneginf(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.isneginf(a) if a.dtype.kind == "f" else a != a, input)
 
 
-def isfinite(input: Tensor) -> Tensor:  # noqa: A002
+def isfinite(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.isfinite(a), input)
 
 
-def isnan(input: Tensor) -> Tensor:  # noqa: A002
+def isnan(input: Tensor) -> Tensor:
     return _pred(lambda xp, a: xp.isnan(a), input)
 
 
@@ -308,12 +308,12 @@ def _any_all(x, dim, keepdim, how):
     return Tensor(xp.asarray(out, dtype=bool))
 
 
-def any(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def any(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """True where any element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "any")
 
 
-def all(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:  # noqa: A001, A002
+def all(input: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """True where every element along ``dim`` (every dim for None) is non-zero."""
     return _any_all(input, dim, keepdim, "all")
 

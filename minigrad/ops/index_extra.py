@@ -235,7 +235,7 @@ def _scatter_jvp(cls, args, kwargs, outs, tan):
 
 
 def scatter(x: Tensor, dim: int, index: Tensor, src: TensorOrScalar | None = None, *,
-            value: Scalar | None = None, reduce: str | None = None) -> Tensor:  # noqa: A002
+            value: Scalar | None = None, reduce: str | None = None) -> Tensor:
     Tensor = type(x)
     if src is None:
         src = value
@@ -412,7 +412,7 @@ class Fold(Function):
 
 
 def unfold(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
-           padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:  # noqa: A002
+           padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:
     """``F.unfold``: (N, C, H, W) or (C, H, W) -> (N, C*KH*KW, L) (or without N)."""
     if input.ndim not in (3, 4):
         raise ShapeError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
@@ -423,7 +423,7 @@ def unfold(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
 
 
 def fold(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
-         padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:  # noqa: A002
+         padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:
     """``F.fold``: (N, C*KH*KW, L) or (C*KH*KW, L) -> (N, C, H, W) (or without N)."""
     if input.ndim not in (2, 3):
         raise ShapeError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")

@@ -294,7 +294,7 @@ def _safe_root(s, p):
 
 
 def vector_norm(x: Tensor, ord: float = 2, dim: Dims = None, keepdim: bool = False, *,
-                dtype: DTypeLike | None = None) -> Tensor:  # noqa: A002
+                dtype: DTypeLike | None = None) -> Tensor:
     """``torch.linalg.vector_norm``: ord 2 (default), 1, inf, -inf, 0 or any real p."""
     if dtype is not None:
         x = x.to(dtype)

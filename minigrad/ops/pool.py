@@ -167,12 +167,12 @@ def avg_pool2d_composed(x: Tensor, k: tuple, s: tuple, p: tuple, ceil_mode: bool
 
 
 # ----------------------------------------------------------------------------- functional API
-def _batched(input):  # noqa: A002
+def _batched(input):
     """(C, H, W) -> (1, C, H, W), and whether to squeeze the result back."""
     from ..tensor import Tensor
 
     if not isinstance(input, Tensor):
-        input = Tensor(input)  # noqa: A001
+        input = Tensor(input)
     if input.ndim == 3:
         return input.unsqueeze(0), True
     return input, False

@@ -218,7 +218,7 @@ def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = F
     return sort(x, dim, descending, stable).indices
 
 
-def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True,  # noqa: A002
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True,
          sorted: bool = True) -> ValuesIndices:
     d = _dim(dim, x.ndim, "topk") if x.ndim else 0
     n = x.shape[d] if x.ndim else 1

@@ -43,7 +43,7 @@ def _on_gpu(a: Array) -> bool:
 
 
 def _cupy_special(name, *args):
-    import cupyx.scipy.special as sp  # noqa: PLC0415 (GPU only)
+    import cupyx.scipy.special as sp  # GPU only
 
     return getattr(sp, name)(*args)
 

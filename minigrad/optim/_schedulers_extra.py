@@ -451,7 +451,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     the period starts at ``T_0`` and is multiplied by ``T_mult`` after each restart (SGDR).
     ``step(epoch)`` accepts a fractional epoch (e.g. ``epoch + i / iters_per_epoch``)."""
 
-    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,
                  eta_min: float = 0.0, last_epoch: int = -1):
         if not isinstance(T_0, int) or T_0 <= 0:
             raise ValueError(f"CosineAnnealingWarmRestarts: expected a positive int T_0, got "

@@ -147,7 +147,7 @@ class CosineAnnealingLR(LRScheduler):
     with ``T = T_max``.
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1):
         if T_max <= 0:
             raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
@@ -156,7 +156,7 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        t, T = self.last_epoch, self.T_max  # noqa: N806
+        t, T = self.last_epoch, self.T_max
         groups = self.optimizer.param_groups
         if self._is_initial:
             return _group_lrs(self.optimizer)

@@ -194,7 +194,7 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
     return result if isinstance(result, tuple) else (result,)
 
 
-def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool | None = False,  # noqa: A002
+def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool | None = False,
                           **kwargs):
     """Run ``functions`` (a Sequential or a list of modules) in ``segments`` checkpointed
     chunks; the last chunk runs normally (PyTorch's ``checkpoint_sequential``)."""
@@ -215,7 +215,7 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool |
     end = -1
     for start in range(0, size * (segments - 1), size):
         end = start + size - 1
-        input = checkpoint(run_chunk(start, end), input, use_reentrant=use_reentrant,  # noqa: A001
+        input = checkpoint(run_chunk(start, end), input, use_reentrant=use_reentrant,
                            **kwargs)
     return run_chunk(end + 1, len(functions) - 1)(input)
 

@@ -11,7 +11,7 @@ class ReLU(Module):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.relu(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
@@ -23,7 +23,7 @@ class LeakyReLU(Module):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.leaky_relu(input, self.negative_slope, self.inplace)
 
     def extra_repr(self) -> str:
@@ -35,7 +35,7 @@ class GELU(Module):
         super().__init__()
         self.approximate = approximate
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.gelu(input, approximate=self.approximate)
 
     def extra_repr(self) -> str:
@@ -47,7 +47,7 @@ class SiLU(Module):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.silu(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
@@ -55,12 +55,12 @@ class SiLU(Module):
 
 
 class Tanh(Module):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return input.tanh()
 
 
 class Sigmoid(Module):
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return input.sigmoid()
 
 
@@ -69,7 +69,7 @@ class Softmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.softmax(input, self.dim)
 
     def extra_repr(self) -> str:
@@ -81,7 +81,7 @@ class LogSoftmax(Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.log_softmax(input, self.dim)
 
     def extra_repr(self) -> str:
@@ -97,7 +97,7 @@ class Dropout(Module):
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
@@ -107,12 +107,12 @@ class Dropout(Module):
 class Dropout2d(Dropout):
     """Zeroes whole channels of (N, C, H, W) or (C, H, W) with probability ``p``."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout1d(Dropout):
     """Zeroes whole channels of (N, C, L) or (C, L) with probability ``p``."""
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.dropout1d(input, self.p, self.training, self.inplace)

@@ -67,7 +67,7 @@ class Conv2d(Module):
                 bound = 1 / math.sqrt(fan_in)
                 init.uniform_(self.bias, -bound, bound)
 
-    def _explicit_padding(self, input):  # noqa: A002
+    def _explicit_padding(self, input):
         """'valid' -> 0; 'same' -> symmetric padding, or an explicit pad when odd."""
         if self.padding == "valid":
             return input, (0, 0)
@@ -80,7 +80,7 @@ class Conv2d(Module):
         mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
         return F.pad(input, pads, mode=mode), (0, 0)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         x, padding = self._explicit_padding(input)
         if self.padding_mode != "zeros" and padding != (0, 0):
             # pad with the mode first (F.pad: last dim first), then convolve unpadded
@@ -131,7 +131,7 @@ class Conv1d(Module):
             self.register_parameter("bias", None)
         Conv2d.reset_parameters(self)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
         return F.conv1d(input, self.weight, self.bias, self.stride[0], padding,
                         self.dilation[0], self.groups)
@@ -167,7 +167,7 @@ class ConvTranspose2d(Module):
             self.register_parameter("bias", None)
         Conv2d.reset_parameters(self)
 
-    def _output_padding(self, input, output_size) -> tuple:  # noqa: A002
+    def _output_padding(self, input, output_size) -> tuple:
         if output_size is None:
             return self.output_padding
         want = tuple(output_size)[-2:]
@@ -185,7 +185,7 @@ class ConvTranspose2d(Module):
             pads.append(extra)
         return tuple(pads)
 
-    def forward(self, input, output_size=None):  # noqa: A002
+    def forward(self, input, output_size=None):
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)

@@ -60,7 +60,7 @@ class _BatchNorm(Module):
         if self.bias is not None:
             init.zeros_(self.bias)
 
-    def _check_input_dim(self, input) -> None:  # noqa: A002
+    def _check_input_dim(self, input) -> None:
         if input.ndim not in self._expected_dims:
             want = " or ".join(f"{d}D" for d in self._expected_dims)
             raise ValueError(f"{type(self).__name__}: expected {want} input (got {input.ndim}D "
@@ -69,7 +69,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels "
                              f"(dim 1), got input of shape {tuple(input.shape)}")
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -123,7 +123,7 @@ class LayerNorm(Module):
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -153,7 +153,7 @@ class GroupNorm(Module):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
@@ -172,7 +172,7 @@ class _InstanceNorm(_BatchNorm):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
                          dtype, bias=bias)
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         self._check_input_dim(input)
         unbatched = input.ndim == self._expected_dims[0]
         x = input.unsqueeze(0) if unbatched else input
@@ -184,7 +184,7 @@ class _InstanceNorm(_BatchNorm):
                               use_input_stats, self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
 
-    def _check_input_dim(self, input) -> None:  # noqa: A002
+    def _check_input_dim(self, input) -> None:
         if input.ndim not in self._expected_dims:
             want = " or ".join(f"{d}D" for d in self._expected_dims)
             raise ValueError(f"{type(self).__name__}: expected {want} input (got {input.ndim}D "

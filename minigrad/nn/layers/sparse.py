@@ -53,7 +53,7 @@ class Embedding(Module):
         m.weight.requires_grad = not freeze
         return m
 
-    def forward(self, input):  # noqa: A002
+    def forward(self, input):
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
                            self.scale_grad_by_freq, self.sparse)
 
