@@ -59,7 +59,7 @@ class Attention(FusedFunction):
         return out
 
     @staticmethod
-    def backward(ctx: Ctx, grad: Array) -> Grads:
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         q, k, v, out, lse, mb = ctx.saved_tensors
         batch, scale, is_causal = ctx.meta
         xp = get_array_module(q._data)

@@ -166,7 +166,7 @@ class Conv2d(FusedFunction):
                                                     groups)
 
     @staticmethod
-    def backward(ctx: Ctx, grad: Array) -> Grads:
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         x, weight, bias, cols = ctx.saved_tensors
         needs = ctx.needs_input_grad[:3]
         stride, padding, dilation, groups = ctx.args

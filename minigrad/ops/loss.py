@@ -38,7 +38,7 @@ class SoftmaxCrossEntropy(FusedFunction):
         return losses
 
     @staticmethod
-    def backward(ctx: Ctx, grad: Array) -> Grads:
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         logits, lse = ctx.saved_tensors
         target, weight, ignore_index, label_smoothing = ctx.args
         # d loss_i / d x_ic = softmax_ic (w[t](1-ls) + ls/C sum w) - (1-ls) w[t] [c=t] - ls/C w[c]

@@ -69,7 +69,7 @@ class MaxPool2d(FusedFunction):
         return y, indices
 
     @staticmethod
-    def backward(ctx: Ctx, grad: Array, _grad_indices: Array | None = None) -> Grads:
+    def backward(ctx: Ctx, grad: Tensor, _grad_indices: Tensor | None = None) -> Grads:
         (indices,) = ctx.saved_tensors
         # d max(window)/dx = 1 at the (first) argmax, 0 elsewhere: scatter-add dy there
         dx = dispatch("maxpool2d", grad._data).maxpool2d_backward(
@@ -93,7 +93,7 @@ class AvgPool2d(FusedFunction):
         return dispatch("avgpool2d", x).avgpool2d_forward(x, *ctx.args)
 
     @staticmethod
-    def backward(ctx: Ctx, grad: Array) -> Grads:
+    def backward(ctx: Ctx, grad: Tensor) -> Grads:
         # linear: d mean(window)/dx = 1/divisor on every pixel of the window
         dx = dispatch("avgpool2d", grad._data).avgpool2d_backward(grad._data, ctx.x_shape,
                                                                   *ctx.args)

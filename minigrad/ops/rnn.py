@@ -39,7 +39,7 @@ class LSTMCell(FusedFunction):
         return h, c
 
     @staticmethod
-    def backward(ctx: Ctx, dh: Array, dc: Array) -> Grads:
+    def backward(ctx: Ctx, dh: Tensor, dc: Tensor) -> Grads:
         gates, c_prev, act, tanh_c = ctx.saved_tensors
         dgates, dc_prev = dispatch("lstm_cell", act._data).lstm_cell_backward(
             dh._data, dc._data, c_prev._data, act._data, tanh_c._data)
@@ -137,7 +137,7 @@ class LSTMSequence(FusedFunction):
         return out, h, c
 
     @staticmethod
-    def backward(ctx: Ctx, dout: Array, dh_T: Array, dc_T: Array) -> Grads:
+    def backward(ctx: Ctx, dout: Tensor, dh_T: Tensor, dc_T: Tensor) -> Grads:
         xw, h0, c0, w_hh, out, acts, tanh_cs, c_prevs = ctx.saved_tensors
         # (the engine passes zeros for an output that got no gradient: none of these is None)
         xw, h0, out, dout = xw._data, h0._data, out._data, dout._data
