@@ -1,4 +1,5 @@
-"""The direct convolution of the cpp variant (csrc/cpu/conv_direct.cpp).
+"""The cpp variant's two convolution paths: the direct convolution (csrc/cpu/conv_direct.cpp)
+and im2col with the batch folded into one GEMM (im2col_folded/col2im_folded, csrc/cpu/conv.cpp).
 
 Forward, input gradient and weight gradient against PyTorch and against the im2col reference,
 float32 and float64, on every instruction set this CPU runs (MINIGRAD_CPU_ISA), odd sizes and
@@ -135,12 +136,13 @@ def test_conv2d_on_cpp_takes_the_direct_path_and_matches(dtype, monkeypatch):
     assert calls == ["conv2d_direct_forward", "conv2d_direct_input_grad",
                      "conv2d_direct_weight_grad"]
     calls.clear()
-    cpp.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1)  # strided: im2col + BLAS
-    assert calls == ["im2col"]
+    cpp.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1)  # strided: folded im2col + GEMM
+    assert calls == ["im2col_folded"]
 
 
 def test_large_channel_weight_grad_takes_im2col(monkeypatch):
-    """Above DIRECT_WGRAD_MAX_OC the weight gradient goes through im2col (faster there)."""
+    """Above DIRECT_WGRAD_MAX_OC the weight gradient goes through the folded im2col and one
+    GEMM (faster there)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 32, 6, 6)).astype(np.float32)
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
@@ -156,7 +158,7 @@ def test_large_channel_weight_grad_takes_im2col(monkeypatch):
 
     monkeypatch.setattr(cpp, "load_C", lambda: Spy())
     _, dw, _ = cpp.conv2d_backward(dy, x, w, (1, 1), (1, 1), (1, 1), 1, (False, True, False))
-    assert calls == ["im2col"]
+    assert calls == ["im2col_folded"]
     want = reference.conv2d_backward(dy, x, w, (1, 1), (1, 1), (1, 1), 1, (False, True, False))
     np.testing.assert_allclose(dw, want[1], rtol=1e-4, atol=1e-4)
 
@@ -239,3 +241,54 @@ def test_unknown_isa_is_refused(monkeypatch):
     monkeypatch.setenv("MINIGRAD_CPU_ISA", "sse9")
     with pytest.raises(ValueError, match="MINIGRAD_CPU_ISA"):
         C.conv2d_direct_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 1, 1)), None, (0, 0))
+
+
+# (x shape, weight shape, stride, padding, dilation): geometries that take the folded GEMM path
+# (strided, dilated, padding beyond kernel - 1 for dx, many channels for dweight)
+FOLDED = [
+    ((3, 4, 9, 8), (5, 4, 3, 3), (2, 2), (1, 1), (1, 1)),
+    ((2, 3, 11, 10), (4, 3, 3, 2), (1, 2), (0, 2), (2, 1)),
+    ((2, 2, 6, 6), (3, 2, 2, 2), (1, 1), (3, 2), (1, 1)),
+    ((2, 32, 5, 6), (32, 32, 3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 3, 7, 7), (2, 3, 7, 7), (3, 3), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", FOLDED, ids=str)
+def test_folded_gemm_path_matches_reference_and_torch(case, dtype):
+    xs, ws, stride, padding, dilation = case
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y, cols = cpp.conv2d_forward(x, w, b, stride, padding, dilation, 1, keep_cols=True)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, stride, padding, dilation)
+    yt.backward(torch.from_numpy(dy))
+    _close(y, yt.detach().numpy(), dtype)
+    _close(y, reference.conv2d_forward(x, w, b, stride, padding, dilation, 1), dtype)
+    for kept in (cols, None):  # the columns forward kept, or gathered again
+        dx, dw, db = cpp.conv2d_backward(dy, x, w, stride, padding, dilation, 1,
+                                         (True, True, True), cols=kept)
+        _close(dx, xt.grad.numpy(), dtype)
+        _close(dw, wt.grad.numpy(), dtype)
+        _close(db, bt.grad.numpy(), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_folded_is_im2col_with_the_batch_inside(dtype):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(dtype)
+    args = (3, 2, (2, 1), (1, 2), (1, 2))
+    cols = C.im2col(x, *args)  # (N, C, KH, KW, OH, OW)
+    folded = C.im2col_folded(x, *args)  # (C, KH, KW, N, OH, OW)
+    np.testing.assert_array_equal(folded, cols.transpose(1, 2, 3, 0, 4, 5))
+    dcols = rng.standard_normal(folded.shape).astype(dtype)
+    np.testing.assert_allclose(
+        C.col2im_folded(dcols, x.shape, *args),
+        C.col2im(np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), x.shape, *args),
+        rtol=1e-6)
+    with pytest.raises(ValueError, match="col2im_folded.*cols"):
+        C.col2im_folded(np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), x.shape, *args)

@@ -26,10 +26,10 @@ py::tuple bias_relu_backward(const py::array& dy, const py::array& y);
 using Pair = std::array<std::int64_t, 2>;
 // conv.cpp
 py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pair& stride,
-                 const Pair& padding, const Pair& dilation);
+                 const Pair& padding, const Pair& dilation, bool folded);
 py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
                  std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
-                 const Pair& dilation);
+                 const Pair& dilation, bool folded);
 // conv_direct.cpp
 std::string conv2d_direct_isa();
 py::array conv2d_direct_forward(const py::array& x, const py::array& weight,
@@ -157,12 +157,28 @@ PYBIND11_MODULE(_C, m) {
           "(deterministic, float64 accumulation).");
 
     // conv.cpp
-    m.def("im2col", &minigrad::im2col, py::arg("x"), py::arg("KH"), py::arg("KW"),
-          py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-          "x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW), zero padding.");
-    m.def("col2im", &minigrad::col2im, py::arg("cols"), py::arg("x_shape"), py::arg("KH"),
-          py::arg("KW"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-          "Adjoint of im2col: cols (N, C, KH, KW, OH, OW) -> dx (N, C, H, W).");
+    for (const bool folded : {false, true}) {
+        m.def(folded ? "im2col_folded" : "im2col",
+              [folded](const py::array& x, std::int64_t KH, std::int64_t KW, const minigrad::Pair& s,
+                       const minigrad::Pair& p, const minigrad::Pair& d) {
+                  return minigrad::im2col(x, KH, KW, s, p, d, folded);
+              },
+              py::arg("x"), py::arg("KH"), py::arg("KW"), py::arg("stride"), py::arg("padding"),
+              py::arg("dilation"),
+              folded ? "x (N, C, H, W) -> cols (C, KH, KW, N, OH, OW): the batch folded into the "
+                       "columns of one (C*KH*KW, N*OH*OW) matrix, zero padding."
+                     : "x (N, C, H, W) -> cols (N, C, KH, KW, OH, OW), zero padding.");
+        m.def(folded ? "col2im_folded" : "col2im",
+              [folded](const py::array& cols, const std::vector<std::int64_t>& x_shape,
+                       std::int64_t KH, std::int64_t KW, const minigrad::Pair& s,
+                       const minigrad::Pair& p, const minigrad::Pair& d) {
+                  return minigrad::col2im(cols, x_shape, KH, KW, s, p, d, folded);
+              },
+              py::arg("cols"), py::arg("x_shape"), py::arg("KH"), py::arg("KW"),
+              py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+              folded ? "Adjoint of im2col_folded: cols (C, KH, KW, N, OH, OW) -> dx (N, C, H, W)."
+                     : "Adjoint of im2col: cols (N, C, KH, KW, OH, OW) -> dx (N, C, H, W).");
+    }
     // pool.cpp
     // conv_direct.cpp
     m.def("conv2d_direct_isa", &minigrad::conv2d_direct_isa,

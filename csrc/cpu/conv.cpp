@@ -5,6 +5,9 @@
 //       cols[n, c, kh, kw, oh, ow] = x[n, c, oh*sH - pH + kh*dH, ow*sW - pW + kw*dW] (0 outside)
 //   col2im(cols, x_shape, KH, KW, stride, padding, dilation) -> dx (N, C, H, W)
 //       the adjoint: every cols entry is added back to the pixel im2col read it from.
+//   im2col_folded / col2im_folded: the same with cols laid out (C, KH, KW, N, OH, OW), i.e. a
+//       (C*KH*KW, N*OH*OW) matrix with the batch folded into the columns, so conv2d is ONE
+//       GEMM over the whole batch (weight (O, C*KH*KW) @ cols) instead of N small ones.
 //
 // OH = (H + 2*pH - dH*(KH-1) - 1) / sH + 1 (floor), likewise OW, computed overflow-checked by
 // window_out_size (common.h), which also proves every index below fits in int64 (ValueError
@@ -85,15 +88,25 @@ inline std::int64_t plane_grain(std::int64_t plane_work) {
     return std::max<std::int64_t>(1, kElementwiseGrain / std::max<std::int64_t>(plane_work, 1));
 }
 
+// Where the (OH, OW) block of (plane = n*C + c, kh, kw) starts in cols: (N, C, KH, KW, OH, OW)
+// or, folded, (C, KH, KW, N, OH, OW) (the batch inside the GEMM's columns).
+inline std::int64_t block_offset(const ConvGeom& g, std::int64_t plane, std::int64_t kh,
+                                 std::int64_t kw, bool folded) {
+    const std::int64_t P = g.OH * g.OW;
+    if (!folded) return ((plane * g.KH + kh) * g.KW + kw) * P;
+    const std::int64_t n = plane / g.C, c = plane % g.C;
+    return (((c * g.KH + kh) * g.KW + kw) * g.N + n) * P;
+}
+
 template <typename T>
-void im2col_impl(const T* x, T* cols, const ConvGeom& g) {
+void im2col_impl(const T* x, T* cols, const ConvGeom& g, bool folded) {
     const std::int64_t plane_out = g.KH * g.KW * g.OH * g.OW;
     parallel_for(g.N * g.C, plane_grain(plane_out), [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t plane = begin; plane < end; ++plane) {
             const T* xp = x + plane * g.H * g.W;
-            T* cp = cols + plane * plane_out;
             for (std::int64_t kh = 0; kh < g.KH; ++kh) {
                 for (std::int64_t kw = 0; kw < g.KW; ++kw) {
+                    T* cp = cols + block_offset(g, plane, kh, kw, folded);
                     std::int64_t ow_lo, ow_hi;
                     const std::int64_t w_off = kw * g.dW - g.pW;
                     valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
@@ -123,15 +136,15 @@ void im2col_impl(const T* x, T* cols, const ConvGeom& g) {
 }
 
 template <typename T>
-void col2im_impl(const T* cols, T* dx, const ConvGeom& g) {
+void col2im_impl(const T* cols, T* dx, const ConvGeom& g, bool folded) {
     const std::int64_t plane_in = g.KH * g.KW * g.OH * g.OW;
     parallel_for(g.N * g.C, plane_grain(plane_in), [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t plane = begin; plane < end; ++plane) {
             T* dp = dx + plane * g.H * g.W;
-            const T* cp = cols + plane * plane_in;
             std::fill(dp, dp + g.H * g.W, T(0));
             for (std::int64_t kh = 0; kh < g.KH; ++kh) {
                 for (std::int64_t kw = 0; kw < g.KW; ++kw) {
+                    const T* cp = cols + block_offset(g, plane, kh, kw, folded);
                     std::int64_t ow_lo, ow_hi;
                     const std::int64_t w_off = kw * g.dW - g.pW;
                     valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
@@ -155,27 +168,28 @@ void col2im_impl(const T* cols, T* dx, const ConvGeom& g) {
 }
 
 template <typename T>
-py::array im2col_typed(const py::array& x_any, const ConvGeom& g) {
+py::array im2col_typed(const py::array& x_any, const ConvGeom& g, bool folded) {
     auto x = py::array_t<T, py::array::c_style>::ensure(x_any);
-    py::array_t<T> cols(std::vector<py::ssize_t>{g.N, g.C, g.KH, g.KW, g.OH, g.OW});
+    py::array_t<T> cols(folded ? std::vector<py::ssize_t>{g.C, g.KH, g.KW, g.N, g.OH, g.OW}
+                               : std::vector<py::ssize_t>{g.N, g.C, g.KH, g.KW, g.OH, g.OW});
     const T* xp = x.data();
     T* cp = cols.mutable_data();
     {
         py::gil_scoped_release nogil;
-        im2col_impl<T>(xp, cp, g);
+        im2col_impl<T>(xp, cp, g, folded);
     }
     return cols;
 }
 
 template <typename T>
-py::array col2im_typed(const py::array& cols_any, const ConvGeom& g) {
+py::array col2im_typed(const py::array& cols_any, const ConvGeom& g, bool folded) {
     auto cols = py::array_t<T, py::array::c_style>::ensure(cols_any);
     py::array_t<T> dx(std::vector<py::ssize_t>{g.N, g.C, g.H, g.W});
     const T* cp = cols.data();
     T* dp = dx.mutable_data();
     {
         py::gil_scoped_release nogil;
-        col2im_impl<T>(cp, dp, g);
+        col2im_impl<T>(cp, dp, g, folded);
     }
     return dx;
 }
@@ -183,20 +197,21 @@ py::array col2im_typed(const py::array& cols_any, const ConvGeom& g) {
 }  // namespace
 
 py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pair& stride,
-                 const Pair& padding, const Pair& dilation) {
-    const char* op = "im2col";
+                 const Pair& padding, const Pair& dilation, bool folded) {
+    const char* op = folded ? "im2col_folded" : "im2col";
     const DType dt = check_float_dtype(op, "x", x);
     check_ndim(op, "x", x, 4);
     check_contiguous(op, "x", x);
     const ConvGeom g = conv_geometry(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), KH, KW,
                                      stride, padding, dilation);
-    return dt == DType::Float32 ? im2col_typed<float>(x, g) : im2col_typed<double>(x, g);
+    return dt == DType::Float32 ? im2col_typed<float>(x, g, folded)
+                                : im2col_typed<double>(x, g, folded);
 }
 
 py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
                  std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
-                 const Pair& dilation) {
-    const char* op = "col2im";
+                 const Pair& dilation, bool folded) {
+    const char* op = folded ? "col2im_folded" : "col2im";
     const DType dt = check_float_dtype(op, "cols", cols);
     if (x_shape.size() != 4) {
         throw py::value_error(std::string(op) + ": x_shape must have 4 entries (N, C, H, W), got " +
@@ -204,9 +219,13 @@ py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape
     }
     const ConvGeom g = conv_geometry(op, x_shape[0], x_shape[1], x_shape[2], x_shape[3], KH, KW,
                                      stride, padding, dilation);
-    check_shape(op, "cols", cols, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
+    if (folded)
+        check_shape(op, "cols", cols, {g.C, g.KH, g.KW, g.N, g.OH, g.OW});
+    else
+        check_shape(op, "cols", cols, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
     check_contiguous(op, "cols", cols);
-    return dt == DType::Float32 ? col2im_typed<float>(cols, g) : col2im_typed<double>(cols, g);
+    return dt == DType::Float32 ? col2im_typed<float>(cols, g, folded)
+                                : col2im_typed<double>(cols, g, folded);
 }
 
 }  // namespace minigrad

@@ -25,8 +25,8 @@ from minigrad.kernels.reference import (
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "relu": ("relu_forward", "relu_backward"),
     "bias_relu": ("bias_relu_forward", "bias_relu_backward"),
-    "conv2d": ("im2col", "col2im", "conv2d_direct_forward", "conv2d_direct_input_grad",
-               "conv2d_direct_weight_grad"),
+    "conv2d": ("im2col", "col2im", "im2col_folded", "col2im_folded", "conv2d_direct_forward",
+               "conv2d_direct_input_grad", "conv2d_direct_weight_grad"),
     "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
     "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
     "lstm_cell": ("lstm_cell_forward", "lstm_cell_backward"),
@@ -104,59 +104,96 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
                            _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
 
 
-# Direct convolution (csrc/cpu/conv_direct.cpp: no im2col, vectorised for the CPU) for
-# stride 1, dilation 1, groups 1; every other geometry takes im2col + BLAS.  Its weight
-# gradient wins only while O*C is small (LeNet's 3->6 and 6->16); above DIRECT_WGRAD_MAX_OC
-# the im2col + BLAS weight gradient is faster (python benchmarks/conv_direct.py).
+# Two C++ paths, both checked against reference.conv2d_forward/backward (tests/test_conv_direct.py):
+# * direct convolution (csrc/cpu/conv_direct.cpp: no im2col, vectorised for the CPU) for
+#   stride 1, dilation 1, groups 1: forward, and dx (padding <= kernel - 1); its weight gradient
+#   wins only while O*C is small (LeNet's 3->6 and 6->16, DIRECT_WGRAD_MAX_OC);
+# * otherwise (groups 1) im2col with the batch folded into the columns: cols (C*KH*KW, N*OH*OW)
+#   and ONE BLAS GEMM over the whole batch, where the reference does N small ones (and sums an
+#   (N, O, C*KH*KW) product for dweight).  Grouped convolutions take the reference body.
 DIRECT_WGRAD_MAX_OC = 512
 
 
 def _direct(x, weight, stride, dilation, groups):
-    return (stride == (1, 1) and dilation == (1, 1) and groups == 1 and x.ndim == 4
-            and weight.ndim == 4 and x.dtype == weight.dtype
+    return (tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
+            and x.ndim == 4 and weight.ndim == 4 and x.dtype == weight.dtype
             and x.dtype in (np.float32, np.float64))
 
 
+def im2col_folded(x, KH, KW, stride, padding, dilation):
+    """cols (C, KH, KW, N, OH, OW): im2col with the batch in the columns, i.e. a
+    (C*KH*KW, N*OH*OW) matrix, so the convolution is one GEMM."""
+    op = "im2col_folded"
+    return load_C().im2col_folded(contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
+                                  _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                                  _pair(dilation, op, "dilation"))
+
+
+def _batch_last(a):
+    """(N, O, OH, OW) -> (O, N*OH*OW), the layout of the folded GEMM (one copy)."""
+    return np.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(a.shape[1], -1)
+
+
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
-    """Direct convolution where it applies (see _direct), else the reference body (BLAS
-    matmul) around the C++ im2col.  ``keep_cols``: (y, cols), cols None on the direct path
-    (backward then needs none)."""
+    """Direct convolution where it applies (see _direct), else weight @ folded im2col, else
+    (groups > 1) the reference body.  ``keep_cols``: (y, cols); cols is None on the direct
+    path (its backward needs none) and the 2-D folded matrix on the GEMM path."""
     check_float("conv2d_forward", x=x, weight=weight)
-    if _direct(x, weight, tuple(stride), tuple(dilation), groups):
+    if _direct(x, weight, stride, dilation, groups):
         y = load_C().conv2d_direct_forward(contiguous(x), contiguous(weight),
-                                     None if bias is None else contiguous(bias),
-                                     _pair(padding, "conv2d_forward", "padding"))
+                                           None if bias is None else contiguous(bias),
+                                           _pair(padding, "conv2d_forward", "padding"))
         return (y, None) if keep_cols else y
-    return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                    im2col_fn=im2col, keep_cols=keep_cols)
+    if groups != 1:
+        return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
+                                        im2col_fn=im2col, keep_cols=keep_cols)
+    N = x.shape[0]
+    O, C, KH, KW = weight.shape
+    cols = im2col_folded(x, KH, KW, stride, padding, dilation)  # (C, KH, KW, N, OH, OW)
+    OH, OW = cols.shape[-2:]
+    cols = cols.reshape(C * KH * KW, N * OH * OW)
+    y = weight.reshape(O, C * KH * KW) @ cols  # (O, N*OH*OW): one GEMM for the batch
+    y = np.ascontiguousarray(y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))  # (N, O, OH, OW)
+    if bias is not None:
+        y += bias.reshape(1, O, 1, 1)
+    return (y, cols) if keep_cols else y
 
 
 def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
                     cols=None):
-    """Direct dx/dweight where they apply, the reference body (BLAS matmuls) around the C++
-    im2col/col2im for the rest."""
+    """dx and dweight by the direct kernels where they apply (see the comment above), else
+    by one GEMM over the folded columns; grouped convolutions take the reference body."""
     check_float("conv2d_backward", dy=dy, x=x, weight=weight)
-    if not _direct(x, weight, tuple(stride), tuple(dilation), groups):
+    if groups != 1 or (cols is not None and cols.ndim != 2):
         return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
                                          output_mask, im2col_fn=im2col, col2im_fn=col2im,
                                          cols=cols)
     O, C, KH, KW = weight.shape
     pad = _pair(padding, "conv2d_backward", "padding")
     dy = contiguous(dy)
-    want_dx = output_mask[0] and pad[0] <= KH - 1 and pad[1] <= KW - 1
-    want_dw = output_mask[1] and O * C <= DIRECT_WGRAD_MAX_OC
-    dx = dw = None
-    if want_dx:
-        dx = load_C().conv2d_direct_input_grad(dy, contiguous(weight), pad, x.shape)
-    if want_dw:
-        dw = load_C().conv2d_direct_weight_grad(dy, contiguous(x), (KH, KW), pad)
-    rest = (output_mask[0] and not want_dx, output_mask[1] and not want_dw, False)
-    if any(rest):
-        rdx, rdw, _ = reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                                rest, im2col_fn=im2col, col2im_fn=col2im,
-                                                cols=cols)
-        dx = rdx if rest[0] else dx
-        dw = rdw if rest[1] else dw
+    direct = _direct(x, weight, stride, dilation, groups)
+    dx = dw = dy_t = None
+    if output_mask[0]:
+        if direct and pad[0] <= KH - 1 and pad[1] <= KW - 1:
+            dx = load_C().conv2d_direct_input_grad(dy, contiguous(weight), pad, x.shape)
+        else:
+            dy_t = _batch_last(dy)  # (O, N*OH*OW)
+            dcols = weight.reshape(O, C * KH * KW).T @ dy_t  # (C*KH*KW, N*OH*OW)
+            N, OH, OW = x.shape[0], dy.shape[2], dy.shape[3]
+            op = "col2im_folded"
+            dx = load_C().col2im_folded(
+                np.ascontiguousarray(dcols).reshape(C, KH, KW, N, OH, OW),
+                _shape(x.shape, op), _int64(op, "KH", KH), _int64(op, "KW", KW),
+                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
+                _pair(dilation, op, "dilation"))
+    if output_mask[1]:
+        if direct and O * C <= DIRECT_WGRAD_MAX_OC:
+            dw = load_C().conv2d_direct_weight_grad(dy, contiguous(x), (KH, KW), pad)
+        else:
+            if cols is None:
+                cols = im2col_folded(x, KH, KW, stride, padding, dilation).reshape(C * KH * KW, -1)
+            dy_t = _batch_last(dy) if dy_t is None else dy_t
+            dw = (dy_t @ cols.T).reshape(O, C, KH, KW)  # one GEMM, the sum over N inside
     db = dy.sum(axis=(0, 2, 3)) if output_mask[2] else None
     return dx, dw, db
 
