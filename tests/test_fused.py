@@ -23,13 +23,14 @@ import minigrad as mg
 import minigrad.ops.attention
 import minigrad.ops.conv
 import minigrad.ops.loss
+import minigrad.ops.norm
 import minigrad.ops.pool
 import minigrad.ops.rnn  # every fused op registered
 from minigrad import kernels
 from minigrad.autograd.fused import FUSED_OPS, FusedFunction
 
 EXPECTED = {"Conv2d", "SoftmaxCrossEntropy", "LSTMCell", "LSTMSequence", "Attention",
-            "MaxPool2d", "AvgPool2d", "BiasReLU"}
+            "MaxPool2d", "AvgPool2d", "BiasReLU", "BatchNorm"}
 
 
 def _t(rng, *shape):
@@ -77,6 +78,15 @@ def _maxpool(rng):
     return (_distinct(rng, 2, 2, 5, 6), (3, 2), (2, 2), (1, 1), (1, 2), True)
 
 
+def _batch_norm(affine, shape):
+    def make(rng):
+        C = shape[1]
+        w, b = (_t(rng, C), _t(rng, C)) if affine else (None, None)
+        return (mg.tensor(rng.standard_normal(shape) * 2 + 1, requires_grad=True), w, b, 1e-3)
+
+    return make
+
+
 def _avgpool(divisor_override, count_include_pad):
     def make(rng):
         return (_t(rng, 2, 2, 5, 6), (3, 2), (2, 2), (1, 1), True, count_include_pad,
@@ -107,6 +117,8 @@ CASES = {
     "AvgPool2d": ("avgpool2d", [("ceil-exclude-pad", _avgpool(None, False)),
                                 ("divisor-override", _avgpool(5, True))]),
     "BiasReLU": ("bias_relu", [("N2-C3-4x5", _bias_relu)]),
+    "BatchNorm": ("batch_norm", [("affine-NCHW", _batch_norm(True, (3, 2, 3, 2))),
+                                 ("no-affine-NC", _batch_norm(False, (5, 3)))]),
 }
 
 

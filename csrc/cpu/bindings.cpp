@@ -84,6 +84,11 @@ py::array cross_entropy_backward(const py::array& dlosses, const py::array& logi
                                  const py::array& target, const py::array& lse,
                                  const py::object& weight, std::int64_t ignore_index,
                                  double label_smoothing);
+// batchnorm.cpp
+py::tuple batch_norm_forward(const py::array& x, const py::object& weight,
+                             const py::object& bias, double eps);
+py::tuple batch_norm_backward(const py::array& dy, const py::array& x, const py::array& mean,
+                              const py::array& var, const py::object& weight, double eps);
 }  // namespace minigrad
 
 #ifndef MINIGRAD_CXX_FLAGS
@@ -255,6 +260,15 @@ PYBIND11_MODULE(_C, m) {
           py::arg("logits"), py::arg("target"), py::arg("lse"), py::arg("weight").none(true),
           py::arg("ignore_index"), py::arg("label_smoothing"),
           "-> dlogits (M, C); softmax recomputed from lse, 0 on ignored rows.");
+
+    // batchnorm.cpp
+    m.def("batch_norm_forward", &minigrad::batch_norm_forward, py::arg("x"),
+          py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps"),
+          "x (N, C, ...), weight/bias (C,) or None -> (y, mean (C,), biased var (C,)); batch "
+          "statistics in float64, deterministic for any thread count.");
+    m.def("batch_norm_backward", &minigrad::batch_norm_backward, py::arg("dy"), py::arg("x"),
+          py::arg("mean"), py::arg("var"), py::arg("weight").none(true), py::arg("eps"),
+          "-> (dx (N, C, ...), dweight (C,), dbias (C,)) of batch_norm_forward.");
 
     m.def("num_threads", &minigrad::max_threads,
           "Threads an OpenMP region would use (omp_get_max_threads; 1 without OpenMP).");

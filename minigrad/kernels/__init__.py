@@ -69,7 +69,7 @@ __all__ = [
 # Every op with kernels; each has a reference (numpy/cupy) variant.
 OPS: tuple[str, ...] = (
     "relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
-    "adam", "cross_entropy",
+    "adam", "cross_entropy", "batch_norm",
 )
 
 

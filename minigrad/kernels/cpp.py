@@ -34,6 +34,7 @@ ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "sgd": ("sgd_step",),
     "adam": ("adam_step",),
     "cross_entropy": ("cross_entropy_forward", "cross_entropy_backward"),
+    "batch_norm": ("batch_norm_forward", "batch_norm_backward"),
 }
 
 
@@ -307,3 +308,21 @@ def cross_entropy_backward(dlosses, logits, target, lse, weight, ignore_index, l
                                            contiguous(target), contiguous(lse), _weight(weight),
                                            _int64("cross_entropy_backward", "ignore_index",
                                                   ignore_index), float(label_smoothing))
+
+
+# ----------------------------------------------------------------------------- batch_norm
+# Training-mode batch normalisation (csrc/cpu/batchnorm.cpp); contract as reference_norm.py:
+# statistics summed in float64 per channel in a fixed order (the same for any thread count).
+# _C validates dtypes, shapes and contiguity with the op's name.
+def _optional(a):
+    return None if a is None else contiguous(a)
+
+
+def batch_norm_forward(x, weight, bias, eps):
+    return load_C().batch_norm_forward(contiguous(x), _optional(weight), _optional(bias),
+                                       float(eps))
+
+
+def batch_norm_backward(dy, x, mean, var, weight, eps):
+    return load_C().batch_norm_backward(contiguous(dy), contiguous(x), contiguous(mean),
+                                        contiguous(var), _optional(weight), float(eps))

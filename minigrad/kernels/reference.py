@@ -13,6 +13,10 @@ import math
 import numpy as np
 
 from minigrad.backend import get_array_module
+from minigrad.kernels.reference_norm import (  # noqa: F401  (batch_norm, too long for here)
+    batch_norm_backward,
+    batch_norm_forward,
+)
 from minigrad.kernels.reference_optim import adam_step, sgd_step  # noqa: F401  (optimizer steps)
 
 FLOAT_DTYPES = ("float32", "float64")

@@ -115,6 +115,16 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) 
     return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
 
 
+def _batch_norm_fusable(input: Tensor, weight: Tensor | None,
+                        bias: Tensor | None) -> bool:
+    """The fused training-mode op takes float32/float64 with weight and bias None or (C,)
+    Tensors of the input's dtype; anything else (mixed dtypes) takes the composed formula."""
+    if input.dtype not in (np.float32, np.float64):
+        return False
+    return all(p is None or (isinstance(p, Tensor) and p.dtype == input.dtype
+                             and tuple(p.shape) == (input.shape[1],)) for p in (weight, bias))
+
+
 def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
@@ -137,14 +147,22 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         if n <= 1:
             raise ValueError("Expected more than 1 value per channel when training, got input "
                              f"size {tuple(input.shape)}")
-        mean = input.mean(axes)
-        var = input.var(axes, unbiased=False)
+        fused = _batch_norm_fusable(input, weight, bias)
+        if fused:  # one kernel each way (ops/norm.py); mean and var come out of it
+            from ..ops.norm import batch_norm_train
+
+            out, mean, var = batch_norm_train(input, weight, bias, eps)
+        else:
+            mean = input.mean(axes)
+            var = input.var(axes, unbiased=False)
         with no_grad():
             if running_mean is not None:
                 running_mean.copy_(running_mean * (1.0 - momentum) + mean.detach() * momentum)
             if running_var is not None:
                 unbiased = var.detach() * (n / (n - 1))
                 running_var.copy_(running_var * (1.0 - momentum) + unbiased * momentum)
+        if fused:
+            return out
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are required when "
