@@ -74,15 +74,15 @@ def batch_norm_forward(x, weight, bias, eps):
     axes, ndim, dt = _axes(x.ndim), x.ndim, x.dtype
     M = x.size // x.shape[1] if x.shape[1] else 0
     x64 = x.astype(xp.float64)
-    with _quiet(xp):  # M == 0: mean and var are NaN, as PyTorch's
+    with _quiet(xp):  # NaN from 0/0 (M == 0) or inf - inf: quietly, as PyTorch's
         mean64 = x64.sum(axis=axes) / M  # (C,) first pass
         var64 = ((x64 - _per_channel(mean64, ndim)) ** 2).sum(axis=axes) / M  # second pass
-    invstd64 = 1.0 / xp.sqrt(var64 + eps)
-    scale64 = invstd64 if weight is None else invstd64 * weight.astype(xp.float64)
-    mean, var = mean64.astype(dt), var64.astype(dt)
-    y = (x - _per_channel(mean, ndim)) * _per_channel(scale64.astype(dt), ndim)  # xhat * w
-    if bias is not None:
-        y = y + _per_channel(bias, ndim)
+        invstd64 = 1.0 / xp.sqrt(var64 + eps)
+        scale64 = invstd64 if weight is None else invstd64 * weight.astype(xp.float64)
+        mean, var = mean64.astype(dt), var64.astype(dt)
+        y = (x - _per_channel(mean, ndim)) * _per_channel(scale64.astype(dt), ndim)  # xhat * w
+        if bias is not None:
+            y = y + _per_channel(bias, ndim)
     return y.astype(dt, copy=False), mean, var
 
 
@@ -95,16 +95,19 @@ def batch_norm_backward(dy, x, mean, var, weight, eps):
     xp = get_array_module(x)
     axes, ndim, dt = _axes(x.ndim), x.ndim, x.dtype
     M = x.size // x.shape[1] if x.shape[1] else 0
-    invstd64 = 1.0 / xp.sqrt(var.astype(xp.float64) + eps)  # (C,)
-    xc = x - _per_channel(mean, ndim)  # x - mean, in x's dtype (as the forward)
-    sum_dy = dy.astype(xp.float64).sum(axis=axes)  # (C,) = dbias
-    sum_dy_xc = (dy.astype(xp.float64) * xc.astype(xp.float64)).sum(axis=axes)
-    dweight64 = sum_dy_xc * invstd64  # sum(dy * xhat)
-    w64 = xp.ones_like(invstd64) if weight is None else weight.astype(xp.float64)
+    if M == 0:  # no values: every channel sums to 0 (as the C++ kernel)
+        zeros = xp.zeros(x.shape[1], dt)
+        return xp.zeros_like(x), zeros, zeros.copy()
     with _quiet(xp):
+        invstd64 = 1.0 / xp.sqrt(var.astype(xp.float64) + eps)  # (C,)
+        xc = x - _per_channel(mean, ndim)  # x - mean, in x's dtype (as the forward)
+        sum_dy = dy.astype(xp.float64).sum(axis=axes)  # (C,) = dbias
+        sum_dy_xc = (dy.astype(xp.float64) * xc.astype(xp.float64)).sum(axis=axes)
+        dweight64 = sum_dy_xc * invstd64  # sum(dy * xhat)
+        w64 = xp.ones_like(invstd64) if weight is None else weight.astype(xp.float64)
         grad_mean = (sum_dy / M).astype(dt)  # mean(dy)
         k = (dweight64 * invstd64 / M).astype(dt)  # mean(dy * xhat) * invstd
-    a = (w64 * invstd64).astype(dt)
-    dx = ((dy - _per_channel(grad_mean, ndim)) - xc * _per_channel(k, ndim)) * _per_channel(
-        a, ndim)
+        a = (w64 * invstd64).astype(dt)
+        dx = ((dy - _per_channel(grad_mean, ndim)) - xc * _per_channel(k, ndim)) * _per_channel(
+            a, ndim)
     return dx.astype(dt, copy=False), dweight64.astype(dt), sum_dy.astype(dt)
