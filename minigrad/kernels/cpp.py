@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.kernels import reference
+from minigrad.kernels import blas, reference
 from minigrad.kernels.native import contiguous, load_C
 from minigrad.kernels.reference import (
     check_attention,
@@ -153,7 +153,7 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols
     cols = im2col_folded(x, KH, KW, stride, padding, dilation)  # (C, KH, KW, N, OH, OW)
     OH, OW = cols.shape[-2:]
     cols = cols.reshape(C * KH * KW, N * OH * OW)
-    y = weight.reshape(O, C * KH * KW) @ cols  # (O, N*OH*OW): one GEMM for the batch
+    y = blas.matmul(weight.reshape(O, C * KH * KW), cols)  # (O, N*OH*OW): one GEMM
     y = np.ascontiguousarray(y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))  # (N, O, OH, OW)
     if bias is not None:
         y += bias.reshape(1, O, 1, 1)
@@ -179,7 +179,7 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
             dx = load_C().conv2d_direct_input_grad(dy, contiguous(weight), pad, x.shape)
         else:
             dy_t = _batch_last(dy)  # (O, N*OH*OW)
-            dcols = weight.reshape(O, C * KH * KW).T @ dy_t  # (C*KH*KW, N*OH*OW)
+            dcols = blas.matmul(weight.reshape(O, C * KH * KW).T, dy_t)  # (C*KH*KW, N*OH*OW)
             N, OH, OW = x.shape[0], dy.shape[2], dy.shape[3]
             op = "col2im_folded"
             dx = load_C().col2im_folded(
@@ -194,7 +194,7 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
             if cols is None:
                 cols = im2col_folded(x, KH, KW, stride, padding, dilation).reshape(C * KH * KW, -1)
             dy_t = _batch_last(dy) if dy_t is None else dy_t
-            dw = (dy_t @ cols.T).reshape(O, C, KH, KW)  # one GEMM, the sum over N inside
+            dw = blas.matmul(dy_t, cols.T).reshape(O, C, KH, KW)  # one GEMM, the sum over N inside
     db = dy.sum(axis=(0, 2, 3)) if output_mask[2] else None
     return dx, dw, db
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd import DTypeError, Function, ShapeError, broadcast_error_message
 from ..backend import get_array_module
+from ..kernels import blas
 
 if TYPE_CHECKING:
     from .._typing import Array, Ctx, Grads, Shape
@@ -43,6 +44,8 @@ class MatMul(Function):
                 broadcast_error_message("matmul (batch dims)", [a.shape[:-2], b.shape[:-2]])
             ) from None
         ctx.save_for_backward(a, b)
+        if type(a) is np.ndarray:  # BLAS single-threaded, large products split (kernels/blas.py)
+            return blas.matmul(a, b)
         return get_array_module(a).matmul(a, b)
 
     @staticmethod
