@@ -12,6 +12,8 @@ result files, so that no figure in the README can drift from the file it came fr
     <!-- generated: conformance -->  the summary line of docs/conformance.json
     <!-- generated: reverse -->      the reverse-task runs (benchmarks/results/reverse_*.json)
     <!-- generated: distributed -->  ranks x threads and all-reduce figures
+    <!-- generated: cpu_speed NAME --> the table of benchmarks/results/NAME.md
+                                      (python benchmarks/cpu_speed.py)
 
 Each generated figure carries the command that produced it and the machine it ran on.
 """
@@ -283,6 +285,8 @@ def expand(line: str) -> str:
         return kernels_table(arg)
     if kind == "conformance":
         return conformance_line()
+    if kind == "cpu_speed":
+        return (ROOT / "benchmarks" / "results" / f"{arg}.md").read_text().rstrip("\n")
     raise ValueError(f"unknown directive {line!r}")
 
 
