@@ -10,11 +10,16 @@ from __future__ import annotations
 import functools
 import threading
 
-_state = threading.local()
+
+class _State(threading.local):
+    grad_enabled = True  # the class default every new thread starts from
+
+
+_state = _State()
 
 
 def is_grad_enabled() -> bool:
-    return getattr(_state, "grad_enabled", True)
+    return _state.grad_enabled
 
 
 def _set_grad_enabled(mode: bool) -> None:
