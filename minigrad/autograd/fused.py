@@ -25,11 +25,24 @@ aliases of the op's inputs) and differentiates that with ``create_graph=True``, 
 gradient is itself a graph that can be differentiated again. Subclasses write only the
 plain kernel backward (kept as ``kernel_backward``); ``tests/test_fused.py`` holds kernel
 and twin to each other for every subclass in :data:`FUSED_OPS`.
+
+Half precision, in one place for every fused op: the kernels take float32/float64 only, so
+when the float array arguments of a call are all float16, this class runs the op in float32,
+as PyTorch's CPU kernels accumulate half in float. Forward gets float32 copies of the float16
+arrays and its float outputs are rounded back to float16 (integer outputs, pool indices, stay
+int64); what forward saved of its inputs is kept as the float16 inputs themselves (so the
+version check still guards them) and comes back from ``saved_tensors`` as float32. The kernel
+backward gets the upstream gradients in float32; the engine casts the gradients it returns
+to each input's dtype (after summing broadcast dims, so those sums are float32 too). Under
+``create_graph=True`` the composed twin also runs in float32, between differentiable casts.
+A call mixing float16 with another float dtype is left to the op's own dtype checks.
 """
 
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 from .engine import grad as _grad
 from .function import Function, tensor_class
@@ -52,6 +65,70 @@ class _Alias(Function):
         return grad  # d x/dx = 1
 
 
+_HALF = np.dtype(np.float16)
+_WIDE = np.dtype(np.float32)
+
+
+def _is_float_array(a) -> bool:
+    """A NumPy/CuPy float array (not a Tensor, not a NumPy scalar)."""
+    dtype = getattr(a, "dtype", None)
+    return (getattr(dtype, "kind", "") == "f" and hasattr(a, "astype")
+            and not isinstance(a, np.generic) and not isinstance(a, tensor_class()))
+
+
+def _all_half(arrays) -> bool:
+    """True when the float arrays among ``arrays`` are all float16 (and there is one)."""
+    dtypes = {a.dtype for a in arrays if _is_float_array(a)}
+    return dtypes == {_HALF}
+
+
+def _widen(a):
+    """A float16 array (or Tensor) as float32; anything else unchanged. Tensors go through
+    the differentiable ``.to`` (for the twin under create_graph)."""
+    if getattr(a, "dtype", None) != _HALF:
+        return a
+    Tensor = tensor_class()
+    if isinstance(a, Tensor):
+        return a.to(_WIDE)
+    return a.astype(_WIDE) if _is_float_array(a) else a
+
+
+def _narrow(a):
+    """A float output computed in float32 rounded back to float16; integer outputs unchanged."""
+    Tensor = tensor_class()
+    if isinstance(a, Tensor):
+        return a.to(_HALF) if a.dtype == _WIDE else a
+    return a.astype(_HALF) if _is_float_array(a) and a.dtype == _WIDE else a
+
+
+def _in_float32(forward):
+    """The ``forward`` the engine calls: as written, or in float32 for float16 arguments."""
+
+    @functools.wraps(forward)
+    def run(ctx, *args, **kwargs):
+        if not _all_half(args):
+            return forward(ctx, *args, **kwargs)
+        wide = [_widen(a) for a in args]
+        outs = forward(ctx, *wide, **kwargs)
+        ctx._half = True
+        # saved float32 copies of inputs -> the float16 inputs (linked to their Tensors and
+        # version-checked; ``saved_tensors`` widens them again)
+        inputs = {id(w): a for w, a in zip(wide, args) if w is not a}
+        ctx._saved = tuple(inputs.get(id(item), item) for item in ctx._saved)
+        if type(outs) is tuple:
+            return tuple(_narrow(o) for o in outs)
+        return _narrow(outs)
+
+    return run
+
+
+def _wide_grad(g):
+    """An upstream gradient for a float32 kernel backward: float grads as float32 Tensors."""
+    if g is None or not _is_float_array(g._data) or g._data.dtype == _WIDE:
+        return g
+    return tensor_class()(g._data.astype(_WIDE))
+
+
 def _route(kernel_backward):
     """The ``backward`` the engine calls: the kernel, or the twin when the gradient must be
     differentiable (``functools.wraps`` so ``inspect.getsource`` still shows the kernel's)."""
@@ -60,6 +137,8 @@ def _route(kernel_backward):
     def backward(ctx, *grads):
         if is_grad_enabled():  # create_graph=True
             return ctx.backward_through_composed(*grads)
+        if ctx._half:  # float16 op computed in float32: the engine casts the results back
+            return kernel_backward(ctx, *(_wide_grad(g) for g in grads))
         return kernel_backward(ctx, *grads)
 
     return backward
@@ -70,9 +149,15 @@ class FusedFunction(Function):
     twin from primitives that ``create_graph=True`` differentiates (see the module doc)."""
 
     __slots__ = ()
+    _half = False  # set on the instance when forward ran float16 inputs in float32
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        own_forward = cls.__dict__.get("forward")
+        if own_forward is not None:
+            fn = own_forward.__func__ if isinstance(own_forward, staticmethod) else own_forward
+            cls.kernel_forward = staticmethod(fn)
+            cls.forward = staticmethod(_in_float32(fn))
         own = cls.__dict__.get("backward")
         if own is not None:
             fn = own.__func__ if isinstance(own, staticmethod) else own
@@ -107,6 +192,15 @@ class FusedFunction(Function):
         self._inputs = ()
         self._input_versions = ()
 
+    @property
+    def saved_tensors(self) -> tuple:
+        saved = Function.saved_tensors.fget(self)
+        if not self._half:
+            return saved
+        Tensor = tensor_class()  # float16 inputs saved by a float32 forward: widened again
+        return tuple(Tensor(s._data.astype(_WIDE)) if isinstance(s, Tensor) and s.dtype == _HALF
+                     else s for s in saved)
+
     def backward_through_composed(self, *grads) -> tuple:
         """Gradients of the op's inputs through ``composed``, recorded (create_graph=True)."""
         Tensor = tensor_class()
@@ -120,7 +214,11 @@ class FusedFunction(Function):
                 )
         needs = self.needs_input_grad
         inputs = [_Alias.apply(a) if need else a for a, need in zip(self._inputs, needs)]
-        outs = type(self).composed(*inputs)
+        if self._half:  # the twin in float32 too, between differentiable casts
+            outs = type(self).composed(*(_widen(a) for a in inputs))
+            outs = tuple(_narrow(o) for o in (outs if isinstance(outs, tuple) else (outs,)))
+        else:
+            outs = type(self).composed(*inputs)
         outs = outs if isinstance(outs, tuple) else (outs,)
         if len(outs) != len(grads):
             raise RuntimeError(f"{self.name()}: composed returned {len(outs)} outputs but the "

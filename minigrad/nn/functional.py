@@ -117,9 +117,10 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) 
 
 def _batch_norm_fusable(input: Tensor, weight: Tensor | None,
                         bias: Tensor | None) -> bool:
-    """The fused training-mode op takes float32/float64 with weight and bias None or (C,)
-    Tensors of the input's dtype; anything else (mixed dtypes) takes the composed formula."""
-    if input.dtype not in (np.float32, np.float64):
+    """The fused training-mode op takes float16 (computed in float32), float32 or float64 with
+    weight and bias None or (C,) Tensors of the input's dtype; anything else (mixed dtypes)
+    takes the composed formula."""
+    if input.dtype not in (np.float16, np.float32, np.float64):
         return False
     return all(p is None or (isinstance(p, Tensor) and p.dtype == input.dtype
                              and tuple(p.shape) == (input.shape[1],)) for p in (weight, bias))
