@@ -20,7 +20,6 @@ from .backend import (
     CPU,
     Device,
     device_of,
-    get_array_module,
     is_cupy_array,
     to_device,
     xp_for,
@@ -28,14 +27,15 @@ from .backend import (
 from .ops.elementwise import Cast, Copy, ToDevice
 from .ops.indexing import IndexPut
 from .tensor_extra import ExtraMethods
+from .tensor_inplace import InplaceMethods
 from .tensor_math import ArithmeticMethods, _operand, _shape_args, result_type, where
-from .tensor_random import random_array
 from .tensor_shape import ShapeMethods, _index_key, cat, pad, stack
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from ._typing import Array, ArrayLike, DTypeLike, Scalar, TensorOrScalar
+    from ._typing import Array, ArrayLike, DTypeLike, TensorOrScalar
+    from .autograd.function import Node
 
 
 def _as_dtype(dtype):
@@ -84,12 +84,13 @@ class _RemovableHandle:
             self._hooks.remove(self._fn)
 
 
-class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
+class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
     """An n-dimensional array that records the operations applied to it for autograd.
 
     This class holds the core (the array, dtype/device, grad, the version counter,
-    backward, in-place writes); the math methods come from its three base classes in
-    ``tensor_math.py``, ``tensor_shape.py`` and ``tensor_extra.py``."""
+    backward, hooks); the math methods come from its base classes in ``tensor_math.py``,
+    ``tensor_shape.py`` and ``tensor_extra.py``, the in-place writes from
+    ``tensor_inplace.py``."""
 
     __slots__ = (
         "_data",
@@ -108,6 +109,10 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
     # the types of the slots that methods outside __init__ assign (for the type checker)
     _data: Array
     grad: Tensor | None
+    grad_fn: Node | None  # the node that made this tensor (None for a leaf)
+    _requires_grad: bool
+    _output_nr: int
+    _version: list[int]
 
     def __init__(self, data: ArrayLike, dtype: DTypeLike = None,
                  requires_grad: bool = False) -> None:
@@ -419,87 +424,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods):
         self.register_hook(keep)
 
     # ------------------------------------------------------------------ in place
-    def _check_inplace(self, opname: str) -> None:
-        if is_grad_enabled() and self._requires_grad:
-            if self.grad_fn is None:
-                raise RuntimeError(
-                    f"{opname}: a leaf tensor that requires grad (shape {self.shape}) is used "
-                    "in an in-place operation; wrap it in minigrad.no_grad() or use the "
-                    "out-of-place op"
-                )
-            if self._is_view:
-                raise RuntimeError(
-                    f"{opname}: in-place operation on a view of a tensor that requires grad "
-                    f"(shape {self.shape}) is not supported; use the out-of-place op"
-                )
-
-    def _inplace(self, result: Tensor, opname: str) -> Tensor:
-        """Write ``result`` into this tensor's storage (views see it), bump the version
-        counter, and take over the result's history."""
-        self._check_inplace(opname)
-        xp = get_array_module(self._data)
-        if result._data.dtype != self._data.dtype and not np.can_cast(
-            result._data.dtype, self._data.dtype, casting="same_kind"
-        ):
-            raise TypeError(
-                f"{opname}: result dtype {result.dtype} can't be cast to the tensor's dtype "
-                f"{self.dtype} in place"
-            )
-        if result.shape != self.shape:
-            raise ValueError(
-                f"{opname}: in-place result has shape {result.shape} but the tensor has shape "
-                f"{self.shape} (an in-place op cannot broadcast its target)"
-            )
-        xp.copyto(self._data, result._data, casting="same_kind")
-        self._version[0] += 1
-        if _hook_state.forward_ad_inplace is not None:  # forward mode: take result's tangent
-            _hook_state.forward_ad_inplace(self, result)
-        if is_grad_enabled():
-            if result._requires_grad:
-                self.grad_fn = result.grad_fn
-                self._output_nr = result._output_nr
-                self._requires_grad = True
-            elif self._requires_grad:  # overwritten by constants: the old history is cut
-                self.grad_fn = None
-                self._requires_grad = False
-        return self
-
-    def copy_(self, src: Tensor) -> Tensor:
-        src = src if isinstance(src, Tensor) else Tensor(src)
-        return self._inplace(src.to(self.device).to(self.dtype).expand(self.shape), "copy_")
-
-    def zero_(self) -> Tensor:
-        return self.fill_(0)
-
-    def fill_(self, value: Scalar) -> Tensor:
-        self._check_inplace("fill_")
-        self._data[...] = value
-        self._version[0] += 1
-        if is_grad_enabled() and self.grad_fn is not None:
-            # the filled values are constants: cut the history
-            self.grad_fn = None
-            self._requires_grad = False
-        return self
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
-        return self._fill_random(
-            random_array("uniform", self.shape, self.dtype, self.device, a, b)
-        )
-
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
-        return self._fill_random(
-            random_array("normal", self.shape, self.dtype, self.device, mean, std)
-        )
-
-    def _fill_random(self, arr: Array) -> Tensor:
-        self._check_inplace("random fill")
-        self._data[...] = arr
-        self._version[0] += 1
-        if is_grad_enabled() and self.grad_fn is not None:  # constants now: cut the history
-            self.grad_fn = None
-            self._requires_grad = False
-        return self
-
+    # (copy_, fill_, uniform_, ... and _inplace: tensor_inplace.py)
     def __setitem__(self, key: Any, value: TensorOrScalar) -> None:
         key = _index_key(key)
         if isinstance(value, Tensor) and value.device != self.device:
