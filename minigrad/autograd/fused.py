@@ -77,9 +77,18 @@ def _is_float_array(a) -> bool:
 
 
 def _all_half(arrays) -> bool:
-    """True when the float arrays among ``arrays`` are all float16 (and there is one)."""
+    """True when the float arrays among ``arrays`` are all float16 (and there is one); a
+    TypeError (the op's DTypeError, from ``Function.apply``) when float16 is mixed with
+    another float dtype."""
     dtypes = {a.dtype for a in arrays if _is_float_array(a)}
+    if _HALF in dtypes and len(dtypes) > 1:
+        names = ", ".join(sorted(d.name for d in dtypes))
+        raise TypeError(f"float16 inputs are computed in float32 and cannot be mixed with "
+                        f"other float dtypes, got {names}; cast the inputs to one dtype")
     return dtypes == {_HALF}
+
+
+_KERNEL_DTYPES = "expected float32 or float64"  # the kernels' boundary check (float16 too here)
 
 
 def _widen(a):
@@ -107,7 +116,14 @@ def _in_float32(forward):
     @functools.wraps(forward)
     def run(ctx, *args, **kwargs):
         if not _all_half(args):
-            return forward(ctx, *args, **kwargs)
+            try:
+                return forward(ctx, *args, **kwargs)
+            except TypeError as e:  # int/bool input: the op takes float16 as well
+                if _KERNEL_DTYPES not in str(e):
+                    raise
+                raise type(e)(str(e).replace(
+                    _KERNEL_DTYPES, "expected float16 (computed in float32), float32 or "
+                    "float64")) from e
         wide = [_widen(a) for a in args]
         outs = forward(ctx, *wide, **kwargs)
         ctx._half = True

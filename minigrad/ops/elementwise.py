@@ -286,11 +286,8 @@ class BiasReLU(FusedFunction):
     @staticmethod
     def forward(ctx: Ctx, x: Array, bias: Array) -> Array:
         _check_bias_relu(x.shape, x.dtype, bias.shape, bias.dtype)
-        if x.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
-            z = x + bias.reshape(_per_channel(x.ndim, x.shape[1]))
-            y = _xp(x).maximum(z, x.dtype.type(0))
-        else:
-            y = dispatch("bias_relu", x).bias_relu_forward(x, bias)
+        # (float16 arrives here as float32: FusedFunction computes half in float32)
+        y = dispatch("bias_relu", x).bias_relu_forward(x, bias)
         ctx.save_for_backward(y)
         return y
 
@@ -298,10 +295,6 @@ class BiasReLU(FusedFunction):
     def backward(ctx: Ctx, grad: Tensor) -> Grads:
         (y,) = ctx.saved_tensors
         need_x, need_bias = ctx.needs_input_grad
-        if y.dtype.itemsize < 4:  # float16 storage: the kernels are float32/float64 only
-            dx = grad.masked_fill(y <= 0, 0.0)  # d relu(x + b)/dx: 0 where y <= 0, else 1
-            dbias = dx.sum(dim=(0, *range(2, y.ndim))) if need_bias else None  # over n, h, w
-            return dx, dbias
         g = grad._data
         if g.dtype != y.dtype:  # a user-supplied upstream gradient of another float dtype
             g = g.astype(y.dtype)
