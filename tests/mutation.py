@@ -44,7 +44,8 @@ MODULES = [
     "minigrad/ops/pool.py", "minigrad/ops/loss.py", "minigrad/ops/rnn.py",
     "minigrad/ops/attention.py",
     "minigrad/kernels/reference.py", "minigrad/kernels/cpp.py", "minigrad/kernels/cuda.py",
-    "minigrad/kernels/reference_optim.py", "minigrad/gradcheck.py", "minigrad/nn/functional.py",
+    "minigrad/kernels/reference_optim.py", "minigrad/kernels/reference_loss.py",
+    "minigrad/gradcheck.py", "minigrad/nn/functional.py",
     "minigrad/nn/_loss_functional.py",
 ]
 
@@ -87,7 +88,8 @@ KERNEL_TESTS = {
     "cross_entropy": ["tests/test_loss_fused.py"],
     "_ce": ["tests/test_loss_fused.py"],
 }
-KERNEL_MODULES = {"minigrad/kernels/reference.py": [], "minigrad/kernels/cpp.py": [],
+KERNEL_MODULES = {"minigrad/kernels/reference.py": [], "minigrad/kernels/reference_loss.py": [],
+                  "minigrad/kernels/cpp.py": [],
                   "minigrad/kernels/cuda.py": ["tests/test_cuda_fake.py"]}
 KERNEL_FALLBACK = ["tests/test_kernels.py"]
 
