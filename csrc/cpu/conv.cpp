@@ -98,39 +98,56 @@ inline std::int64_t block_offset(const ConvGeom& g, std::int64_t plane, std::int
     return (((c * g.KH + kh) * g.KW + kw) * g.N + n) * P;
 }
 
+// The OH x OW block of window offset (kh, kw) of one input plane xp, written to cp.
+template <typename T>
+inline void im2col_block(const T* xp, T* cp, const ConvGeom& g, std::int64_t kh,
+                         std::int64_t kw) {
+    std::int64_t ow_lo, ow_hi;
+    const std::int64_t w_off = kw * g.dW - g.pW;
+    valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
+    for (std::int64_t oh = 0; oh < g.OH; ++oh, cp += g.OW) {
+        const std::int64_t ih = oh * g.sH - g.pH + kh * g.dH;
+        if (ih < 0 || ih >= g.H) {
+            std::fill(cp, cp + g.OW, T(0));
+            continue;
+        }
+        std::fill(cp, cp + ow_lo, T(0));
+        std::fill(cp + ow_hi, cp + g.OW, T(0));
+        if (ow_lo == ow_hi) continue;
+        // x[ih, ow*sW + w_off] for ow in [ow_lo, ow_hi): an index, not a pointer
+        // (xp + w_off may lie far outside the array for a huge padding)
+        const T* first = xp + ih * g.W + (ow_lo * g.sW + w_off);
+        if (g.sW == 1) {
+            std::memcpy(cp + ow_lo, first, (ow_hi - ow_lo) * sizeof(T));
+        } else {
+            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow) cp[ow] = first[(ow - ow_lo) * g.sW];
+        }
+    }
+}
+
 template <typename T>
 void im2col_impl(const T* x, T* cols, const ConvGeom& g, bool folded) {
-    const std::int64_t plane_out = g.KH * g.KW * g.OH * g.OW;
-    parallel_for(g.N * g.C, plane_grain(plane_out), [&](std::int64_t begin, std::int64_t end) {
+    const std::int64_t P = g.OH * g.OW;
+    if (folded) {
+        // one task per output row (c, kh, kw): the N blocks of that row are written one after
+        // the other, so the writes stream (per input plane they would be N*P apart)
+        const std::int64_t K2 = g.KH * g.KW;
+        parallel_for(g.C * K2, plane_grain(g.N * P), [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t r = begin; r < end; ++r) {
+                const std::int64_t c = r / K2, kh = (r / g.KW) % g.KH, kw = r % g.KW;
+                T* cp = cols + r * g.N * P;
+                for (std::int64_t n = 0; n < g.N; ++n, cp += P)
+                    im2col_block(x + (n * g.C + c) * g.H * g.W, cp, g, kh, kw);
+            }
+        });
+        return;
+    }
+    parallel_for(g.N * g.C, plane_grain(g.KH * g.KW * P), [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t plane = begin; plane < end; ++plane) {
             const T* xp = x + plane * g.H * g.W;
-            for (std::int64_t kh = 0; kh < g.KH; ++kh) {
-                for (std::int64_t kw = 0; kw < g.KW; ++kw) {
-                    T* cp = cols + block_offset(g, plane, kh, kw, folded);
-                    std::int64_t ow_lo, ow_hi;
-                    const std::int64_t w_off = kw * g.dW - g.pW;
-                    valid_range(g.W, g.OW, g.sW, g.pW, w_off, ow_lo, ow_hi);
-                    for (std::int64_t oh = 0; oh < g.OH; ++oh, cp += g.OW) {
-                        const std::int64_t ih = oh * g.sH - g.pH + kh * g.dH;
-                        if (ih < 0 || ih >= g.H) {
-                            std::fill(cp, cp + g.OW, T(0));
-                            continue;
-                        }
-                        std::fill(cp, cp + ow_lo, T(0));
-                        std::fill(cp + ow_hi, cp + g.OW, T(0));
-                        if (ow_lo == ow_hi) continue;
-                        // x[ih, ow*sW + w_off] for ow in [ow_lo, ow_hi): an index, not a pointer
-                        // (xp + w_off may lie far outside the array for a huge padding)
-                        const T* first = xp + ih * g.W + (ow_lo * g.sW + w_off);
-                        if (g.sW == 1) {
-                            std::memcpy(cp + ow_lo, first, (ow_hi - ow_lo) * sizeof(T));
-                        } else {
-                            for (std::int64_t ow = ow_lo; ow < ow_hi; ++ow)
-                                cp[ow] = first[(ow - ow_lo) * g.sW];
-                        }
-                    }
-                }
-            }
+            for (std::int64_t kh = 0; kh < g.KH; ++kh)
+                for (std::int64_t kw = 0; kw < g.KW; ++kw)
+                    im2col_block(xp, cols + block_offset(g, plane, kh, kw, false), g, kh, kw);
         }
     });
 }
