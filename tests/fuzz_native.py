@@ -234,6 +234,56 @@ def fuzz_C(C, examples, seed_value):
             check(okc, dx, lambda: reference.col2im(cols, x_shape, KH, KW, s, p, d), "col2im",
                   cols.dtype)
 
+    @given(st.data())
+    def im2col_folded(data):
+        shape, KH, KW, s, p, d = conv_args(data)
+        x, okx = data.draw(array(shape))
+        ok, cols = call(C.im2col_folded, x, KH, KW, s, p, d)
+        if ok:
+            check(okx, cols,
+                  lambda: reference.im2col(x, KH, KW, s, p, d).transpose(1, 2, 3, 0, 4, 5),
+                  "im2col_folded", x.dtype)
+            dcols = np.ascontiguousarray(cols)
+            ok, dx = call(C.col2im_folded, dcols, shape, KH, KW, s, p, d)
+            if ok:
+                check(okx, dx, lambda: reference.col2im(
+                    np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), shape, KH, KW, s,
+                    p, d), "col2im_folded", x.dtype)
+        bad, _ = data.draw(array(data.draw(shape_strategy(6, 0, 3))))
+        call(C.col2im_folded, bad, shape, KH, KW, s, p, d)
+
+    @given(st.data())
+    def conv2d_direct(data):
+        N, Cc, H, W = data.draw(shape_strategy(4, 0, 6))
+        O = data.draw(st.integers(0, 8))
+        KH, KW = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+        pad = data.draw(st.sampled_from([(0, 0), (1, 1), (KH - 1, KW - 1), (2, 0)]))
+        if data.draw(st.booleans()):
+            pad = (data.draw(INTS), data.draw(st.integers(0, 2)))
+        x, okx = data.draw(array((N, Cc, H, W)))
+        dt = getattr(x, "dtype", None)
+        w, okw = data.draw(array((O, data.draw(st.sampled_from([Cc, Cc + 1])), KH, KW), dt))
+        b, okb = data.draw(array((data.draw(st.sampled_from([O, O + 1])),), dt))
+        b = None if data.draw(st.booleans()) else b
+        fine = okx and okw and (b is None or okb)
+        ok, y = call(C.conv2d_direct_forward, x, w, b, pad)
+        if ok:
+            check(fine, y, lambda: reference.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1),
+                  "conv2d_direct_forward", x.dtype)
+        dshape = y.shape if ok else data.draw(shape_strategy(4, 0, 6))
+        dy, okd = data.draw(array(dshape, dt))
+        ok, dw = call(C.conv2d_direct_weight_grad, dy, x, (KH, KW), pad)
+        if ok:
+            check(fine and okd, dw, lambda: reference.conv2d_backward(
+                dy, x, w, (1, 1), pad, (1, 1), 1, (False, True, False))[1],
+                "conv2d_direct_weight_grad", x.dtype)
+        xs = getattr(x, "shape", (N, Cc, H, W))
+        ok, dx = call(C.conv2d_direct_input_grad, dy, w, pad, xs)
+        if ok:
+            check(fine and okd, dx, lambda: reference.conv2d_backward(
+                dy, x, w, (1, 1), pad, (1, 1), 1, (True, False, False))[0],
+                "conv2d_direct_input_grad", x.dtype)
+
     def pool_args(data, with_dilation=True):
         shape = data.draw(shape_strategy(4, 0, 6))
         names = ["kH", "kW", "sH", "sW", "pH", "pW"] + (["dH", "dW"] if with_dilation else [])
@@ -432,6 +482,7 @@ def fuzz_C(C, examples, seed_value):
         call(C.cross_entropy_backward, dl, logits, target, lse, weight, ignore, ls)
 
     tests = dict(relu=relu, bias_relu=bias_relu, im2col=im2col, col2im=col2im,
+                 im2col_folded=im2col_folded, conv2d_direct=conv2d_direct,
                  maxpool2d=maxpool, avgpool2d=avgpool, sgd=sgd, adam=adam, lstm_cell=lstm,
                  attention=attention, attention_rows=attention_rows,
                  cross_entropy=cross_entropy)
