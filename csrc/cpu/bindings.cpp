@@ -1,154 +1,18 @@
 // bindings.cpp: the one pybind11 table of minigrad._C (CPU kernels).
 //
-// Every kernel is declared here by family and bound under the same name it has in
-// minigrad/kernels/reference.py; each kernel validates its own arguments with common.h before
-// touching memory.  Also exports num_threads() and build_info() for minigrad.backend_info().
+// Every kernel (declared in kernels.h, by family) is bound under the same name it has in
+// minigrad/kernels/reference.py; each kernel validates its own arguments with common.h and
+// csrc/common before touching memory.  Also exports num_threads() and build_info()
+// (module_info.cpp) for minigrad.backend_info().
 // Checked by: tests/test_kernels.py (imports _C, compares every kernel with the reference).
 #include <pybind11/stl.h>
 
-#include <array>
-#include <cstdlib>
-#include <cstring>
-#include <optional>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "common.h"
-
-namespace minigrad {
-// elementwise.cpp
-py::array relu_forward(const py::array& x);
-py::array relu_backward(const py::array& dy, const py::array& x);
-py::array bias_relu_forward(const py::array& x, const py::array& bias);
-py::tuple bias_relu_backward(const py::array& dy, const py::array& y);
-
-using Pair = std::array<std::int64_t, 2>;
-// conv.cpp
-py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pair& stride,
-                 const Pair& padding, const Pair& dilation, bool folded);
-py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
-                 std::int64_t KH, std::int64_t KW, const Pair& stride, const Pair& padding,
-                 const Pair& dilation, bool folded);
-// conv_direct.cpp
-std::string conv2d_direct_isa();
-py::array conv2d_direct_forward(const py::array& x, const py::array& weight,
-                                const py::object& bias, const Pair& padding);
-py::array conv2d_direct_input_grad(const py::array& dy, const py::array& weight,
-                                   const Pair& padding, const std::vector<std::int64_t>& x_shape);
-py::array conv2d_direct_weight_grad(const py::array& dy, const py::array& x, const Pair& kernel,
-                                    const Pair& padding);
-// pool.cpp
-py::tuple maxpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                            const Pair& padding, const Pair& dilation, bool ceil_mode);
-py::array maxpool2d_backward(const py::array& dy, const py::array& indices,
-                             const std::vector<py::ssize_t>& x_shape, const Pair& kernel,
-                             const Pair& stride, const Pair& padding, const Pair& dilation,
-                             bool ceil_mode);
-py::array avgpool2d_forward(const py::array& x, const Pair& kernel, const Pair& stride,
-                            const Pair& padding, bool ceil_mode, bool count_include_pad,
-                            const std::optional<std::int64_t>& divisor_override);
-py::array avgpool2d_backward(const py::array& dy, const std::vector<py::ssize_t>& x_shape,
-                             const Pair& kernel, const Pair& stride, const Pair& padding,
-                             bool ceil_mode, bool count_include_pad,
-                             const std::optional<std::int64_t>& divisor_override);
-// optim.cpp
-void sgd_step(const py::list& params, const py::list& grads, py::list momentum_buffers,
-              double lr, double momentum, double dampening, double weight_decay, bool nesterov,
-              bool maximize);
-void adam_step(const py::list& params, const py::list& grads, const py::list& exp_avgs,
-               const py::list& exp_avg_sqs, const py::object& max_exp_avg_sqs,
-               const py::object& step, double lr, double beta1, double beta2, double eps,
-               double weight_decay, bool amsgrad, bool decoupled);
-// lstm.cpp
-py::tuple lstm_cell_forward(const py::array& gates, const py::array& c_prev);
-py::tuple lstm_cell_backward(const py::array& dh, const py::array& dc, const py::array& c_prev,
-                             const py::array& act, const py::array& tanh_c);
-// attention.cpp
-py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
-                            const py::object& mask, double scale, bool is_causal);
-py::tuple attention_backward(const py::array& dout, const py::array& q, const py::array& k,
-                             const py::array& v, const py::array& out, const py::array& lse,
-                             const py::object& mask, double scale, bool is_causal);
-// attention_rows.cpp
-py::array attention_rows_forward(const py::array& s, const py::object& mask, double scale,
-                                 std::int64_t i0, bool is_causal);
-void attention_rows_backward(const py::array& s, const py::array& dp, const py::array& lse,
-                             const py::array& D, const py::object& mask, double scale,
-                             std::int64_t i0, bool is_causal);
-// loss.cpp
-py::tuple cross_entropy_forward(const py::array& logits, const py::array& target,
-                                const py::object& weight, std::int64_t ignore_index,
-                                double label_smoothing);
-py::array cross_entropy_backward(const py::array& dlosses, const py::array& logits,
-                                 const py::array& target, const py::array& lse,
-                                 const py::object& weight, std::int64_t ignore_index,
-                                 double label_smoothing);
-// batchnorm.cpp
-py::tuple batch_norm_forward(const py::array& x, const py::object& weight,
-                             const py::object& bias, double eps);
-py::tuple batch_norm_backward(const py::array& dy, const py::array& x, const py::array& mean,
-                              const py::array& var, const py::object& weight, double eps);
-}  // namespace minigrad
-
-#ifndef MINIGRAD_CXX_FLAGS
-#define MINIGRAD_CXX_FLAGS "unknown"
-#endif
-
-namespace {
-
-std::string compiler_name() {
-#if defined(__clang__)
-    return std::string("clang ") + __clang_version__;
-#elif defined(__GNUC__)
-    return std::string("gcc ") + __VERSION__;
-#elif defined(_MSC_VER)
-    return "msvc " + std::to_string(_MSC_VER);
-#else
-    return "unknown";
-#endif
-}
-
-py::dict build_info() {
-    py::dict info;
-    info["compiler"] = compiler_name();
-#ifdef _OPENMP
-    info["openmp"] = true;
-#else
-    info["openmp"] = false;
-#endif
-    info["flags"] = MINIGRAD_CXX_FLAGS;
-    info["pybind11"] = std::to_string(PYBIND11_VERSION_MAJOR) + "." +
-                       std::to_string(PYBIND11_VERSION_MINOR) + "." +
-                       std::to_string(PYBIND11_VERSION_PATCH);
-    return info;
-}
-
-}  // namespace
-
-namespace {
-// Keep freed memory for reuse instead of handing it back to the kernel.  A training step frees
-// and reallocates the same activation-sized arrays every step; with glibc's defaults each one
-// above the (dynamic) mmap threshold is a fresh mmap whose pages fault in one by one (LeNet at
-// batch 128: ~1500 page faults and ~20% of the step in the kernel).  Raising the mmap and trim
-// thresholds makes those arrays come from the heap, already mapped.  The price: memory freed by
-// the process stays reserved for it (up to the largest working set) instead of going back to
-// the OS.  MINIGRAD_MALLOC_TUNE=0 keeps glibc's defaults.  Returns whether it applied.
-bool tune_malloc() {
-#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-    const char* env = std::getenv("MINIGRAD_MALLOC_TUNE");
-    if (env && std::strcmp(env, "0") == 0) return false;
-    const int mmap_max = 32 << 20;  // glibc's upper limit for M_MMAP_THRESHOLD on 64-bit
-    return mallopt(M_MMAP_THRESHOLD, mmap_max) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
-#else
-    return false;
-#endif
-}
-}  // namespace
+#include "kernels.h"
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "minigrad CPU kernels (C++17, OpenMP). Inputs must be C-contiguous.";
-    m.attr("malloc_tuned") = tune_malloc();
+    m.attr("malloc_tuned") = minigrad::tune_malloc();
 
     m.def("relu_forward", &minigrad::relu_forward, py::arg("x"),
           "y = max(x, 0) elementwise (float32/float64, C-contiguous, any shape).");
@@ -272,5 +136,5 @@ PYBIND11_MODULE(_C, m) {
 
     m.def("num_threads", &minigrad::max_threads,
           "Threads an OpenMP region would use (omp_get_max_threads; 1 without OpenMP).");
-    m.def("build_info", &build_info, "Compiler, OpenMP and flags this module was built with.");
+    m.def("build_info", &minigrad::build_info, "Compiler, OpenMP and flags this module was built with.");
 }
