@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import sys
 import time
 
@@ -34,11 +33,19 @@ import numpy as np
 
 import minigrad as mg
 
-from . import backend
 from .data.dataloader import WorkerStartError
 from .distributed import launch as _dist
 from .models.registry import get_model, uses_batchnorm
-from .tensor import data_of
+from .train_data import _device, _limit, _loader, _to_tensor, _transforms, load_cifar
+from .train_eval import (
+    PROGRESS_SECONDS,
+    _evaluate,
+    _load_model_state,
+    _np,
+    classification_report,
+    evaluate_checkpoint,
+    format_report,
+)
 from .train_files import (
     CHECKPOINT,
     CURVES,
@@ -64,87 +71,13 @@ from .train_options import (
 
 __all__ = [
     "CLIError", "RECIPES", "NORMALIZATION", "resolve_options", "train", "evaluate_checkpoint",
-    "load_checkpoint", "classification_report",
+    "load_checkpoint", "classification_report", "format_report", "load_cifar",
 ]
-
-PROGRESS_SECONDS = 0.5  # the progress bar's loss/accuracy refresh interval
 
 
 def _echo(msg: str = "") -> None:
     if _dist.is_main():  # one voice in a multi-rank run
         print(msg, flush=True)
-
-
-# ----------------------------------------------------------------------------- data
-def _device(name: str | None):
-    name = name or "cpu"
-    try:
-        dev = backend.Device(name)
-    except (ValueError, TypeError) as e:
-        raise CLIError(f"bad --device {name!r} ({e}): use cpu or cuda") from None
-    if dev.type == "cuda" and not backend.cuda_available():
-        raise CLIError(
-            "--device cuda needs CuPy and a CUDA GPU, and none was found (install the extra "
-            "with `pip install -e '.[cuda]'`), or use --device cpu"
-        )
-    return dev
-
-
-def load_cifar(data_dir: str, train: bool, download: bool = False, expected_counts=None):
-    """``CIFAR10`` with every failure turned into a one-line ``CLIError`` saying what to do."""
-    from .data import CIFAR10
-    from .data.cifar10 import DownloadError
-
-    kwargs = {}
-    if expected_counts:
-        kwargs["_expected_counts"] = expected_counts
-    root = os.path.abspath(os.path.expanduser(data_dir))
-    try:
-        return CIFAR10(root, train=train, download=download, **kwargs)
-    except FileNotFoundError:
-        raise CLIError(
-            f"CIFAR-10 not found in {root}: it needs cifar-10-batches-py/ or "
-            f"cifar-10-python.tar.gz there (copy the official archive, or run `minigrad data "
-            f"convert SRC --out {root}` on images in class folders); point --data-dir at that "
-            "folder, or add --download on a machine with network"
-        ) from None
-    except DownloadError as e:
-        msg = " ".join(str(e).split())
-        raise CLIError(f"the download failed, nothing was kept: {msg}") from e
-    except (ValueError, pickle.UnpicklingError, RuntimeError, OSError) as e:
-        msg = " ".join(str(e).split())
-        raise CLIError(
-            f"{msg} -- the CIFAR-10 copy in {root} is unusable: delete it and re-create it "
-            "(`minigrad data check DIR` says what is wrong; --download fetches the official copy)"
-        ) from e
-
-
-def _transforms(opts: dict, train: bool):
-    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW
-
-    mean, std = NORMALIZATION[opts["normalize"]]
-    steps = []
-    if train and opts["augment"]:
-        # on uint8 HWC, before the float conversion (four times less memory traffic)
-        steps += [RandomCrop(32, padding=4, seed=0), RandomHorizontalFlip(0.5, seed=0)]
-    steps += [ToFloatCHW(), Normalize(mean, std)]
-    return Compose(steps)
-
-
-def _limit(ds, n):
-    from .data import Subset
-
-    if n is None or n >= len(ds):
-        return ds
-    return Subset(ds, np.arange(n))
-
-
-def _loader(ds, opts, batch_size, shuffle, transform, drop_last=False, seed=0):
-    from .data import DataLoader
-
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      seed=seed, num_workers=opts.get("num_workers") or 0,
-                      transform=transform)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -178,82 +111,6 @@ def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch), "batch"
     return lr_scheduler.OneCycleLR(optimizer, max_lr=opts["lr"], epochs=epochs,
                                    steps_per_epoch=steps_per_epoch), "batch"
-
-
-def _np(x) -> np.ndarray:
-    if isinstance(x, mg.Tensor):
-        return backend.to_device(data_of(x), backend.CPU)
-    return np.asarray(x)
-
-
-def classification_report(y_true, y_pred, classes) -> dict:
-    """Confusion matrix (rows: true class, columns: predicted) and per-class metrics."""
-    k = len(classes)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support, predicted = cm.sum(1), cm.sum(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
-        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-        f1 = np.where(precision + recall > 0,
-                      2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
-    per_class = {
-        c: {"accuracy": float(recall[i]), "precision": float(precision[i]),
-            "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
-        for i, c in enumerate(classes)
-    }
-    total = int(cm.sum())
-    return {
-        "accuracy": float(tp.sum() / total) if total else 0.0,
-        "correct": int(tp.sum()),
-        "total": total,
-        "per_class": per_class,
-        "macro_f1": float(f1.mean()),
-        "confusion_matrix": cm.tolist(),
-    }
-
-
-def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
-    """(mean loss, labels, predictions) over ``loader`` in eval mode, with a progress bar."""
-    from tqdm.auto import tqdm
-
-    from .nn import functional as F
-
-    was_training = model.training
-    model.eval()
-    loss_sum, n = 0.0, 0
-    labels, preds = [], []
-    with mg.no_grad():
-        for x, y in tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=False,
-                         dynamic_ncols=True, disable=_dist.quiet(), mininterval=PROGRESS_SECONDS):
-            x, y = _to_tensor(x, device), _to_tensor(y, device)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-            b = int(y.shape[0])
-            loss_sum += float(loss.item()) * b
-            n += b
-            labels.append(_np(y))
-            preds.append(_np(logits.argmax(1)))
-    model.train(was_training)
-    return loss_sum / max(n, 1), np.concatenate(labels), np.concatenate(preds)
-
-
-def _to_tensor(a, device):
-    if isinstance(a, mg.Tensor):
-        return a
-    return mg.Tensor(backend.to_device(np.ascontiguousarray(a), device))
-
-
-def _load_model_state(model, state, path, name) -> None:
-    try:
-        model.load_state_dict(state)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        msg = " ".join(str(e).split())
-        if len(msg) > 300:
-            msg = msg[:300] + "..."
-        raise CLIError(f"{path}: its weights do not fit a {name!r} model ({msg}); the "
-                       "checkpoint is from another model or damaged") from e
 
 
 # ----------------------------------------------------------------------------- training
@@ -549,46 +406,3 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     return summary
 
 
-# ----------------------------------------------------------------------------- evaluate
-def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | None = None,
-                        model: str | None = None, batch_size: int = 500,
-                        limit_test: int | None = None, expected_counts=None) -> dict:
-    """Test accuracy and per-class metrics of the model in a training checkpoint."""
-    ckpt = load_checkpoint(path)
-    name = ckpt["model_name"]
-    if model is not None and model.lower() != name:
-        raise CLIError(f"{path} holds a {name!r} model, not {model!r}: drop --model or pass "
-                       f"a {model!r} checkpoint")
-    opts = dict(ckpt["options"])
-    dev = _device(device)
-    data_dir = data_dir or ckpt["environment"].get("data_dir") or "data"
-    counts = expected_counts or ckpt.get("expected_counts")
-    full_test = load_cifar(data_dir, False, False, counts)
-    classes = list(ckpt.get("classes") or full_test.classes)
-    test_set = _limit(full_test, limit_test)
-    mg.manual_seed(opts.get("seed") or 0)
-    net = get_model(name, num_classes=len(classes))
-    state = ckpt["model"]
-    if isinstance(ckpt.get("ema"), dict):  # an --ema run: evaluate the averaged weights
-        state = {k[len("module."):]: v for k, v in ckpt["ema"].items()
-                 if k.startswith("module.")}
-    _load_model_state(net, state, path, name)
-    if dev.type != "cpu":
-        net.to(dev)
-    loader = _loader(test_set, {"num_workers": 0}, batch_size, False,
-                     _transforms(opts, train=False))
-    loss, y_true, y_pred = _evaluate(net, loader, dev)
-    report = classification_report(y_true, y_pred, classes)
-    return {"model": name, "epoch": int(ckpt["epoch"]), "test_accuracy": report["accuracy"],
-            "test_loss": loss, **report}
-
-
-def format_report(result: dict) -> str:
-    lines = [f"{result['model']} after {_plural(result['epoch'], 'epoch')}: test accuracy "
-             f"{100 * result['test_accuracy']:.2f}% ({result['correct']}/{result['total']}), "
-             f"test loss {result['test_loss']:.4f}",
-             f"{'class':<12} {'accuracy':>9} {'precision':>10} {'recall':>8} {'f1':>7}"]
-    for c, m in result["per_class"].items():
-        lines.append(f"{c:<12} {100 * m['accuracy']:8.2f}% {100 * m['precision']:9.2f}% "
-                     f"{100 * m['recall']:7.2f}% {m['f1']:7.4f}")
-    return "\n".join(lines)
