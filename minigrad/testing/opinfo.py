@@ -40,6 +40,8 @@ class OpSpec:
     kernel: str | None = None  # kernel-registry op whose variants run this spec
     family: str = "elementwise"
     differentiable: bool = True
+    # flags: "no_gradcheck", "oracle_in_dtype", "float16" (forward and backward also checked
+    # in float16 against PyTorch's float16, tests/test_half_fused.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -125,14 +125,15 @@ MAXPOOL_ERRORS = [
 
 SPECS: list[OpSpec] = [
     OpSpec("conv2d", _mg_conv, _torch_conv, _conv_samples, errors=CONV_ERRORS,
-           kernel="conv2d", family="conv"),
+           kernel="conv2d", family="conv", extra={"float16": True}),
     OpSpec("max_pool2d", lambda x, **k: max_pool2d(x, **k),
            lambda T, x, **k: T.nn.functional.max_pool2d(x, **k),
            _pool_samples(MAXPOOL_CASES, _distinct), errors=MAXPOOL_ERRORS,
-           kernel="maxpool2d", family="pool"),
+           kernel="maxpool2d", family="pool", extra={"float16": True}),
     OpSpec("avg_pool2d", lambda x, **k: avg_pool2d(x, **k),
            lambda T, x, **k: T.nn.functional.avg_pool2d(x, **k),
            _pool_samples(AVGPOOL_CASES, _r), kernel="avgpool2d", family="pool",
+           extra={"float16": True},
            errors=[(Sample(_e((1, 1, 4, 4)), {"kernel_size": 2, "divisor_override": 0}),
                     ValueError, "avg_pool2d: divisor_override"),
                    (Sample(_e((1, 1, 4, 4)), {"kernel_size": 2, "padding": 2}),

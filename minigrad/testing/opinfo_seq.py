@@ -79,7 +79,8 @@ LSTM_ERRORS = [
 
 SPECS: list[OpSpec] = [
     OpSpec("lstm_cell", _mg_lstm_cell, _torch_lstm_cell, _lstm_samples, errors=LSTM_ERRORS,
-           kernel="lstm_cell", family="rnn"),
+           kernel="lstm_cell", family="rnn", extra={"float16": True}),
     OpSpec("scaled_dot_product_attention", _mg_sdpa, _torch_sdpa, _sdpa_samples,
-           errors=SDPA_ERRORS, kernel="attention", family="attention"),
+           errors=SDPA_ERRORS, kernel="attention", family="attention",
+           extra={"float16": True}),
 ]
