@@ -381,3 +381,31 @@ def test_registered_and_routed():
     assert F.batch_norm(h, None, None, training=True).dtype == np.float16
     with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
         F.batch_norm(mg.ones(1, 3, 1), None, None, training=True)
+
+
+def test_cpp_isas_agree_bitwise(_C, monkeypatch):
+    """The baseline and AVX2 builds of the kernel sum in the same order without FMA: bitwise
+    the same results (MINIGRAD_CPU_ISA picks one; a bad value is a clear error)."""
+    rng = np.random.default_rng(8)
+    runs = {}
+    for isa in ("baseline", "avx2"):
+        monkeypatch.setenv("MINIGRAD_CPU_ISA", isa)
+        try:
+            out = []
+            for shape in [(3, 5, 37, 5), (2, 3, 4100), (33, 7)]:
+                for dt in (np.float32, np.float64):
+                    r = np.random.default_rng(int(rng.integers(1 << 30)))
+                    x, w, b, dy = _data(r, shape, dt)
+                    y, m, v = _C.batch_norm_forward(x, w, b, 1e-5)
+                    out += [y, m, v, *_C.batch_norm_backward(dy, x, m, v, w, 1e-5)]
+        except RuntimeError as e:  # this CPU (or build) has no AVX2
+            assert isa == "avx2" and "does not support AVX2" in str(e)
+            continue
+        runs[isa] = out
+        rng = np.random.default_rng(8)
+    if len(runs) == 2:
+        for a, b in zip(runs["baseline"], runs["avx2"]):
+            np.testing.assert_array_equal(a, b)
+    monkeypatch.setenv("MINIGRAD_CPU_ISA", "sse9")
+    with pytest.raises(ValueError, match="batch_norm_forward: MINIGRAD_CPU_ISA must be"):
+        _C.batch_norm_forward(np.ones((2, 3), np.float32), None, None, 1e-5)
