@@ -409,3 +409,41 @@ def test_cpp_isas_agree_bitwise(_C, monkeypatch):
     monkeypatch.setenv("MINIGRAD_CPU_ISA", "sse9")
     with pytest.raises(ValueError, match="batch_norm_forward: MINIGRAD_CPU_ISA must be"):
         _C.batch_norm_forward(np.ones((2, 3), np.float32), None, None, 1e-5)
+
+
+def test_cuda_devices_fall_back_to_cupy(monkeypatch):
+    """No CUDA kernel: on a (faked) GPU whose every CUDA kernel is built, batch_norm runs the
+    reference on CuPy arrays ("cupy")."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from minigrad import backend
+    from minigrad.kernels import cuda as cuda_kernels
+
+    assert "batch_norm" not in cuda_kernels.ENTRY_POINTS
+    full_build = SimpleNamespace(**{name: object() for names in cuda_kernels.ENTRY_POINTS.values()
+                                    for name in names})
+    row = dataclasses.replace(kernels.TABLE["cuda"], runtime=lambda: full_build)
+    monkeypatch.setitem(kernels.TABLE, "cuda", row)
+    monkeypatch.setattr(backend, "cuda_available", lambda: True)
+    kernels.reset()
+    try:
+        assert kernels.current("batch_norm", "cuda") == "cupy"
+        assert kernels.select("batch_norm", "cuda:0") is reference
+    finally:
+        kernels.reset()
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_variant_matches_cpu():
+    import cupy as cp
+
+    rng = np.random.default_rng(9)
+    x, w, b, dy = _data(rng, (4, 3, 5, 6), np.float32)
+    y, m, v = reference.batch_norm_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), 1e-5)
+    grads = reference.batch_norm_backward(cp.asarray(dy), cp.asarray(x), m, v, cp.asarray(w),
+                                          1e-5)
+    want = reference.batch_norm_forward(x, w, b, 1e-5)
+    want_grads = reference.batch_norm_backward(dy, x, want[1], want[2], w, 1e-5)
+    for g, ref in zip((y, m, v, *grads), (*want, *want_grads)):
+        np.testing.assert_allclose(cp.asnumpy(g), ref, rtol=1e-5, atol=1e-5)
