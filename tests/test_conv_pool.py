@@ -129,8 +129,8 @@ def test_pools_on_lenet_activations_match_torch_float32():
     ((4, 4), (2, 3, 3, 3), {}, ValueError, r"conv2d: expected a 4-D input.*\(4, 4\)"),
     ((1, 3, 4, 4), (2, 3, 3), {}, ValueError, r"conv2d: expected a 4-D weight.*\(2, 3, 3\)"),
     ((2, 5, 8, 8), (4, 3, 3, 3), {}, ValueError,
-     r"conv2d: expected input with 3 channels \(weight \(4, 3, 3, 3\), groups=1\), got input "
-     r"of shape \(2, 5, 8, 8\) with 5 channels"),
+     r"conv2d: expected input with 3 channels \(weight \(4, 3, 3, 3\), groups=1\), "
+     r"got input of shape \(2, 5, 8, 8\) with 5 channels"),
     ((1, 4, 8, 8), (4, 3, 3, 3), {"groups": 3}, ValueError, r"groups=3 must divide.*\(4\)"),
     ((1, 3, 3, 3), (2, 3, 5, 5), {"padding": 0}, ValueError,
      r"kernel size \(with dilation\) \(5, 5\) is larger than the padded input size \(3, 3\)"),
@@ -298,10 +298,12 @@ def test_pool_double_backward_matches_torch(fn):
         mg_fn = lambda a: max_pool2d(a, 3, 2, 1, ceil_mode=True)  # noqa: E731
         t_fn = lambda a: F.max_pool2d(a, 3, 2, 1, ceil_mode=True)  # noqa: E731
     else:
-        mg_fn = lambda a: avg_pool2d(a, 3, 2, 1, ceil_mode=True,  # noqa: E731
-                                     count_include_pad=False)
-        t_fn = lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True,  # noqa: E731
-                                      count_include_pad=False)
+
+        def mg_fn(a):
+            return avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+
+        def t_fn(a):
+            return F.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False)
     X, tx = _m(x), _t(x)
     y, ty = mg_fn(X * X), t_fn(tx * tx)
     v = rng.standard_normal(y.shape)

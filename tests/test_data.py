@@ -562,8 +562,11 @@ def test_epochs_differ_and_are_reproducible():
 
 def test_state_dict_resumes_mid_epoch():
     x, y = _images()
-    make = lambda nw: DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True,  # noqa: E731
-                                 seed=11, transform=_aug(), num_workers=nw)
+
+    def make(nw):
+        return DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=11,
+                          transform=_aug(), num_workers=nw)
+
     dl = make(0)
     _run(dl)  # epoch 0
     ref = make(0)

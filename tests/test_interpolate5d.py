@@ -113,8 +113,10 @@ def test_nearest_indices_follow_torch_in_1d_2d_3d(mode, shape, kw):
 @pytest.mark.parametrize("align", [False, True])
 def test_trilinear_finite_differences_to_second_order(align):
     x = mg.tensor(np.random.default_rng(2).standard_normal((1, 2, 2, 3, 2)), requires_grad=True)
-    f = lambda a: F.interpolate(a, size=(3, 4, 3), mode="trilinear",  # noqa: E731
-                                align_corners=align)
+
+    def f(a):
+        return F.interpolate(a, size=(3, 4, 3), mode="trilinear", align_corners=align)
+
     assert gradcheck(f, [x])
     assert gradgradcheck(f, [x])
 
