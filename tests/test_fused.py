@@ -30,7 +30,7 @@ from minigrad import kernels
 from minigrad.autograd.fused import FUSED_OPS, FusedFunction
 
 EXPECTED = {"Conv2d", "SoftmaxCrossEntropy", "LSTMCell", "LSTMSequence", "Attention",
-            "MaxPool2d", "AvgPool2d", "BiasReLU", "BatchNorm"}
+            "MaxPool2d", "AvgPool2d", "BiasReLU", "BatchNorm", "ConvTranspose2d"}
 
 
 def _t(rng, *shape):
@@ -45,6 +45,13 @@ def _distinct(rng, *shape):
 
 def _conv(rng):
     return (_t(rng, 2, 4, 5, 7), _t(rng, 6, 2, 3, 3), _t(rng, 6), (2, 1), (1, 0), (1, 2), 2)
+
+
+def _conv_transpose(stride, padding, output_padding, groups, dilation):
+    def build(rng):  # x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,)
+        return (_t(rng, 2, 4, 3, 4), _t(rng, 4, 3, 3, 2), _t(rng, 3 * groups), stride,
+                padding, output_padding, groups, dilation)
+    return build
 
 
 def _cross_entropy(rng):
@@ -107,6 +114,9 @@ def _bias_relu(rng):
 # class name -> (kernel name, [(case name, builder)])
 CASES = {
     "Conv2d": ("conv2d", [("groups-stride-pad-dilation", _conv)]),
+    "ConvTranspose2d": ("conv2d", [
+        ("stride-outpad-groups-dilation", _conv_transpose((2, 1), (1, 0), (1, 0), 2, (1, 2))),
+        ("stride1-direct", _conv_transpose((1, 1), (0, 1), (0, 0), 1, (1, 1)))]),
     "SoftmaxCrossEntropy": ("cross_entropy", [("weight-ignore-smoothing", _cross_entropy)]),
     "LSTMCell": ("lstm_cell", [("N3-H2", _lstm_cell)]),
     "LSTMSequence": ("lstm_cell", [("forward", _lstm_sequence(False)),

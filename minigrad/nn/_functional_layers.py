@@ -15,10 +15,15 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from ..backend import get_array_module
-from ..factories import _random, zeros
+from ..factories import _random
 from ..ops.conv import conv2d
+from ..ops.conv_transpose import (
+    ConvTranspose2d,
+    conv_transpose2d_composed,
+    transpose_output_size,
+)
 from ..ops.indexing import ScatterAdd
-from ..tensor import Tensor, cat, data_of, pad
+from ..tensor import Tensor, data_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -306,16 +311,14 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     return y.squeeze(0) if unbatched else y
 
 
-def _dilate(x: Tensor, dim: int, s: int) -> Tensor:
-    """Insert s - 1 zeros between neighbours along ``dim``: length L -> (L - 1) s + 1."""
-    if s == 1:
-        return x
-    n = x.shape[dim]
-    gaps = zeros(*x.shape[:dim + 1], s - 1, *x.shape[dim + 1:], dtype=x.dtype,
-                 device=x.device)
-    y = cat([x.unsqueeze(dim + 1), gaps], dim + 1)          # (..., L, s, ...)
-    y = y.reshape(*x.shape[:dim], n * s, *x.shape[dim + 1:])
-    return y.narrow(dim, 0, (n - 1) * s + 1)
+def _transpose_maps_back(hw: Sequence[int], k: tuple[int, int], s: tuple[int, int],
+                         p: tuple[int, int], op: tuple[int, int], d: tuple[int, int]) -> bool:
+    """conv2d (stride s, padding p, dilation d) of the transposed output has size ``hw``."""
+    for i in range(2):
+        out = transpose_output_size(hw[i], k[i], s[i], p[i], op[i], d[i])
+        if (out + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 != hw[i]:
+            return False
+    return True
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
@@ -323,9 +326,10 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      output_padding: IntOrTuple = 0, groups: int = 1,
                      dilation: IntOrTuple = 1) -> Tensor:
     """The adjoint of conv2d: weight (C_in, C_out / groups, kH, kW); output size
-    ``(H - 1) s - 2 p + d (k - 1) + output_padding + 1``. Composed as: spread the input
-    ``stride`` apart with zeros, pad by ``d (k - 1) - p``, and convolve with the flipped,
-    transposed kernel."""
+    ``(H - 1) s - 2 p + d (k - 1) + output_padding + 1``. One fused op on conv2d's kernels
+    with the roles swapped (col2im of ``W^T x``; :mod:`minigrad.ops.conv_transpose`); its
+    composed twin spreads the input ``stride`` apart with zeros, pads by ``d (k - 1) - p`` and
+    convolves with the flipped, transposed kernel."""
     if input.ndim not in (3, 4) or weight.ndim != 4:
         raise ValueError(f"conv_transpose2d: expected a 4-d input (N, C, H, W) or 3-d, and a "
                          f"4-d weight; got {tuple(input.shape)} and {tuple(weight.shape)}")
@@ -346,20 +350,21 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
         raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either "
                          f"stride {s} or dilation {d}")
-    y = _dilate(_dilate(x, 2, s[0]), 3, s[1])
-    # pad (or crop) by d (k - 1) - p on each side, plus output_padding at the bottom/right
-    edge = (d[0] * (kh - 1) - p[0], d[1] * (kw - 1) - p[1])
-    pads = (edge[1], edge[1] + op[1], edge[0], edge[0] + op[0])
-    crop = [max(-v, 0) for v in pads]
-    y = pad(y, tuple(max(v, 0) for v in pads))
-    if any(crop):
-        h, w = y.shape[2], y.shape[3]
-        y = y[:, :, crop[2]:h - crop[3], crop[0]:w - crop[1]]
-    # (C_in, C_out/g, kH, kW) -> (C_out, C_in/g, kH, kW), flipped in space
-    wt = weight.reshape(groups, c_in // groups, c_out_g, kh, kw).transpose(1, 2)
-    wt = wt.reshape(groups * c_out_g, c_in // groups, kh, kw)
-    wt = wt[:, :, np.arange(kh - 1, -1, -1)][:, :, :, np.arange(kw - 1, -1, -1)]
-    out = conv2d(y, wt, bias, 1, 0, d, groups)
+    if bias is not None and tuple(bias.shape) != (c_out_g * groups,):
+        raise ValueError(f"conv_transpose2d: bias of shape {tuple(bias.shape)} does not match "
+                         f"the {c_out_g * groups} output channels")
+    # One fused node on conv2d's kernels (ops/conv_transpose.py) where conv2d's geometry maps
+    # the output back onto the input exactly and the input is finite; otherwise the composed
+    # twin (zero-spread + pad + flipped-kernel conv2d). The twin is taken when
+    #   * output_padding >= stride (allowed when it is < dilation): conv2d of the output
+    #     would not come back to H x W;
+    #   * x holds inf/NaN: the kernels multiply the padded zeros of conv2d's im2col by it in the
+    #     weight gradient (0 * inf = NaN in taps PyTorch leaves finite).
+    if _transpose_maps_back(x.shape[2:], (kh, kw), s, p, op, d) and \
+            bool(np.isfinite(data_of(x)).all()):
+        out = ConvTranspose2d.apply(x, weight, bias, s, p, op, groups, d)
+    else:
+        out = conv_transpose2d_composed(x, weight, bias, s, p, op, groups, d)
     return out.squeeze(0) if unbatched else out
 
 
