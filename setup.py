@@ -488,6 +488,11 @@ class BuildExt(build_ext):
                     [src], output_dir=tmp, macros=ext.define_macros,
                     include_dirs=ext.include_dirs, debug=self.debug,
                     extra_postargs=ext.extra_compile_args, depends=ext.depends)
+                # the key hashed the source before the compiler read it: a file edited in
+                # between must not be cached under its old text's key
+                now = sha256(fingerprint, src, file_bytes(os.path.join(ROOT, src)))[:24]
+                if now != keys[src]:
+                    raise RuntimeError(f"{src} changed while it compiled; build again")
                 os.replace(obj, objects[src])  # atomic: a killed build leaves no half object
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
