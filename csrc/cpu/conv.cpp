@@ -34,44 +34,9 @@ using Pair = std::array<std::int64_t, 2>;
 
 namespace {
 
-struct ConvGeom {
-    std::int64_t N, C, H, W, KH, KW, OH, OW, sH, sW, pH, pW, dH, dW;
-};
-
-// Validates the window arguments and returns the full geometry (ValueError naming op and x).
-ConvGeom conv_geometry(const char* op, std::int64_t N, std::int64_t C, std::int64_t H,
-                       std::int64_t W, std::int64_t KH, std::int64_t KW, const Pair& stride,
-                       const Pair& padding, const Pair& dilation) {
-    std::ostringstream s;
-    s << op << ": ";
-    if (N < 0 || C < 0 || H < 0 || W < 0) {
-        s << "x_shape must be non-negative, got (" << N << ", " << C << ", " << H << ", " << W
-          << ")";
-        throw py::value_error(s.str());
-    }
-    if (KH < 1 || KW < 1 || stride[0] < 1 || stride[1] < 1 || dilation[0] < 1 ||
-        dilation[1] < 1 || padding[0] < 0 || padding[1] < 0) {
-        s << "need kernel >= 1, stride >= 1, dilation >= 1 and padding >= 0, got kernel (" << KH
-          << ", " << KW << "), stride (" << stride[0] << ", " << stride[1] << "), padding ("
-          << padding[0] << ", " << padding[1] << "), dilation (" << dilation[0] << ", "
-          << dilation[1] << ")";
-        throw py::value_error(s.str());
-    }
-    ConvGeom g{N, C, H, W, KH, KW, 0, 0, stride[0], stride[1], padding[0], padding[1],
-               dilation[0], dilation[1]};
-    shape_elements(op, "x_shape", {N, C, H, W});
-    // overflow-checked (common.h): every index the kernels derive below fits in int64
-    g.OH = window_out_size(op, "H", H, KH, g.sH, g.pH, g.dH, false);
-    g.OW = window_out_size(op, "W", W, KW, g.sW, g.pW, g.dW, false);
-    if (g.OH < 0 || g.OW < 0) {
-        s << "kernel (" << KH << ", " << KW << ") with dilation (" << g.dH << ", " << g.dW
-          << ") does not fit the padded input of shape (" << N << ", " << C << ", " << H << ", "
-          << W << ") with padding (" << g.pH << ", " << g.pW << ")";
-        throw py::value_error(s.str());
-    }
-    shape_elements(op, "cols", {N, C, KH, KW, g.OH, g.OW});
-    return g;
-}
+// The geometry and its checks are csrc/common's (shared with _cuda): conv_geometry validates
+// the window arguments and returns the full geometry (ValueError naming op and x).
+using ConvGeom = Geom2d;
 
 // First and one-past-last output index o with 0 <= o*s - p + k*d < size.
 inline void valid_range(std::int64_t size, std::int64_t out, std::int64_t s, std::int64_t p,
@@ -219,10 +184,11 @@ py::array im2col(const py::array& x, std::int64_t KH, std::int64_t KW, const Pai
     const DType dt = check_float_dtype(op, "x", x);
     check_ndim(op, "x", x, 4);
     check_contiguous(op, "x", x);
-    const ConvGeom g = conv_geometry(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), KH, KW,
-                                     stride, padding, dilation);
-    return dt == DType::Float32 ? im2col_typed<float>(x, g, folded)
-                                : im2col_typed<double>(x, g, folded);
+    const ConvGeom g = conv_geometry(op, {x.shape(0), x.shape(1), x.shape(2), x.shape(3)}, KH,
+                                     KW, stride, padding, dilation);
+    return dispatch_float(dt, [&](auto tag) {
+        return im2col_typed<decltype(tag)>(x, g, folded);
+    });
 }
 
 py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape,
@@ -230,19 +196,15 @@ py::array col2im(const py::array& cols, const std::vector<std::int64_t>& x_shape
                  const Pair& dilation, bool folded) {
     const char* op = folded ? "col2im_folded" : "col2im";
     const DType dt = check_float_dtype(op, "cols", cols);
-    if (x_shape.size() != 4) {
-        throw py::value_error(std::string(op) + ": x_shape must have 4 entries (N, C, H, W), got " +
-                              std::to_string(x_shape.size()));
-    }
-    const ConvGeom g = conv_geometry(op, x_shape[0], x_shape[1], x_shape[2], x_shape[3], KH, KW,
-                                     stride, padding, dilation);
+    const ConvGeom g = conv_geometry(op, x_shape, KH, KW, stride, padding, dilation);
     if (folded)
         check_shape(op, "cols", cols, {g.C, g.KH, g.KW, g.N, g.OH, g.OW});
     else
         check_shape(op, "cols", cols, {g.N, g.C, g.KH, g.KW, g.OH, g.OW});
     check_contiguous(op, "cols", cols);
-    return dt == DType::Float32 ? col2im_typed<float>(cols, g, folded)
-                                : col2im_typed<double>(cols, g, folded);
+    return dispatch_float(dt, [&](auto tag) {
+        return col2im_typed<decltype(tag)>(cols, g, folded);
+    });
 }
 
 }  // namespace minigrad

@@ -219,8 +219,9 @@ py::array conv2d_direct_forward(const py::array& x, const py::array& weight,
         check_shape(op, "bias", b, {g.O});
         check_contiguous(op, "bias", b);
     }
-    return dt == DType::Float32 ? forward_typed<float>(x, weight, has_bias ? &b : nullptr, g, isa)
-                                : forward_typed<double>(x, weight, has_bias ? &b : nullptr, g, isa);
+    return dispatch_float(dt, [&](auto tag) {
+        return forward_typed<decltype(tag)>(x, weight, has_bias ? &b : nullptr, g, isa);
+    });
 }
 
 namespace {
@@ -294,8 +295,9 @@ py::array conv2d_direct_input_grad(const py::array& dy, const py::array& weight,
     // (C, O, KH, KW) weight give (N, C, H, W)
     const Geom gt = direct_geometry(op, g.N, g.O, g.OH, g.OW, g.C, g.KH, g.KW,
                                     Pair{g.KH - 1 - g.pH, g.KW - 1 - g.pW});
-    return dt == DType::Float32 ? input_grad_typed<float>(dy, weight, g, gt, isa)
-                                : input_grad_typed<double>(dy, weight, g, gt, isa);
+    return dispatch_float(dt, [&](auto tag) {
+        return input_grad_typed<decltype(tag)>(dy, weight, g, gt, isa);
+    });
 }
 
 py::array conv2d_direct_weight_grad(const py::array& dy, const py::array& x, const Pair& kernel,
@@ -311,8 +313,9 @@ py::array conv2d_direct_weight_grad(const py::array& dy, const py::array& x, con
     const Geom g = direct_geometry(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3),
                                    dy.shape(1), kernel[0], kernel[1], padding);
     check_shape(op, "dy", dy, {g.N, g.O, g.OH, g.OW});
-    return dt == DType::Float32 ? weight_grad_typed<float>(dy, x, g, isa)
-                                : weight_grad_typed<double>(dy, x, g, isa);
+    return dispatch_float(dt, [&](auto tag) {
+        return weight_grad_typed<decltype(tag)>(dy, x, g, isa);
+    });
 }
 
 }  // namespace minigrad
