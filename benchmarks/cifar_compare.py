@@ -66,8 +66,9 @@ def torch_model(name):
     c0, c1, c2, c3 = (max(8, int(round(c * width))) for c in (64, 128, 256, 512))
 
     def conv_bn(ci, co):
-        return nn.Sequential(nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co),
-                             nn.ReLU())
+        return nn.Sequential(
+            nn.Conv2d(ci, co, 3, padding=1, bias=False), nn.BatchNorm2d(co), nn.ReLU()
+        )
 
     class Residual(nn.Module):
         def __init__(self, c):
@@ -116,8 +117,8 @@ def time_torch(name, x, y, batch, threads, warmup=2):
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def step(i):
-        logits = model(xt[i:i + batch])
-        loss = F.cross_entropy(logits, yt[i:i + batch])
+        logits = model(xt[i : i + batch])
+        loss = F.cross_entropy(logits, yt[i : i + batch])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -138,8 +139,8 @@ def time_minigrad(name, x, y, batch, warmup=2):
     opt = optim.SGD(model.parameters(), **_opt_kwargs(name))
 
     def step(i):
-        logits = model(mg.Tensor(x[i:i + batch]))
-        loss = F.cross_entropy(logits, mg.Tensor(y[i:i + batch]))
+        logits = model(mg.Tensor(x[i : i + batch]))
+        loss = F.cross_entropy(logits, mg.Tensor(y[i : i + batch]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -163,31 +164,48 @@ def print_table(r1_summary):
     for path in torch_r1:
         with open(path) as f:
             t = json.load(f)
-        rows.append(("R1 LeNet (full epochs, measured)", t["threads"],
-                     mg_r1["mean_seconds_per_epoch"] if mg_r1 else None,
-                     t["mean_seconds_per_epoch"],
-                     mg_r1["test_accuracy"] if mg_r1 else None, t["test_accuracy"]))
+        rows.append(
+            (
+                "R1 LeNet (full epochs, measured)",
+                t["threads"],
+                mg_r1["mean_seconds_per_epoch"] if mg_r1 else None,
+                t["mean_seconds_per_epoch"],
+                mg_r1["test_accuracy"] if mg_r1 else None,
+                t["test_accuracy"],
+            )
+        )
     for path in sorted(glob.glob(os.path.join(RESULTS, "cifar_compare_*.json"))):
         with open(path) as f:
             c = json.load(f)
-        rows.append((f"{c['model']} batch {c['batch_size']} (from {c['subset']} images)",
-                     c["threads"], c["minigrad"]["seconds_per_epoch"],
-                     c["torch"]["seconds_per_epoch"], None, None))
-    print("| workload | threads | minigrad s/epoch | PyTorch s/epoch | ratio | "
-          "minigrad test acc | PyTorch test acc |")
+        rows.append(
+            (
+                f"{c['model']} batch {c['batch_size']} (from {c['subset']} images)",
+                c["threads"],
+                c["minigrad"]["seconds_per_epoch"],
+                c["torch"]["seconds_per_epoch"],
+                None,
+                None,
+            )
+        )
+    print(
+        "| workload | threads | minigrad s/epoch | PyTorch s/epoch | ratio | "
+        "minigrad test acc | PyTorch test acc |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, th, m, t, ma, ta in rows:
         ratio = f"{m / t:.1f}x" if m and t else "-"
-        acc = (lambda a: "-" if a is None else f"{100 * a:.2f}%")  # noqa: E731
-        print(f"| {name} | {th} | {_fmt_s(m)} | {_fmt_s(t)} | {ratio} | {acc(ma)} | "
-              f"{acc(ta)} |")
+        acc = lambda a: "-" if a is None else f"{100 * a:.2f}%"  # noqa: E731
+        print(f"| {name} | {th} | {_fmt_s(m)} | {_fmt_s(t)} | {ratio} | {acc(ma)} | {acc(ta)} |")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data")
-    p.add_argument("--model", default="resnet9-small",
-                   choices=["lenet", "resnet9", "resnet9-small", "resnet9-tiny"])
+    p.add_argument(
+        "--model",
+        default="resnet9-small",
+        choices=["lenet", "resnet9", "resnet9-small", "resnet9-tiny"],
+    )
     p.add_argument("--subset", type=int, default=1024, help="training images timed")
     p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -212,32 +230,58 @@ def main(argv=None) -> int:
             ips, version = time_torch(args.model, x, y, batch, args.threads, args.warmup)
         print(json.dumps({"images_per_second": ips, "version": version}))
         return 0
-    result = {"model": args.model, "batch_size": batch, "subset": args.subset,
-              "threads": args.threads, "what": "train step: forward, loss, backward, SGD",
-              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()}}
+    result = {
+        "model": args.model,
+        "batch_size": batch,
+        "subset": args.subset,
+        "threads": args.threads,
+        "what": "train step: forward, loss, backward, SGD",
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+    }
     for side in ("minigrad", "torch"):
         if getattr(args, f"skip_{side}"):
             continue
         # each framework in its own process: their OpenMP/BLAS thread pools would otherwise
         # spin against each other and distort the timings
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--data-dir",
-               args.data_dir, "--model", args.model, "--subset", str(args.subset),
-               "--batch-size", str(batch), "--threads", str(args.threads),
-               "--warmup", str(args.warmup)]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            side,
+            "--data-dir",
+            args.data_dir,
+            "--model",
+            args.model,
+            "--subset",
+            str(args.subset),
+            "--batch-size",
+            str(batch),
+            "--threads",
+            str(args.threads),
+            "--warmup",
+            str(args.warmup),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             return proc.returncode
         got = json.loads(proc.stdout.strip().splitlines()[-1])
         ips, version = got["images_per_second"], got["version"]
-        result[side] = {"images_per_second": ips, "seconds_per_epoch": FULL_EPOCH / ips,
-                        "version": version}
-        print(f"{side:>8}: {ips:8.1f} img/s -> {FULL_EPOCH / ips:8.1f} s per 50k-image epoch "
-              f"({version}, {args.threads} threads)", flush=True)
+        result[side] = {
+            "images_per_second": ips,
+            "seconds_per_epoch": FULL_EPOCH / ips,
+            "version": version,
+        }
+        print(
+            f"{side:>8}: {ips:8.1f} img/s -> {FULL_EPOCH / ips:8.1f} s per 50k-image epoch "
+            f"({version}, {args.threads} threads)",
+            flush=True,
+        )
     if "minigrad" in result and "torch" in result:
-        result["ratio"] = result["minigrad"]["seconds_per_epoch"] / \
-            result["torch"]["seconds_per_epoch"]
+        result["ratio"] = (
+            result["minigrad"]["seconds_per_epoch"] / result["torch"]["seconds_per_epoch"]
+        )
         print(f"minigrad / torch time per epoch: {result['ratio']:.1f}x")
         os.makedirs(RESULTS, exist_ok=True)
         path = os.path.join(RESULTS, f"cifar_compare_{args.model}.json")

@@ -65,7 +65,8 @@ def load_split(data_dir: str, train: bool, mean=(0.5,) * 3, std=(0.5,) * 3, limi
         x, y = x[:limit], y[:limit]
     x = x.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[
-        :, None, None]
+        :, None, None
+    ]
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
 
 
@@ -74,24 +75,31 @@ def evaluate(model, x, y, batch_size=1000):
     model.eval()
     correct, loss_sum = 0, 0.0
     for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size])
-        loss_sum += F.cross_entropy(logits, y[i:i + batch_size], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i:i + batch_size]).sum().item()
+        logits = model(x[i : i + batch_size])
+        loss_sum += F.cross_entropy(logits, y[i : i + batch_size], reduction="sum").item()
+        correct += (logits.argmax(1) == y[i : i + batch_size]).sum().item()
     model.train()
     return correct / len(x), loss_sum / len(x)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default="data",
-                   help="folder with cifar-10-batches-py/ or cifar-10-python.tar.gz")
+    p.add_argument(
+        "--data-dir",
+        default="data",
+        help="folder with cifar-10-batches-py/ or cifar-10-python.tar.gz",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help="torch.set_num_threads (default: all cores, like minigrad's BLAS)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch.set_num_threads (default: all cores, like minigrad's BLAS)",
+    )
     p.add_argument("--limit-train", type=int, default=None)
     p.add_argument("--limit-test", type=int, default=None)
     p.add_argument("--tag", default="", help="suffix of the result file name")
@@ -106,15 +114,18 @@ def main(argv=None) -> int:
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     gen = torch.Generator().manual_seed(args.seed)
     n = len(xtr)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads: LeNet R1 on "
-          f"{n} train / {len(xte)} test images", flush=True)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads: LeNet R1 on "
+        f"{n} train / {len(xte)} test images",
+        flush=True,
+    )
     epochs = []
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
         loss_sum, correct = 0.0, 0
         for i in range(0, n, args.batch_size):
-            idx = perm[i:i + args.batch_size]
+            idx = perm[i : i + args.batch_size]
             xb, yb = xtr[idx], ytr[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
@@ -126,35 +137,66 @@ def main(argv=None) -> int:
         secs = time.perf_counter() - t0
         t1 = time.perf_counter()
         acc, tloss = evaluate(model, xte, yte)
-        rec = {"epoch": epoch, "train_loss": loss_sum / n, "train_acc": correct / n,
-               "test_loss": tloss, "test_acc": acc, "seconds": secs,
-               "eval_seconds": time.perf_counter() - t1}
+        rec = {
+            "epoch": epoch,
+            "train_loss": loss_sum / n,
+            "train_acc": correct / n,
+            "test_loss": tloss,
+            "test_acc": acc,
+            "seconds": secs,
+            "eval_seconds": time.perf_counter() - t1,
+        }
         epochs.append(rec)
-        print(f"epoch {epoch:>3}/{args.epochs}  train loss {rec['train_loss']:.4f} acc "
-              f"{100 * rec['train_acc']:6.2f}%  |  test loss {tloss:.4f} acc {100 * acc:6.2f}%"
-              f"  |  {secs:.1f} s", flush=True)
+        print(
+            f"epoch {epoch:>3}/{args.epochs}  train loss {rec['train_loss']:.4f} acc "
+            f"{100 * rec['train_acc']:6.2f}%  |  test loss {tloss:.4f} acc {100 * acc:6.2f}%"
+            f"  |  {secs:.1f} s",
+            flush=True,
+        )
 
     secs = [r["seconds"] for r in epochs]
     result = {
-        "framework": "torch", "torch_version": torch.__version__, "recipe": "R1",
-        "model": "lenet", "threads": torch.get_num_threads(), "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
-        "seed": args.seed, "normalize": {"mean": [0.5] * 3, "std": [0.5] * 3},
-        "augment": False, "train_images": n, "test_images": len(xte),
-        "test_accuracy": epochs[-1]["test_acc"], "test_loss": epochs[-1]["test_loss"],
-        "seconds_per_epoch": secs, "mean_seconds_per_epoch": float(np.mean(secs)),
-        "total_train_seconds": float(np.sum(secs)), "history": epochs,
-        "data_dir": os.path.abspath(args.data_dir), "command": " ".join(sys.argv),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "processor": platform.processor()},
+        "framework": "torch",
+        "torch_version": torch.__version__,
+        "recipe": "R1",
+        "model": "lenet",
+        "threads": torch.get_num_threads(),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "seed": args.seed,
+        "normalize": {"mean": [0.5] * 3, "std": [0.5] * 3},
+        "augment": False,
+        "train_images": n,
+        "test_images": len(xte),
+        "test_accuracy": epochs[-1]["test_acc"],
+        "test_loss": epochs[-1]["test_loss"],
+        "seconds_per_epoch": secs,
+        "mean_seconds_per_epoch": float(np.mean(secs)),
+        "total_train_seconds": float(np.sum(secs)),
+        "history": epochs,
+        "data_dir": os.path.abspath(args.data_dir),
+        "command": " ".join(sys.argv),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
     }
     os.makedirs(args.out, exist_ok=True)
     name = "cifar_torch_r1" + (f"-{args.tag}" if args.tag else "") + ".json"
     path = os.path.join(args.out, name)
     with open(path, "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({k: result[k] for k in ("test_accuracy", "test_loss",
-                                             "mean_seconds_per_epoch", "threads")}))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("test_accuracy", "test_loss", "mean_seconds_per_epoch", "threads")
+            }
+        )
+    )
     print(f"wrote {path}")
     return 0
 

@@ -29,8 +29,13 @@ class Timing:
         return self.q3_ms - self.q1_ms
 
 
-def measure(fn: Callable[[], object], warmup: int = 3, reps: int = 20,
-            max_seconds: float = 2.0, min_reps: int = 3) -> Timing:
+def measure(
+    fn: Callable[[], object],
+    warmup: int = 3,
+    reps: int = 20,
+    max_seconds: float = 2.0,
+    min_reps: int = 3,
+) -> Timing:
     """Median and quartiles of ``reps`` calls after ``warmup`` calls; stops early (after at
     least ``min_reps``) once ``max_seconds`` of timed calls have run."""
     t0 = time.perf_counter()
@@ -58,8 +63,7 @@ def measure_batched(fn: Callable[[], object], inner: int, **kw) -> Timing:
             fn()
 
     t = measure(many, **kw)
-    return Timing(t.median_ms / inner, t.q1_ms / inner, t.q3_ms / inner, t.first_ms / inner,
-                  t.reps)
+    return Timing(t.median_ms / inner, t.q1_ms / inner, t.q3_ms / inner, t.first_ms / inner, t.reps)
 
 
 # ----------------------------------------------------------------------------- ceilings
@@ -163,10 +167,13 @@ def markdown(rows: list[Row], ceilings: dict) -> str:
     out = []
     for section in dict.fromkeys(r.section for r in rows):
         out.append(f"\n### {section}\n")
-        out.append("| case | numpy ms | cpp ms | torch ms | numpy/torch | cpp/torch | "
-                   "cpp vs numpy | best rate (% of ceiling) |")
+        out.append(
+            "| case | numpy ms | cpp ms | torch ms | numpy/torch | cpp/torch | "
+            "cpp vs numpy | best rate (% of ceiling) |"
+        )
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in (r for r in rows if r.section == section):
+
             def cell(impl, r=r):
                 t = r.times.get(impl)
                 return f"{t.median_ms:.3g} ± {t.iqr_ms:.2g}" if t else "-"
@@ -190,8 +197,10 @@ def markdown(rows: list[Row], ceilings: dict) -> str:
                 best = r.rate(mine[0])
                 ceil = ceilings["sgemm_gflops"] if r.unit == "GFLOP/s" else ceilings["copy_gbps"]
                 rate = f"{best:.3g} {r.unit} ({100 * best / ceil:.0f}%)"
-            out.append(f"| {r.name} | {numpy_col} | {cell('cpp')} | {cell('torch')} | "
-                       f"{ratio('numpy')} | {ratio('cpp')} | {speedup} | {rate} |")
+            out.append(
+                f"| {r.name} | {numpy_col} | {cell('cpp')} | {cell('torch')} | "
+                f"{ratio('numpy')} | {ratio('cpp')} | {speedup} | {rate} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -214,16 +223,19 @@ def to_json(rows: list[Row], info: dict, ceilings: dict, args: dict) -> dict:
     }
 
 
-def write_results(rows: list[Row], info: dict, ceilings: dict, args: dict, out_dir: str,
-                  stem: str) -> dict[str, str]:
+def write_results(
+    rows: list[Row], info: dict, ceilings: dict, args: dict, out_dir: str, stem: str
+) -> dict[str, str]:
     """Write ``<stem>.md``, ``<stem>.json`` and (with matplotlib) ``<stem>.png``."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {}
-    header = (f"# minigrad benchmarks: {info['cpu']}, {info['cores']} cores, "
-              f"{info['threads']} threads, {info['date']}\n\n"
-              f"Ceilings: NumPy sgemm {ceilings['sgemm_gflops']:.0f} GFLOP/s, copy "
-              f"{ceilings['copy_gbps']:.1f} GB/s. Times: median ± IQR in ms; ratio = "
-              "minigrad / PyTorch (lower is better).\n")
+    header = (
+        f"# minigrad benchmarks: {info['cpu']}, {info['cores']} cores, "
+        f"{info['threads']} threads, {info['date']}\n\n"
+        f"Ceilings: NumPy sgemm {ceilings['sgemm_gflops']:.0f} GFLOP/s, copy "
+        f"{ceilings['copy_gbps']:.1f} GB/s. Times: median ± IQR in ms; ratio = "
+        "minigrad / PyTorch (lower is better).\n"
+    )
     paths["md"] = os.path.join(out_dir, f"{stem}.md")
     with open(paths["md"], "w") as f:
         f.write(header + markdown(rows, ceilings))

@@ -176,8 +176,7 @@ def worker(args) -> dict:
     elif args.task == "overhead":
         value = _overhead(args.worker)
     else:
-        value = _epoch(args.worker, args.task.removeprefix("epoch-"), args.data_dir,
-                       args.subset)
+        value = _epoch(args.worker, args.task.removeprefix("epoch-"), args.data_dir, args.subset)
     return {"value": value, "threads": threads, "version": version}
 
 
@@ -187,8 +186,16 @@ def run_worker(framework: str, task: str, threads: str, args) -> dict:
     env.pop("OMP_NUM_THREADS", None)
     if threads != "default":
         env["OMP_NUM_THREADS"] = threads
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--task", task,
-           "--subset", str(args.subset)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        framework,
+        "--task",
+        task,
+        "--subset",
+        str(args.subset),
+    ]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -231,8 +238,11 @@ def measure_all(args) -> dict:
                 meta[fw] = {"threads": got["threads"], "version": got["version"]}
                 bar.update(1)
         bar.update((args.rounds - rounds) * 2)
-        results.setdefault(task, {})[threads] = {"minigrad": best["minigrad"],
-                                                 "torch": best["torch"], "meta": meta}
+        results.setdefault(task, {})[threads] = {
+            "minigrad": best["minigrad"],
+            "torch": best["torch"],
+            "meta": meta,
+        }
     bar.close()
     return results
 
@@ -253,28 +263,42 @@ def markdown(results: dict, info: dict) -> str:
         "| what | threads | minigrad | PyTorch | ratio | goal |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    units = {"lenet32": "ms/step", "lenet128": "ms/step", "epoch-lenet": "s/epoch",
-             "epoch-resnet9-tiny": "s/epoch"}
-    names = {"lenet32": "LeNet train step, batch 32", "lenet128": "LeNet train step, batch 128",
-             "epoch-lenet": "R1 epoch (LeNet, batch 32, 50k images)",
-             "epoch-resnet9-tiny": "`resnet9-tiny` epoch (batch 512, 50k images)"}
-    goal_of = {"lenet32": GOALS["lenet"], "lenet128": GOALS["lenet"],
-               "epoch-lenet": GOALS["epoch-lenet"],
-               "epoch-resnet9-tiny": GOALS["epoch-resnet9-tiny"]}
+    units = {
+        "lenet32": "ms/step",
+        "lenet128": "ms/step",
+        "epoch-lenet": "s/epoch",
+        "epoch-resnet9-tiny": "s/epoch",
+    }
+    names = {
+        "lenet32": "LeNet train step, batch 32",
+        "lenet128": "LeNet train step, batch 128",
+        "epoch-lenet": "R1 epoch (LeNet, batch 32, 50k images)",
+        "epoch-resnet9-tiny": "`resnet9-tiny` epoch (batch 512, 50k images)",
+    }
+    goal_of = {
+        "lenet32": GOALS["lenet"],
+        "lenet128": GOALS["lenet"],
+        "epoch-lenet": GOALS["epoch-lenet"],
+        "epoch-resnet9-tiny": GOALS["epoch-resnet9-tiny"],
+    }
     for task, per in results.items():
         for threads, r in per.items():
             m, t = r["minigrad"], r["torch"]
             if task == "overhead":
                 for op in m:
                     ratio = m[op] / t[op]
-                    lines.append(f"| overhead: {op} | {threads} | {m[op]:.1f} us | "
-                                 f"{t[op]:.1f} us | {_mark(ratio, GOALS['overhead'])} | "
-                                 f"<= {GOALS['overhead']:.1f} |")
+                    lines.append(
+                        f"| overhead: {op} | {threads} | {m[op]:.1f} us | "
+                        f"{t[op]:.1f} us | {_mark(ratio, GOALS['overhead'])} | "
+                        f"<= {GOALS['overhead']:.1f} |"
+                    )
                 continue
             fmt = "{:.2f}" if m < 100 else "{:.0f}"
-            lines.append(f"| {names[task]} | {threads} | {fmt.format(m)} {units[task]} | "
-                         f"{fmt.format(t)} {units[task]} | {_mark(m / t, goal_of[task])} | "
-                         f"<= {goal_of[task]:.1f} |")
+            lines.append(
+                f"| {names[task]} | {threads} | {fmt.format(m)} {units[task]} | "
+                f"{fmt.format(t)} {units[task]} | {_mark(m / t, goal_of[task])} | "
+                f"<= {goal_of[task]:.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -324,8 +348,11 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per figure")
     p.add_argument("--data-dir", default=None, help="CIFAR-10 for the epochs (else random)")
     p.add_argument("--subset", type=int, default=1024, help="images timed per epoch figure")
-    p.add_argument("--quick-epochs", action="store_true",
-                   help="one round for the resnet9-tiny epoch (it is the slowest figure)")
+    p.add_argument(
+        "--quick-epochs",
+        action="store_true",
+        help="one round for the resnet9-tiny epoch (it is the slowest figure)",
+    )
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     p.add_argument("--worker", choices=["minigrad", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--task", help=argparse.SUPPRESS)
@@ -340,18 +367,37 @@ def main(argv=None) -> int:
 
     results = measure_all(args)
     first = next(iter(next(iter(results.values())).values()))["meta"]
-    info = {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "minigrad": first["minigrad"]["version"],
-            "torch": first["torch"]["version"],
-            "argv": "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))}
-    ratios = {task: {th: _ratio(r["minigrad"], r["torch"]) for th, r in per.items()}
-              for task, per in results.items()}
+    info = {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "minigrad": first["minigrad"]["version"],
+        "torch": first["torch"]["version"],
+        "argv": "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:])),
+    }
+    ratios = {
+        task: {th: _ratio(r["minigrad"], r["torch"]) for th, r in per.items()}
+        for task, per in results.items()
+    }
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"cpu-speed-{machine_slug()}")
     with open(stem + ".json", "w") as f:
-        json.dump({"machine": info, "results": results, "ratios": ratios, "goals": GOALS,
-                   "units": {"lenet": "ms per step", "epoch": "s per 50k-image epoch",
-                             "overhead": "us per call"}}, f, indent=2)
+        json.dump(
+            {
+                "machine": info,
+                "results": results,
+                "ratios": ratios,
+                "goals": GOALS,
+                "units": {
+                    "lenet": "ms per step",
+                    "epoch": "s per 50k-image epoch",
+                    "overhead": "us per call",
+                },
+            },
+            f,
+            indent=2,
+        )
     table = markdown(results, info)
     with open(stem + ".md", "w") as f:
         f.write(table)

@@ -59,29 +59,38 @@ def main():
             dist.all_reduce(t)
         raw = _time(lambda b=buf: comm.Allreduce(MPI.IN_PLACE, b, op=MPI.SUM), reps)
         ours = _time(lambda x=t: dist.all_reduce(x), reps)
-        row = {"bytes": nbytes, "reps": reps,
-               "mpi4py_median_s": float(np.median(raw)),
-               "mpi4py_p10_s": float(np.percentile(raw, 10)),
-               "mpi4py_p90_s": float(np.percentile(raw, 90)),
-               "minigrad_median_s": float(np.median(ours)),
-               "minigrad_p10_s": float(np.percentile(ours, 10)),
-               "minigrad_p90_s": float(np.percentile(ours, 90))}
+        row = {
+            "bytes": nbytes,
+            "reps": reps,
+            "mpi4py_median_s": float(np.median(raw)),
+            "mpi4py_p10_s": float(np.percentile(raw, 10)),
+            "mpi4py_p90_s": float(np.percentile(raw, 90)),
+            "minigrad_median_s": float(np.median(ours)),
+            "minigrad_p10_s": float(np.percentile(ours, 10)),
+            "minigrad_p90_s": float(np.percentile(ours, 90)),
+        }
         row["busbw_GBps"] = 2 * (world - 1) / world * nbytes / row["mpi4py_median_s"] / 1e9
         rows.append(row)
         if rank == 0:
-            print(f"{nbytes:>10} B  mpi4py {1e6 * row['mpi4py_median_s']:9.1f} us  minigrad "
-                  f"{1e6 * row['minigrad_median_s']:9.1f} us  bus {row['busbw_GBps']:.2f} GB/s",
-                  flush=True)
+            print(
+                f"{nbytes:>10} B  mpi4py {1e6 * row['mpi4py_median_s']:9.1f} us  minigrad "
+                f"{1e6 * row['minigrad_median_s']:9.1f} us  bus {row['busbw_GBps']:.2f} GB/s",
+                flush=True,
+            )
         nbytes *= 4
     if rank == 0 and args.out:
         from mpi4py import MPI as M
 
-        meta = {"ranks": world, "host": platform.node(), "cpu_count": os.cpu_count(),
-                "mpi": M.Get_library_version().splitlines()[0].strip(),
-                "transport": "shared memory (one machine)",
-                "note": "machine shared with other engineers' jobs while measured; "
-                        "slowest rank per repetition, median over repetitions",
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        meta = {
+            "ranks": world,
+            "host": platform.node(),
+            "cpu_count": os.cpu_count(),
+            "mpi": M.Get_library_version().splitlines()[0].strip(),
+            "transport": "shared memory (one machine)",
+            "note": "machine shared with other engineers' jobs while measured; "
+            "slowest rank per repetition, median over repetitions",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
     dist.destroy_process_group()

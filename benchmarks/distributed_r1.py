@@ -30,9 +30,24 @@ CONFIGS = [
 def run(cfg, data, images, work):
     name, nproc, threads, batch = cfg
     out = tempfile.mkdtemp(dir=work)
-    cmd = [sys.executable, "-m", "minigrad", "train", "--data-dir", data, "--expected-counts",
-           f"{images // 5},100", "--limit-test", "100", "--epochs", "1", "--batch-size",
-           str(batch), "--out", os.path.join(out, "run")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minigrad",
+        "train",
+        "--data-dir",
+        data,
+        "--expected-counts",
+        f"{images // 5},100",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--batch-size",
+        str(batch),
+        "--out",
+        os.path.join(out, "run"),
+    ]
     if nproc:
         cmd += ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -41,8 +56,11 @@ def run(cfg, data, images, work):
     wall = time.perf_counter() - t0
     with open(os.path.join(out, "run", "metrics.jsonl"), encoding="utf-8") as f:
         rec = json.loads(f.readline())
-    return {"train_seconds": rec["seconds"], "images_per_second": rec["images_per_second"],
-            "wall_seconds_with_startup_and_eval": wall}
+    return {
+        "train_seconds": rec["seconds"],
+        "images_per_second": rec["images_per_second"],
+        "wall_seconds_with_startup_and_eval": wall,
+    }
 
 
 def main():
@@ -61,19 +79,38 @@ def main():
     for rep in range(args.repeats):
         for cfg in CONFIGS:
             r = run(cfg, data, args.images, work)
-            rows.append({"config": cfg[0], "nproc": cfg[1] or 1, "threads_per_rank": cfg[2],
-                         "batch_per_rank": cfg[3], "repeat": rep, **r})
-            print(f"{cfg[0]:<66} {r['train_seconds']:6.2f} s  {r['images_per_second']:6.0f} "
-                  "img/s", flush=True)
+            rows.append(
+                {
+                    "config": cfg[0],
+                    "nproc": cfg[1] or 1,
+                    "threads_per_rank": cfg[2],
+                    "batch_per_rank": cfg[3],
+                    "repeat": rep,
+                    **r,
+                }
+            )
+            print(
+                f"{cfg[0]:<66} {r['train_seconds']:6.2f} s  {r['images_per_second']:6.0f} img/s",
+                flush=True,
+            )
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
-            json.dump({"meta": {"images": args.images, "model": "lenet", "cpu_count":
-                                os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
-                                                                      time.gmtime()),
-                                "load_average_at_end": os.getloadavg(),
-                                "note": "machine shared with other engineers' jobs (load "
-                                        "average well above the 2 cores) while measured"},
-                       "rows": rows}, f, indent=2)
+            json.dump(
+                {
+                    "meta": {
+                        "images": args.images,
+                        "model": "lenet",
+                        "cpu_count": os.cpu_count(),
+                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                        "load_average_at_end": os.getloadavg(),
+                        "note": "machine shared with other engineers' jobs (load "
+                        "average well above the 2 cores) while measured",
+                    },
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ def parse_args(argv=None):
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="smaller cases (smoke run)")
     ap.add_argument("--only", default="", help="comma-separated case-name substrings")
-    ap.add_argument("--selftest", action="store_true",
-                    help="no GPU: write fake rows to --out-dir to check the writers")
+    ap.add_argument(
+        "--selftest",
+        action="store_true",
+        help="no GPU: write fake rows to --out-dir to check the writers",
+    )
     return ap.parse_args(argv)
 
 
@@ -62,8 +65,12 @@ def time_cuda(fn, cp, warmup, reps):
         end.record()
         end.synchronize()
         times.append(cp.cuda.get_elapsed_time(start, end))
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "reps": reps}
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "reps": reps,
+    }
 
 
 def time_torch(fn, torch, warmup, reps):
@@ -79,8 +86,12 @@ def time_torch(fn, torch, warmup, reps):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "reps": reps}
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "reps": reps,
+    }
 
 
 # ----------------------------------------------------------------------------- cases
@@ -145,9 +156,11 @@ def run_all(args, sink):
     cp = backend.cupy_or_raise()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    tf32 = {"matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    tf32 = {
+        "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
     rng = np.random.default_rng(0)
 
     def want(name):
@@ -179,19 +192,35 @@ def run_all(args, sink):
         oh, ow = y.shape[-2:]
         flops = 2 * xs[0] * ws[0] * ws[1] * ws[2] * ws[3] * oh * ow
         for variant, mod in (("cuda", kc), ("cupy", ref)):
-            add(name + " fwd", variant, tc(lambda m=mod: m.conv2d_forward(x, w, bias, st, pd,
-                                                                       dl, 1)), flops=flops)
-            add(name + " bwd", variant, tc(lambda m=mod: m.conv2d_backward(
-                dy, x, w, st, pd, dl, 1, (True, True, True))), flops=2 * flops)
+            add(
+                name + " fwd",
+                variant,
+                tc(lambda m=mod: m.conv2d_forward(x, w, bias, st, pd, dl, 1)),
+                flops=flops,
+            )
+            add(
+                name + " bwd",
+                variant,
+                tc(lambda m=mod: m.conv2d_backward(dy, x, w, st, pd, dl, 1, (True, True, True))),
+                flops=2 * flops,
+            )
         tx = torch.as_tensor(x, device="cuda").requires_grad_()
         tw = torch.as_tensor(w, device="cuda").requires_grad_()
         tb = torch.as_tensor(bias, device="cuda").requires_grad_()
         tdy = torch.as_tensor(dy, device="cuda")
-        add(name + " fwd", "torch", tt(lambda: torch.nn.functional.conv2d(tx, tw, tb, s, p)),
-            flops=flops)
+        add(
+            name + " fwd",
+            "torch",
+            tt(lambda: torch.nn.functional.conv2d(tx, tw, tb, s, p)),
+            flops=flops,
+        )
         ty = torch.nn.functional.conv2d(tx, tw, tb, s, p)
-        add(name + " bwd", "torch", tt(lambda: torch.autograd.grad(
-            ty, (tx, tw, tb), tdy, retain_graph=True)), flops=2 * flops)
+        add(
+            name + " bwd",
+            "torch",
+            tt(lambda: torch.autograd.grad(ty, (tx, tw, tb), tdy, retain_graph=True)),
+            flops=2 * flops,
+        )
 
     def _pool_case(name, xs, k, s):
         x = cp.asarray(rng.standard_normal(xs, dtype=np.float32))
@@ -200,19 +229,46 @@ def run_all(args, sink):
         tx = torch.as_tensor(x, device="cuda")
         for variant, mod in (("cuda", kc), ("cupy", ref)):
             if name.startswith("max"):
-                add(name + " fwd", variant, tc(lambda m=mod: m.maxpool2d_forward(
-                    x, kk, ss, pp, (1, 1), False)), nbytes=nbytes)
+                add(
+                    name + " fwd",
+                    variant,
+                    tc(lambda m=mod: m.maxpool2d_forward(x, kk, ss, pp, (1, 1), False)),
+                    nbytes=nbytes,
+                )
                 y, ind = mod.maxpool2d_forward(x, kk, ss, pp, (1, 1), False)
-                add(name + " bwd", variant, tc(lambda m=mod, y=y, ind=ind: m.maxpool2d_backward(
-                    y, ind, xs, kk, ss, pp, (1, 1), False)), nbytes=nbytes)
+                add(
+                    name + " bwd",
+                    variant,
+                    tc(
+                        lambda m=mod, y=y, ind=ind: m.maxpool2d_backward(
+                            y, ind, xs, kk, ss, pp, (1, 1), False
+                        )
+                    ),
+                    nbytes=nbytes,
+                )
             else:
-                add(name + " fwd", variant, tc(lambda m=mod: m.avgpool2d_forward(
-                    x, kk, ss, pp, False, True, None)), nbytes=nbytes)
+                add(
+                    name + " fwd",
+                    variant,
+                    tc(lambda m=mod: m.avgpool2d_forward(x, kk, ss, pp, False, True, None)),
+                    nbytes=nbytes,
+                )
                 y = mod.avgpool2d_forward(x, kk, ss, pp, False, True, None)
-                add(name + " bwd", variant, tc(lambda m=mod, y=y: m.avgpool2d_backward(
-                    y, xs, kk, ss, pp, False, True, None)), nbytes=nbytes)
-        fn = (torch.nn.functional.max_pool2d if name.startswith("max")
-              else torch.nn.functional.avg_pool2d)
+                add(
+                    name + " bwd",
+                    variant,
+                    tc(
+                        lambda m=mod, y=y: m.avgpool2d_backward(
+                            y, xs, kk, ss, pp, False, True, None
+                        )
+                    ),
+                    nbytes=nbytes,
+                )
+        fn = (
+            torch.nn.functional.max_pool2d
+            if name.startswith("max")
+            else torch.nn.functional.avg_pool2d
+        )
         add(name + " fwd", "torch", tt(lambda: fn(tx, k, s)), nbytes=nbytes)
 
     def _lstm_case(name, n, h):
@@ -220,20 +276,35 @@ def run_all(args, sink):
         c_prev = cp.asarray(rng.standard_normal((n, h), dtype=np.float32))
         nbytes = gates.nbytes * 2 + c_prev.nbytes * 4
         for variant, mod in (("cuda", kc), ("cupy", ref)):
-            add(name + " fwd", variant, tc(lambda m=mod: m.lstm_cell_forward(gates, c_prev)),
-                nbytes=nbytes)
+            add(
+                name + " fwd",
+                variant,
+                tc(lambda m=mod: m.lstm_cell_forward(gates, c_prev)),
+                nbytes=nbytes,
+            )
             _, _, act, tanh_c = mod.lstm_cell_forward(gates, c_prev)
-            add(name + " bwd", variant, tc(lambda m=mod, a=act, t=tanh_c: m.lstm_cell_backward(
-                c_prev, c_prev, c_prev, a, t)), nbytes=nbytes)
+            add(
+                name + " bwd",
+                variant,
+                tc(
+                    lambda m=mod, a=act, t=tanh_c: m.lstm_cell_backward(
+                        c_prev, c_prev, c_prev, a, t
+                    )
+                ),
+                nbytes=nbytes,
+            )
         # PyTorch: the same cell tail (after the gate matmuls) in public torch ops
         tg = torch.as_tensor(gates, device="cuda").requires_grad_()
         tcx = torch.as_tensor(c_prev, device="cuda").requires_grad_()
-        add(name + " fwd", "torch", tt(lambda: torch_lstm_cell_tail(torch, tg, tcx)),
-            nbytes=nbytes)
+        add(name + " fwd", "torch", tt(lambda: torch_lstm_cell_tail(torch, tg, tcx)), nbytes=nbytes)
         th, tcn = torch_lstm_cell_tail(torch, tg, tcx)
         tdh = torch.ones_like(th)
-        add(name + " bwd", "torch", tt(lambda: torch.autograd.grad(
-            (th, tcn), (tg, tcx), (tdh, tdh), retain_graph=True)), nbytes=nbytes)
+        add(
+            name + " bwd",
+            "torch",
+            tt(lambda: torch.autograd.grad((th, tcn), (tg, tcx), (tdh, tdh), retain_graph=True)),
+            nbytes=nbytes,
+        )
 
     def _adam_case(name, n):
         chunk = 1_000_000 if n <= 10_000_000 else 2_000_000
@@ -243,9 +314,16 @@ def run_all(args, sink):
             gs = [cp.asarray(rng.standard_normal(k, dtype=np.float32)) for k in sizes]
             ms = [cp.zeros_like(a) for a in ps]
             vs = [cp.zeros_like(a) for a in ps]
-            add(name, variant, tc(lambda mod=mod: mod.adam_step(
-                ps, gs, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)),
-                nbytes=16 * n)
+            add(
+                name,
+                variant,
+                tc(
+                    lambda mod=mod: mod.adam_step(
+                        ps, gs, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False
+                    )
+                ),
+                nbytes=16 * n,
+            )
             ps = gs = ms = vs = None
         tp = [torch.randn(k, device="cuda", requires_grad=True) for k in sizes]
         for t in tp:
@@ -304,10 +382,15 @@ def device_info():
         "torch_cuda": torch.version.cuda,
         "cudnn": _safe(torch.backends.cudnn.version),
         "minigrad_cuda_runtime": _safe(
-            lambda: importlib.import_module("minigrad._cuda").runtime_version()),
+            lambda: importlib.import_module("minigrad._cuda").runtime_version()
+        ),
         "sm_count": props.get("multiProcessorCount"),
-        "mem_bandwidth_GBps_theoretical": 2 * props.get("memoryClockRate", 0) * 1e3
-        * props.get("memoryBusWidth", 0) / 8 / 1e9,
+        "mem_bandwidth_GBps_theoretical": 2
+        * props.get("memoryClockRate", 0)
+        * 1e3
+        * props.get("memoryBusWidth", 0)
+        / 8
+        / 1e9,
     }
 
 
@@ -337,14 +420,18 @@ def to_markdown(rows, info):
     lines.append("| case | variant | median ms | min ms | vs torch | GB/s | TFLOP/s |")
     lines.append("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
+
         def f(key, fmt):
             return format(r[key], fmt) if key in r else ""
+
         if "error" in r:
             lines.append(f"| {r['case']} | ERROR | {r['error'][:80]} | | | | |")
             continue
-        lines.append(f"| {r['case']} | {r['variant']} | {r['median_ms']:.3f} | "
-                     f"{r['min_ms']:.3f} | {f('ratio_to_torch', '.2f')} | {f('GB/s', '.0f')} | "
-                     f"{f('TFLOP/s', '.2f')} |")
+        lines.append(
+            f"| {r['case']} | {r['variant']} | {r['median_ms']:.3f} | "
+            f"{r['min_ms']:.3f} | {f('ratio_to_torch', '.2f')} | {f('GB/s', '.0f')} | "
+            f"{f('TFLOP/s', '.2f')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -370,8 +457,17 @@ def main(argv=None):
         info = {"gpu": "SELFTEST fake GPU", "date": date, "tf32": {}, "selftest": True}
         sink = RowSink(base_path(info, args.out_dir) + ".jsonl", info)
         for v, ms in (("cuda", 1.0), ("torch-fused", 2.0)):
-            sink.add({"case": "adam 10M", "variant": v, "median_ms": ms, "min_ms": ms,
-                      "max_ms": ms, "reps": 1, "GB/s": 1.0})
+            sink.add(
+                {
+                    "case": "adam 10M",
+                    "variant": v,
+                    "median_ms": ms,
+                    "min_ms": ms,
+                    "max_ms": ms,
+                    "reps": 1,
+                    "GB/s": 1.0,
+                }
+            )
         with sink.guard("failing case"):
             raise RuntimeError("selftest: a case that fails")
         print("\n".join(write(sink.rows, info, args.out_dir)))
@@ -380,11 +476,19 @@ def main(argv=None):
     from minigrad import backend
 
     if not backend.cuda_available():
-        print("gpu_kernels: needs CuPy and a CUDA GPU (backend.cuda_available() is False); "
-              "nothing was measured", file=sys.stderr)
+        print(
+            "gpu_kernels: needs CuPy and a CUDA GPU (backend.cuda_available() is False); "
+            "nothing was measured",
+            file=sys.stderr,
+        )
         return 2
-    info = {**device_info(), "date": date, "quick": args.quick, "warmup": args.warmup,
-            "reps": args.reps}
+    info = {
+        **device_info(),
+        "date": date,
+        "quick": args.quick,
+        "warmup": args.warmup,
+        "reps": args.reps,
+    }
     sink = RowSink(base_path(info, args.out_dir) + ".jsonl", info)
     # a time limit (timeout sends SIGTERM) still writes what was measured: SystemExit runs the
     # finally below

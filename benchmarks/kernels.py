@@ -34,8 +34,7 @@ from benchmarks.common import (
     write_results,
 )
 
-SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "ce", "bias_relu", "overhead",
-            "train")
+SECTIONS = ("conv", "pool", "adam", "lstm", "attention", "ce", "bias_relu", "overhead", "train")
 
 
 def _threads() -> int:
@@ -59,8 +58,11 @@ class Bench:
     def __init__(self, quick: bool):
         self.quick = quick
         self.rows: list[Row] = []
-        self.kw = dict(warmup=1, reps=2, max_seconds=0.2, min_reps=1) if quick else dict(
-            warmup=3, reps=20, max_seconds=3.0, min_reps=3)
+        self.kw = (
+            dict(warmup=1, reps=2, max_seconds=0.2, min_reps=1)
+            if quick
+            else dict(warmup=3, reps=20, max_seconds=3.0, min_reps=3)
+        )
 
     def run(self, section, name, impls: dict, work=None, unit=""):
         row = Row(section, name, work=work, unit=unit)
@@ -96,18 +98,23 @@ def bench_conv(b: Bench, torch):
         fwd["torch"] = lambda: TF.conv2d(tx, tw, tb, padding=p)
         b.run("kernel", f"conv2d fwd {name}", fwd, flops, "GFLOP/s")
         mask = (True, True, True)
-        bwd = {v: (lambda m=m: m.conv2d_backward(dy, x, w, *args, mask))
-               for v, m in variants.items()}
+        bwd = {
+            v: (lambda m=m: m.conv2d_backward(dy, x, w, *args, mask)) for v, m in variants.items()
+        }
         bwd["torch"] = lambda: torch.ops.aten.convolution_backward(
-            tdy, tx, tw, [O], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True])
+            tdy, tx, tw, [O], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True]
+        )
         b.run("kernel", f"conv2d bwd {name}", bwd, 2 * flops, "GFLOP/s")
 
 
 def bench_pool(b: Bench, torch):
     cases = [("LeNet pool1", 32, 6, 28), ("LeNet pool2", 32, 16, 10)]
     if not b.quick:
-        cases += [("LeNet pool1", 128, 6, 28), ("LeNet pool2", 128, 16, 10),
-                  ("64ch 32x32", 128, 64, 32)]
+        cases += [
+            ("LeNet pool1", 128, 6, 28),
+            ("LeNet pool2", 128, 16, 10),
+            ("64ch 32x32", 128, 64, 32),
+        ]
     rng = np.random.default_rng(1)
     variants = _variants("maxpool2d")
     k2 = ((2, 2), (2, 2), (0, 0), (1, 1), False)
@@ -122,10 +129,13 @@ def bench_pool(b: Bench, torch):
         b.run("kernel", f"maxpool2d fwd {name} N={N}", fwd, nbytes, "GB/s")
         _, ind = variants["numpy"].maxpool2d_forward(x, *k2)
         _, tind = torch.nn.functional.max_pool2d_with_indices(tx, 2, 2)
-        bwd = {v: (lambda m=m: m.maxpool2d_backward(dy, ind, x.shape, *k2))
-               for v, m in variants.items()}
+        bwd = {
+            v: (lambda m=m: m.maxpool2d_backward(dy, ind, x.shape, *k2))
+            for v, m in variants.items()
+        }
         bwd["torch"] = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            tdy, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, tind)
+            tdy, tx, [2, 2], [2, 2], [0, 0], [1, 1], False, tind
+        )
         b.run("kernel", f"maxpool2d bwd {name} N={N}", bwd, nbytes, "GB/s")
 
 
@@ -142,8 +152,9 @@ def bench_adam(b: Bench, torch):
             g = [rng.standard_normal(size, dtype=np.float32) for _ in range(count)]
             ms = [np.zeros(size, np.float32) for _ in range(count)]
             vs = [np.zeros(size, np.float32) for _ in range(count)]
-            impls[v] = (lambda m=m, p=p, g=g, ms=ms, vs=vs: m.adam_step(
-                p, g, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False))
+            impls[v] = lambda m=m, p=p, g=g, ms=ms, vs=vs: m.adam_step(
+                p, g, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False
+            )
         tp = [torch.randn(size, requires_grad=True) for _ in range(count)]
         for t in tp:
             t.grad = torch.randn(size)
@@ -164,8 +175,10 @@ def bench_lstm(b: Bench, torch):
 
     N, I, H = 64, 512, 512
     rng = np.random.default_rng(3)
-    arrays = [rng.standard_normal(s, dtype=np.float32) * 0.1
-              for s in [(N, I), (N, H), (N, H), (4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]]
+    arrays = [
+        rng.standard_normal(s, dtype=np.float32) * 0.1
+        for s in [(N, I), (N, H), (N, H), (4 * H, I), (4 * H, H), (4 * H,), (4 * H,)]
+    ]
     x, h0, c0, wi, wh, bi, bh = (mg.tensor(a, requires_grad=True) for a in arrays)
     tx, th0, tc0, twi, twh, tbi, tbh = (torch.from_numpy(a).requires_grad_() for a in arrays)
 
@@ -180,7 +193,7 @@ def bench_lstm(b: Bench, torch):
     impls = {}
     for v in kernels.available()["lstm_cell"]:
         if v in kernels.VARIANTS["cpu"]:
-            impls[v] = (lambda v=v: _with_variant("lstm_cell", v, mg_step))
+            impls[v] = lambda v=v: _with_variant("lstm_cell", v, mg_step)
     impls["torch"] = torch_step
     flops = 2.0 * N * 4 * H * (I + H) * 3  # forward matmuls + their two backward matmuls
     b.run("kernel", f"lstm_cell fwd+bwd N={N} H={H} (incl. matmuls)", impls, flops, "GFLOP/s")
@@ -190,9 +203,11 @@ def bench_lstm(b: Bench, torch):
     dh = rng.standard_normal((N, H), dtype=np.float32)
     k_impls = {}
     for v, m in _variants("lstm_cell").items():
+
         def kern(m=m):
             _, _, act, tc = m.lstm_cell_forward(gates, c_prev)
             m.lstm_cell_backward(dh, dh, c_prev, act, tc)
+
         k_impls[v] = kern
     b.run("kernel", f"lstm_cell kernel fwd+bwd N={N} H={H}", k_impls, None)
     bench_lstm_layer(b, torch)
@@ -228,7 +243,7 @@ def bench_lstm_layer(b: Bench, torch):
         impls = {}
         for v in kernels.available()["lstm_cell"]:
             if v in kernels.VARIANTS["cpu"]:
-                impls[v] = (lambda v=v: _with_variant("lstm_cell", v, mg_step))
+                impls[v] = lambda v=v: _with_variant("lstm_cell", v, mg_step)
         impls["torch"] = torch_step
         flops = 2.0 * T * N * 4 * H * (H + H) * 3
         b.run("kernel", f"LSTM layer fwd+bwd T={T} N={N} I=H={H}", impls, flops, "GFLOP/s")
@@ -252,20 +267,21 @@ def bench_attention(b: Bench, torch):
         q, k, v = (rng.standard_normal((B * Hh, T, D), dtype=np.float32) for _ in range(3))
         dout = rng.standard_normal((B * Hh, T, D), dtype=np.float32)
         scale = 1.0 / np.sqrt(D)
-        tq, tk, tv = (torch.from_numpy(a.reshape(B, Hh, T, D)).requires_grad_()
-                      for a in (q, k, v))
+        tq, tk, tv = (torch.from_numpy(a.reshape(B, Hh, T, D)).requires_grad_() for a in (q, k, v))
         tdo = torch.from_numpy(dout.reshape(B, Hh, T, D))
         for causal in (False, True):
             # causal: about half the work (the benchmark still counts the full 4 B H T^2 D)
             flops = 4.0 * B * Hh * T * T * D
             tag = " causal" if causal else ""
-            fwd = {name: (lambda m=m, c=causal: m.attention_forward(q, k, v, None, scale, c))
-                   for name, m in variants.items()}
+            fwd = {
+                name: (lambda m=m, c=causal: m.attention_forward(q, k, v, None, scale, c))
+                for name, m in variants.items()
+            }
             with torch.no_grad():
                 fwd["torch"] = lambda c=causal: TF.scaled_dot_product_attention(
-                    tq, tk, tv, is_causal=c)
-            b.run("kernel", f"attention fwd B={B} H={Hh} T={T} D={D}{tag}", fwd, flops,
-                  "GFLOP/s")
+                    tq, tk, tv, is_causal=c
+                )
+            b.run("kernel", f"attention fwd B={B} H={Hh} T={T} D={D}{tag}", fwd, flops, "GFLOP/s")
 
             def both(m, c):
                 out, lse = m.attention_forward(q, k, v, None, scale, c)
@@ -273,9 +289,15 @@ def bench_attention(b: Bench, torch):
 
             fb = {name: (lambda m=m, c=causal: both(m, c)) for name, m in variants.items()}
             fb["torch"] = lambda c=causal: TF.scaled_dot_product_attention(
-                tq, tk, tv, is_causal=c).backward(tdo)
-            b.run("kernel", f"attention fwd+bwd B={B} H={Hh} T={T} D={D}{tag}", fb, 3.5 * flops,
-                  "GFLOP/s")
+                tq, tk, tv, is_causal=c
+            ).backward(tdo)
+            b.run(
+                "kernel",
+                f"attention fwd+bwd B={B} H={Hh} T={T} D={D}{tag}",
+                fb,
+                3.5 * flops,
+                "GFLOP/s",
+            )
 
 
 def bench_ce(b: Bench, torch):
@@ -301,8 +323,12 @@ def bench_ce(b: Bench, torch):
             (losses.sum() / w.sum()).backward()
 
         impls = {"composed": composed}
-        impls.update({v: (lambda v=v: _with_variant("cross_entropy", v, fused))
-                      for v in _variants("cross_entropy")})
+        impls.update(
+            {
+                v: (lambda v=v: _with_variant("cross_entropy", v, fused))
+                for v in _variants("cross_entropy")
+            }
+        )
         impls["torch"] = lambda: torch.nn.functional.cross_entropy(tx, ty).backward()
         b.run("kernel", f"cross_entropy fwd+bwd N={N} C={C}", impls, 3 * 4.0 * N * C, "GB/s")
 
@@ -313,8 +339,9 @@ def bench_bias_relu(b: Bench, torch):
     import minigrad as mg
     from minigrad.nn import functional as F
 
-    cases = [(32, 6, 28, 28), (128, 6, 28, 28), (32, 120)] + ([] if b.quick else [
-        (128, 64, 32, 32)])
+    cases = [(32, 6, 28, 28), (128, 6, 28, 28), (32, 120)] + (
+        [] if b.quick else [(128, 64, 32, 32)]
+    )
     rng = np.random.default_rng(8)
     for shape in cases:
         C = shape[1]
@@ -331,8 +358,9 @@ def bench_bias_relu(b: Bench, torch):
             F.relu(x + bias.reshape(bshape)).sum().backward()
 
         impls = {"composed": composed}
-        impls.update({v: (lambda v=v: _with_variant("bias_relu", v, fused))
-                      for v in _variants("bias_relu")})
+        impls.update(
+            {v: (lambda v=v: _with_variant("bias_relu", v, fused)) for v in _variants("bias_relu")}
+        )
         impls["torch"] = lambda: torch.relu(tx + tb.view(bshape)).sum().backward()
         n = int(np.prod(shape))
         b.run("kernel", f"bias_relu fwd+bwd {shape}", impls, 5 * 4.0 * n, "GB/s")
@@ -360,8 +388,11 @@ def bench_overhead(b: Bench, torch):
             row.times["cpp"] = measure_batched(f_mg, inner, **b.kw)
             row.times["torch"] = measure_batched(f_t, inner, **b.kw)
             b.rows.append(row)
-            print(f"  overhead   {row.name:42s} minigrad {row.times['cpp'].median_ms * 1e3:.1f} "
-                  f"us  torch {row.times['torch'].median_ms * 1e3:.1f} us", flush=True)
+            print(
+                f"  overhead   {row.name:42s} minigrad {row.times['cpp'].median_ms * 1e3:.1f} "
+                f"us  torch {row.times['torch'].median_ms * 1e3:.1f} us",
+                flush=True,
+            )
 
     x_np = rng.standard_normal((64, 120), dtype=np.float32)
 
@@ -379,8 +410,7 @@ def bench_overhead(b: Bench, torch):
         x = torch.from_numpy(x_np).requires_grad_()
         chain(x, lambda t: t.relu()).backward()
 
-    b.run("overhead", "10-op chain 64x120 build+backward", {"cpp": mg_chain,
-                                                            "torch": torch_chain})
+    b.run("overhead", "10-op chain 64x120 build+backward", {"cpp": mg_chain, "torch": torch_chain})
 
 
 # ----------------------------------------------------------------------------- train step
@@ -397,8 +427,11 @@ def bench_train(b: Bench, torch):
             super().__init__()
             self.conv1, self.pool = tnn.Conv2d(3, 6, 5), tnn.MaxPool2d(2, 2)
             self.conv2 = tnn.Conv2d(6, 16, 5)
-            self.fc1, self.fc2, self.fc3 = (tnn.Linear(400, 120), tnn.Linear(120, 84),
-                                            tnn.Linear(84, 10))
+            self.fc1, self.fc2, self.fc3 = (
+                tnn.Linear(400, 120),
+                tnn.Linear(120, 84),
+                tnn.Linear(84, 10),
+            )
 
         def forward(self, x):
             x = self.pool(torch.relu(self.conv1(x)))
@@ -407,13 +440,14 @@ def bench_train(b: Bench, torch):
             return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
 
     rng = np.random.default_rng(6)
-    for N in ([32] if b.quick else [32, 128]):
+    for N in [32] if b.quick else [32, 128]:
         x_np = rng.standard_normal((N, 3, 32, 32), dtype=np.float32)
         y_np = rng.integers(0, 10, N)
         tmodel = TorchLeNet()
         model = LeNet()
-        model.load_state_dict({k: v.detach().numpy().copy()
-                               for k, v in tmodel.state_dict().items()})
+        model.load_state_dict(
+            {k: v.detach().numpy().copy() for k, v in tmodel.state_dict().items()}
+        )
         topt = torch.optim.SGD(tmodel.parameters(), lr=0.01, momentum=0.9)
         opt = mg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         x, y = mg.tensor(x_np), mg.tensor(y_np)
@@ -438,24 +472,42 @@ def bench_train(b: Bench, torch):
             topt.step()
 
         flops = 3 * 2.0 * N * (6 * 75 * 784 + 16 * 150 * 100 + 400 * 120 + 120 * 84 + 84 * 10)
-        b.run("train step", f"LeNet SGD step N={N}",
-              {"numpy": mg_numpy_step, "cpp": mg_step, "torch": torch_step}, flops, "GFLOP/s")
+        b.run(
+            "train step",
+            f"LeNet SGD step N={N}",
+            {"numpy": mg_numpy_step, "cpp": mg_step, "torch": torch_step},
+            flops,
+            "GFLOP/s",
+        )
 
 
 # ----------------------------------------------------------------------------- main
-BENCHES = {"conv": bench_conv, "pool": bench_pool, "adam": bench_adam, "lstm": bench_lstm,
-           "attention": bench_attention, "ce": bench_ce, "bias_relu": bench_bias_relu,
-           "overhead": bench_overhead,
-           "train": bench_train}
+BENCHES = {
+    "conv": bench_conv,
+    "pool": bench_pool,
+    "adam": bench_adam,
+    "lstm": bench_lstm,
+    "attention": bench_attention,
+    "ce": bench_ce,
+    "bias_relu": bench_bias_relu,
+    "overhead": bench_overhead,
+    "train": bench_train,
+}
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.kernels", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.kernels",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--quick", action="store_true", help="smoke mode: small cases, tiny reps")
-    ap.add_argument("--out", default=os.path.join("runs", "bench-kernels"),
-                    help="output folder (default runs/bench-kernels; the committed results "
-                    "live in benchmarks/results)")
+    ap.add_argument(
+        "--out",
+        default=os.path.join("runs", "bench-kernels"),
+        help="output folder (default runs/bench-kernels; the committed results "
+        "live in benchmarks/results)",
+    )
     ap.add_argument("--only", default="", help=f"comma-separated subset of {list(SECTIONS)}")
     ap.add_argument("--name", default="", help="file stem (default <machine>-<date>)")
     args = ap.parse_args(argv)
@@ -478,12 +530,16 @@ def main(argv=None) -> int:
 
     ceilings = {
         "sgemm_gflops": sgemm_gflops(512 if args.quick else 1024, reps=2 if args.quick else 5),
-        "copy_gbps": copy_gbps(8 * 2**20 if args.quick else 64 * 2**20,
-                               reps=2 if args.quick else 10),
+        "copy_gbps": copy_gbps(
+            8 * 2**20 if args.quick else 64 * 2**20, reps=2 if args.quick else 10
+        ),
         "minigrad_import_ms": import_ms,
     }
-    print(f"threads {threads}; sgemm {ceilings['sgemm_gflops']:.0f} GFLOP/s, copy "
-          f"{ceilings['copy_gbps']:.1f} GB/s; load {os.getloadavg()}", flush=True)
+    print(
+        f"threads {threads}; sgemm {ceilings['sgemm_gflops']:.0f} GFLOP/s, copy "
+        f"{ceilings['copy_gbps']:.1f} GB/s; load {os.getloadavg()}",
+        flush=True,
+    )
     bench = Bench(args.quick)
     for section in only:
         BENCHES[section](bench, torch)
@@ -491,8 +547,12 @@ def main(argv=None) -> int:
     stem = args.name or f"{machine_slug()}-{dt.date.today().isoformat()}"
     if args.quick and not args.name:
         stem += "-quick"
-    run_args = {"quick": args.quick, "only": only, "argv": sys.argv[1:],
-                "seconds": round(time.perf_counter() - t_start, 1)}
+    run_args = {
+        "quick": args.quick,
+        "only": only,
+        "argv": sys.argv[1:],
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
     paths = write_results(bench.rows, info, ceilings, run_args, args.out, stem)
     print(markdown(bench.rows, ceilings))
     print("wrote " + ", ".join(paths.values()) + f" in {run_args['seconds']} s")

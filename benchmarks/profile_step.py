@@ -177,11 +177,13 @@ def profile(batch: int, reps: int) -> dict:
         key = name.removesuffix("Backward")
         rows.setdefault(key, [0.0, 0.0])[1] += s / reps
     accounted = sum(f + b for f, b in rows.values()) + opt_seconds[0] / reps
-    mg_rows = sorted(([k, f * 1e3, b * 1e3] for k, (f, b) in rows.items()),
-                     key=lambda r: -(r[1] + r[2]))
+    mg_rows = sorted(
+        ([k, f * 1e3, b * 1e3] for k, (f, b) in rows.items()), key=lambda r: -(r[1] + r[2])
+    )
     mg_rows.append(["optimizer step (SGD kernel)", opt_seconds[0] / reps * 1e3, 0.0])
-    mg_rows.append(["rest: Python between ops (modules, engine loop)",
-                    max(total - accounted, 0.0) * 1e3, 0.0])
+    mg_rows.append(
+        ["rest: Python between ops (modules, engine loop)", max(total - accounted, 0.0) * 1e3, 0.0]
+    )
 
     # PyTorch breakdown
     from torch.profiler import ProfilerActivity
@@ -196,28 +198,50 @@ def profile(batch: int, reps: int) -> dict:
         if self_ms >= 0.005:
             t_rows.append([ev.key, self_ms])
     t_rows.sort(key=lambda r: -r[1])
-    return {"batch": batch, "reps": reps, "minigrad_step_ms": mg_s * 1e3,
-            "torch_step_ms": torch_s * 1e3, "ratio": mg_s / torch_s,
-            "minigrad_profiled_step_ms": total * 1e3, "minigrad": mg_rows,
-            "torch_self_cpu": t_rows[:15]}
+    return {
+        "batch": batch,
+        "reps": reps,
+        "minigrad_step_ms": mg_s * 1e3,
+        "torch_step_ms": torch_s * 1e3,
+        "ratio": mg_s / torch_s,
+        "minigrad_profiled_step_ms": total * 1e3,
+        "minigrad": mg_rows,
+        "torch_self_cpu": t_rows[:15],
+    }
 
 
 def markdown(results: list[dict], info: dict) -> str:
-    out = [f"# Where a LeNet training step's time goes ({info.get('cpu', '')}, "
-           f"{info.get('threads')} thread(s))", "",
-           "| batch | minigrad ms | PyTorch ms | minigrad / PyTorch |", "|---:|---:|---:|---:|"]
+    out = [
+        f"# Where a LeNet training step's time goes ({info.get('cpu', '')}, "
+        f"{info.get('threads')} thread(s))",
+        "",
+        "| batch | minigrad ms | PyTorch ms | minigrad / PyTorch |",
+        "|---:|---:|---:|---:|",
+    ]
     for r in results:
-        out.append(f"| {r['batch']} | {r['minigrad_step_ms']:.2f} | {r['torch_step_ms']:.2f} | "
-                   f"{r['ratio']:.2f} |")
+        out.append(
+            f"| {r['batch']} | {r['minigrad_step_ms']:.2f} | {r['torch_step_ms']:.2f} | "
+            f"{r['ratio']:.2f} |"
+        )
     for r in results:
-        out += ["", f"## batch {r['batch']}: minigrad, per step (profiled step "
-                f"{r['minigrad_profiled_step_ms']:.2f} ms)", "",
-                "| op | forward ms | backward ms | share |", "|---|---:|---:|---:|"]
+        out += [
+            "",
+            f"## batch {r['batch']}: minigrad, per step (profiled step "
+            f"{r['minigrad_profiled_step_ms']:.2f} ms)",
+            "",
+            "| op | forward ms | backward ms | share |",
+            "|---|---:|---:|---:|",
+        ]
         tot = sum(f + b for _, f, b in r["minigrad"]) or 1.0
         for name, f, b in r["minigrad"]:
             out.append(f"| {name} | {f:.3f} | {b:.3f} | {100 * (f + b) / tot:.1f}% |")
-        out += ["", f"## batch {r['batch']}: PyTorch, self CPU time per step (torch.profiler)",
-                "", "| aten op | self ms |", "|---|---:|"]
+        out += [
+            "",
+            f"## batch {r['batch']}: PyTorch, self CPU time per step (torch.profiler)",
+            "",
+            "| aten op | self ms |",
+            "|---|---:|",
+        ]
         for name, s in r["torch_self_cpu"]:
             out.append(f"| `{name}` | {s:.3f} |")
     return "\n".join(out) + "\n"
@@ -242,9 +266,15 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, args.name or f"{machine_slug()}-profile-{args.model}")
     with open(stem + ".json", "w") as f:
-        json.dump({"machine": info, "results": results,
-                   "command": " ".join(["python", "benchmarks/profile_step.py"] + sys.argv[1:])},
-                  f, indent=1)
+        json.dump(
+            {
+                "machine": info,
+                "results": results,
+                "command": " ".join(["python", "benchmarks/profile_step.py"] + sys.argv[1:]),
+            },
+            f,
+            indent=1,
+        )
     with open(stem + ".md", "w") as f:
         f.write(md)
     print(f"wrote {stem}.json, {stem}.md")

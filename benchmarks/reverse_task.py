@@ -44,14 +44,24 @@ def main(argv=None) -> int:
             kw["hidden"] = args.hidden
         kw["curriculum"] = not args.no_curriculum
     t0 = time.time()
-    r = train_reverse(args.model, length=args.length, steps=args.steps,
-                      batch_size=args.batch_size, lr=args.lr, eval_every=args.eval_every,
-                      seed=args.seed, **kw)
+    r = train_reverse(
+        args.model,
+        length=args.length,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        **kw,
+    )
     record = {k: v for k, v in r.items() if k != "model"}
-    record.update(command=" ".join(["python", "benchmarks/reverse_task.py"] + sys.argv[1:]),
-                  wall_seconds=time.time() - t0, model_kind=args.model,
-                  hidden=args.hidden, machine=machine_info(int(os.environ.get(
-                      "OMP_NUM_THREADS", os.cpu_count() or 1))))
+    record.update(
+        command=" ".join(["python", "benchmarks/reverse_task.py"] + sys.argv[1:]),
+        wall_seconds=time.time() - t0,
+        model_kind=args.model,
+        hidden=args.hidden,
+        machine=machine_info(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))),
+    )
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"reverse_{args.model}_{args.length}.json")
     with open(path + ".tmp", "w") as f:

@@ -89,49 +89,68 @@ def results_rows() -> list[tuple[str, str, str, str, str, str]]:
     r1 = _load("cifar_r1_minigrad/summary.json")
     t1 = _load("cifar_torch_r1.json")
     r1_machine = f"2-vCPU x86-64, {r1['openmp_threads']} threads"
-    rows.append((
-        "LeNet, recipe R1 (SGD 0.01 m0.9, batch 32, 10 epochs): test accuracy",
-        f"**{_pct(r1['test_accuracy'])}**", _pct(t1["test_accuracy"]), "-", r1_machine,
-        f"`{_cmd(r1['command'])}`; `python {_cmd(t1['command'])}` "
-        "(`cifar_r1_minigrad/summary.json`, `cifar_torch_r1.json`)",
-    ))
+    rows.append(
+        (
+            "LeNet, recipe R1 (SGD 0.01 m0.9, batch 32, 10 epochs): test accuracy",
+            f"**{_pct(r1['test_accuracy'])}**",
+            _pct(t1["test_accuracy"]),
+            "-",
+            r1_machine,
+            f"`{_cmd(r1['command'])}`; `python {_cmd(t1['command'])}` "
+            "(`cifar_r1_minigrad/summary.json`, `cifar_torch_r1.json`)",
+        )
+    )
     secs = r1["seconds_per_epoch"]
     tsecs = t1["seconds_per_epoch"]
-    rows.append((
-        "R1 seconds per epoch during those runs (mean; min-max)",
-        f"{_s(r1['mean_seconds_per_epoch'])} ({min(secs):.1f}-{max(secs):.1f})",
-        f"{_s(t1['mean_seconds_per_epoch'])} ({min(tsecs):.1f}-{max(tsecs):.1f})",
-        f"{r1['mean_seconds_per_epoch'] / t1['mean_seconds_per_epoch']:.2f}x",
-        r1_machine + " (shared with other jobs)",
-        "the same runs",
-    ))
+    rows.append(
+        (
+            "R1 seconds per epoch during those runs (mean; min-max)",
+            f"{_s(r1['mean_seconds_per_epoch'])} ({min(secs):.1f}-{max(secs):.1f})",
+            f"{_s(t1['mean_seconds_per_epoch'])} ({min(tsecs):.1f}-{max(tsecs):.1f})",
+            f"{r1['mean_seconds_per_epoch'] / t1['mean_seconds_per_epoch']:.2f}x",
+            r1_machine + " (shared with other jobs)",
+            "the same runs",
+        )
+    )
     for model in ("lenet", "resnet9-tiny", "resnet9-small"):
         c = _load(f"cifar_compare_{model}.json")
-        rows.append((
-            f"`{model}` seconds per 50k-image epoch, train step timed alone "
-            f"(batch {c['batch_size']}, each framework in its own process)",
-            _s(c["minigrad"]["seconds_per_epoch"]), _s(c["torch"]["seconds_per_epoch"]),
-            f"**{c['ratio']:.2f}x**", machine(c["machine"], c["threads"]),
-            f"`python benchmarks/cifar_compare.py --model {model} --subset {c['subset']}` "
-            f"(`cifar_compare_{model}.json`)",
-        ))
+        rows.append(
+            (
+                f"`{model}` seconds per 50k-image epoch, train step timed alone "
+                f"(batch {c['batch_size']}, each framework in its own process)",
+                _s(c["minigrad"]["seconds_per_epoch"]),
+                _s(c["torch"]["seconds_per_epoch"]),
+                f"**{c['ratio']:.2f}x**",
+                machine(c["machine"], c["threads"]),
+                f"`python benchmarks/cifar_compare.py --model {model} --subset {c['subset']}` "
+                f"(`cifar_compare_{model}.json`)",
+            )
+        )
     tiny = _load("cifar_resnet9_tiny_12ep_minigrad/summary.json")
-    rows.append((
-        f"ResNet-9 quarter width (`resnet9-tiny`), {tiny['epochs']} epochs: test accuracy",
-        f"**{_pct(tiny['test_accuracy'])}** (macro F1 {tiny['macro_f1']:.3f}, "
-        f"{tiny['total_train_seconds'] / 60:.0f} min)",
-        "-", "-", f"2-vCPU x86-64, {tiny['openmp_threads']} threads",
-        f"`{_cmd(tiny['command'])}` (`cifar_resnet9_tiny_12ep_minigrad/`)",
-    ))
+    rows.append(
+        (
+            f"ResNet-9 quarter width (`resnet9-tiny`), {tiny['epochs']} epochs: test accuracy",
+            f"**{_pct(tiny['test_accuracy'])}** (macro F1 {tiny['macro_f1']:.3f}, "
+            f"{tiny['total_train_seconds'] / 60:.0f} min)",
+            "-",
+            "-",
+            f"2-vCPU x86-64, {tiny['openmp_threads']} threads",
+            f"`{_cmd(tiny['command'])}` (`cifar_resnet9_tiny_12ep_minigrad/`)",
+        )
+    )
     for kind in ("transformer", "lstm"):
         r = _load(f"reverse_{kind}_20.json")
-        rows.append((
-            f"Reverse a 20-digit sequence, {kind}: whole-sequence accuracy "
-            f"after {r['steps']:,} steps",
-            f"{_pct(r['sequence_accuracy'])} ({r['seconds']:.0f} s)", "-", "-",
-            machine(r["machine"]),
-            f"`{_cmd(r['command'])}` (`reverse_{kind}_20.json`)",
-        ))
+        rows.append(
+            (
+                f"Reverse a 20-digit sequence, {kind}: whole-sequence accuracy "
+                f"after {r['steps']:,} steps",
+                f"{_pct(r['sequence_accuracy'])} ({r['seconds']:.0f} s)",
+                "-",
+                "-",
+                machine(r["machine"]),
+                f"`{_cmd(r['command'])}` (`reverse_{kind}_20.json`)",
+            )
+        )
     return rows
 
 
@@ -141,8 +160,10 @@ def reverse_table() -> str:
         "| command (result file) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for kind, desc in (("transformer", "Transformer (2 layers, d=64, 4 heads, pre-norm)"),
-                       ("lstm", "LSTM, reads the digits, then writes them reversed")):
+    for kind, desc in (
+        ("transformer", "Transformer (2 layers, d=64, 4 heads, pre-norm)"),
+        ("lstm", "LSTM, reads the digits, then writes them reversed"),
+    ):
         r = _load(f"reverse_{kind}_20.json")
         hidden = f" (H={r['hidden']})" if r.get("hidden") else ""
         lines.append(
@@ -169,21 +190,26 @@ def distributed_table() -> str:
         "| configuration | images/s (each run) |",
         "|---|---|",
     ]
-    lines += [f"| {c} | {' / '.join(f'{v:,.0f}' for v in vals)} |"
-              for c, vals in by_config.items()]
-    lines += ["", "All-reduce of float32 buffers, slowest rank, median "
-              "(`mpiexec -n N python -m benchmarks.distributed_allreduce`, "
-              "`benchmarks/results/distributed-allreduce-{2,4}ranks.json`):", "",
-              "| bytes | 2 ranks: mpi4py | 2 ranks: minigrad | 4 ranks: minigrad |",
-              "|---:|---:|---:|---:|"]
+    lines += [f"| {c} | {' / '.join(f'{v:,.0f}' for v in vals)} |" for c, vals in by_config.items()]
+    lines += [
+        "",
+        "All-reduce of float32 buffers, slowest rank, median "
+        "(`mpiexec -n N python -m benchmarks.distributed_allreduce`, "
+        "`benchmarks/results/distributed-allreduce-{2,4}ranks.json`):",
+        "",
+        "| bytes | 2 ranks: mpi4py | 2 ranks: minigrad | 4 ranks: minigrad |",
+        "|---:|---:|---:|---:|",
+    ]
     two = {r["bytes"]: r for r in _load("distributed-allreduce-2ranks.json")["rows"]}
     four = {r["bytes"]: r for r in _load("distributed-allreduce-4ranks.json")["rows"]}
     us = lambda r, k: f"{1e6 * r[k]:,.0f} us" if r else "-"  # noqa: E731
     for size in sorted(two):
         if size in (4, 4096, 262144, 1048576, 16777216) or size == max(two):
-            lines.append(f"| {size:,} | {us(two[size], 'mpi4py_median_s')} | "
-                         f"{us(two[size], 'minigrad_median_s')} | "
-                         f"{us(four.get(size), 'minigrad_median_s')} |")
+            lines.append(
+                f"| {size:,} | {us(two[size], 'mpi4py_median_s')} | "
+                f"{us(two[size], 'minigrad_median_s')} | "
+                f"{us(four.get(size), 'minigrad_median_s')} |"
+            )
     return "\n".join(lines)
 
 

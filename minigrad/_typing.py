@@ -42,7 +42,6 @@ DTypeLike: TypeAlias = Any
 DeviceLike: TypeAlias = "str | Device | None"
 
 
-
 class ValuesIndices(NamedTuple):
     """What sort, topk, kthvalue, median(dim), max(dim), ... return: PyTorch's
     ``(values, indices)`` pair (at run time a ``collections.namedtuple`` named after the op)."""
@@ -52,6 +51,16 @@ class ValuesIndices(NamedTuple):
 
 
 __all__ = [
-    "Array", "ArrayLike", "Ctx", "DTypeLike", "DeviceLike", "Dims", "Grads", "IntOrTuple",
-    "Scalar", "Shape", "TensorOrScalar", "ValuesIndices",
+    "Array",
+    "ArrayLike",
+    "Ctx",
+    "DTypeLike",
+    "DeviceLike",
+    "Dims",
+    "Grads",
+    "IntOrTuple",
+    "Scalar",
+    "Shape",
+    "TensorOrScalar",
+    "ValuesIndices",
 ]

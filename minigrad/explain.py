@@ -55,11 +55,15 @@ RULES: dict[str, str] = {
     "ScatterAdd": "d scatter_add(g)/dg: gather at the same indices",
     "IndexAdd": "adjoint of indexing: gather grad at the same key",
     "IndexPut": "overwritten slots get no gradient; the value gets grad at the key",
-    "LSTMCell": ("c = f*c_prev + i*g, h = o*tanh(c): dc += dh*o*(1-tanh(c)^2); "
-                 "d(pre-i) = dc*g*i(1-i), d(pre-f) = dc*c_prev*f(1-f), d(pre-g) = dc*i*(1-g^2), "
-                 "d(pre-o) = dh*tanh(c)*o(1-o); dc_prev = dc*f"),
-    "Attention": ("out = P v, P = softmax(s q k^T): dv = P^T g, dP = g v^T, "
-                  "dS = P*(dP - rowsum(dP*P)), dq = s dS k, dk = s dS^T q"),
+    "LSTMCell": (
+        "c = f*c_prev + i*g, h = o*tanh(c): dc += dh*o*(1-tanh(c)^2); "
+        "d(pre-i) = dc*g*i(1-i), d(pre-f) = dc*c_prev*f(1-f), d(pre-g) = dc*i*(1-g^2), "
+        "d(pre-o) = dh*tanh(c)*o(1-o); dc_prev = dc*f"
+    ),
+    "Attention": (
+        "out = P v, P = softmax(s q k^T): dv = P^T g, dP = g v^T, "
+        "dS = P*(dP - rowsum(dP*P)), dq = s dS k, dk = s dS^T q"
+    ),
     "AvgPool2dBackward": "linear: its adjoint is average pooling again",
     "MaxPool2dBackward": "adjoint of the scatter-add: gather grad at the argmax indices",
 }
@@ -167,8 +171,14 @@ def saved_items(node, names: dict[int, str] | None = None) -> list[dict]:
             if pname:
                 label = pname if label == "const" else f"{label}={pname}"
         data = getattr(item, "_data", item)
-        out.append({"name": label, "shape": _shape(item), "dtype": str(item.dtype),
-                    "nbytes": int(getattr(data, "nbytes", 0))})
+        out.append(
+            {
+                "name": label,
+                "shape": _shape(item),
+                "dtype": str(item.dtype),
+                "nbytes": int(getattr(data, "nbytes", 0)),
+            }
+        )
     return out
 
 
@@ -216,8 +226,7 @@ class Trace:
                 if raw is None or m is None or tuple(raw.shape) == tuple(m[0]):
                     entry["summed_axes"].append(None)
                 else:
-                    entry["summed_axes"].append(
-                        list(broadcast_axes(tuple(raw.shape), tuple(m[0]))))
+                    entry["summed_axes"].append(list(broadcast_axes(tuple(raw.shape), tuple(m[0]))))
             entry["saved"] = saved_items(node, self._names)
             entry["inputs"] = [self._describe_edge(e) for e in node.next_edges]
         self.records.append(entry)
@@ -259,10 +268,20 @@ class Trace:
 
     def __str__(self) -> str:
         if not self.records:
-            return ("explain: no backward pass ran inside this block, so nothing was recorded "
-                    "(call loss.backward() inside `with minigrad.autograd.explain() as trace:`)")
-        header = ["#", "node", "upstream grad", "input grads", "summed axes", "saved for backward",
-                  "time", "local rule"]
+            return (
+                "explain: no backward pass ran inside this block, so nothing was recorded "
+                "(call loss.backward() inside `with minigrad.autograd.explain() as trace:`)"
+            )
+        header = [
+            "#",
+            "node",
+            "upstream grad",
+            "input grads",
+            "summed axes",
+            "saved for backward",
+            "time",
+            "local rule",
+        ]
         rows = []
         for r in self.records:
             if "leaf" in r:
@@ -271,24 +290,44 @@ class Trace:
             else:
                 node = r["op"]
                 # only inputs that take a gradient (non-tensor args like shapes are left out)
-                ins = ", ".join(_fmt_shape(s) for s, i in zip(r["input_grads"], r["inputs"])
-                                if i is not None) or "-"
-            axes = ", ".join("-" if a is None else "(" + ",".join(map(str, a)) + ")"
-                             for a, i in zip(r["summed_axes"], r["inputs"]) if i is not None)
+                ins = (
+                    ", ".join(
+                        _fmt_shape(s)
+                        for s, i in zip(r["input_grads"], r["inputs"])
+                        if i is not None
+                    )
+                    or "-"
+                )
+            axes = ", ".join(
+                "-" if a is None else "(" + ",".join(map(str, a)) + ")"
+                for a, i in zip(r["summed_axes"], r["inputs"])
+                if i is not None
+            )
             if not any(a is not None for a in r["summed_axes"]):
                 axes = "-"
             saved = ", ".join(f"{s['name']}{_fmt_shape(s['shape'])}" for s in r["saved"]) or "-"
-            rows.append([str(r["step"]), node,
-                         ", ".join(_fmt_shape(s) for s in r["upstream"]) or "-", ins, axes,
-                         saved, _fmt_time(r["seconds"]), r["rule"]])
+            rows.append(
+                [
+                    str(r["step"]),
+                    node,
+                    ", ".join(_fmt_shape(s) for s in r["upstream"]) or "-",
+                    ins,
+                    axes,
+                    saved,
+                    _fmt_time(r["seconds"]),
+                    r["rule"],
+                ]
+            )
         widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header) - 1)]
         lines = []
         for row in [header] + rows:
             cells = [c.ljust(w) for c, w in zip(row[:-1], widths)] + [row[-1]]
             lines.append("  ".join(cells).rstrip())
         lines.insert(1, "-" * min(120, len(lines[0])))
-        lines.append(f"{len(self.records)} nodes, {_fmt_time(self.total_seconds)} in backward "
-                     "(summed axes: the engine reduced a broadcast gradient over them)")
+        lines.append(
+            f"{len(self.records)} nodes, {_fmt_time(self.total_seconds)} in backward "
+            "(summed axes: the engine reduced a broadcast gradient over them)"
+        )
         return "\n".join(lines)
 
     def __repr__(self) -> str:

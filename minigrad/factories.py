@@ -40,8 +40,11 @@ def empty(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
 def full(size, fill_value, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     if dtype is None:
         dtype = (
-            np.bool_ if isinstance(fill_value, bool)
-            else np.int64 if isinstance(fill_value, int) else np.float32
+            np.bool_
+            if isinstance(fill_value, bool)
+            else np.int64
+            if isinstance(fill_value, int)
+            else np.float32
         )
     arr = _xp(device).full(tuple(size), fill_value, dtype=np.dtype(dtype))
     return _make(arr, requires_grad)
@@ -54,23 +57,27 @@ def _like(fn, t, dtype, device, *args):
     return fn(xp)(t.shape, *args, dtype=np.dtype(t.dtype if dtype is None else dtype))
 
 
-def zeros_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
-               memory_format=None) -> Tensor:
+def zeros_like(
+    t: Tensor, dtype=None, requires_grad=False, *, device=None, memory_format=None
+) -> Tensor:
     return _make(_like(lambda xp: xp.zeros, t, dtype, device), requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
-              memory_format=None) -> Tensor:
+def ones_like(
+    t: Tensor, dtype=None, requires_grad=False, *, device=None, memory_format=None
+) -> Tensor:
     return _make(_like(lambda xp: xp.ones, t, dtype, device), requires_grad)
 
 
-def full_like(t: Tensor, fill_value, dtype=None, requires_grad=False, *, device=None,
-              memory_format=None) -> Tensor:
+def full_like(
+    t: Tensor, fill_value, dtype=None, requires_grad=False, *, device=None, memory_format=None
+) -> Tensor:
     return _make(_like(lambda xp: xp.full, t, dtype, device, fill_value), requires_grad)
 
 
-def empty_like(t: Tensor, dtype=None, requires_grad=False, *, device=None,
-               memory_format=None) -> Tensor:
+def empty_like(
+    t: Tensor, dtype=None, requires_grad=False, *, device=None, memory_format=None
+) -> Tensor:
     return _make(_like(lambda xp: xp.empty, t, dtype, device), requires_grad)
 
 
@@ -103,16 +110,26 @@ def randn(*size, dtype=None, device="cpu", requires_grad=False) -> Tensor:
     return _make(_random("normal", _shape_args(size), dtype, device), requires_grad)
 
 
-def rand_like(t: Tensor, dtype=None, *, device=None, requires_grad=False,
-              memory_format=None) -> Tensor:
-    return rand(*t.shape, dtype=dtype or t.dtype, device=t.device if device is None else device,
-                requires_grad=requires_grad)
+def rand_like(
+    t: Tensor, dtype=None, *, device=None, requires_grad=False, memory_format=None
+) -> Tensor:
+    return rand(
+        *t.shape,
+        dtype=dtype or t.dtype,
+        device=t.device if device is None else device,
+        requires_grad=requires_grad,
+    )
 
 
-def randn_like(t: Tensor, dtype=None, *, device=None, requires_grad=False,
-               memory_format=None) -> Tensor:
-    return randn(*t.shape, dtype=dtype or t.dtype, device=t.device if device is None else device,
-                 requires_grad=requires_grad)
+def randn_like(
+    t: Tensor, dtype=None, *, device=None, requires_grad=False, memory_format=None
+) -> Tensor:
+    return randn(
+        *t.shape,
+        dtype=dtype or t.dtype,
+        device=t.device if device is None else device,
+        requires_grad=requires_grad,
+    )
 
 
 def randint(low, high=None, size=(), dtype=None, device="cpu") -> Tensor:

@@ -84,15 +84,14 @@ def _analytic_vjp(outs, inputs, diff, vs, names=None):
         grads = [None] * len(diff)
     for g, i in zip(grads, diff):
         if g is not None and tuple(g.shape) != tuple(inputs[i].shape):
-            who, name = ("gradcheck", f"input {i}") if names is None else (
-                names.who, names.input(i))
+            who, name = (
+                ("gradcheck", f"input {i}") if names is None else (names.who, names.input(i))
+            )
             raise GradcheckError(
                 f"{who}: backward returned a gradient of shape {tuple(g.shape)} for {name} "
                 f"of shape {tuple(inputs[i].shape)}"
             )
-        result.append(
-            np.zeros(inputs[i].numel()) if g is None else _flat_host(g)
-        )
+        result.append(np.zeros(inputs[i].numel()) if g is None else _flat_host(g))
     return result
 
 
@@ -134,9 +133,18 @@ def gradcheck(
     Every output (of a tuple/list result) is checked against every input that requires grad;
     outputs and inputs are named by their position in ``fn``'s result and in ``inputs``."""
     inputs = _as_tuple(inputs)
-    return _check(fn, inputs, _check_inputs(inputs, "gradcheck"), eps, atol, rtol,
-                  raise_exception, fast_mode, seed,
-                  _Names("gradcheck", _output_positions(fn, inputs)))
+    return _check(
+        fn,
+        inputs,
+        _check_inputs(inputs, "gradcheck"),
+        eps,
+        atol,
+        rtol,
+        raise_exception,
+        fast_mode,
+        seed,
+        _Names("gradcheck", _output_positions(fn, inputs)),
+    )
 
 
 def _check(fn, inputs, diff, eps, atol, rtol, raise_exception, fast_mode, seed, names):
@@ -204,8 +212,10 @@ def _fast_check(fn, inputs, diff, outs, eps, atol, rtol, seed, names):
     for k, out in enumerate(outs):
         if out.dtype.kind != "f":
             continue
-        only_k = [v if kk == k else _to_like(np.zeros(o.numel()), o)
-                  for kk, (o, v) in enumerate(zip(outs, vs))]
+        only_k = [
+            v if kk == k else _to_like(np.zeros(o.numel()), o)
+            for kk, (o, v) in enumerate(zip(outs, vs))
+        ]
         for i, row in zip(diff, _analytic_vjp(outs, inputs, diff, only_k, names)):
             a = float(row @ us[i])  # v_k^T J_ki u_i from backward
             n = float(cols[i][k] @ _flat_host(vs[k]))
@@ -254,13 +264,13 @@ def gradgradcheck(
     outs = _outputs(fn, inputs)
     rng = np.random.default_rng(seed + 1)
     if grad_outputs is None:
-        grad_outputs = [
-            _to_like(rng.standard_normal(o.numel()), o).requires_grad_() for o in outs
-        ]
+        grad_outputs = [_to_like(rng.standard_normal(o.numel()), o).requires_grad_() for o in outs]
     grad_outputs = list(_as_tuple(grad_outputs))
     if len(grad_outputs) != len(outs):
-        raise ValueError(f"gradgradcheck: fn returned {len(outs)} tensors but "
-                         f"{len(grad_outputs)} grad_outputs were given")
+        raise ValueError(
+            f"gradgradcheck: fn returned {len(outs)} tensors but "
+            f"{len(grad_outputs)} grad_outputs were given"
+        )
     n = len(inputs)
 
     def first_order(*args):
@@ -276,10 +286,22 @@ def gradgradcheck(
         )
         # an unused input's gradient is a constant zero: keep its place so outputs stay
         # aligned with ``diff`` in the error messages
-        return tuple(_to_like(np.zeros(xs[i].numel()), xs[i]) if g is None else g
-                     for g, i in zip(grads, diff))
+        return tuple(
+            _to_like(np.zeros(xs[i].numel()), xs[i]) if g is None else g
+            for g, i in zip(grads, diff)
+        )
 
     args = tuple(inputs) + tuple(grad_outputs)
     names = _GradGradNames(diff, n, _output_positions(fn, inputs))
-    return _check(first_order, args, _check_inputs(args, "gradgradcheck"), eps, atol, rtol,
-                  raise_exception, fast_mode, seed, names)
+    return _check(
+        first_order,
+        args,
+        _check_inputs(args, "gradgradcheck"),
+        eps,
+        atol,
+        rtol,
+        raise_exception,
+        fast_mode,
+        seed,
+        names,
+    )

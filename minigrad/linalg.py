@@ -34,16 +34,16 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
         if len(dims) not in (1, 2):
             raise ValueError(f"{name}: dim must be an int or a 1- or 2-tuple, got {dim!r}")
     elif ord is not None and A.ndim not in (1, 2):
-        raise ValueError(f"{name}: with ord={ord!r} and no dim the input must be 1-D or 2-D, "
-                         f"got shape {tuple(A.shape)}")
+        raise ValueError(
+            f"{name}: with ord={ord!r} and no dim the input must be 1-D or 2-D, "
+            f"got shape {tuple(A.shape)}"
+        )
     else:
         dims = None
     if isinstance(ord, str):
-        return _la.matrix_norm(A, ord, dims if dims is not None else (0, 1), keepdim,
-                               dtype=dtype)
+        return _la.matrix_norm(A, ord, dims if dims is not None else (0, 1), keepdim, dtype=dtype)
     if ord is not None and (len(dims) == 2 if dims is not None else A.ndim == 2):
-        return _la.matrix_norm(A, ord, dims if dims is not None else (-2, -1), keepdim,
-                               dtype=dtype)
+        return _la.matrix_norm(A, ord, dims if dims is not None else (-2, -1), keepdim, dtype=dtype)
     return _la.vector_norm(A, 2 if ord is None else ord, dims, keepdim, dtype=dtype)
 
 

@@ -82,8 +82,18 @@ class FunctionEvent:
     """One timed call: ``name``, ``kind`` ("forward", "backward" or "user"), start ``ts`` and
     ``dur`` in microseconds, ``flops``, ``io_bytes``, ``input_shapes``, thread id."""
 
-    __slots__ = ("name", "kind", "ts", "dur", "self_dur", "flops", "io_bytes",
-                 "input_shapes", "tid", "parent")
+    __slots__ = (
+        "name",
+        "kind",
+        "ts",
+        "dur",
+        "self_dur",
+        "flops",
+        "io_bytes",
+        "input_shapes",
+        "tid",
+        "parent",
+    )
 
     def __init__(self, name, kind, ts, dur, flops=0, io_bytes=0, input_shapes=None):
         self.name, self.kind, self.ts, self.dur = name, kind, ts, dur
@@ -97,8 +107,10 @@ class FunctionEvent:
         return self.ts + self.dur
 
     def __repr__(self) -> str:
-        return (f"<FunctionEvent {self.name} {self.kind} ts={self.ts:.3f}us "
-                f"dur={self.dur:.3f}us flops={self.flops}>")
+        return (
+            f"<FunctionEvent {self.name} {self.kind} ts={self.ts:.3f}us "
+            f"dur={self.dur:.3f}us flops={self.flops}>"
+        )
 
 
 class FunctionEventAvg:
@@ -129,9 +141,11 @@ class FunctionEventAvg:
         return self.self_cpu_time_total / max(self.count, 1)
 
     def __repr__(self) -> str:
-        return (f"<FunctionEventAvg key={self.key} count={self.count} "
-                f"self_cpu_time_total={self.self_cpu_time_total:.3f}us "
-                f"cpu_time_total={self.cpu_time_total:.3f}us flops={self.flops}>")
+        return (
+            f"<FunctionEventAvg key={self.key} count={self.count} "
+            f"self_cpu_time_total={self.self_cpu_time_total:.3f}us "
+            f"cpu_time_total={self.cpu_time_total:.3f}us flops={self.flops}>"
+        )
 
 
 def _format_time(us: float) -> str:
@@ -153,8 +167,15 @@ def _format_memory(n: int) -> str:
     return f"{n} B"
 
 
-_SORT_KEYS = ("cpu_time", "cpu_time_total", "self_cpu_time_total", "self_cpu_time", "count",
-              "flops", "io_bytes")
+_SORT_KEYS = (
+    "cpu_time",
+    "cpu_time_total",
+    "self_cpu_time_total",
+    "self_cpu_time",
+    "count",
+    "flops",
+    "io_bytes",
+)
 
 
 class EventList(list):
@@ -165,9 +186,15 @@ class EventList(list):
         super().__init__(items)
         self.with_flops, self.with_bytes = with_flops, with_bytes
 
-    def table(self, sort_by: str | None = None, row_limit: int = 100, header: str | None = None,
-              max_name_column_width: int = 55, time_unit: str | None = None,
-              top_level_events_only: bool = False) -> str:
+    def table(
+        self,
+        sort_by: str | None = None,
+        row_limit: int = 100,
+        header: str | None = None,
+        max_name_column_width: int = 55,
+        time_unit: str | None = None,
+        top_level_events_only: bool = False,
+    ) -> str:
         """The summary table in ``torch.profiler``'s layout: Name, Self CPU %, Self CPU,
         CPU total %, CPU total, CPU time avg, # of Calls, then Total FLOPs (scaled, when any
         event has some) and Total I/O (input + output bytes)."""
@@ -177,8 +204,9 @@ class EventList(list):
         if sort_by is not None:
             key = sort_by.replace("cuda", "device")
             if key not in _SORT_KEYS:
-                raise ValueError(f"table: unknown sort_by {sort_by!r}; expected one of "
-                                 f"{', '.join(_SORT_KEYS)}")
+                raise ValueError(
+                    f"table: unknown sort_by {sort_by!r}; expected one of {', '.join(_SORT_KEYS)}"
+                )
             events = sorted(events, key=lambda e: getattr(e, key), reverse=True)
 
         def fmt_time(us):
@@ -186,8 +214,15 @@ class EventList(list):
             return _format_time(us) if scale is None else f"{us / scale:.3f}{time_unit}"
 
         name_w = min(max(len(e.key) for e in events) + 4, max_name_column_width)
-        headers = ["Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg",
-                   "# of Calls"]
+        headers = [
+            "Name",
+            "Self CPU %",
+            "Self CPU",
+            "CPU total %",
+            "CPU total",
+            "CPU time avg",
+            "# of Calls",
+        ]
         widths = [name_w] + [12] * 6
         flops = [e.flops for e in events if e.flops > 0]
         with_flops = self.with_flops and bool(flops)
@@ -210,11 +245,16 @@ class EventList(list):
         for e in events[:row_limit]:
             name = e.key
             if len(name) >= max_name_column_width - 3:
-                name = name[:max_name_column_width - 3] + "..."
-            values = [name, _format_share(e.self_cpu_time_total, total_self),
-                      fmt_time(e.self_cpu_time_total),
-                      _format_share(e.cpu_time_total, total_self), fmt_time(e.cpu_time_total),
-                      fmt_time(e.cpu_time), e.count]
+                name = name[: max_name_column_width - 3] + "..."
+            values = [
+                name,
+                _format_share(e.self_cpu_time_total, total_self),
+                fmt_time(e.self_cpu_time_total),
+                _format_share(e.cpu_time_total, total_self),
+                fmt_time(e.cpu_time_total),
+                fmt_time(e.cpu_time),
+                e.count,
+            ]
             if with_flops:
                 values.append("--" if e.flops <= 0 else f"{e.flops * flops_scale:8.3f}")
             if self.with_bytes:
@@ -249,9 +289,17 @@ class profile:  # PyTorch's name
     launches unless the code synchronises (``minigrad.cuda``-style sync) inside the block.
     """
 
-    def __init__(self, activities=None, record_shapes: bool = False, profile_memory: bool = False,
-                 with_stack: bool = False, with_flops: bool = True, with_modules: bool = False,
-                 with_bytes: bool = True, enabled: bool = True):
+    def __init__(
+        self,
+        activities=None,
+        record_shapes: bool = False,
+        profile_memory: bool = False,
+        with_stack: bool = False,
+        with_flops: bool = True,
+        with_modules: bool = False,
+        with_bytes: bool = True,
+        enabled: bool = True,
+    ):
         self.record_shapes, self.with_flops, self.with_bytes = record_shapes, with_flops, with_bytes
         self.enabled = enabled
         self.busy = False
@@ -309,8 +357,11 @@ class profile:  # PyTorch's name
         shapes = None
         if self.record_shapes:
             shapes = [list(a.shape) if isinstance(a, Tensor) else [] for a in args]
-        self._events.append(FunctionEvent(name, "forward", t0, t1 - t0, flops,
-                                          _nbytes(args) + _nbytes(outs), shapes))
+        self._events.append(
+            FunctionEvent(
+                name, "forward", t0, t1 - t0, flops, _nbytes(args) + _nbytes(outs), shapes
+            )
+        )
         return out
 
     def record(self, node, grads, in_grads, seconds, raw_grads) -> None:
@@ -325,8 +376,14 @@ class profile:  # PyTorch's name
         rule = _FUSED_BACKWARD.get(name)
         if rule is not None and not autograd.is_grad_enabled():  # create_graph: nested ops
             flops = int(rule(node, self._node_flops.get(node, 0)))
-        ev = FunctionEvent(name, "backward", end - seconds * 1e6, seconds * 1e6, flops,
-                           _nbytes(grads) + _nbytes(in_grads))
+        ev = FunctionEvent(
+            name,
+            "backward",
+            end - seconds * 1e6,
+            seconds * 1e6,
+            flops,
+            _nbytes(grads) + _nbytes(in_grads),
+        )
         self._close(ev, end)
 
     def _close(self, ev: FunctionEvent, end: float) -> None:
@@ -372,9 +429,18 @@ class profile:  # PyTorch's name
             args = {"kind": ev.kind, "flops": ev.flops, "io_bytes": ev.io_bytes}
             if ev.input_shapes is not None:
                 args["input_shapes"] = ev.input_shapes
-            trace.append({"name": ev.name, "cat": ev.kind, "ph": "X",
-                          "ts": round(ev.ts - self._t0, 3), "dur": round(ev.dur, 3),
-                          "pid": pid, "tid": ev.tid, "args": args})
+            trace.append(
+                {
+                    "name": ev.name,
+                    "cat": ev.kind,
+                    "ph": "X",
+                    "ts": round(ev.ts - self._t0, 3),
+                    "dur": round(ev.dur, 3),
+                    "pid": pid,
+                    "tid": ev.tid,
+                    "args": args,
+                }
+            )
         path = os.fspath(path)
         with open(path, "w") as f:
             json.dump({"traceEvents": trace, "displayTimeUnit": "ms"}, f)

@@ -71,8 +71,12 @@ class _Encoder:
         if isinstance(obj, Tensor):
             host = to_device(data_of(obj), CPU)
             key = self._add_array(obj, host, where)
-            return {_TAG: "tensor", "key": key, "device": str(obj.device),
-                    "requires_grad": obj.requires_grad}
+            return {
+                _TAG: "tensor",
+                "key": key,
+                "device": str(obj.device),
+                "requires_grad": obj.requires_grad,
+            }
         if isinstance(obj, np.ndarray):
             return {_TAG: "ndarray", "key": self._add_array(obj, obj, where)}
         if isinstance(obj, np.generic):  # numpy scalars keep their dtype
@@ -91,8 +95,10 @@ class _Encoder:
         if isinstance(obj, list):
             return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         if isinstance(obj, tuple):
-            return {_TAG: "tuple",
-                    "items": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]}
+            return {
+                _TAG: "tuple",
+                "items": [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)],
+            }
         if isinstance(obj, dict):
             items = []
             for k, v in obj.items():
@@ -125,7 +131,8 @@ def save(obj, path) -> None:
     root = encoder.encode(obj, "obj")
     header = json.dumps(
         {"format": FORMAT_TAG, "version": FORMAT_VERSION, "root": root},
-        allow_nan=False, separators=(",", ":"),
+        allow_nan=False,
+        separators=(",", ":"),
     )
     members = dict(encoder.arrays)
     members[HEADER_KEY] = np.frombuffer(header.encode("utf-8"), dtype=np.uint8)

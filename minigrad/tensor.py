@@ -60,8 +60,10 @@ def _numeric_native(arr):
     """``arr`` in native byte order; TypeError for dtypes a Tensor can't hold (object,
     strings, bytes, datetimes, complex, structured)."""
     if arr.dtype.kind not in "biuf" or arr.dtype.fields is not None:
-        raise TypeError(f"tensor: unsupported dtype {arr.dtype} (a Tensor holds bool, integer "
-                        "or floating-point numbers; convert the data first)")
+        raise TypeError(
+            f"tensor: unsupported dtype {arr.dtype} (a Tensor holds bool, integer "
+            "or floating-point numbers; convert the data first)"
+        )
     return arr.astype(arr.dtype.type)  # big-endian data -> the native builtin dtype (a copy)
 
 
@@ -114,8 +116,9 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
     _output_nr: int
     _version: list[int]
 
-    def __init__(self, data: ArrayLike, dtype: DTypeLike = None,
-                 requires_grad: bool = False) -> None:
+    def __init__(
+        self, data: ArrayLike, dtype: DTypeLike = None, requires_grad: bool = False
+    ) -> None:
         if isinstance(data, Tensor):
             data = data._data
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
@@ -367,8 +370,12 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
         return out
 
     # ------------------------------------------------------------------ autograd
-    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+    def backward(
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
         _engine.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def _edge(self):
@@ -392,8 +399,9 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> _RemovableHandle:
         """``hook(grad) -> Tensor or None`` runs when this tensor's gradient is computed."""
         if not self.requires_grad:
-            raise RuntimeError("register_hook: cannot register a hook on a tensor that "
-                               "doesn't require gradient")
+            raise RuntimeError(
+                "register_hook: cannot register a hook on a tensor that doesn't require gradient"
+            )
         node, nr = self._edge()
         if node._hooks is None:
             node._hooks = {}
@@ -402,11 +410,14 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
         return _RemovableHandle(hooks, hook)
 
     def register_post_accumulate_grad_hook(
-            self, hook: Callable[[Tensor], Tensor | None]) -> _RemovableHandle:
+        self, hook: Callable[[Tensor], Tensor | None]
+    ) -> _RemovableHandle:
         """``hook(tensor)`` runs after a backward pass has updated this leaf's ``.grad``."""
         if not self.is_leaf or not self.requires_grad:
-            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
-                               "require grad accumulate a gradient")
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only leaf tensors that "
+                "require grad accumulate a gradient"
+            )
         node, _ = self._edge()
         return _RemovableHandle(node.add_post_hook(hook), hook)
 
@@ -429,9 +440,11 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
         key = _index_key(key)
         if isinstance(value, Tensor) and value.device != self.device:
             _check_same_device("setitem", (self, value))
-        if (isinstance(value, Tensor) and value.requires_grad or self._requires_grad) and (
-            is_grad_enabled()
-        ) or _hook_state.forward_ad is not None:  # (forward mode needs the op for its tangent)
+        if (
+            (isinstance(value, Tensor) and value.requires_grad or self._requires_grad)
+            and (is_grad_enabled())
+            or _hook_state.forward_ad is not None
+        ):  # (forward mode needs the op for its tangent)
             self._inplace(IndexPut.apply(self, value, key), "setitem")
             return
         try:
@@ -443,9 +456,7 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
     # ------------------------------------------------------------------ printing
     def __repr__(self) -> str:
         host = to_device(self._data, CPU)
-        body = np.array2string(
-            host, separator=", ", prefix="tensor(", precision=4, threshold=1000
-        )
+        body = np.array2string(host, separator=", ", prefix="tensor(", precision=4, threshold=1000)
         extras = []
         if self.is_cuda:
             extras.append(f"device='{self.device}'")
@@ -460,12 +471,15 @@ class Tensor(ArithmeticMethods, ShapeMethods, ExtraMethods, InplaceMethods):
     __str__ = __repr__
 
 
-
 # ----------------------------------------------------------------------------- functions
 
 
-def tensor(data: ArrayLike, dtype: DTypeLike = None, device: str | Device = "cpu",
-           requires_grad: bool = False) -> Tensor:
+def tensor(
+    data: ArrayLike,
+    dtype: DTypeLike = None,
+    device: str | Device = "cpu",
+    requires_grad: bool = False,
+) -> Tensor:
     """Create a tensor from data (copied). Python floats become float32, ints int64."""
     if isinstance(data, Tensor):
         data = data._data
@@ -506,11 +520,27 @@ def set_data(t: Tensor, array: Array) -> None:
     """Make ``array`` the storage of ``t`` (``Module.to`` moving parameters), bumping its
     version. ``array`` must keep ``t``'s shape."""
     if tuple(array.shape) != tuple(t._data.shape):
-        raise ValueError(f"set_data: array of shape {tuple(array.shape)} for a tensor of "
-                         f"shape {tuple(t._data.shape)}")
+        raise ValueError(
+            f"set_data: array of shape {tuple(array.shape)} for a tensor of "
+            f"shape {tuple(t._data.shape)}"
+        )
     t._data = array
     t._version[0] += 1
 
+
 # ``from minigrad.tensor import X`` keeps working for the functions defined beside the methods.
-__all__ = ["Tensor", "bump_version", "cat", "data_of", "pad", "result_type", "set_data", "stack",
-           "tensor", "version_of", "where", "_operand", "_shape_args"]
+__all__ = [
+    "Tensor",
+    "bump_version",
+    "cat",
+    "data_of",
+    "pad",
+    "result_type",
+    "set_data",
+    "stack",
+    "tensor",
+    "version_of",
+    "where",
+    "_operand",
+    "_shape_args",
+]

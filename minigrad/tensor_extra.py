@@ -68,27 +68,32 @@ class ExtraMethods:
     def cumprod(self: Tensor, dim: _int, *, dtype: DTypeLike = None) -> Tensor:
         return _extra.cumprod(self, dim, dtype=dtype)
 
-    def prod(self: Tensor, dim: _int | None = None, keepdim: _bool = False, *,
-             dtype: DTypeLike = None) -> Tensor:
+    def prod(
+        self: Tensor, dim: _int | None = None, keepdim: _bool = False, *, dtype: DTypeLike = None
+    ) -> Tensor:
         return _extra.prod(self, dim, keepdim, dtype=dtype)
 
-    def sort(self: Tensor, dim: _int = -1, descending: _bool = False,
-             stable: _bool = False) -> ValuesIndices:
+    def sort(
+        self: Tensor, dim: _int = -1, descending: _bool = False, stable: _bool = False
+    ) -> ValuesIndices:
         return _extra.sort(self, dim, descending, stable)
 
-    def argsort(self: Tensor, dim: _int = -1, descending: _bool = False,
-                stable: _bool = False) -> Tensor:
+    def argsort(
+        self: Tensor, dim: _int = -1, descending: _bool = False, stable: _bool = False
+    ) -> Tensor:
         return _extra.argsort(self, dim, descending, stable)
 
-    def topk(self: Tensor, k: _int, dim: _int = -1, largest: _bool = True,
-             sorted: _bool = True) -> ValuesIndices:
+    def topk(
+        self: Tensor, k: _int, dim: _int = -1, largest: _bool = True, sorted: _bool = True
+    ) -> ValuesIndices:
         return _extra.topk(self, k, dim, largest, sorted)
 
     def kthvalue(self: Tensor, k: _int, dim: _int = -1, keepdim: _bool = False) -> ValuesIndices:
         return _extra.kthvalue(self, k, dim, keepdim)
 
-    def median(self: Tensor, dim: _int | None = None,
-               keepdim: _bool = False) -> Tensor | ValuesIndices:
+    def median(
+        self: Tensor, dim: _int | None = None, keepdim: _bool = False
+    ) -> Tensor | ValuesIndices:
         return _extra.median(self, dim, keepdim)
 
     def flip(self: Tensor, *dims: _int | Sequence[_int]) -> Tensor:
@@ -100,9 +105,13 @@ class ExtraMethods:
     def repeat(self: Tensor, *sizes: _int | Sequence[_int]) -> Tensor:
         return _extra.repeat(self, *sizes)
 
-    def repeat_interleave(self: Tensor, repeats: Tensor | _int | None = None,
-                          dim: _int | None = None, *,
-                          output_size: IntOrTuple | None = None) -> Tensor:
+    def repeat_interleave(
+        self: Tensor,
+        repeats: Tensor | _int | None = None,
+        dim: _int | None = None,
+        *,
+        output_size: IntOrTuple | None = None,
+    ) -> Tensor:
         return _extra.repeat_interleave(self, repeats, dim, output_size=output_size)
 
     def tile(self: Tensor, *dims: _int | Sequence[_int]) -> Tensor:
@@ -111,8 +120,15 @@ class ExtraMethods:
     def index_select(self: Tensor, dim: _int, index: Tensor) -> Tensor:
         return _extra.index_select(self, dim, index)
 
-    def scatter(self: Tensor, dim: _int, index: Tensor, src: TensorOrScalar | None = None, *,
-                value: Scalar | None = None, reduce: str | None = None) -> Tensor:
+    def scatter(
+        self: Tensor,
+        dim: _int,
+        index: Tensor,
+        src: TensorOrScalar | None = None,
+        *,
+        value: Scalar | None = None,
+        reduce: str | None = None,
+    ) -> Tensor:
         Tensor = tensor_class()
         if src is not None and not isinstance(src, Tensor):
             src, value = None, src
@@ -121,8 +137,9 @@ class ExtraMethods:
     def scatter_add(self: Tensor, dim: _int, index: Tensor, src: Tensor) -> Tensor:
         return _extra.scatter_add(self, dim, index, src)
 
-    def index_add(self: Tensor, dim: _int, index: Tensor, source: Tensor, *,
-                  alpha: Scalar = 1) -> Tensor:
+    def index_add(
+        self: Tensor, dim: _int, index: Tensor, source: Tensor, *, alpha: Scalar = 1
+    ) -> Tensor:
         return _extra.index_add(self, dim, index, source, alpha=alpha)
 
     def take_along_dim(self: Tensor, indices: Tensor, dim: _int | None = None) -> Tensor:
@@ -155,8 +172,13 @@ class ExtraMethods:
     def cross(self: Tensor, other: Tensor, dim: _int | None = None) -> Tensor:
         return _extra.cross(self, other, dim)
 
-    def norm(self: Tensor, p: _float | str | None = "fro", dim: Dims = None, keepdim: _bool = False,
-             dtype: DTypeLike = None) -> Tensor:
+    def norm(
+        self: Tensor,
+        p: _float | str | None = "fro",
+        dim: Dims = None,
+        keepdim: _bool = False,
+        dtype: DTypeLike = None,
+    ) -> Tensor:
         return _extra.norm(self, p, dim, keepdim, dtype)
 
     def log1p(self: Tensor) -> Tensor:
@@ -237,6 +259,7 @@ class ExtraMethods:
     def isinf(self: Tensor) -> Tensor:
         return _extra.isinf(self)
 
-    def nan_to_num(self: Tensor, nan: _float = 0.0, posinf: _float | None = None,
-                   neginf: _float | None = None) -> Tensor:
+    def nan_to_num(
+        self: Tensor, nan: _float = 0.0, posinf: _float | None = None, neginf: _float | None = None
+    ) -> Tensor:
         return _extra.nan_to_num(self, nan, posinf, neginf)

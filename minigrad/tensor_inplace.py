@@ -94,9 +94,7 @@ class InplaceMethods:
         return self
 
     def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-        return self._fill_random(
-            random_array("uniform", self.shape, self.dtype, self.device, a, b)
-        )
+        return self._fill_random(random_array("uniform", self.shape, self.dtype, self.device, a, b))
 
     def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
         return self._fill_random(

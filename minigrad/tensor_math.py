@@ -74,8 +74,9 @@ class ArithmeticMethods:
     def div_(self: Tensor, other: TensorOrScalar, *, rounding_mode: str | None = None) -> Tensor:
         return self._inplace(self.div(other, rounding_mode=rounding_mode), "div_")
 
-    def clamp_(self: Tensor, min: TensorOrScalar | None = None,
-               max: TensorOrScalar | None = None) -> Tensor:
+    def clamp_(
+        self: Tensor, min: TensorOrScalar | None = None, max: TensorOrScalar | None = None
+    ) -> Tensor:
         return self._inplace(self.clamp(min, max), "clamp_")
 
     def relu_(self: Tensor) -> Tensor:
@@ -158,8 +159,9 @@ class ArithmeticMethods:
         if rounding_mode is None:
             return self / other
         if rounding_mode not in ("trunc", "floor"):
-            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', "
-                             f"got {rounding_mode!r}")
+            raise ValueError(
+                f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}"
+            )
         return DivRounding.apply(*_promote(self, _operand(other)), rounding_mode)
 
     divide = div
@@ -209,8 +211,9 @@ class ArithmeticMethods:
     def minimum(self: Tensor, other: TensorOrScalar) -> Tensor:
         return Minimum.apply(*_promote_tensors(self, _operand(other), self))
 
-    def clamp(self: Tensor, min: TensorOrScalar | None = None,
-              max: TensorOrScalar | None = None) -> Tensor:
+    def clamp(
+        self: Tensor, min: TensorOrScalar | None = None, max: TensorOrScalar | None = None
+    ) -> Tensor:
         Tensor = tensor_class()
         if min is None and max is None:
             raise ValueError("clamp: at least one of min and max must be given")
@@ -301,8 +304,9 @@ class ArithmeticMethods:
         Tensor = tensor_class()
         return Tensor(get_array_module(self._data).isnan(self._data))
 
-    def allclose(self: Tensor, other: TensorOrScalar, rtol: float = 1e-5,
-                 atol: float = 1e-8) -> bool:
+    def allclose(
+        self: Tensor, other: TensorOrScalar, rtol: float = 1e-5, atol: float = 1e-8
+    ) -> bool:
         Tensor = tensor_class()
         other = other._data if isinstance(other, Tensor) else other
         return bool(get_array_module(self._data).allclose(self._data, other, rtol, atol))
@@ -363,8 +367,9 @@ def result_type(*operands: Tensor) -> np.dtype:
         elif isinstance(x, float):
             dt = _FLOAT_DEFAULT
         else:
-            raise TypeError(f"result_type: expected Tensors or Python numbers, got "
-                            f"{type(x).__name__}")
+            raise TypeError(
+                f"result_type: expected Tensors or Python numbers, got {type(x).__name__}"
+            )
         wrapped = dt if wrapped is None else _promote_types(wrapped, dt)
     if dims is None and zeros is None and wrapped is None:
         raise TypeError("result_type: expected at least one operand")
@@ -378,11 +383,18 @@ def _promote(a, b, true_divide=False):
     integers gives the default float dtype (float32)."""
     Tensor = tensor_class()
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
-    if ta and tb and a._data.dtype == b._data.dtype and (a._data.dtype.kind == "f"
-                                                         or not true_divide):
+    if (
+        ta
+        and tb
+        and a._data.dtype == b._data.dtype
+        and (a._data.dtype.kind == "f" or not true_divide)
+    ):
         return a, b  # fast path: one dtype already
-    if ta != tb and (a if ta else b)._data.dtype.kind == "f" and isinstance(b if ta else a,
-                                                                           _SCALARS):
+    if (
+        ta != tb
+        and (a if ta else b)._data.dtype.kind == "f"
+        and isinstance(b if ta else a, _SCALARS)
+    ):
         return a, b  # fast path: a float tensor and a Python number keep the tensor's dtype
     dt = result_type(a, b)
     if true_divide and dt.kind in "biu":
@@ -396,8 +408,12 @@ def _promote_tensors(a, b, like):
     Tensor = tensor_class()
     dt = result_type(a, b)
     xp = get_array_module(like._data)
-    return tuple((x if x.dtype == dt else x.to(dt)) if isinstance(x, Tensor)
-                 else Tensor(xp.asarray(x, dtype=dt)) for x in (a, b))
+    return tuple(
+        (x if x.dtype == dt else x.to(dt))
+        if isinstance(x, Tensor)
+        else Tensor(xp.asarray(x, dtype=dt))
+        for x in (a, b)
+    )
 
 
 def _bool_pow_stays_bool(out, a, b):
@@ -428,6 +444,7 @@ def where(condition: Tensor, input: Tensor, other: TensorOrScalar) -> Tensor:
         cond = Tensor(cond._data.astype(bool))
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else None
     if like is None:
-        return Where.apply(cond, _operand(input, tensor_only=True),
-                           _operand(other, tensor_only=True))
+        return Where.apply(
+            cond, _operand(input, tensor_only=True), _operand(other, tensor_only=True)
+        )
     return Where.apply(cond, *_promote_tensors(_operand(input), _operand(other), like))

@@ -46,15 +46,17 @@ class ShapeMethods:
     __slots__ = ()
 
     # ------------------------------------------------------------------ reductions
-    def sum(self: Tensor, dim: Dims = None, keepdim: bool = False,
-            dtype: DTypeLike = None) -> Tensor:
+    def sum(
+        self: Tensor, dim: Dims = None, keepdim: bool = False, dtype: DTypeLike = None
+    ) -> Tensor:
         x = self if dtype is None else self.to(dtype)
         if x._data.dtype.kind == "b":
             x = x.long()
         return Sum.apply(x, dim=dim, keepdim=keepdim)
 
-    def mean(self: Tensor, dim: Dims = None, keepdim: bool = False, *,
-             dtype: DTypeLike = None) -> Tensor:
+    def mean(
+        self: Tensor, dim: Dims = None, keepdim: bool = False, *, dtype: DTypeLike = None
+    ) -> Tensor:
         if dtype is not None:
             return self.to(dtype).mean(dim, keepdim)
         if self._data.dtype.kind != "f":
@@ -71,8 +73,14 @@ class ShapeMethods:
             warnings.warn("mean of an empty slice is nan", RuntimeWarning, stacklevel=2)
         return self.sum(dim, keepdim) / (n if n else float("nan"))
 
-    def var(self: Tensor, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
-            correction: float | None = None) -> Tensor:
+    def var(
+        self: Tensor,
+        dim: Dims = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+    ) -> Tensor:
         if isinstance(dim, bool):  # var(unbiased) / var(unbiased, keepdim)?: PyTorch's overload
             if unbiased is not None and not isinstance(unbiased, bool):
                 raise TypeError(f"var: unbiased must be a bool, got {unbiased!r}")
@@ -84,8 +92,14 @@ class ShapeMethods:
         dims = normalize_dims(dim, self.ndim, "var")
         return Var.apply(self, dims, correction, keepdim)
 
-    def std(self: Tensor, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
-            correction: float | None = None) -> Tensor:
+    def std(
+        self: Tensor,
+        dim: Dims = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: float | None = None,
+    ) -> Tensor:
         return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
 
     def amax(self: Tensor, dim: Dims = None, keepdim: bool = False) -> Tensor:
@@ -101,8 +115,9 @@ class ShapeMethods:
     @overload
     def max(self: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
 
-    def max(self: Tensor, dim: int | Tensor | None = None,
-            keepdim: bool = False) -> Tensor | ValuesIndices:
+    def max(
+        self: Tensor, dim: int | Tensor | None = None, keepdim: bool = False
+    ) -> Tensor | ValuesIndices:
         """``max()`` -> the largest value; ``max(dim)`` -> (values, indices); ``max(other)``
         -> elementwise maximum."""
         Tensor = tensor_class()
@@ -119,8 +134,9 @@ class ShapeMethods:
     @overload
     def min(self: Tensor, dim: int, keepdim: bool = False) -> ValuesIndices: ...
 
-    def min(self: Tensor, dim: int | Tensor | None = None,
-            keepdim: bool = False) -> Tensor | ValuesIndices:
+    def min(
+        self: Tensor, dim: int | Tensor | None = None, keepdim: bool = False
+    ) -> Tensor | ValuesIndices:
         Tensor = tensor_class()
         if isinstance(dim, Tensor):
             return self.minimum(dim)
@@ -162,8 +178,9 @@ class ShapeMethods:
         xp = get_array_module(self._data)
         if dim is None:
             out = getattr(xp, name)(self._data.reshape(-1))
-            return Tensor(xp.asarray(out, dtype=np.int64).reshape((1,) * self.ndim if keepdim
-                                                                 else ()))
+            return Tensor(
+                xp.asarray(out, dtype=np.int64).reshape((1,) * self.ndim if keepdim else ())
+            )
         (d,) = normalize_dims(dim, self.ndim, name)
         if self.ndim == 0:  # a 0-d input: index 0, shape () even with keepdim (as PyTorch)
             return Tensor(xp.zeros((), np.int64))
@@ -280,8 +297,9 @@ class ShapeMethods:
         key = (slice(None),) * d + (slice(start, start + length),)
         return self[key]
 
-    def split(self: Tensor, split_size_or_sections: int | list[int], dim: int = 0) -> tuple[Tensor,
-              ...]:
+    def split(
+        self: Tensor, split_size_or_sections: int | list[int], dim: int = 0
+    ) -> tuple[Tensor, ...]:
         d = dim % self.ndim
         n = self.shape[d]
         if isinstance(split_size_or_sections, int):
@@ -321,15 +339,17 @@ class ShapeMethods:
             x = self.reshape(-1) if self.ndim == 0 else self
             return x.gather(dim, index.reshape(-1)).reshape(index.shape)
         (d,) = normalize_dims(dim, self.ndim, "gather")
-        if index.ndim == self.ndim and any(i > n for k, (i, n) in enumerate(
-                zip(index.shape, self.shape)) if k != d):
-            raise IndexError(f"gather: index of shape {tuple(index.shape)} must not be larger "
-                             f"than the input of shape {self.shape} outside dim {d}")
-        if (index.ndim == self.ndim
-                and any(i < n for k, (i, n) in enumerate(zip(index.shape, self.shape))
-                        if k != d)):
-            key = tuple(slice(None) if k == d else slice(0, i)
-                        for k, i in enumerate(index.shape))
+        if index.ndim == self.ndim and any(
+            i > n for k, (i, n) in enumerate(zip(index.shape, self.shape)) if k != d
+        ):
+            raise IndexError(
+                f"gather: index of shape {tuple(index.shape)} must not be larger "
+                f"than the input of shape {self.shape} outside dim {d}"
+            )
+        if index.ndim == self.ndim and any(
+            i < n for k, (i, n) in enumerate(zip(index.shape, self.shape)) if k != d
+        ):
+            key = tuple(slice(None) if k == d else slice(0, i) for k, i in enumerate(index.shape))
             return self[key].gather(d, index)
         return Gather.apply(self, Tensor(index), d)
 
@@ -395,8 +415,9 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def pad(input: Tensor, pad: tuple[int, ...], mode: str = "constant",
-        value: float | None = None) -> Tensor:
+def pad(
+    input: Tensor, pad: tuple[int, ...], mode: str = "constant", value: float | None = None
+) -> Tensor:
     """PyTorch's ``F.pad``: modes constant (the default; negative pads crop), reflect,
     replicate and circular (``ops.shape.pad_general``)."""
     pad = tuple(int(p) for p in pad)

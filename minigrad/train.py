@@ -70,8 +70,16 @@ from .train_options import (
 )
 
 __all__ = [
-    "CLIError", "RECIPES", "NORMALIZATION", "resolve_options", "train", "evaluate_checkpoint",
-    "load_checkpoint", "classification_report", "format_report", "load_cifar",
+    "CLIError",
+    "RECIPES",
+    "NORMALIZATION",
+    "resolve_options",
+    "train",
+    "evaluate_checkpoint",
+    "load_checkpoint",
+    "classification_report",
+    "format_report",
+    "load_cifar",
 ]
 
 
@@ -83,16 +91,23 @@ def _echo(msg: str = "") -> None:
 # ----------------------------------------------------------------------------- pieces
 def _epoch_seed(seed: int, epoch: int) -> int:
     """The seed of minigrad's host generator during ``epoch`` (independent streams)."""
-    return int(np.random.SeedSequence([seed, 0x6D67, epoch]).generate_state(1, np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([seed, 0x6D67, epoch]).generate_state(1, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def _optimizer(opts: dict, params):
     from . import optim
 
     if opts["optimizer"] == "sgd":
-        return optim.SGD(params, lr=opts["lr"], momentum=opts["momentum"],
-                         weight_decay=opts["weight_decay"], nesterov=bool(opts["nesterov"]))
+        return optim.SGD(
+            params,
+            lr=opts["lr"],
+            momentum=opts["momentum"],
+            weight_decay=opts["weight_decay"],
+            nesterov=bool(opts["nesterov"]),
+        )
     cls = optim.Adam if opts["optimizer"] == "adam" else optim.AdamW
     return cls(params, lr=opts["lr"], weight_decay=opts["weight_decay"])
 
@@ -105,12 +120,14 @@ def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
     if s == "none":
         return None, "epoch"
     if s == "step":  # /10 at 1/3 and 2/3 of the run
-        return lr_scheduler.StepLR(optimizer, step_size=max(1, math.ceil(epochs / 3)),
-                                   gamma=0.1), "epoch"
+        return lr_scheduler.StepLR(
+            optimizer, step_size=max(1, math.ceil(epochs / 3)), gamma=0.1
+        ), "epoch"
     if s == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch), "batch"
-    return lr_scheduler.OneCycleLR(optimizer, max_lr=opts["lr"], epochs=epochs,
-                                   steps_per_epoch=steps_per_epoch), "batch"
+    return lr_scheduler.OneCycleLR(
+        optimizer, max_lr=opts["lr"], epochs=epochs, steps_per_epoch=steps_per_epoch
+    ), "batch"
 
 
 # ----------------------------------------------------------------------------- training
@@ -118,17 +135,25 @@ def _on_epoch_end(epoch: int) -> None:
     """Hook called after each epoch's checkpoint is written (tests simulate a kill here)."""
 
 
-def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm,
-                 ema=None):
+def _train_epoch(
+    model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm, ema=None
+):
     from .nn import functional as F
     from .nn.utils import clip_grad_norm_
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     t0 = shown = time.perf_counter()
-    bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch}/{opts['epochs']}",
-               unit="batch", leave=False, dynamic_ncols=True, disable=_dist.quiet(),
-               mininterval=0.5)
+    bar = tqdm(
+        loader,
+        total=len(loader),
+        desc=f"epoch {epoch}/{opts['epochs']}",
+        unit="batch",
+        leave=False,
+        dynamic_ncols=True,
+        disable=_dist.quiet(),
+        mininterval=0.5,
+    )
     for i, (x, y) in enumerate(bar):
         x, y = _to_tensor(x, device), _to_tensor(y, device)
         logits = model(x)
@@ -154,8 +179,12 @@ def _train_epoch(model, loader, optimizer, scheduler, sched_unit, opts, device, 
         now = time.perf_counter()
         if i == 0 or now - shown >= PROGRESS_SECONDS or i + 1 == len(loader):
             shown, dt = now, now - t0
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
-                            img_s=f"{seen / max(dt, 1e-9):.0f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.4f}",
+                acc=f"{100 * correct / seen:.2f}%",
+                img_s=f"{seen / max(dt, 1e-9):.0f}",
+                refresh=False,
+            )
     bar.close()
     if scheduler is not None and sched_unit == "epoch":
         scheduler.step()
@@ -181,11 +210,13 @@ def _check_out(out: str) -> None:
         parent = os.path.dirname(parent)
     parent = parent or "."
     if not os.path.isdir(parent):
-        raise CLIError(f"--out {out}: {parent} is a file, not a folder: pass a folder for the "
-                       "run's files")
+        raise CLIError(
+            f"--out {out}: {parent} is a file, not a folder: pass a folder for the run's files"
+        )
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise CLIError(f"--out {out} is not writable (no write permission in {parent}): choose "
-                       "another --out")
+        raise CLIError(
+            f"--out {out} is not writable (no write permission in {parent}): choose another --out"
+        )
 
 
 def _write(path: str, saved_epoch: int, write, *args, **kwargs):
@@ -195,10 +226,15 @@ def _write(path: str, saved_epoch: int, write, *args, **kwargs):
     try:
         return write(*args, **kwargs)
     except OSError as e:
-        kept = (f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch
-                else "no checkpoint was saved")
-        raise CLIError(f"could not write {path} ({e.strerror or e}): {kept}; free some space "
-                       "or choose another --out, then run again") from e
+        kept = (
+            f"the checkpoint of epoch {saved_epoch} is kept"
+            if saved_epoch
+            else "no checkpoint was saved"
+        )
+        raise CLIError(
+            f"could not write {path} ({e.strerror or e}): {kept}; free some space "
+            "or choose another --out, then run again"
+        ) from e
 
 
 def _apply_resume_overrides(optimizer, loader, opts: dict, saved: dict) -> None:
@@ -229,8 +265,9 @@ def train(given: dict, argv: list[str] | None = None) -> dict:
     except KeyboardInterrupt as e:
         if isinstance(e, TrainingInterrupted):
             raise
-        raise TrainingInterrupted(out, os.path.join(out, CHECKPOINT),
-                                  progress["saved_epoch"]) from e
+        raise TrainingInterrupted(
+            out, os.path.join(out, CHECKPOINT), progress["saved_epoch"]
+        ) from e
 
 
 def _train(given: dict, argv: list[str], progress: dict) -> dict:
@@ -247,8 +284,10 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         else:
             _echo(f"note: no checkpoint in {out} yet; starting a new run")
     elif os.path.exists(ckpt_path):
-        raise CLIError(f"{out} already holds a run ({CHECKPOINT}): add --resume to continue "
-                       "it, or choose another --out (or delete that folder)")
+        raise CLIError(
+            f"{out} already holds a run ({CHECKPOINT}): add --resume to continue "
+            "it, or choose another --out (or delete that folder)"
+        )
     saved = None
     if ckpt is not None:
         saved = dict(ckpt["options"])
@@ -265,23 +304,33 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
     device = _device(opts.get("device"))
 
     # data (errors here are the user's: missing/truncated files, bad archive)
-    train_set = load_cifar(opts["data_dir"], True, bool(opts.get("download")),
-                           opts.get("expected_counts"))
+    train_set = load_cifar(
+        opts["data_dir"], True, bool(opts.get("download")), opts.get("expected_counts")
+    )
     test_set = load_cifar(opts["data_dir"], False, False, opts.get("expected_counts"))
     classes = list(train_set.classes)
     train_set = _limit(train_set, opts["limit_train"])
     test_set = _limit(test_set, opts.get("limit_test"))
     drop_last = uses_batchnorm(opts["model"]) and len(train_set) > opts["batch_size"]
-    train_loader = _loader(train_set, opts, opts["batch_size"], True,
-                           _transforms(opts, train=True), drop_last=drop_last,
-                           seed=opts["seed"])
+    train_loader = _loader(
+        train_set,
+        opts,
+        opts["batch_size"],
+        True,
+        _transforms(opts, train=True),
+        drop_last=drop_last,
+        seed=opts["seed"],
+    )
     train_loader = _dist.shard_loader(train_loader)  # this rank's share (several ranks)
-    test_loader = _loader(test_set, opts, max(opts["batch_size"], 500), False,
-                          _transforms(opts, train=False))
+    test_loader = _loader(
+        test_set, opts, max(opts["batch_size"], 500), False, _transforms(opts, train=False)
+    )
     steps = len(train_loader)
     if steps == 0:
-        raise CLIError(f"the training set has {len(train_set)} images, fewer than one batch "
-                       f"of {opts['batch_size']}: lower --batch-size or raise --limit-train")
+        raise CLIError(
+            f"the training set has {len(train_set)} images, fewer than one batch "
+            f"of {opts['batch_size']}: lower --batch-size or raise --limit-train"
+        )
 
     # model, optimizer, schedule: initialisation is a function of the seed only
     mg.manual_seed(opts["seed"])
@@ -304,8 +353,10 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
                 ema.load_state_dict(ckpt["ema"])
         except (KeyError, ValueError, TypeError) as e:
             msg = " ".join(str(e).split())
-            raise CLIError(f"{ckpt_path}: its optimizer, schedule or random state does not fit "
-                           f"the run ({msg}); the checkpoint is damaged") from e
+            raise CLIError(
+                f"{ckpt_path}: its optimizer, schedule or random state does not fit "
+                f"the run ({msg}); the checkpoint is damaged"
+            ) from e
         _apply_resume_overrides(optimizer, train_loader, opts, saved)
         start_epoch, history = int(ckpt["epoch"]), list(ckpt["history"])
         progress["saved_epoch"] = start_epoch
@@ -319,10 +370,12 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         _write(metrics_path, 0, _write_metrics, out, [])
 
     n_params = sum(p.numel() for p in model.parameters())
-    _echo(f"training {opts['model']} ({n_params:,} parameters) on {device} for "
-          f"{_plural(opts['epochs'], 'epoch')}: {len(train_set)} train / {len(test_set)} test "
-          f"images, batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
-          f"schedule {opts['schedule']}, augment {'on' if opts['augment'] else 'off'}")
+    _echo(
+        f"training {opts['model']} ({n_params:,} parameters) on {device} for "
+        f"{_plural(opts['epochs'], 'epoch')}: {len(train_set)} train / {len(test_set)} test "
+        f"images, batch {opts['batch_size']}, {opts['optimizer']} lr {opts['lr']}, "
+        f"schedule {opts['schedule']}, augment {'on' if opts['augment'] else 'off'}"
+    )
 
     net = _dist.wrap_model(model)  # DistributedDataParallel with several ranks
     final = None
@@ -330,43 +383,70 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         mg.manual_seed(_epoch_seed(opts["seed"], epoch))
         train_loader.set_epoch(epoch)
         lr = float(optimizer.param_groups[0]["lr"])
-        tr_loss, tr_acc, seen, secs = _train_epoch(net, train_loader, optimizer, scheduler,
-                                                   sched_unit, opts, device, epoch + 1, tqdm,
-                                                   ema)
+        tr_loss, tr_acc, seen, secs = _train_epoch(
+            net, train_loader, optimizer, scheduler, sched_unit, opts, device, epoch + 1, tqdm, ema
+        )
         t_eval = time.perf_counter()
-        te_loss, y_true, y_pred = _evaluate(_eval_model(model, ema), test_loader, device,
-                                            desc=f"epoch {epoch + 1}: evaluating")
+        te_loss, y_true, y_pred = _evaluate(
+            _eval_model(model, ema), test_loader, device, desc=f"epoch {epoch + 1}: evaluating"
+        )
         eval_secs = time.perf_counter() - t_eval
         te_acc = float((y_true == y_pred).mean()) if y_true.size else 0.0
         record = {
-            "epoch": epoch + 1, "train_loss": tr_loss, "train_acc": tr_acc,
-            "test_loss": te_loss, "test_acc": te_acc, "lr": lr, "seconds": secs,
-            "eval_seconds": eval_secs, "images_per_second": seen / max(secs, 1e-9),
+            "epoch": epoch + 1,
+            "train_loss": tr_loss,
+            "train_acc": tr_acc,
+            "test_loss": te_loss,
+            "test_acc": te_acc,
+            "lr": lr,
+            "seconds": secs,
+            "eval_seconds": eval_secs,
+            "images_per_second": seen / max(secs, 1e-9),
         }
         history.append(record)
         train_loader.set_epoch(epoch + 1)
-        _write(ckpt_path, progress["saved_epoch"], save_checkpoint, ckpt_path, model=model,
-               optimizer=optimizer, scheduler=scheduler, loader=train_loader, epoch=epoch + 1,
-               history=history, opts=opts, classes=classes, argv=argv,
-               epoch_seed=_epoch_seed(opts["seed"], epoch + 1), ema=ema)
+        _write(
+            ckpt_path,
+            progress["saved_epoch"],
+            save_checkpoint,
+            ckpt_path,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            loader=train_loader,
+            epoch=epoch + 1,
+            history=history,
+            opts=opts,
+            classes=classes,
+            argv=argv,
+            epoch_seed=_epoch_seed(opts["seed"], epoch + 1),
+            ema=ema,
+        )
         progress["saved_epoch"] = epoch + 1
         _write(metrics_path, epoch + 1, _write_metrics, out, history)
-        _echo(f"epoch {epoch + 1:>3}/{opts['epochs']}  train loss {tr_loss:.4f} "
-              f"acc {100 * tr_acc:6.2f}%  |  test loss {te_loss:.4f} acc {100 * te_acc:6.2f}%"
-              f"  |  {secs:.1f} s ({record['images_per_second']:.0f} img/s)")
+        _echo(
+            f"epoch {epoch + 1:>3}/{opts['epochs']}  train loss {tr_loss:.4f} "
+            f"acc {100 * tr_acc:6.2f}%  |  test loss {te_loss:.4f} acc {100 * te_acc:6.2f}%"
+            f"  |  {secs:.1f} s ({record['images_per_second']:.0f} img/s)"
+        )
         final = (te_loss, y_true, y_pred)
         _on_epoch_end(epoch + 1)
 
     if final is None:  # resumed a run that had already finished: evaluate again
-        _echo(f"the run in {out} already finished {_plural(start_epoch, 'epoch')}; "
-              "re-evaluating")
+        _echo(f"the run in {out} already finished {_plural(start_epoch, 'epoch')}; re-evaluating")
         te_loss, y_true, y_pred = _evaluate(_eval_model(model, ema), test_loader, device)
         final = (te_loss, y_true, y_pred)
     done = progress["saved_epoch"]
     _write(metrics_path, done, _write_metrics, out, history)
     curves_path = os.path.join(out, CURVES)
-    note = _write(curves_path, done, write_curves, history, curves_path,
-                  title=f"minigrad {opts['model']} on CIFAR-10")
+    note = _write(
+        curves_path,
+        done,
+        write_curves,
+        history,
+        curves_path,
+        title=f"minigrad {opts['model']} on CIFAR-10",
+    )
     if note:
         _echo(f"note: {note}")
     te_loss, y_true, y_pred = final
@@ -398,11 +478,12 @@ def _train(given: dict, argv: list[str], progress: dict) -> dict:
         "minigrad_version": mg.__version__,
     }
     summary_path = os.path.join(out, SUMMARY)
-    _write(summary_path, done, _write_text_atomic, summary_path,
-           json.dumps(summary, indent=2) + "\n")
-    _echo(f"test accuracy {100 * report['accuracy']:.2f}% ({report['correct']}/"
-          f"{report['total']}), test loss {te_loss:.4f}; wrote {METRICS}, {CHECKPOINT}, "
-          f"{'' if note else CURVES + ', '}{SUMMARY} to {out}")
+    _write(
+        summary_path, done, _write_text_atomic, summary_path, json.dumps(summary, indent=2) + "\n"
+    )
+    _echo(
+        f"test accuracy {100 * report['accuracy']:.2f}% ({report['correct']}/"
+        f"{report['total']}), test loss {te_loss:.4f}; wrote {METRICS}, {CHECKPOINT}, "
+        f"{'' if note else CURVES + ', '}{SUMMARY} to {out}"
+    )
     return summary
-
-

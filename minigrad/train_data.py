@@ -85,9 +85,15 @@ def _limit(ds, n):
 def _loader(ds, opts, batch_size, shuffle, transform, drop_last=False, seed=0):
     from .data import DataLoader
 
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                      seed=seed, num_workers=opts.get("num_workers") or 0,
-                      transform=transform)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        drop_last=drop_last,
+        seed=seed,
+        num_workers=opts.get("num_workers") or 0,
+        transform=transform,
+    )
 
 
 def _to_tensor(a, device):

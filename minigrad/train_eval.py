@@ -38,11 +38,19 @@ def classification_report(y_true, y_pred, classes) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
         precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-        f1 = np.where(precision + recall > 0,
-                      2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
+        f1 = np.where(
+            precision + recall > 0,
+            2 * precision * recall / np.maximum(precision + recall, 1e-300),
+            0.0,
+        )
     per_class = {
-        c: {"accuracy": float(recall[i]), "precision": float(precision[i]),
-            "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        c: {
+            "accuracy": float(recall[i]),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, c in enumerate(classes)
     }
     total = int(cm.sum())
@@ -67,8 +75,16 @@ def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
     loss_sum, n = 0.0, 0
     labels, preds = [], []
     with mg.no_grad():
-        for x, y in tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=False,
-                         dynamic_ncols=True, disable=_dist.quiet(), mininterval=PROGRESS_SECONDS):
+        for x, y in tqdm(
+            loader,
+            total=len(loader),
+            desc=desc,
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+            disable=_dist.quiet(),
+            mininterval=PROGRESS_SECONDS,
+        ):
             x, y = _to_tensor(x, device), _to_tensor(y, device)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -88,20 +104,30 @@ def _load_model_state(model, state, path, name) -> None:
         msg = " ".join(str(e).split())
         if len(msg) > 300:
             msg = msg[:300] + "..."
-        raise CLIError(f"{path}: its weights do not fit a {name!r} model ({msg}); the "
-                       "checkpoint is from another model or damaged") from e
+        raise CLIError(
+            f"{path}: its weights do not fit a {name!r} model ({msg}); the "
+            "checkpoint is from another model or damaged"
+        ) from e
 
 
 # ----------------------------------------------------------------------------- evaluate
-def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | None = None,
-                        model: str | None = None, batch_size: int = 500,
-                        limit_test: int | None = None, expected_counts=None) -> dict:
+def evaluate_checkpoint(
+    path: str,
+    data_dir: str | None = None,
+    device: str | None = None,
+    model: str | None = None,
+    batch_size: int = 500,
+    limit_test: int | None = None,
+    expected_counts=None,
+) -> dict:
     """Test accuracy and per-class metrics of the model in a training checkpoint."""
     ckpt = load_checkpoint(path)
     name = ckpt["model_name"]
     if model is not None and model.lower() != name:
-        raise CLIError(f"{path} holds a {name!r} model, not {model!r}: drop --model or pass "
-                       f"a {model!r} checkpoint")
+        raise CLIError(
+            f"{path} holds a {name!r} model, not {model!r}: drop --model or pass "
+            f"a {model!r} checkpoint"
+        )
     opts = dict(ckpt["options"])
     dev = _device(device)
     data_dir = data_dir or ckpt["environment"].get("data_dir") or "data"
@@ -113,25 +139,34 @@ def evaluate_checkpoint(path: str, data_dir: str | None = None, device: str | No
     net = get_model(name, num_classes=len(classes))
     state = ckpt["model"]
     if isinstance(ckpt.get("ema"), dict):  # an --ema run: evaluate the averaged weights
-        state = {k[len("module."):]: v for k, v in ckpt["ema"].items()
-                 if k.startswith("module.")}
+        state = {k[len("module.") :]: v for k, v in ckpt["ema"].items() if k.startswith("module.")}
     _load_model_state(net, state, path, name)
     if dev.type != "cpu":
         net.to(dev)
-    loader = _loader(test_set, {"num_workers": 0}, batch_size, False,
-                     _transforms(opts, train=False))
+    loader = _loader(
+        test_set, {"num_workers": 0}, batch_size, False, _transforms(opts, train=False)
+    )
     loss, y_true, y_pred = _evaluate(net, loader, dev)
     report = classification_report(y_true, y_pred, classes)
-    return {"model": name, "epoch": int(ckpt["epoch"]), "test_accuracy": report["accuracy"],
-            "test_loss": loss, **report}
+    return {
+        "model": name,
+        "epoch": int(ckpt["epoch"]),
+        "test_accuracy": report["accuracy"],
+        "test_loss": loss,
+        **report,
+    }
 
 
 def format_report(result: dict) -> str:
-    lines = [f"{result['model']} after {_plural(result['epoch'], 'epoch')}: test accuracy "
-             f"{100 * result['test_accuracy']:.2f}% ({result['correct']}/{result['total']}), "
-             f"test loss {result['test_loss']:.4f}",
-             f"{'class':<12} {'accuracy':>9} {'precision':>10} {'recall':>8} {'f1':>7}"]
+    lines = [
+        f"{result['model']} after {_plural(result['epoch'], 'epoch')}: test accuracy "
+        f"{100 * result['test_accuracy']:.2f}% ({result['correct']}/{result['total']}), "
+        f"test loss {result['test_loss']:.4f}",
+        f"{'class':<12} {'accuracy':>9} {'precision':>10} {'recall':>8} {'f1':>7}",
+    ]
     for c, m in result["per_class"].items():
-        lines.append(f"{c:<12} {100 * m['accuracy']:8.2f}% {100 * m['precision']:9.2f}% "
-                     f"{100 * m['recall']:7.2f}% {m['f1']:7.4f}")
+        lines.append(
+            f"{c:<12} {100 * m['accuracy']:8.2f}% {100 * m['precision']:9.2f}% "
+            f"{100 * m['recall']:7.2f}% {m['f1']:7.4f}"
+        )
     return "\n".join(lines)

@@ -26,14 +26,28 @@ SUMMARY = "summary.json"
 CURVES = "curves.png"
 
 # Options that define the training run (saved in the checkpoint, restored by --resume).
-RUN_KEYS = ("model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-            "nesterov", "schedule", "augment", "label_smoothing", "normalize", "seed",
-            "limit_train", "clip_grad_norm", "ema")
+RUN_KEYS = (
+    "model",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "nesterov",
+    "schedule",
+    "augment",
+    "label_smoothing",
+    "normalize",
+    "seed",
+    "limit_train",
+    "clip_grad_norm",
+    "ema",
+)
 # Run options added after version 1 was defined: a checkpoint without them means "off".
 OPTIONAL_RUN_KEYS = {"clip_grad_norm": None, "ema": None}
 # Options of the environment (taken from the current command line, also on --resume).
-ENV_KEYS = ("data_dir", "download", "device", "out", "num_workers", "limit_test",
-            "expected_counts")
+ENV_KEYS = ("data_dir", "download", "device", "out", "num_workers", "limit_test", "expected_counts")
 
 
 class CLIError(Exception):
@@ -56,8 +70,9 @@ def write_text_atomic(path: str, text: str) -> None:
 
 
 def write_metrics(out: str, history: list[dict]) -> None:
-    write_text_atomic(os.path.join(out, METRICS),
-                      "".join(json.dumps(r, sort_keys=False) + "\n" for r in history))
+    write_text_atomic(
+        os.path.join(out, METRICS), "".join(json.dumps(r, sort_keys=False) + "\n" for r in history)
+    )
 
 
 def curves_figure(history: list[dict], title: str = ""):
@@ -70,8 +85,10 @@ def curves_figure(history: list[dict], title: str = ""):
 
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, scale, label in ((ax1, "loss", 1, "cross-entropy loss"),
-                                  (ax2, "acc", 100, "accuracy (%)")):
+    for ax, key, scale, label in (
+        (ax1, "loss", 1, "cross-entropy loss"),
+        (ax2, "acc", 100, "accuracy (%)"),
+    ):
         ax.plot(epochs, [scale * r[f"train_{key}"] for r in history], "o-", label="train")
         ax.plot(epochs, [scale * r[f"test_{key}"] for r in history], "o-", label="test")
         ax.set_xlabel("epoch")
@@ -96,8 +113,10 @@ def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        return f"matplotlib is not installed: skipped {os.path.basename(path)} " \
-               "(pip install 'minigrad[plot]')"
+        return (
+            f"matplotlib is not installed: skipped {os.path.basename(path)} "
+            "(pip install 'minigrad[plot]')"
+        )
     fig = curves_figure(history, title)
     tmp = f"{path}.{os.getpid()}.tmp.png"
     try:
@@ -115,8 +134,21 @@ def write_curves(history: list[dict], path: str, title: str = "") -> str | None:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history, opts,
-                    classes, argv, epoch_seed, ema=None) -> None:
+def save_checkpoint(
+    path,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    loader,
+    epoch,
+    history,
+    opts,
+    classes,
+    argv,
+    epoch_seed,
+    ema=None,
+) -> None:
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -129,8 +161,11 @@ def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history
         "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
         "ema": None if ema is None else ema.state_dict(),
-        "rng": {"minigrad": mg.get_rng_state(), "loader": loader.state_dict(),
-                "epoch_seed": epoch_seed},
+        "rng": {
+            "minigrad": mg.get_rng_state(),
+            "loader": loader.state_dict(),
+            "epoch_seed": epoch_seed,
+        },
         "history": history,
         "classes": list(classes),
         "argv": list(argv),
@@ -141,27 +176,39 @@ def save_checkpoint(path, *, model, optimizer, scheduler, loader, epoch, history
 def load_checkpoint(path: str) -> dict:
     """Read and check a training checkpoint; problems become one-line ``CLIError``s."""
     if not os.path.isfile(path):
-        raise CLIError(f"no checkpoint at {path}: pass the checkpoint.npz that "
-                       "`minigrad train --out DIR` wrote")
+        raise CLIError(
+            f"no checkpoint at {path}: pass the checkpoint.npz that "
+            "`minigrad train --out DIR` wrote"
+        )
     try:
         ckpt = serialization.load(path, map_location="cpu")
     except (ValueError, RuntimeError, OSError) as e:
         msg = " ".join(str(e).split())
-        raise CLIError(f"{msg} -- cannot read {path}: pass a checkpoint.npz written by "
-                       "`minigrad train` (re-run training if it is damaged)") from e
+        raise CLIError(
+            f"{msg} -- cannot read {path}: pass a checkpoint.npz written by "
+            "`minigrad train` (re-run training if it is damaged)"
+        ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CLIError(f"{path} is a minigrad file but not a training checkpoint: pass the "
-                       "checkpoint.npz that `minigrad train` wrote")
+        raise CLIError(
+            f"{path} is a minigrad file but not a training checkpoint: pass the "
+            "checkpoint.npz that `minigrad train` wrote"
+        )
     if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CLIError(f"{path} has checkpoint version {ckpt.get('version')}, this minigrad "
-                       f"reads version {CHECKPOINT_VERSION}: re-run training with this version")
+        raise CLIError(
+            f"{path} has checkpoint version {ckpt.get('version')}, this minigrad "
+            f"reads version {CHECKPOINT_VERSION}: re-run training with this version"
+        )
     if ckpt.get("model_name") not in model_names():
-        raise CLIError(f"{path} holds an unknown model {ckpt.get('model_name')!r} (known: "
-                       f"{', '.join(model_names())})")
+        raise CLIError(
+            f"{path} holds an unknown model {ckpt.get('model_name')!r} (known: "
+            f"{', '.join(model_names())})"
+        )
     problem = checkpoint_problem(ckpt)
     if problem:
-        raise CLIError(f"{path} is damaged or was edited by hand: {problem}; re-run training "
-                       "(or restore the checkpoint.npz that `minigrad train` wrote)")
+        raise CLIError(
+            f"{path} is damaged or was edited by hand: {problem}; re-run training "
+            "(or restore the checkpoint.npz that `minigrad train` wrote)"
+        )
     return ckpt
 
 
@@ -169,15 +216,34 @@ def load_checkpoint(path: str) -> dict:
 # bool), a tuple of those (any one), or None allowed where listed.
 _INT, _NUM, _STR, _BOOL = "int", "num", "str", "bool"
 _OPTION_TYPES = {
-    "model": _STR, "epochs": _INT, "batch_size": _INT, "optimizer": _STR, "lr": _NUM,
-    "momentum": _NUM, "weight_decay": _NUM, "nesterov": _BOOL, "schedule": _STR,
-    "augment": _BOOL, "label_smoothing": _NUM, "normalize": _STR, "seed": _INT,
-    "limit_train": (_INT, None), "clip_grad_norm": (_NUM, None), "ema": (_NUM, None),
+    "model": _STR,
+    "epochs": _INT,
+    "batch_size": _INT,
+    "optimizer": _STR,
+    "lr": _NUM,
+    "momentum": _NUM,
+    "weight_decay": _NUM,
+    "nesterov": _BOOL,
+    "schedule": _STR,
+    "augment": _BOOL,
+    "label_smoothing": _NUM,
+    "normalize": _STR,
+    "seed": _INT,
+    "limit_train": (_INT, None),
+    "clip_grad_norm": (_NUM, None),
+    "ema": (_NUM, None),
 }
-_ENV_TYPES = {"data_dir": (_STR, None), "download": (_BOOL, None), "device": (_STR, None),
-              "out": (_STR, None), "num_workers": (_INT, None), "limit_test": (_INT, None)}
-_HISTORY_TYPES = {k: _NUM for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr",
-                                    "seconds")} | {"epoch": _INT}
+_ENV_TYPES = {
+    "data_dir": (_STR, None),
+    "download": (_BOOL, None),
+    "device": (_STR, None),
+    "out": (_STR, None),
+    "num_workers": (_INT, None),
+    "limit_test": (_INT, None),
+}
+_HISTORY_TYPES = {
+    k: _NUM for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+} | {"epoch": _INT}
 
 
 def _is(value, kind) -> bool:
@@ -207,8 +273,16 @@ def _fields(d: dict, types: dict, where: str) -> str | None:
 
 def checkpoint_problem(ckpt: dict) -> str | None:
     """The first thing wrong with a checkpoint's structure (``None`` when it is sound)."""
-    need = {"epoch": int, "options": dict, "environment": dict, "model": dict,
-            "optimizer": dict, "rng": dict, "history": list, "classes": list}
+    need = {
+        "epoch": int,
+        "options": dict,
+        "environment": dict,
+        "model": dict,
+        "optimizer": dict,
+        "rng": dict,
+        "history": list,
+        "classes": list,
+    }
     for key, kind in need.items():
         if key not in ckpt:
             return f"it has no {key!r}"
@@ -216,15 +290,18 @@ def checkpoint_problem(ckpt: dict) -> str | None:
             return f"{key!r} is a {type(ckpt[key]).__name__}, not a {kind.__name__}"
     if ckpt["epoch"] < 0:
         return f"'epoch' is {ckpt['epoch']}"
-    problem = (_fields(OPTIONAL_RUN_KEYS | ckpt["options"], _OPTION_TYPES, "options")
-               or _fields(ckpt["environment"], _ENV_TYPES, "environment"))
+    problem = _fields(OPTIONAL_RUN_KEYS | ckpt["options"], _OPTION_TYPES, "options") or _fields(
+        ckpt["environment"], _ENV_TYPES, "environment"
+    )
     if problem:
         return problem
     if not isinstance(ckpt.get("scheduler"), dict | None):
         return "'scheduler' is neither None nor a dict"
     counts = ckpt.get("expected_counts")
-    if counts is not None and (not isinstance(counts, dict) or _fields(
-            counts, {"train_batch": _INT, "test": _INT}, "expected_counts")):
+    if counts is not None and (
+        not isinstance(counts, dict)
+        or _fields(counts, {"train_batch": _INT, "test": _INT}, "expected_counts")
+    ):
         return f"'expected_counts' is {counts!r}"
     rng = ckpt["rng"]
     if not isinstance(rng.get("minigrad"), dict):

@@ -21,8 +21,15 @@ from .autograd.engine import collect_graph
 from .autograd.function import AccumulateGrad
 from .explain import leaf_name, param_names, saved_items
 
-__all__ = ["GradStats", "MemoryReport", "grad_stats", "graph_nodes", "memory_report", "render",
-           "to_dot"]
+__all__ = [
+    "GradStats",
+    "MemoryReport",
+    "grad_stats",
+    "graph_nodes",
+    "memory_report",
+    "render",
+    "to_dot",
+]
 
 
 def _root_edge(tensor):
@@ -89,8 +96,7 @@ def to_dot(tensor, show_shapes: bool = True, show_saved: bool = True, params=Non
     A tensor with no graph gives a one-node graph describing the tensor.
     """
     names = param_names(params)
-    lines = ["digraph minigrad {", "  rankdir=BT;",
-             '  node [fontname="Helvetica", fontsize=10];']
+    lines = ["digraph minigrad {", "  rankdir=BT;", '  node [fontname="Helvetica", fontsize=10];']
     nodes = graph_nodes(tensor)
     if not nodes:
         label = leaf_name(tensor, names) or "tensor"
@@ -110,8 +116,9 @@ def to_dot(tensor, show_shapes: bool = True, show_saved: bool = True, params=Non
             if show_shapes and leaf is not None:
                 label += f"\n{_fmt_shape(tuple(leaf.shape))} {leaf.dtype}"
             color = "lightblue" if (leaf is not None and id(leaf) in names) else "lightgrey"
-            lines.append(f'  {nid} [label="{_esc(label)}", shape=ellipse, style=filled, '
-                         f'fillcolor={color}];')
+            lines.append(
+                f'  {nid} [label="{_esc(label)}", shape=ellipse, style=filled, fillcolor={color}];'
+            )
             continue
         label = node.name()
         if show_shapes:
@@ -136,10 +143,12 @@ def to_dot(tensor, show_shapes: bool = True, show_saved: bool = True, params=Non
     return "\n".join(lines) + "\n"
 
 
-_INSTALL_HINT = ("Graphviz's `dot` program is not installed (or not on PATH); install it with "
-                 "`apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) or "
-                 "`conda install graphviz`, or write the text of minigrad.viz.to_dot() to a "
-                 ".dot file and render it elsewhere")
+_INSTALL_HINT = (
+    "Graphviz's `dot` program is not installed (or not on PATH); install it with "
+    "`apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) or "
+    "`conda install graphviz`, or write the text of minigrad.viz.to_dot() to a "
+    ".dot file and render it elsewhere"
+)
 
 
 def render(tensor, path, show_shapes: bool = True, show_saved: bool = True, params=None) -> str:
@@ -148,8 +157,9 @@ def render(tensor, path, show_shapes: bool = True, show_saved: bool = True, para
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf", "dot", "gv"):
-        raise ValueError(f"render: cannot tell the format from {path!r}; use a .png, .svg, "
-                         ".pdf or .dot suffix")
+        raise ValueError(
+            f"render: cannot tell the format from {path!r}; use a .png, .svg, .pdf or .dot suffix"
+        )
     dot_text = to_dot(tensor, show_shapes=show_shapes, show_saved=show_saved, params=params)
     if fmt in ("dot", "gv"):
         with open(path, "w") as f:
@@ -158,11 +168,14 @@ def render(tensor, path, show_shapes: bool = True, show_saved: bool = True, para
     exe = shutil.which("dot")
     if exe is None:
         raise RuntimeError(f"render: {_INSTALL_HINT}")
-    proc = subprocess.run([exe, f"-T{fmt}", "-o", path], input=dot_text.encode(),
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [exe, f"-T{fmt}", "-o", path], input=dot_text.encode(), capture_output=True, timeout=120
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"render: dot failed ({proc.returncode}): "
-                           f"{proc.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"render: dot failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace').strip()}"
+        )
     return path
 
 
@@ -171,17 +184,25 @@ class MemoryReport(dict):
     """A dict (``total_bytes``, ``by_family``, ``by_op``, ``nodes``) that prints as a table."""
 
     def __str__(self) -> str:
-        lines = [f"bytes held for backward: {_fmt_bytes(self['total_bytes'])} "
-                 f"({self['total_bytes']} B, {self['nodes']} nodes; each buffer counted once)"]
+        lines = [
+            f"bytes held for backward: {_fmt_bytes(self['total_bytes'])} "
+            f"({self['total_bytes']} B, {self['nodes']} nodes; each buffer counted once)"
+        ]
         w = max([len(k) for k in self["by_op"]] + [len("op")])
         lines.append(f"  {'op'.ljust(w)}  {'family':<12} {'nodes':>5}  {'bytes':>12}  share")
         total = max(self["total_bytes"], 1)
         for op, d in sorted(self["by_op"].items(), key=lambda kv: -kv[1]["bytes"]):
-            lines.append(f"  {op.ljust(w)}  {d['family']:<12} {d['count']:>5}  "
-                         f"{_fmt_bytes(d['bytes']):>12}  {100 * d['bytes'] / total:5.1f}%")
-        lines.append("  by family: " + ", ".join(
-            f"{fam} {_fmt_bytes(b)}" for fam, b in
-            sorted(self["by_family"].items(), key=lambda kv: -kv[1])))
+            lines.append(
+                f"  {op.ljust(w)}  {d['family']:<12} {d['count']:>5}  "
+                f"{_fmt_bytes(d['bytes']):>12}  {100 * d['bytes'] / total:5.1f}%"
+            )
+        lines.append(
+            "  by family: "
+            + ", ".join(
+                f"{fam} {_fmt_bytes(b)}"
+                for fam, b in sorted(self["by_family"].items(), key=lambda kv: -kv[1])
+            )
+        )
         return "\n".join(lines)
 
 
@@ -225,8 +246,12 @@ def memory_report(tensor) -> MemoryReport:
         d["bytes"] += nbytes
         by_family[fam] = by_family.get(fam, 0) + nbytes
         total += nbytes
-    return MemoryReport(total_bytes=total, by_family=by_family, by_op=by_op,
-                        nodes=sum(1 for n in nodes if not isinstance(n, AccumulateGrad)))
+    return MemoryReport(
+        total_bytes=total,
+        by_family=by_family,
+        by_op=by_op,
+        nodes=sum(1 for n in nodes if not isinstance(n, AccumulateGrad)),
+    )
 
 
 # ----------------------------------------------------------------------------- gradient view
@@ -238,13 +263,17 @@ class GradStats(dict):
         if not self:
             return "no parameter has a gradient (run backward first)"
         w = max(len(k) for k in self) + 2
-        lines = [f"{'parameter'.ljust(w)}{'shape':<16}{'norm':>11}{'mean':>11}{'std':>11}"
-                 f"{'max_abs':>11}  log10(norm)"]
+        lines = [
+            f"{'parameter'.ljust(w)}{'shape':<16}{'norm':>11}{'mean':>11}{'std':>11}"
+            f"{'max_abs':>11}  log10(norm)"
+        ]
         for name, d in self.items():
             bar = "#" * max(0, min(40, int(round(2 * (_log10(d["norm"]) + 10)))))
-            lines.append(f"{name.ljust(w)}{_fmt_shape(d['shape']):<16}{d['norm']:>11.3e}"
-                         f"{d['mean']:>11.3e}{d['std']:>11.3e}{d['max_abs']:>11.3e}  "
-                         f"{_log10(d['norm']):6.2f} {bar}")
+            lines.append(
+                f"{name.ljust(w)}{_fmt_shape(d['shape']):<16}{d['norm']:>11.3e}"
+                f"{d['mean']:>11.3e}{d['std']:>11.3e}{d['max_abs']:>11.3e}  "
+                f"{_log10(d['norm']):6.2f} {bar}"
+            )
         return "\n".join(lines)
 
 
@@ -267,8 +296,9 @@ def grad_stats(model) -> GradStats:
     elif isinstance(model, dict):
         items = list(model.items())
     else:
-        raise TypeError(f"grad_stats: expected a Module or a dict of tensors, got "
-                        f"{type(model).__name__}")
+        raise TypeError(
+            f"grad_stats: expected a Module or a dict of tensors, got {type(model).__name__}"
+        )
     out = GradStats()
     for name, p in items:
         if p.grad is None:

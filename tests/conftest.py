@@ -50,13 +50,18 @@ def native_C(*names: str):
     C = native.load_C()
     if C is None:
         if in_ci():
-            pytest.fail("CI=true: minigrad._C is not built (build it with `pip install -e .`)",
-                        pytrace=False)
+            pytest.fail(
+                "CI=true: minigrad._C is not built (build it with `pip install -e .`)",
+                pytrace=False,
+            )
         pytest.skip("minigrad._C is not built")
     missing = [n for n in names if not hasattr(C, n)]
     if missing:
-        pytest.fail(f"minigrad._C is built but lacks {missing}: a partial or stale build; "
-                    "rebuild with `python setup.py build_ext --inplace`", pytrace=False)
+        pytest.fail(
+            f"minigrad._C is built but lacks {missing}: a partial or stale build; "
+            "rebuild with `python setup.py build_ext --inplace`",
+            pytrace=False,
+        )
     return C
 
 
@@ -67,7 +72,8 @@ def cpu_variants(op: str) -> list[str]:
     variants = [v for v in kernels.available().get(op, ["numpy"]) if v in kernels.VARIANTS["cpu"]]
     if native_required():
         expected = (["cpp"] if op in C_ENTRY_POINTS else []) + (
-            ["blocked"] if op == "attention" else [])
+            ["blocked"] if op == "attention" else []
+        )
         variants += [v for v in expected if v not in variants]
     return variants
 
@@ -90,9 +96,14 @@ def run_at_thread_counts(code: str, tmp_path, counts=("1", "2")) -> list:
     results = []
     for n in counts:
         out = tmp_path / f"threads{n}.npz"
-        r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO_ROOT,
-                           env={**os.environ, "OMP_NUM_THREADS": n}, capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", code, str(out)],
+            cwd=REPO_ROOT,
+            env={**os.environ, "OMP_NUM_THREADS": n},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr
         results.append(np.load(out))
     return results

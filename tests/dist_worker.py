@@ -25,8 +25,11 @@ def collectives(rank, world):
         tol = dict(rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
         shape = (3, 5, 7)
         every = [rank_array(1, r, shape, dtype) for r in range(world)]
-        for op, ref in (("sum", np.sum(every, 0)), ("avg", np.mean(every, 0)),
-                        ("max", np.max(every, 0))):
+        for op, ref in (
+            ("sum", np.sum(every, 0)),
+            ("avg", np.mean(every, 0)),
+            ("max", np.max(every, 0)),
+        ):
             t = mg.tensor(every[rank].copy())
             dist.all_reduce(t, op=op)
             np.testing.assert_allclose(t.numpy(), ref.astype(dtype), **tol, err_msg=op)
@@ -91,12 +94,12 @@ def ddp(rank, world):
         part = slice(4 * rank, 4 * rank + 4)
         if step == 0:
             with model.no_sync():
-                nn.functional.cross_entropy(model(mg.tensor(xs[part])),
-                                            mg.tensor(ys[part])).backward()
+                nn.functional.cross_entropy(
+                    model(mg.tensor(xs[part])), mg.tensor(ys[part])
+                ).backward()
             g0 = local.fc1.weight.grad.numpy().copy()
         else:
-            nn.functional.cross_entropy(model(mg.tensor(xs[part])),
-                                        mg.tensor(ys[part])).backward()
+            nn.functional.cross_entropy(model(mg.tensor(xs[part])), mg.tensor(ys[part])).backward()
         nn.functional.cross_entropy(ref(mg.tensor(xs)), mg.tensor(ys)).backward()
     # after no_sync the local gradient was this rank's alone (differs between ranks)
     gathered = mg.zeros(world, *g0.shape)
@@ -180,9 +183,10 @@ def lenet(rank, world):
     from minigrad.models.registry import get_model
 
     root, per_batch = sys.argv[2], int(sys.argv[3])
-    data = Subset(CIFAR10(root, train=True,
-                          _expected_counts={"train_batch": per_batch, "test": per_batch}),
-                  np.arange(256))
+    data = Subset(
+        CIFAR10(root, train=True, _expected_counts={"train_batch": per_batch, "test": per_batch}),
+        np.arange(256),
+    )
 
     def run(batch, distributed):
         mg.manual_seed(0)

@@ -11,8 +11,7 @@ import pickle
 
 import numpy as np
 
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def _batch(seed: int, n: int, name: str) -> dict:
@@ -36,9 +35,15 @@ def make_fake_cifar(root, per_batch: int = 64, test: int = 64) -> dict:
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         with open(os.path.join(folder, name), "wb") as f:
-            pickle.dump(_batch(i, test if name == "test_batch" else per_batch, name), f,
-                        protocol=4)
+            pickle.dump(_batch(i, test if name == "test_batch" else per_batch, name), f, protocol=4)
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CLASSES],
-                     b"num_cases_per_batch": per_batch, b"num_vis": 3072}, f, protocol=4)
+        pickle.dump(
+            {
+                b"label_names": [c.encode() for c in CLASSES],
+                b"num_cases_per_batch": per_batch,
+                b"num_vis": 3072,
+            },
+            f,
+            protocol=4,
+        )
     return {"train_batch": per_batch, "test": test}

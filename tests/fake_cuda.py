@@ -107,8 +107,9 @@ class FakeCuda:
         args = {k: v for k, v in args.items() if k != "self"}
         self.calls.append((name, args))
         if args.get("stream") != STREAM:
-            raise FakeCallError(f"{name}: stream {args.get('stream')!r} is not the current "
-                                f"stream {STREAM}")
+            raise FakeCallError(
+                f"{name}: stream {args.get('stream')!r} is not the current stream {STREAM}"
+            )
         if "dtype" in args and args["dtype"] not in ("float32", "float64"):
             raise FakeCallError(f"{name}: dtype {args['dtype']!r}")
 
@@ -126,8 +127,9 @@ class FakeCuda:
         if not a.flags.c_contiguous:
             raise FakeCallError(f"{name}: '{arg}' is not C-contiguous")
         if a.size != int(np.prod(shape)):
-            raise FakeCallError(f"{name}: '{arg}' has {a.size} elements {a.shape}, the call "
-                                f"implies shape {shape}")
+            raise FakeCallError(
+                f"{name}: '{arg}' has {a.size} elements {a.shape}, the call implies shape {shape}"
+            )
         return a.view(np.ndarray).reshape(shape)
 
     @staticmethod
@@ -156,118 +158,260 @@ class FakeCuda:
         self._record("relu_backward", locals())
         dy = self._buf("relu_backward", "dy_ptr", dy_ptr, (n,), dtype).copy()
         x = self._buf("relu_backward", "x_ptr", x_ptr, (n,), dtype).copy()
-        self._buf("relu_backward", "dx_ptr", dx_ptr, (n,), dtype)[...] = \
-            reference.relu_backward(dy, x)
+        self._buf("relu_backward", "dx_ptr", dx_ptr, (n,), dtype)[...] = reference.relu_backward(
+            dy, x
+        )
 
     # -- conv
     @staticmethod
     def _conv_cols_shape(x_shape, KH, KW, stride, padding, dilation):
-        FakeCuda._window("conv", kernel=(KH, KW), stride=stride, padding=padding,
-                         dilation=dilation)
+        FakeCuda._window("conv", kernel=(KH, KW), stride=stride, padding=padding, dilation=dilation)
         N, C, H, W = x_shape
         OH = reference.conv_output_size(H, KH, stride[0], padding[0], dilation[0])
         OW = reference.conv_output_size(W, KW, stride[1], padding[1], dilation[1])
         return (N, C, KH, KW, OH, OW)
 
-    def im2col(self, x_ptr, x_shape, cols_ptr, cols_shape, KH, KW, stride, padding, dilation,
-               dtype, stream=0):
+    def im2col(
+        self,
+        x_ptr,
+        x_shape,
+        cols_ptr,
+        cols_shape,
+        KH,
+        KW,
+        stride,
+        padding,
+        dilation,
+        dtype,
+        stream=0,
+    ):
         name = "im2col"
         self._record(name, locals())
-        self._same(name, "cols_shape", cols_shape,
-                   self._conv_cols_shape(x_shape, KH, KW, stride, padding, dilation))
+        self._same(
+            name,
+            "cols_shape",
+            cols_shape,
+            self._conv_cols_shape(x_shape, KH, KW, stride, padding, dilation),
+        )
         x = self._buf(name, "x_ptr", x_ptr, x_shape, dtype).copy()
         cols = self._buf(name, "cols_ptr", cols_ptr, cols_shape, dtype)
         cols[...] = reference.im2col(x, KH, KW, tuple(stride), tuple(padding), tuple(dilation))
 
-    def col2im(self, cols_ptr, cols_shape, dx_ptr, x_shape, KH, KW, stride, padding, dilation,
-               dtype, stream=0):
+    def col2im(
+        self,
+        cols_ptr,
+        cols_shape,
+        dx_ptr,
+        x_shape,
+        KH,
+        KW,
+        stride,
+        padding,
+        dilation,
+        dtype,
+        stream=0,
+    ):
         name = "col2im"
         self._record(name, locals())
-        self._same(name, "cols_shape", cols_shape,
-                   self._conv_cols_shape(x_shape, KH, KW, stride, padding, dilation))
+        self._same(
+            name,
+            "cols_shape",
+            cols_shape,
+            self._conv_cols_shape(x_shape, KH, KW, stride, padding, dilation),
+        )
         cols = self._buf(name, "cols_ptr", cols_ptr, cols_shape, dtype).copy()
         dx = self._buf(name, "dx_ptr", dx_ptr, x_shape, dtype)
-        dx[...] = reference.col2im(cols, tuple(x_shape), KH, KW, tuple(stride), tuple(padding),
-                                   tuple(dilation))
+        dx[...] = reference.col2im(
+            cols, tuple(x_shape), KH, KW, tuple(stride), tuple(padding), tuple(dilation)
+        )
 
     # -- pooling
     @staticmethod
     def _pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):
-        FakeCuda._window("pool", kernel=kernel, stride=stride, padding=padding,
-                         dilation=dilation)
+        FakeCuda._window("pool", kernel=kernel, stride=stride, padding=padding, dilation=dilation)
         N, C, H, W = x_shape
-        return (N, C,
-                reference.pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0],
-                                           ceil_mode),
-                reference.pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1],
-                                           ceil_mode))
+        return (
+            N,
+            C,
+            reference.pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode),
+            reference.pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode),
+        )
 
-    def maxpool2d_forward(self, x_ptr, x_shape, y_ptr, indices_ptr, y_shape, kernel, stride,
-                          padding, dilation, ceil_mode, dtype, stream=0):
+    def maxpool2d_forward(
+        self,
+        x_ptr,
+        x_shape,
+        y_ptr,
+        indices_ptr,
+        y_shape,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        dtype,
+        stream=0,
+    ):
         name = "maxpool2d_forward"
         self._record(name, locals())
-        self._same(name, "y_shape", y_shape,
-                   self._pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode))
+        self._same(
+            name,
+            "y_shape",
+            y_shape,
+            self._pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode),
+        )
         x = self._buf(name, "x_ptr", x_ptr, x_shape, dtype).copy()
-        y, idx = reference.maxpool2d_forward(x, tuple(kernel), tuple(stride), tuple(padding),
-                                             tuple(dilation), ceil_mode)
+        y, idx = reference.maxpool2d_forward(
+            x, tuple(kernel), tuple(stride), tuple(padding), tuple(dilation), ceil_mode
+        )
         self._buf(name, "y_ptr", y_ptr, y_shape, dtype)[...] = y
         self._buf(name, "indices_ptr", indices_ptr, y_shape, "int64")[...] = idx
 
-    def maxpool2d_backward(self, dy_ptr, indices_ptr, dy_shape, dx_ptr, x_shape, kernel, stride,
-                           padding, dilation, ceil_mode, dtype, stream=0):
+    def maxpool2d_backward(
+        self,
+        dy_ptr,
+        indices_ptr,
+        dy_shape,
+        dx_ptr,
+        x_shape,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        ceil_mode,
+        dtype,
+        stream=0,
+    ):
         name = "maxpool2d_backward"
         self._record(name, locals())
-        self._same(name, "dy_shape", dy_shape,
-                   self._pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode))
+        self._same(
+            name,
+            "dy_shape",
+            dy_shape,
+            self._pool_shape(x_shape, kernel, stride, padding, dilation, ceil_mode),
+        )
         dy = self._buf(name, "dy_ptr", dy_ptr, dy_shape, dtype).copy()
         idx = self._buf(name, "indices_ptr", indices_ptr, dy_shape, "int64").copy()
         self._buf(name, "dx_ptr", dx_ptr, x_shape, dtype)[...] = reference.maxpool2d_backward(
-            dy, idx, tuple(x_shape), tuple(kernel), tuple(stride), tuple(padding),
-            tuple(dilation), ceil_mode)
+            dy,
+            idx,
+            tuple(x_shape),
+            tuple(kernel),
+            tuple(stride),
+            tuple(padding),
+            tuple(dilation),
+            ceil_mode,
+        )
 
-    def avgpool2d_forward(self, x_ptr, x_shape, y_ptr, y_shape, kernel, stride, padding,
-                          ceil_mode, count_include_pad, divisor_override, dtype, stream=0):
+    def avgpool2d_forward(
+        self,
+        x_ptr,
+        x_shape,
+        y_ptr,
+        y_shape,
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        dtype,
+        stream=0,
+    ):
         name = "avgpool2d_forward"
         self._record(name, locals())
-        self._same(name, "y_shape", y_shape,
-                   self._pool_shape(x_shape, kernel, stride, padding, (1, 1), ceil_mode))
+        self._same(
+            name,
+            "y_shape",
+            y_shape,
+            self._pool_shape(x_shape, kernel, stride, padding, (1, 1), ceil_mode),
+        )
         x = self._buf(name, "x_ptr", x_ptr, x_shape, dtype).copy()
         self._buf(name, "y_ptr", y_ptr, y_shape, dtype)[...] = reference.avgpool2d_forward(
-            x, tuple(kernel), tuple(stride), tuple(padding), ceil_mode, count_include_pad,
-            divisor_override)
+            x,
+            tuple(kernel),
+            tuple(stride),
+            tuple(padding),
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+        )
 
-    def avgpool2d_backward(self, dy_ptr, dy_shape, dx_ptr, x_shape, kernel, stride, padding,
-                           ceil_mode, count_include_pad, divisor_override, dtype, stream=0):
+    def avgpool2d_backward(
+        self,
+        dy_ptr,
+        dy_shape,
+        dx_ptr,
+        x_shape,
+        kernel,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+        dtype,
+        stream=0,
+    ):
         name = "avgpool2d_backward"
         self._record(name, locals())
-        self._same(name, "dy_shape", dy_shape,
-                   self._pool_shape(x_shape, kernel, stride, padding, (1, 1), ceil_mode))
+        self._same(
+            name,
+            "dy_shape",
+            dy_shape,
+            self._pool_shape(x_shape, kernel, stride, padding, (1, 1), ceil_mode),
+        )
         dy = self._buf(name, "dy_ptr", dy_ptr, dy_shape, dtype).copy()
         self._buf(name, "dx_ptr", dx_ptr, x_shape, dtype)[...] = reference.avgpool2d_backward(
-            dy, tuple(x_shape), tuple(kernel), tuple(stride), tuple(padding), ceil_mode,
-            count_include_pad, divisor_override)
+            dy,
+            tuple(x_shape),
+            tuple(kernel),
+            tuple(stride),
+            tuple(padding),
+            ceil_mode,
+            count_include_pad,
+            divisor_override,
+        )
 
     # -- lstm cell
-    def lstm_cell_forward(self, gates_ptr, c_prev_ptr, h_ptr, c_ptr, act_ptr, tanh_c_ptr, N, H,
-                          dtype, stream=0):
+    def lstm_cell_forward(
+        self, gates_ptr, c_prev_ptr, h_ptr, c_ptr, act_ptr, tanh_c_ptr, N, H, dtype, stream=0
+    ):
         name = "lstm_cell_forward"
         self._record(name, locals())
         gates = self._buf(name, "gates_ptr", gates_ptr, (N, 4 * H), dtype).copy()
         c_prev = self._buf(name, "c_prev_ptr", c_prev_ptr, (N, H), dtype).copy()
         outs = reference.lstm_cell_forward(gates, c_prev)
-        for arg, ptr, val in zip(("h_ptr", "c_ptr", "act_ptr", "tanh_c_ptr"),
-                                 (h_ptr, c_ptr, act_ptr, tanh_c_ptr), outs):
+        for arg, ptr, val in zip(
+            ("h_ptr", "c_ptr", "act_ptr", "tanh_c_ptr"), (h_ptr, c_ptr, act_ptr, tanh_c_ptr), outs
+        ):
             self._buf(name, arg, ptr, val.shape, dtype)[...] = val
 
-    def lstm_cell_backward(self, dh_ptr, dc_ptr, c_prev_ptr, act_ptr, tanh_c_ptr, dgates_ptr,
-                           dc_prev_ptr, N, H, dtype, stream=0):
+    def lstm_cell_backward(
+        self,
+        dh_ptr,
+        dc_ptr,
+        c_prev_ptr,
+        act_ptr,
+        tanh_c_ptr,
+        dgates_ptr,
+        dc_prev_ptr,
+        N,
+        H,
+        dtype,
+        stream=0,
+    ):
         name = "lstm_cell_backward"
         self._record(name, locals())
-        ins = [self._buf(name, arg, ptr, shape, dtype).copy() for arg, ptr, shape in (
-            ("dh_ptr", dh_ptr, (N, H)), ("dc_ptr", dc_ptr, (N, H)),
-            ("c_prev_ptr", c_prev_ptr, (N, H)), ("act_ptr", act_ptr, (N, 4 * H)),
-            ("tanh_c_ptr", tanh_c_ptr, (N, H)))]
+        ins = [
+            self._buf(name, arg, ptr, shape, dtype).copy()
+            for arg, ptr, shape in (
+                ("dh_ptr", dh_ptr, (N, H)),
+                ("dc_ptr", dc_ptr, (N, H)),
+                ("c_prev_ptr", c_prev_ptr, (N, H)),
+                ("act_ptr", act_ptr, (N, 4 * H)),
+                ("tanh_c_ptr", tanh_c_ptr, (N, H)),
+            )
+        ]
         dgates, dc_prev = reference.lstm_cell_backward(*ins)
         self._buf(name, "dgates_ptr", dgates_ptr, (N, 4 * H), dtype)[...] = dgates
         self._buf(name, "dc_prev_ptr", dc_prev_ptr, (N, H), dtype)[...] = dc_prev
@@ -278,8 +422,22 @@ class FakeCuda:
             if len(lst) != n:
                 raise FakeCallError(f"{name}: '{arg}' has {len(lst)} entries, expected {n}")
 
-    def sgd_step(self, params, grads, momentum_buffers, sizes, fresh, lr, momentum, dampening,
-                 weight_decay, nesterov, maximize, dtype, stream=0):
+    def sgd_step(
+        self,
+        params,
+        grads,
+        momentum_buffers,
+        sizes,
+        fresh,
+        lr,
+        momentum,
+        dampening,
+        weight_decay,
+        nesterov,
+        maximize,
+        dtype,
+        stream=0,
+    ):
         name = "sgd_step"
         self._record(name, locals())
         n = len(params)
@@ -291,23 +449,49 @@ class FakeCuda:
             g = self._buf(name, f"grads[{i}]", grads[i], (sizes[i],), dtype).copy()
             m = None
             if momentum != 0:
-                m = self._buf(name, f"momentum_buffers[{i}]", momentum_buffers[i],
-                              (sizes[i],), dtype)
+                m = self._buf(
+                    name, f"momentum_buffers[{i}]", momentum_buffers[i], (sizes[i],), dtype
+                )
             p_h = p.copy()
             bufs = [None if (m is None or fresh[i]) else m.copy()]
-            reference.sgd_step([p_h], [g], bufs, lr, momentum, dampening, weight_decay,
-                               nesterov, maximize)
+            reference.sgd_step(
+                [p_h], [g], bufs, lr, momentum, dampening, weight_decay, nesterov, maximize
+            )
             p[...] = p_h
             if m is not None:
                 m[...] = bufs[0]
 
-    def adam_step(self, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, sizes, steps, lr,
-                  beta1, beta2, eps, weight_decay, amsgrad, decoupled, dtype, stream=0):
+    def adam_step(
+        self,
+        params,
+        grads,
+        exp_avgs,
+        exp_avg_sqs,
+        max_exp_avg_sqs,
+        sizes,
+        steps,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        amsgrad,
+        decoupled,
+        dtype,
+        stream=0,
+    ):
         name = "adam_step"
         self._record(name, locals())
         n = len(params)
-        self._lists(name, n, grads=grads, exp_avgs=exp_avgs, exp_avg_sqs=exp_avg_sqs,
-                    sizes=sizes, steps=steps)
+        self._lists(
+            name,
+            n,
+            grads=grads,
+            exp_avgs=exp_avgs,
+            exp_avg_sqs=exp_avg_sqs,
+            sizes=sizes,
+            steps=steps,
+        )
         if amsgrad:
             self._lists(name, n, max_exp_avg_sqs=max_exp_avg_sqs)
         for i in range(n):
@@ -316,11 +500,27 @@ class FakeCuda:
             g = self._buf(name, f"grads[{i}]", grads[i], size, dtype).copy()
             m = self._buf(name, f"exp_avgs[{i}]", exp_avgs[i], size, dtype)
             v = self._buf(name, f"exp_avg_sqs[{i}]", exp_avg_sqs[i], size, dtype)
-            vm = (self._buf(name, f"max_exp_avg_sqs[{i}]", max_exp_avg_sqs[i], size, dtype)
-                  if amsgrad else np.zeros(size, dtype))
+            vm = (
+                self._buf(name, f"max_exp_avg_sqs[{i}]", max_exp_avg_sqs[i], size, dtype)
+                if amsgrad
+                else np.zeros(size, dtype)
+            )
             host = [p.copy(), m.copy(), v.copy(), vm.copy()]
-            reference.adam_step([host[0]], [g], [host[1]], [host[2]], [host[3]], int(steps[i]),
-                                lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled)
+            reference.adam_step(
+                [host[0]],
+                [g],
+                [host[1]],
+                [host[2]],
+                [host[3]],
+                int(steps[i]),
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                amsgrad,
+                decoupled,
+            )
             p[...], m[...], v[...] = host[:3]
             if amsgrad:
                 vm[...] = host[3]

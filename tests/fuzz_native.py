@@ -58,8 +58,11 @@ def _fmt(v):
 def call(fn, *args):
     """fn(*args); returns (True, result) or (False, exception). Only a crash escapes."""
     if VERBOSE:
-        print(f"{getattr(fn, '__name__', fn)}{tuple(_fmt(a) for a in args)}", file=sys.stderr,
-              flush=True)
+        print(
+            f"{getattr(fn, '__name__', fn)}{tuple(_fmt(a) for a in args)}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         return True, fn(*args)
     except (TypeError, ValueError, IndexError, OverflowError, MemoryError, RuntimeError) as e:
@@ -67,9 +70,23 @@ def call(fn, *args):
 
 
 # ----------------------------------------------------------------------------- arrays
-KINDS = ["ok"] * 20 + ["noncontig", "fortran", "byteswap", "int64", "float16", "complex",
-                        "bool", "object", "readonly", "zerosize", "hugezero", "0d", "list",
-                        "none", "scalar"]
+KINDS = ["ok"] * 20 + [
+    "noncontig",
+    "fortran",
+    "byteswap",
+    "int64",
+    "float16",
+    "complex",
+    "bool",
+    "object",
+    "readonly",
+    "zerosize",
+    "hugezero",
+    "0d",
+    "list",
+    "none",
+    "scalar",
+]
 
 
 @st.composite
@@ -89,8 +106,15 @@ def array(draw, shape, dtype=None, kinds=KINDS):
     if kind == "byteswap":
         return a.astype(a.dtype.newbyteorder()), False
     if kind in ("int64", "float16", "complex", "bool", "object"):
-        return a.astype({"int64": np.int64, "float16": np.float16, "complex": np.complex128,
-                         "bool": bool, "object": object}[kind]), False
+        return a.astype(
+            {
+                "int64": np.int64,
+                "float16": np.float16,
+                "complex": np.complex128,
+                "bool": bool,
+                "object": object,
+            }[kind]
+        ), False
     if kind == "readonly":
         a.flags.writeable = False
         return a, False
@@ -153,8 +177,14 @@ def check(ok_inputs, got, expected_fn, what, dtype):
 
 # ----------------------------------------------------------------------------- _C bindings
 def fuzz_C(C, examples, seed_value):
-    cfg = settings(max_examples=examples, deadline=None, database=None, derandomize=False,
-                   suppress_health_check=list(HealthCheck), print_blob=True)
+    cfg = settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
 
     def run(test):
         seed(seed_value)(cfg(test))()
@@ -171,8 +201,7 @@ def fuzz_C(C, examples, seed_value):
             dy = x  # aliased inputs (both read-only uses)
         ok, dx = call(C.relu_backward, dy, x)
         if ok:
-            check(okx and okd, dx, lambda: reference.relu_backward(dy, x), "relu_backward",
-                  x.dtype)
+            check(okx and okd, dx, lambda: reference.relu_backward(dy, x), "relu_backward", x.dtype)
 
     @given(st.data())
     def bias_relu(data):
@@ -181,13 +210,23 @@ def fuzz_C(C, examples, seed_value):
         b, okb = data.draw(array((data.draw(st.sampled_from([shape[1], 0, 1, 7])),)))
         ok, y = call(C.bias_relu_forward, x, b)
         if ok:
-            check(okx and okb, y, lambda: reference.bias_relu_forward(x, b),
-                  "bias_relu_forward", x.dtype)
+            check(
+                okx and okb,
+                y,
+                lambda: reference.bias_relu_forward(x, b),
+                "bias_relu_forward",
+                x.dtype,
+            )
         dy, okd = data.draw(array(shape))
         ok, r = call(C.bias_relu_backward, dy, x)
         if ok:
-            check(okx and okd, r, lambda: reference.bias_relu_backward(dy, x),
-                  "bias_relu_backward", x.dtype)
+            check(
+                okx and okd,
+                r,
+                lambda: reference.bias_relu_backward(dy, x),
+                "bias_relu_backward",
+                x.dtype,
+            )
 
     def geometry(data, names, small):
         """Plausible small values for ``names``, then one to three of them made extreme."""
@@ -198,12 +237,28 @@ def fuzz_C(C, examples, seed_value):
 
     def conv_args(data):
         N, Cc, H, W = data.draw(shape_strategy(4, 0, 5))
-        g = geometry(data, ["KH", "KW", "sH", "sW", "pH", "pW", "dH", "dW"],
-                     dict(KH=st.integers(1, 3), KW=st.integers(1, 3), sH=st.integers(1, 3),
-                          sW=st.integers(1, 3), pH=st.integers(0, 2), pW=st.integers(0, 2),
-                          dH=st.integers(1, 2), dW=st.integers(1, 2)))
-        return ((N, Cc, H, W), g["KH"], g["KW"], (g["sH"], g["sW"]), (g["pH"], g["pW"]),
-                (g["dH"], g["dW"]))
+        g = geometry(
+            data,
+            ["KH", "KW", "sH", "sW", "pH", "pW", "dH", "dW"],
+            dict(
+                KH=st.integers(1, 3),
+                KW=st.integers(1, 3),
+                sH=st.integers(1, 3),
+                sW=st.integers(1, 3),
+                pH=st.integers(0, 2),
+                pW=st.integers(0, 2),
+                dH=st.integers(1, 2),
+                dW=st.integers(1, 2),
+            ),
+        )
+        return (
+            (N, Cc, H, W),
+            g["KH"],
+            g["KW"],
+            (g["sH"], g["sW"]),
+            (g["pH"], g["pW"]),
+            (g["dH"], g["dW"]),
+        )
 
     @given(st.data())
     def im2col(data):
@@ -227,12 +282,20 @@ def fuzz_C(C, examples, seed_value):
         KHc = KH if 0 <= KH <= 4 else 1
         KWc = KW if 0 <= KW <= 4 else 1
         cols, okc = data.draw(array((N, Cc, KHc, KWc, OH, OW)))
-        x_shape = data.draw(st.sampled_from([shape, (N, Cc, H), (N, Cc, H, W, 1),
-                                             (N, Cc, -H - 1, W), (N, Cc, BIG, W)]))
+        x_shape = data.draw(
+            st.sampled_from(
+                [shape, (N, Cc, H), (N, Cc, H, W, 1), (N, Cc, -H - 1, W), (N, Cc, BIG, W)]
+            )
+        )
         ok, dx = call(C.col2im, cols, x_shape, KH, KW, s, p, d)
         if ok:
-            check(okc, dx, lambda: reference.col2im(cols, x_shape, KH, KW, s, p, d), "col2im",
-                  cols.dtype)
+            check(
+                okc,
+                dx,
+                lambda: reference.col2im(cols, x_shape, KH, KW, s, p, d),
+                "col2im",
+                cols.dtype,
+            )
 
     @given(st.data())
     def im2col_folded(data):
@@ -240,15 +303,31 @@ def fuzz_C(C, examples, seed_value):
         x, okx = data.draw(array(shape))
         ok, cols = call(C.im2col_folded, x, KH, KW, s, p, d)
         if ok:
-            check(okx, cols,
-                  lambda: reference.im2col(x, KH, KW, s, p, d).transpose(1, 2, 3, 0, 4, 5),
-                  "im2col_folded", x.dtype)
+            check(
+                okx,
+                cols,
+                lambda: reference.im2col(x, KH, KW, s, p, d).transpose(1, 2, 3, 0, 4, 5),
+                "im2col_folded",
+                x.dtype,
+            )
             dcols = np.ascontiguousarray(cols)
             ok, dx = call(C.col2im_folded, dcols, shape, KH, KW, s, p, d)
             if ok:
-                check(okx, dx, lambda: reference.col2im(
-                    np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), shape, KH, KW, s,
-                    p, d), "col2im_folded", x.dtype)
+                check(
+                    okx,
+                    dx,
+                    lambda: reference.col2im(
+                        np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)),
+                        shape,
+                        KH,
+                        KW,
+                        s,
+                        p,
+                        d,
+                    ),
+                    "col2im_folded",
+                    x.dtype,
+                )
         bad, _ = data.draw(array(data.draw(shape_strategy(6, 0, 3))))
         call(C.col2im_folded, bad, shape, KH, KW, s, p, d)
 
@@ -268,37 +347,72 @@ def fuzz_C(C, examples, seed_value):
         fine = okx and okw and (b is None or okb)
         ok, y = call(C.conv2d_direct_forward, x, w, b, pad)
         if ok:
-            check(fine, y, lambda: reference.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1),
-                  "conv2d_direct_forward", x.dtype)
+            check(
+                fine,
+                y,
+                lambda: reference.conv2d_forward(x, w, b, (1, 1), pad, (1, 1), 1),
+                "conv2d_direct_forward",
+                x.dtype,
+            )
         dshape = y.shape if ok else data.draw(shape_strategy(4, 0, 6))
         dy, okd = data.draw(array(dshape, dt))
         ok, dw = call(C.conv2d_direct_weight_grad, dy, x, (KH, KW), pad)
         if ok:
-            check(fine and okd, dw, lambda: reference.conv2d_backward(
-                dy, x, w, (1, 1), pad, (1, 1), 1, (False, True, False))[1],
-                "conv2d_direct_weight_grad", x.dtype)
+            check(
+                fine and okd,
+                dw,
+                lambda: reference.conv2d_backward(
+                    dy, x, w, (1, 1), pad, (1, 1), 1, (False, True, False)
+                )[1],
+                "conv2d_direct_weight_grad",
+                x.dtype,
+            )
         xs = getattr(x, "shape", (N, Cc, H, W))
         ok, dx = call(C.conv2d_direct_input_grad, dy, w, pad, xs)
         if ok:
-            check(fine and okd, dx, lambda: reference.conv2d_backward(
-                dy, x, w, (1, 1), pad, (1, 1), 1, (True, False, False))[0],
-                "conv2d_direct_input_grad", x.dtype)
+            check(
+                fine and okd,
+                dx,
+                lambda: reference.conv2d_backward(
+                    dy, x, w, (1, 1), pad, (1, 1), 1, (True, False, False)
+                )[0],
+                "conv2d_direct_input_grad",
+                x.dtype,
+            )
 
     def pool_args(data, with_dilation=True):
         shape = data.draw(shape_strategy(4, 0, 6))
         names = ["kH", "kW", "sH", "sW", "pH", "pW"] + (["dH", "dW"] if with_dilation else [])
-        g = geometry(data, names, dict(kH=st.integers(1, 3), kW=st.integers(1, 3),
-                                       sH=st.integers(1, 3), sW=st.integers(1, 3),
-                                       pH=st.integers(0, 1), pW=st.integers(0, 1),
-                                       dH=st.integers(1, 2), dW=st.integers(1, 2)))
+        g = geometry(
+            data,
+            names,
+            dict(
+                kH=st.integers(1, 3),
+                kW=st.integers(1, 3),
+                sH=st.integers(1, 3),
+                sW=st.integers(1, 3),
+                pH=st.integers(0, 1),
+                pW=st.integers(0, 1),
+                dH=st.integers(1, 2),
+                dW=st.integers(1, 2),
+            ),
+        )
         d = (g["dH"], g["dW"]) if with_dilation else (1, 1)
-        return (shape, (g["kH"], g["kW"]), (g["sH"], g["sW"]), (g["pH"], g["pW"]), d,
-                data.draw(st.booleans()))
+        return (
+            shape,
+            (g["kH"], g["kW"]),
+            (g["sH"], g["sW"]),
+            (g["pH"], g["pW"]),
+            d,
+            data.draw(st.booleans()),
+        )
 
     def pool_out_shape(shape, k, s, p, d, ceil):
         try:
-            out = [reference.pool_output_size(shape[2 + i], k[i], s[i], p[i], d[i], ceil)
-                   for i in range(2)]
+            out = [
+                reference.pool_output_size(shape[2 + i], k[i], s[i], p[i], d[i], ceil)
+                for i in range(2)
+            ]
         except ZeroDivisionError:
             out = [1, 1]
         return (shape[0], shape[1], *[o if 0 <= o <= 8 else 1 for o in out])
@@ -309,8 +423,13 @@ def fuzz_C(C, examples, seed_value):
         x, okx = data.draw(array(shape))
         ok, r = call(C.maxpool2d_forward, x, k, s, p, d, ceil)
         if ok:
-            check(okx, r[0], lambda: reference.maxpool2d_forward(x, k, s, p, d, ceil)[0],
-                  "maxpool2d_forward", x.dtype)
+            check(
+                okx,
+                r[0],
+                lambda: reference.maxpool2d_forward(x, k, s, p, d, ceil)[0],
+                "maxpool2d_forward",
+                x.dtype,
+            )
         oshape = pool_out_shape(shape, k, s, p, d, ceil)
         dy, okd = data.draw(array(oshape))
         hw = max(shape[2] * shape[3], 1)
@@ -328,9 +447,13 @@ def fuzz_C(C, examples, seed_value):
             dy, ind = r[0], r[1]  # the forward's own outputs
         ok, dx = call(C.maxpool2d_backward, dy, ind, shape, k, s, p, d, ceil)
         if ok and choice in ("ok", "fwd"):
-            check(okd or choice == "fwd", dx,
-                  lambda: reference.maxpool2d_backward(dy, ind, shape, k, s, p, d, ceil),
-                  "maxpool2d_backward", dy.dtype)
+            check(
+                okd or choice == "fwd",
+                dx,
+                lambda: reference.maxpool2d_backward(dy, ind, shape, k, s, p, d, ceil),
+                "maxpool2d_backward",
+                dy.dtype,
+            )
 
     @given(st.data())
     def avgpool(data):
@@ -340,24 +463,33 @@ def fuzz_C(C, examples, seed_value):
         x, okx = data.draw(array(shape))
         ok, y = call(C.avgpool2d_forward, x, k, s, p, ceil, cip, div)
         if ok:
-            check(okx, y, lambda: reference.avgpool2d_forward(x, k, s, p, ceil, cip, div),
-                  "avgpool2d_forward", x.dtype)
+            check(
+                okx,
+                y,
+                lambda: reference.avgpool2d_forward(x, k, s, p, ceil, cip, div),
+                "avgpool2d_forward",
+                x.dtype,
+            )
         dy, okd = data.draw(array(pool_out_shape(shape, k, s, p, (1, 1), ceil)))
         ok, dx = call(C.avgpool2d_backward, dy, shape, k, s, p, ceil, cip, div)
         if ok:
-            check(okd, dx, lambda: reference.avgpool2d_backward(dy, shape, k, s, p, ceil, cip,
-                                                               div),
-                  "avgpool2d_backward", dy.dtype)
+            check(
+                okd,
+                dx,
+                lambda: reference.avgpool2d_backward(dy, shape, k, s, p, ceil, cip, div),
+                "avgpool2d_backward",
+                dy.dtype,
+            )
 
     def param_lists(data, n_state):
         """params, grads and n_state state lists; some entries aliased or spoiled."""
         n = data.draw(st.integers(0, 3))
         dtype = data.draw(st.sampled_from([np.float32, np.float64]))
-        shapes = [data.draw(shape_strategy(data.draw(st.integers(0, 2)), 0, 5))
-                  for _ in range(n)]
+        shapes = [data.draw(shape_strategy(data.draw(st.integers(0, 2)), 0, 5)) for _ in range(n)]
         kinds = ["ok"] * 20 + KINDS[20:]
-        lists = [[data.draw(array(sh, dtype, kinds))[0] for sh in shapes]
-                 for _ in range(2 + n_state)]
+        lists = [
+            [data.draw(array(sh, dtype, kinds))[0] for sh in shapes] for _ in range(2 + n_state)
+        ]
         if n and data.draw(st.booleans()):  # alias one entry to another one
             a, b = data.draw(st.integers(0, 1 + n_state)), data.draw(st.integers(0, 1 + n_state))
             i, j = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, n - 1))
@@ -371,16 +503,40 @@ def fuzz_C(C, examples, seed_value):
         p, g, m = param_lists(data, 1)
         m = [None if data.draw(st.booleans()) else b for b in m]
         momentum = data.draw(st.sampled_from([0.0, 0.9]))
-        call(C.sgd_step, p, g, m, 0.1, momentum, 0.0, data.draw(st.sampled_from([0.0, 0.1])),
-             data.draw(st.booleans()), data.draw(st.booleans()))
+        call(
+            C.sgd_step,
+            p,
+            g,
+            m,
+            0.1,
+            momentum,
+            0.0,
+            data.draw(st.sampled_from([0.0, 0.1])),
+            data.draw(st.booleans()),
+            data.draw(st.booleans()),
+        )
 
     @given(st.data())
     def adam(data):
         p, g, m, v, vm = param_lists(data, 3)
         amsgrad = data.draw(st.booleans())
         step = data.draw(st.one_of(INTS, st.lists(INTS, max_size=4)))
-        call(C.adam_step, p, g, m, v, vm if amsgrad else data.draw(st.sampled_from([None, vm])),
-             step, 1e-3, 0.9, 0.999, 1e-8, 0.0, amsgrad, data.draw(st.booleans()))
+        call(
+            C.adam_step,
+            p,
+            g,
+            m,
+            v,
+            vm if amsgrad else data.draw(st.sampled_from([None, vm])),
+            step,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            amsgrad,
+            data.draw(st.booleans()),
+        )
 
     @given(st.data())
     def lstm(data):
@@ -389,8 +545,13 @@ def fuzz_C(C, examples, seed_value):
         c_prev, okc = data.draw(array(data.draw(st.sampled_from([(N, H), (N, H + 1), (N,)]))))
         ok, r = call(C.lstm_cell_forward, gates, c_prev)
         if ok:
-            check(okg and okc, r, lambda: reference.lstm_cell_forward(gates, c_prev),
-                  "lstm_cell_forward", gates.dtype)
+            check(
+                okg and okc,
+                r,
+                lambda: reference.lstm_cell_forward(gates, c_prev),
+                "lstm_cell_forward",
+                gates.dtype,
+            )
         dh, o1 = data.draw(array((N, H)))
         dc, o2 = data.draw(array((N, H)))
         if data.draw(st.booleans()):
@@ -399,9 +560,13 @@ def fuzz_C(C, examples, seed_value):
         tanh_c, o4 = data.draw(array((N, H)))
         ok, r = call(C.lstm_cell_backward, dh, dc, c_prev, act, tanh_c)
         if ok:
-            check(all((o1, o2, o3, o4, okc)), r,
-                  lambda: reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
-                  "lstm_cell_backward", dh.dtype)
+            check(
+                all((o1, o2, o3, o4, okc)),
+                r,
+                lambda: reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
+                "lstm_cell_backward",
+                dh.dtype,
+            )
 
     @given(st.data())
     def attention(data):
@@ -416,12 +581,17 @@ def fuzz_C(C, examples, seed_value):
         causal = data.draw(st.booleans())
         ok, r = call(C.attention_forward, q, k, v, mask, scale, causal)
         if ok and np.isfinite(scale):
-            check(o1 and o2 and o3 and o4, r,
-                  lambda: reference.attention_forward(q, k, v, mask, scale, causal),
-                  "attention_forward", q.dtype)
+            check(
+                o1 and o2 and o3 and o4,
+                r,
+                lambda: reference.attention_forward(q, k, v, mask, scale, causal),
+                "attention_forward",
+                q.dtype,
+            )
         dout, o5 = data.draw(array((B, L, Ev), dt))
-        out, lse = (r if ok else (data.draw(array((B, L, Ev), dt))[0],
-                                  data.draw(array((B, L), dt))[0]))
+        out, lse = (
+            r if ok else (data.draw(array((B, L, Ev), dt))[0], data.draw(array((B, L), dt))[0])
+        )
         ok, r = call(C.attention_backward, dout, q, k, v, out, lse, mask, scale, causal)
 
     @given(st.data())
@@ -430,8 +600,7 @@ def fuzz_C(C, examples, seed_value):
         s, o1 = data.draw(array((B, R, K)))
         dt = getattr(s, "dtype", None) if o1 else None
         L = data.draw(st.integers(0, 6))
-        mshape = data.draw(st.sampled_from([None, (L, K), (B, L, K + 1), (L, max(K - 1, 0)),
-                                             (K,)]))
+        mshape = data.draw(st.sampled_from([None, (L, K), (B, L, K + 1), (L, max(K - 1, 0)), (K,)]))
         mask = None if mshape is None else data.draw(array(mshape, dt))[0]
         if mask is not None and data.draw(st.integers(0, 5)) == 0:
             mask = s  # the mask aliases the scores
@@ -461,8 +630,9 @@ def fuzz_C(C, examples, seed_value):
         target = rng.integers(0, max(Cc, 1), M).astype(np.int64)
         tkind = data.draw(st.sampled_from(["ok", "ok", "bad", "int32", "float", "noncontig"]))
         if tkind == "bad" and M:
-            target[data.draw(st.integers(0, M - 1))] = data.draw(INTS.filter(
-                lambda v: -(2**63) <= v < 2**63))
+            target[data.draw(st.integers(0, M - 1))] = data.draw(
+                INTS.filter(lambda v: -(2**63) <= v < 2**63)
+            )
         elif tkind == "int32":
             target = target.astype(np.int32)
         elif tkind == "float":
@@ -474,18 +644,33 @@ def fuzz_C(C, examples, seed_value):
         ls = data.draw(st.sampled_from([0.0, 0.1, 1.0, -0.5, 2.0, float("nan")]))
         ok, r = call(C.cross_entropy_forward, logits, target, weight, ignore, ls)
         if ok and tkind == "ok":
-            check(o1 and (weight is None or isinstance(weight, np.ndarray)), r,
-                  lambda: reference.cross_entropy_forward(logits, target, weight, ignore, ls),
-                  "cross_entropy_forward", logits.dtype)
+            check(
+                o1 and (weight is None or isinstance(weight, np.ndarray)),
+                r,
+                lambda: reference.cross_entropy_forward(logits, target, weight, ignore, ls),
+                "cross_entropy_forward",
+                logits.dtype,
+            )
         dl, _ = data.draw(array((M,), dt))
         lse = r[1] if ok else data.draw(array((M,), dt))[0]
         call(C.cross_entropy_backward, dl, logits, target, lse, weight, ignore, ls)
 
-    tests = dict(relu=relu, bias_relu=bias_relu, im2col=im2col, col2im=col2im,
-                 im2col_folded=im2col_folded, conv2d_direct=conv2d_direct,
-                 maxpool2d=maxpool, avgpool2d=avgpool, sgd=sgd, adam=adam, lstm_cell=lstm,
-                 attention=attention, attention_rows=attention_rows,
-                 cross_entropy=cross_entropy)
+    tests = dict(
+        relu=relu,
+        bias_relu=bias_relu,
+        im2col=im2col,
+        col2im=col2im,
+        im2col_folded=im2col_folded,
+        conv2d_direct=conv2d_direct,
+        maxpool2d=maxpool,
+        avgpool2d=avgpool,
+        sgd=sgd,
+        adam=adam,
+        lstm_cell=lstm,
+        attention=attention,
+        attention_rows=attention_rows,
+        cross_entropy=cross_entropy,
+    )
     C.num_threads()
     C.build_info()
     return tests, run
@@ -497,8 +682,9 @@ def fuzz_cuda(cu, examples, seed_value):
     shapes. Without a GPU every entry point must raise before touching memory; with one, a
     bad argument must still raise before a launch. Pointers are never real allocations, so
     a call that passes the checks would read garbage: the property is only 'no crash'."""
-    cfg = settings(max_examples=examples, deadline=None, database=None,
-                   suppress_health_check=list(HealthCheck))
+    cfg = settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     has_gpu = cu.device_count() > 0
     PTR = st.sampled_from([0, 8, 2**20, 2**47, BIG, -1])
     DT = st.sampled_from(["float32", "float64", "float16", "int64", ""])
@@ -528,8 +714,19 @@ def fuzz_cuda(cu, examples, seed_value):
         go(cu.maxpool2d_forward, xp, xs, yp, ip, ys, k, s, p, d, ceil, dt)
         go(cu.maxpool2d_backward, yp, ip, ys, xp, xs, k, s, p, d, ceil, dt)
 
-    @given(PTR, shape4, PTR, shape4, pair(), pair(), pair(), st.booleans(), st.booleans(),
-           st.one_of(st.none(), INTS), DT)
+    @given(
+        PTR,
+        shape4,
+        PTR,
+        shape4,
+        pair(),
+        pair(),
+        pair(),
+        st.booleans(),
+        st.booleans(),
+        st.one_of(st.none(), INTS),
+        DT,
+    )
     def avgpool(xp, xs, yp, ys, k, s, p, ceil, cip, div, dt):
         go(cu.avgpool2d_forward, xp, xs, yp, ys, k, s, p, ceil, cip, div, dt)
         go(cu.avgpool2d_backward, yp, ys, xp, xs, k, s, p, ceil, cip, div, dt)
@@ -540,16 +737,28 @@ def fuzz_cuda(cu, examples, seed_value):
         go(cu.lstm_cell_forward, *ptrs[:6], N, H, dt)
         go(cu.lstm_cell_backward, *ptrs, N, H, dt)
 
-    @given(st.integers(0, 3), st.lists(PTR, min_size=5, max_size=5), st.lists(INTS, max_size=4),
-           st.lists(INTS, max_size=4), DT, st.booleans())
+    @given(
+        st.integers(0, 3),
+        st.lists(PTR, min_size=5, max_size=5),
+        st.lists(INTS, max_size=4),
+        st.lists(INTS, max_size=4),
+        DT,
+        st.booleans(),
+    )
     def optim(n, ptrs, sizes, steps, dt, flag):
         lists = [[ptrs[i]] * n for i in range(5)]
         go(cu.sgd_step, *lists[:3], sizes, [flag] * n, 0.1, 0.9, 0.0, 0.0, flag, flag, dt)
         go(cu.adam_step, *lists, sizes, steps, 1e-3, 0.9, 0.999, 1e-8, 0.0, flag, flag, dt)
 
     cu.runtime_version()
-    return dict(cuda_relu=relu, cuda_conv=conv, cuda_maxpool=maxpool, cuda_avgpool=avgpool,
-                cuda_lstm=lstm, cuda_optim=optim), run
+    return dict(
+        cuda_relu=relu,
+        cuda_conv=conv,
+        cuda_maxpool=maxpool,
+        cuda_avgpool=avgpool,
+        cuda_lstm=lstm,
+        cuda_optim=optim,
+    ), run
 
 
 def limit_memory(gb: float) -> None:
@@ -576,9 +785,13 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated families (default: all)")
     ap.add_argument("--no-cuda", action="store_true", help="skip minigrad._cuda")
     ap.add_argument("--verbose", action="store_true", help="print every call before it runs")
-    ap.add_argument("--memory-limit-gb", type=float, default=4.0,
-                    help="address-space cap, so a huge accepted geometry fails with MemoryError "
-                         "instead of filling the machine (ignored under ASan; 0: none)")
+    ap.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=4.0,
+        help="address-space cap, so a huge accepted geometry fails with MemoryError "
+        "instead of filling the machine (ignored under ASan; 0: none)",
+    )
     args = ap.parse_args(argv)
     VERBOSE = args.verbose
     faulthandler.enable()
@@ -604,15 +817,19 @@ def main(argv=None) -> int:
     only = {s for s in args.only.split(",") if s}
     unknown = only - set(tests) - set(cuda_tests) - {"corners"}
     if unknown:
-        ap.error(f"unknown families {sorted(unknown)}; known: corners, "
-                 f"{', '.join(sorted(tests) + sorted(cuda_tests))}")
+        ap.error(
+            f"unknown families {sorted(unknown)}; known: corners, "
+            f"{', '.join(sorted(tests) + sorted(cuda_tests))}"
+        )
     for name, test in [*tests.items(), *cuda_tests.items()]:
         if only and name not in only:
             continue
         try:
             (run_cuda if name.startswith("cuda_") else run)(test)
-            print(f"fuzz_native: {name}: {args.examples} examples, no crash, results correct",
-                  flush=True)
+            print(
+                f"fuzz_native: {name}: {args.examples} examples, no crash, results correct",
+                flush=True,
+            )
         except AssertionError as e:
             failed.append(name)
             print(f"fuzz_native: {name}: FAILED: {e}", flush=True)

@@ -21,7 +21,7 @@ def corners(baseline: dict):
     for i, a in enumerate(names):
         for va in CORNER_VALUES:
             yield {**baseline, a: va}
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 for vb in (BIG, 2**62, -1):
                     yield {**baseline, a: va, b: vb}
 
@@ -88,16 +88,27 @@ def sweep_C(C, call, close):
         if ok:
             expect(not _invalid(k, s, p, d), what + " accepted an invalid window")
             if cols.size <= 10**5:
-                expect(close(cols, naive_im2col(x, *k, s, p, d, *cols.shape[-2:]), x.dtype),
-                       what + " differs from the naive loops")
+                expect(
+                    close(cols, naive_im2col(x, *k, s, p, d, *cols.shape[-2:]), x.dtype),
+                    what + " differs from the naive loops",
+                )
         if ok and cols.size <= 10**5:
             ok2, dx = call(C.col2im, cols, x.shape, *k, s, p, d)
-            expect(ok2 and close(dx, naive_col2im(cols, x.shape, s, p, d), x.dtype),
-                   "col2im, " + what + ": failed or differs from the naive loops")
+            expect(
+                ok2 and close(dx, naive_col2im(cols, x.shape, s, p, d), x.dtype),
+                "col2im, " + what + ": failed or differs from the naive loops",
+            )
         else:
             for OH, OW in ((1, 1), (7, 1), (1, 7)):  # cols that the wrapped geometry might fit
-                call(C.col2im, np.ones((2, 2, min(max(k[0], 1), 3), min(max(k[1], 1), 3), OH,
-                                        OW)), x.shape, *k, s, p, d)
+                call(
+                    C.col2im,
+                    np.ones((2, 2, min(max(k[0], 1), 3), min(max(k[1], 1), 3), OH, OW)),
+                    x.shape,
+                    *k,
+                    s,
+                    p,
+                    d,
+                )
 
     base = dict(kH=2, kW=3, sH=1, sW=2, pH=1, pW=1, dH=1, dW=2)
     for g in corners(base):
@@ -108,24 +119,46 @@ def sweep_C(C, call, close):
             if ok:
                 expect(not _invalid(k, s, p, d), what + " accepted an invalid window")
                 if r[0].size <= 10**5:
-                    expect(close(r[0], naive_maxpool(x, k, s, p, d, *r[0].shape[-2:]), x.dtype),
-                           what + " differs from the naive loops")
+                    expect(
+                        close(r[0], naive_maxpool(x, k, s, p, d, *r[0].shape[-2:]), x.dtype),
+                        what + " differs from the naive loops",
+                    )
                     ok2, dx = call(C.maxpool2d_backward, r[0], r[1], x.shape, k, s, p, d, ceil)
                     expect(ok2, "maxpool2d_backward refused the forward's own indices, " + what)
             else:
-                call(C.maxpool2d_backward, np.ones((2, 2, 1, 1)), np.zeros((2, 2, 1, 1),
-                     np.int64), x.shape, k, s, p, d, ceil)
+                call(
+                    C.maxpool2d_backward,
+                    np.ones((2, 2, 1, 1)),
+                    np.zeros((2, 2, 1, 1), np.int64),
+                    x.shape,
+                    k,
+                    s,
+                    p,
+                    d,
+                    ceil,
+                )
             what = what.replace("maxpool", "avgpool").replace(f", d={d}", "")
             for div in (None, 1, 0, -1, BIG):
                 ok, y = call(C.avgpool2d_forward, x, k, s, p, ceil, True, div)
                 if ok:
                     expect(not _invalid(k, s, p, (1, 1)), what + " accepted an invalid window")
                     expect(div is None or div > 0, what + f" accepted divisor_override={div}")
-                ok, _ = call(C.avgpool2d_backward, y if ok else np.ones((2, 2, 1, 1)), x.shape,
-                             k, s, p, ceil, True, div)
+                ok, _ = call(
+                    C.avgpool2d_backward,
+                    y if ok else np.ones((2, 2, 1, 1)),
+                    x.shape,
+                    k,
+                    s,
+                    p,
+                    ceil,
+                    True,
+                    div,
+                )
                 if ok:
-                    expect(div is None or div > 0, "avgpool2d_backward accepted "
-                           f"divisor_override={div}")
+                    expect(
+                        div is None or div > 0,
+                        f"avgpool2d_backward accepted divisor_override={div}",
+                    )
 
     for i0 in CORNER_VALUES + [1, 2, 3, 4]:
         for mask in (None, np.zeros((4, 6)), np.zeros((2, 4, 6))):
@@ -136,9 +169,20 @@ def sweep_C(C, call, close):
                 what = f"attention_rows_forward(i0={i0}, mask={mshape}, causal={causal})"
                 if ok:
                     expect(i0 >= 0 and (mask is None or i0 + 2 <= 4), what + " accepted i0")
-                ok, _ = call(C.attention_rows_backward, np.ones((2, 2, 5)), np.ones((2, 2, 5)),
-                             np.zeros((2, 2)), np.zeros((2, 2)), mask, 1.0, i0, causal)
+                ok, _ = call(
+                    C.attention_rows_backward,
+                    np.ones((2, 2, 5)),
+                    np.ones((2, 2, 5)),
+                    np.zeros((2, 2)),
+                    np.zeros((2, 2)),
+                    mask,
+                    1.0,
+                    i0,
+                    causal,
+                )
                 if ok:
-                    expect(i0 >= 0 and (mask is None or i0 + 2 <= 4),
-                           what.replace("forward", "backward") + " accepted i0")
+                    expect(
+                        i0 >= 0 and (mask is None or i0 + 2 <= 4),
+                        what.replace("forward", "backward") + " accepted i0",
+                    )
     return bad

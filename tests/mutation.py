@@ -39,17 +39,27 @@ from dataclasses import asdict, dataclass, field
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MODULES = [
-    "minigrad/ops/elementwise.py", "minigrad/ops/reduce.py", "minigrad/ops/shape.py",
-    "minigrad/ops/indexing.py", "minigrad/ops/matmul.py", "minigrad/ops/conv.py",
-    "minigrad/ops/pool.py", "minigrad/ops/loss.py", "minigrad/ops/rnn.py",
+    "minigrad/ops/elementwise.py",
+    "minigrad/ops/reduce.py",
+    "minigrad/ops/shape.py",
+    "minigrad/ops/indexing.py",
+    "minigrad/ops/matmul.py",
+    "minigrad/ops/conv.py",
+    "minigrad/ops/pool.py",
+    "minigrad/ops/loss.py",
+    "minigrad/ops/rnn.py",
     "minigrad/ops/attention.py",
-    "minigrad/kernels/reference.py", "minigrad/kernels/cpp.py", "minigrad/kernels/cuda.py",
-    "minigrad/kernels/reference_optim.py", "minigrad/kernels/reference_loss.py",
-    "minigrad/gradcheck.py", "minigrad/nn/functional.py",
+    "minigrad/kernels/reference.py",
+    "minigrad/kernels/cpp.py",
+    "minigrad/kernels/cuda.py",
+    "minigrad/kernels/reference_optim.py",
+    "minigrad/kernels/reference_loss.py",
+    "minigrad/gradcheck.py",
+    "minigrad/nn/functional.py",
     "minigrad/nn/_loss_functional.py",
 ]
 
-_OPS_QUICK = "tests/test_ops.py -k \"(test_matches_torch and f64) or test_bad_input_raises\""
+_OPS_QUICK = 'tests/test_ops.py -k "(test_matches_torch and f64) or test_bad_input_raises"'
 # module -> pytest argument strings, most targeted (fastest to fail) first
 TESTS = {
     "minigrad/ops/elementwise.py": [_OPS_QUICK],
@@ -59,24 +69,28 @@ TESTS = {
     "minigrad/ops/matmul.py": [_OPS_QUICK],
     "minigrad/ops/conv.py": ["tests/test_conv_pool.py", "tests/test_ops.py -k conv"],
     "minigrad/ops/pool.py": ["tests/test_conv_pool.py", "tests/test_ops.py -k pool"],
-    "minigrad/ops/loss.py": ["tests/test_loss_fused.py", "tests/test_ops.py -k \"loss or nll "
-                             "or entropy\""],
+    "minigrad/ops/loss.py": [
+        "tests/test_loss_fused.py",
+        'tests/test_ops.py -k "loss or nll or entropy"',
+    ],
     "minigrad/ops/rnn.py": ["tests/test_rnn.py"],
     "minigrad/ops/attention.py": ["tests/test_attention.py", "tests/test_kernels_attention.py"],
     "minigrad/kernels/reference_optim.py": ["tests/test_optim.py", "tests/test_optim_formula.py"],
     "minigrad/gradcheck.py": ["tests/test_gradcheck.py", "tests/test_autograd.py -k gradcheck"],
     "minigrad/nn/functional.py": ["tests/test_nn.py", _OPS_QUICK],
-    "minigrad/nn/_loss_functional.py": ["tests/test_loss_fused.py",
-                                        "tests/test_ops.py -k \"loss or nll or entropy\""],
+    "minigrad/nn/_loss_functional.py": [
+        "tests/test_loss_fused.py",
+        'tests/test_ops.py -k "loss or nll or entropy"',
+    ],
 }
 # kernel modules: the tests follow the op named by the enclosing function
 KERNEL_TESTS = {
     "bias_relu": ["tests/test_bias_relu.py"],
     "relu": ["tests/test_kernels.py -k relu"],
-    "conv": ["tests/test_kernels.py -k \"conv or col\"", "tests/test_conv_pool.py"],
-    "col": ["tests/test_kernels.py -k \"conv or col\"", "tests/test_conv_pool.py"],
+    "conv": ['tests/test_kernels.py -k "conv or col"', "tests/test_conv_pool.py"],
+    "col": ['tests/test_kernels.py -k "conv or col"', "tests/test_conv_pool.py"],
     "pool": ["tests/test_kernels.py -k pool", "tests/test_conv_pool.py"],
-    "_windows": ["tests/test_kernels.py -k \"conv or pool or col\"", "tests/test_conv_pool.py"],
+    "_windows": ['tests/test_kernels.py -k "conv or pool or col"', "tests/test_conv_pool.py"],
     "_avg": ["tests/test_kernels.py -k pool", "tests/test_conv_pool.py"],
     "lstm": ["tests/test_kernels.py -k lstm", "tests/test_rnn.py"],
     "attention": ["tests/test_kernels_attention.py", "tests/test_attention.py"],
@@ -88,18 +102,40 @@ KERNEL_TESTS = {
     "cross_entropy": ["tests/test_loss_fused.py"],
     "_ce": ["tests/test_loss_fused.py"],
 }
-KERNEL_MODULES = {"minigrad/kernels/reference.py": [], "minigrad/kernels/reference_loss.py": [],
-                  "minigrad/kernels/cpp.py": [],
-                  "minigrad/kernels/cuda.py": ["tests/test_cuda_fake.py"]}
+KERNEL_MODULES = {
+    "minigrad/kernels/reference.py": [],
+    "minigrad/kernels/reference_loss.py": [],
+    "minigrad/kernels/cpp.py": [],
+    "minigrad/kernels/cuda.py": ["tests/test_cuda_fake.py"],
+}
 KERNEL_FALLBACK = ["tests/test_kernels.py"]
 
-BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
-              ast.Pow: ast.Mult, ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv,
-              ast.MatMult: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
-              ast.LShift: ast.RShift, ast.RShift: ast.LShift}
-CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-            ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-            ast.In: ast.NotIn, ast.NotIn: ast.In}
+BINOP_SWAP = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.Pow: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv,
+    ast.MatMult: ast.Mult,
+    ast.BitAnd: ast.BitOr,
+    ast.BitOr: ast.BitAnd,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+}
+CMP_SWAP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
 
 
 @dataclass
@@ -130,8 +166,11 @@ def _skip_ranges(tree) -> list[tuple[int, int, int, int]]:
             f = node.func
             name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
             skip = name in ("warn", "warn_missing_C", "_with_op_context")
-        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             skip = True
         if skip:
             spans.append((node.lineno, node.col_offset, node.end_lineno, node.end_col_offset))
@@ -234,15 +273,24 @@ def find_mutants(module: str, root: str = REPO) -> list[tuple[Mutant, tuple]]:
             if seen[mid] > 1:  # nested nodes starting at the same place (a * b * c): ~2, ~3
                 mid += f"~{seen[mid]}"
             span = (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
-            m = Mutant(mid, module, node.lineno, inner.get(node.lineno, "<module>"), kind,
-                       " ".join(before.split())[:120], after[:120])
+            m = Mutant(
+                mid,
+                module,
+                node.lineno,
+                inner.get(node.lineno, "<module>"),
+                kind,
+                " ".join(before.split())[:120],
+                after[:120],
+            )
             m.tests = tests_for(module, top.get(node.lineno, ""))
             found.append((m, (span, after, isinstance(node, ast.AugAssign), lines)))
     return found
 
 
-_OPS_MODULES = {f"minigrad/ops/{n}.py" for n in ("elementwise", "reduce", "shape", "indexing",
-                                                   "matmul", "__init__")}
+_OPS_MODULES = {
+    f"minigrad/ops/{n}.py"
+    for n in ("elementwise", "reduce", "shape", "indexing", "matmul", "__init__")
+}
 
 
 def tests_for(module: str, top_function: str) -> list[str]:
@@ -255,9 +303,12 @@ def tests_for(module: str, top_function: str) -> list[str]:
 def _tests_for(module: str, top_function: str) -> list[str]:
     if module in _OPS_MODULES and top_function[:1].isupper():  # a Function class: its op
         name = top_function.lower()
-        return [f"tests/test_ops.py -k \"((test_matches_torch and f64) or test_bad_input_raises)"
-                f" and {name}\"", "?" + _OPS_QUICK,
-                f"tests/test_nan_propagation.py -k {name}"]
+        return [
+            f'tests/test_ops.py -k "((test_matches_torch and f64) or test_bad_input_raises)'
+            f' and {name}"',
+            "?" + _OPS_QUICK,
+            f"tests/test_nan_propagation.py -k {name}",
+        ]
     if module in KERNEL_MODULES:
         tests = list(KERNEL_MODULES[module])
         for key, files in KERNEL_TESTS.items():
@@ -298,8 +349,9 @@ def make_copy(from_worktree: bool = False) -> str:
             elif os.path.exists(src):
                 shutil.copy2(src, root)
     else:
-        archive = subprocess.run(["git", "archive", "HEAD", *names], cwd=REPO, check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", "HEAD", *names], cwd=REPO, check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "xf", "-", "-C", root], input=archive, check=True)
         pkg = os.path.join(REPO, "minigrad")
         for name in os.listdir(pkg):  # the built (untracked) extensions and build record
@@ -319,29 +371,51 @@ def env_for(root: str) -> dict:
 
 def check_copy_imports_itself(root: str) -> None:
     code = "import minigrad, minigrad._C as c; print(minigrad.__file__); print(c.__file__)"
-    r = subprocess.run([sys.executable, "-c", code], cwd=root, env=env_for(root),
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env_for(root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     paths = r.stdout.split()
     if r.returncode != 0 or len(paths) != 2 or not all(p.startswith(root) for p in paths):
-        raise SystemExit(f"the copy in {root} does not import its own minigrad/_C: "
-                         f"{r.stdout}{r.stderr}")
+        raise SystemExit(
+            f"the copy in {root} does not import its own minigrad/_C: {r.stdout}{r.stderr}"
+        )
 
 
 def run_pytest(root: str, arg: str, timeout: float) -> tuple[str, str, float]:
     """('pass' | 'fail' | 'timeout', first failing test id, seconds)."""
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           "--no-header", "-W", "ignore::DeprecationWarning", *shlex.split(arg)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-W",
+        "ignore::DeprecationWarning",
+        *shlex.split(arg),
+    ]
     t0 = time.monotonic()
     try:
-        r = subprocess.run(cmd, cwd=root, env=env_for(root), capture_output=True, text=True,
-                           timeout=timeout)
+        r = subprocess.run(
+            cmd, cwd=root, env=env_for(root), capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return "timeout", "", time.monotonic() - t0
     dt = time.monotonic() - t0
     if r.returncode in (0, 5):  # 5: nothing collected after -k
         return ("pass" if r.returncode == 0 else "empty"), "", dt
-    failed = [ln.split(" ", 1)[1].split(" - ")[0] for ln in r.stdout.splitlines()
-              if ln.startswith(("FAILED ", "ERROR "))]
+    failed = [
+        ln.split(" ", 1)[1].split(" - ")[0]
+        for ln in r.stdout.splitlines()
+        if ln.startswith(("FAILED ", "ERROR "))
+    ]
     last = (r.stdout.strip().splitlines() or [f"exit {r.returncode}"])[-1]
     return "fail", failed[0] if failed else last, dt
 
@@ -375,8 +449,16 @@ def _preload() -> None:
 
 def run_pytest_forked(root: str, arg: str, timeout: float) -> tuple[str, str, float]:
     log = os.path.join(root, ".mutation-pytest.log")
-    args = ["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-W",
-            "ignore::DeprecationWarning", *shlex.split(arg)]
+    args = [
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-W",
+        "ignore::DeprecationWarning",
+        *shlex.split(arg),
+    ]
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child: own process group (so a timeout kills its subprocesses too)
@@ -416,8 +498,11 @@ def run_pytest_forked(root: str, arg: str, timeout: float) -> tuple[str, str, fl
     if code in (0, 5):  # 5: nothing collected after -k
         return ("pass" if code == 0 else "empty"), "", dt
     out = open(log, errors="replace").read()
-    failed = [ln.split(" ", 1)[1].split(" - ")[0] for ln in out.splitlines()
-              if ln.startswith(("FAILED ", "ERROR "))]
+    failed = [
+        ln.split(" ", 1)[1].split(" - ")[0]
+        for ln in out.splitlines()
+        if ln.startswith(("FAILED ", "ERROR "))
+    ]
     last = (out.strip().splitlines() or [f"exit {code}"])[-1]
     return "fail", failed[0] if failed else last, dt
 
@@ -469,8 +554,10 @@ def run_mutant(root: str, m: Mutant, info, timeout: float) -> None:
 def summarize(mutants: list[Mutant]) -> dict:
     per = {}
     for m in mutants:
-        row = per.setdefault(m.module, {"killed": 0, "survived": 0, "timeout": 0, "error": 0,
-                                        "untested": 0, "pending": 0})
+        row = per.setdefault(
+            m.module,
+            {"killed": 0, "survived": 0, "timeout": 0, "error": 0, "untested": 0, "pending": 0},
+        )
         row[m.status] += 1
     return per
 
@@ -479,8 +566,10 @@ def _merge_into(out, m: Mutant) -> None:
     """Replace mutant ``m.id`` in the report at ``out`` (a re-run after adding tests)."""
     with open(out + ".json") as f:
         data = json.load(f)
-    old = [Mutant(**{k: v for k, v in d.items() if k in Mutant.__dataclass_fields__})
-           for d in data["mutants"]]
+    old = [
+        Mutant(**{k: v for k, v in d.items() if k in Mutant.__dataclass_fields__})
+        for d in data["mutants"]
+    ]
     m.note = m.note or f"re-run {time.strftime('%H:%M', time.gmtime())}"
     merged = [m if o.id == m.id else o for o in old]
     if m.id not in {o.id for o in old}:
@@ -508,13 +597,19 @@ def combine(paths, out, explain_path=None) -> int:
         if m.status == "survived" and m.id in explain:
             m.note = explain[m.id]
     ran = [m for m in mutants.values() if m.status != "pending"]
-    meta = {"command": " ; ".join(mm["command"] for mm in metas),
-            "sites": max(mm["sites"] for mm in metas), "seed": metas[0]["seed"],
-            "date": metas[-1]["date"],
-            "source": "; ".join(f"run {i + 1}: " + ("the working tree" if "--from-worktree"
-                                                       in mm["command"] else "a HEAD snapshot")
-                                for i, mm in enumerate(metas)),
-            "not_run": len(mutants) - len(ran), "reruns": reruns}
+    meta = {
+        "command": " ; ".join(mm["command"] for mm in metas),
+        "sites": max(mm["sites"] for mm in metas),
+        "seed": metas[0]["seed"],
+        "date": metas[-1]["date"],
+        "source": "; ".join(
+            f"run {i + 1}: "
+            + ("the working tree" if "--from-worktree" in mm["command"] else "a HEAD snapshot")
+            for i, mm in enumerate(metas)
+        ),
+        "not_run": len(mutants) - len(ran),
+        "reruns": reruns,
+    }
     write_report(ran, out, meta)
     return 0
 
@@ -523,51 +618,85 @@ def write_report(mutants, out, meta):
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     per = summarize(mutants)
     with open(out + ".json", "w") as f:
-        json.dump({"meta": meta, "summary": per, "mutants": [asdict(m) for m in mutants]}, f,
-                  indent=1)
-    total = {k: sum(r[k] for r in per.values()) for k in ("killed", "survived", "timeout",
-                                                         "error")}
+        json.dump(
+            {"meta": meta, "summary": per, "mutants": [asdict(m) for m in mutants]}, f, indent=1
+        )
+    total = {k: sum(r[k] for r in per.values()) for k in ("killed", "survived", "timeout", "error")}
     commands = meta["command"].split(" ; ")
-    lines = ["# Mutation testing report", "", "Commands (in order; later runs replace earlier "
-             "results of the same mutant):" if len(commands) > 1 else "Command:", "",
-             *[f"- `{c}`" for c in commands], "", f"Ran {len(mutants)} of "
-             f"{meta['sites']} mutants (seed {meta['seed']}); {meta['date']}; mutated: "
-             f"{meta.get('source', '')}." + (f" {meta['not_run']} sampled mutants were not run "
-                                            "(time)." if meta.get("not_run") else ""), "",
-             "| module | killed | survived | timeout | not compiled |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        "# Mutation testing report",
+        "",
+        "Commands (in order; later runs replace earlier results of the same mutant):"
+        if len(commands) > 1
+        else "Command:",
+        "",
+        *[f"- `{c}`" for c in commands],
+        "",
+        f"Ran {len(mutants)} of "
+        f"{meta['sites']} mutants (seed {meta['seed']}); {meta['date']}; mutated: "
+        f"{meta.get('source', '')}."
+        + (
+            f" {meta['not_run']} sampled mutants were not run (time)."
+            if meta.get("not_run")
+            else ""
+        ),
+        "",
+        "| module | killed | survived | timeout | not compiled |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for mod, r in sorted(per.items()):
         if r["pending"] == sum(r.values()):
             continue
-        lines.append(f"| {mod} | {r['killed']} | {r['survived']} | {r['timeout']} | "
-                     f"{r['error']} |")
-    lines.append(f"| **total** | {total['killed']} | {total['survived']} | {total['timeout']}"
-                 f" | {total['error']} |")
+        lines.append(f"| {mod} | {r['killed']} | {r['survived']} | {r['timeout']} | {r['error']} |")
+    lines.append(
+        f"| **total** | {total['killed']} | {total['survived']} | {total['timeout']}"
+        f" | {total['error']} |"
+    )
     surv = [m for m in mutants if m.status == "survived"]
     if surv:
-        lines += ["", "## Survivors", "", "| mutant | change | why it survives / test that "
-                  "now kills it |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Survivors",
+            "",
+            "| mutant | change | why it survives / test that now kills it |",
+            "|---|---|---|",
+        ]
         for m in surv:
             change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
-            lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | "
-                         f"{m.note.replace('|', '/') or 'UNEXPLAINED'} |")
+            lines.append(
+                f"| {m.module}:{m.line} ({m.function}) | {change} | "
+                f"{m.note.replace('|', '/') or 'UNEXPLAINED'} |"
+            )
     done = [m for m in mutants if m.status in ("killed", "timeout", "error")]
     if done:
-        lines += ["", "## Killed, timed out, not compiled", "",
-                  "| mutant | change | result | first failing test |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Killed, timed out, not compiled",
+            "",
+            "| mutant | change | result | first failing test |",
+            "|---|---|---|---|",
+        ]
         for m in done:
             change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
-            lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
-                         f"{(m.killed_by or m.note).replace('|', '/')} |")
-    reruns = [m for m in mutants if m.id in set(meta.get("reruns", ()))
-              and m.status != "survived"]
+            lines.append(
+                f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
+                f"{(m.killed_by or m.note).replace('|', '/')} |"
+            )
+    reruns = [m for m in mutants if m.id in set(meta.get("reruns", ())) and m.status != "survived"]
     if reruns:
-        lines += ["", "## Survivors of the first pass, re-run after adding tests", "",
-                  "| mutant | change | now | killed by |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "## Survivors of the first pass, re-run after adding tests",
+            "",
+            "| mutant | change | now | killed by |",
+            "|---|---|---|---|",
+        ]
         for m in reruns:
             change = f"`{m.before}` → `{m.after}`".replace("|", "\\|")
-            lines.append(f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
-                         f"{m.killed_by.replace('|', '/')} |")
+            lines.append(
+                f"| {m.module}:{m.line} ({m.function}) | {change} | {m.status} | "
+                f"{m.killed_by.replace('|', '/')} |"
+            )
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -581,17 +710,30 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300, help="seconds per mutant")
     ap.add_argument("--ids", nargs="*", help="run exactly these mutant ids")
     ap.add_argument("--list", action="store_true", help="list the sampled mutants and exit")
-    ap.add_argument("--from-worktree", action="store_true",
-                    help="mutate a copy of the working tree instead of the last commit")
-    ap.add_argument("--no-fork", action="store_true",
-                    help="start a fresh interpreter per pytest run (slower, fully isolated)")
+    ap.add_argument(
+        "--from-worktree",
+        action="store_true",
+        help="mutate a copy of the working tree instead of the last commit",
+    )
+    ap.add_argument(
+        "--no-fork",
+        action="store_true",
+        help="start a fresh interpreter per pytest run (slower, fully isolated)",
+    )
     ap.add_argument("--explain", help="JSON {mutant id: reason} attached to survivors")
-    ap.add_argument("--update", action="store_true",
-                    help="with --ids: replace those mutants in the existing --out report")
+    ap.add_argument(
+        "--update",
+        action="store_true",
+        help="with --ids: replace those mutants in the existing --out report",
+    )
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks/results/mutation-report"))
-    ap.add_argument("--combine", nargs="+", metavar="JSON",
-                    help="merge finished reports (runs over different modules) into --out; "
-                         "with --explain, attach the reasons to survivors")
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="merge finished reports (runs over different modules) into --out; "
+        "with --explain, attach the reasons to survivors",
+    )
     args = ap.parse_args(argv)
     if args.combine:
         return combine(args.combine, args.out, args.explain)
@@ -637,9 +779,13 @@ def _run(args, argv, modules, root) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     check_copy_imports_itself(root)
     mutants = [m for m, _ in chosen]
-    meta = {"command": " ".join(["python tests/mutation.py", *(argv or sys.argv[1:])]),
-            "sites": sites, "seed": args.seed, "timeout_s": args.timeout,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    meta = {
+        "command": " ".join(["python tests/mutation.py", *(argv or sys.argv[1:])]),
+        "sites": sites,
+        "seed": args.seed,
+        "timeout_s": args.timeout,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     baseline = meta["baseline"] = {}
 
     def passes_unmutated(arg: str) -> bool:
@@ -660,17 +806,22 @@ def _run(args, argv, modules, root) -> int:
                 fixed = f"{bad} --deselect {shlex.quote(failing)}"  # fails unmutated
             else:
                 fixed = None  # fails as a whole (collection error): drop it
-            print(f"WARNING: `{bad}` fails unmutated ({failing}): "
-                  f"{'deselected' if fixed else 'dropped'}", flush=True)
+            print(
+                f"WARNING: `{bad}` fails unmutated ({failing}): "
+                f"{'deselected' if fixed else 'dropped'}",
+                flush=True,
+            )
             for other in mutants:
-                other.tests = [(fixed if a == bad else a) for a in other.tests
-                               if a != bad or fixed]
+                other.tests = [(fixed if a == bad else a) for a in other.tests if a != bad or fixed]
             m.status, m.killed_by, m.killed_arg = "pending", "", ""
             run_mutant(root, m, info, args.timeout)
         if m.status == "survived" and m.id in explain:
             m.note = explain[m.id]
-        print(f"[{n}/{len(chosen)}] {m.status:8s} {m.id}  {m.before!r} -> {m.after!r}  "
-              f"{m.killed_by} ({m.seconds} s)", flush=True)
+        print(
+            f"[{n}/{len(chosen)}] {m.status:8s} {m.id}  {m.before!r} -> {m.after!r}  "
+            f"{m.killed_by} ({m.seconds} s)",
+            flush=True,
+        )
         if args.update:
             _merge_into(args.out, m)
         else:

@@ -40,8 +40,13 @@ KNOWN_CYCLES: set[tuple[str, ...]] = set()
 # Modules outside the core that still read or write ``._data`` / ``._version`` of tensors
 # (move them to minigrad.tensor.data_of / bump_version / set_data, then delete the entry).
 KNOWN_REACH_INS: set[str] = set()
-APP_PREFIXES = ("minigrad.train", "minigrad.cli", "minigrad.__main__", "minigrad.tools",
-                "minigrad.examples")
+APP_PREFIXES = (
+    "minigrad.train",
+    "minigrad.cli",
+    "minigrad.__main__",
+    "minigrad.tools",
+    "minigrad.examples",
+)
 
 
 def _module_name(path: Path) -> str:
@@ -243,16 +248,16 @@ def test_graph_sees_deferred_and_relative_imports(tmp_path):
 def _is_core(path: Path) -> bool:
     rel = path.relative_to(PACKAGE)
     return (
-        (len(rel.parts) == 1 and (rel.name.startswith("tensor") or rel.name == "backend.py"))
-        or rel.parts[0] in ("autograd", "ops")
-    )
+        len(rel.parts) == 1 and (rel.name.startswith("tensor") or rel.name == "backend.py")
+    ) or rel.parts[0] in ("autograd", "ops")
 
 
 def test_autograd_imports_nothing_above_it():
     graph = import_graph()
     bad = {
-        m: sorted(e for e in edges if not e.startswith("minigrad.autograd")
-                  and e != "minigrad.backend")
+        m: sorted(
+            e for e in edges if not e.startswith("minigrad.autograd") and e != "minigrad.backend"
+        )
         for m, edges in graph.items()
         if m == "minigrad.autograd" or m.startswith("minigrad.autograd.")
     }
@@ -262,8 +267,11 @@ def test_autograd_imports_nothing_above_it():
 
 def test_library_never_imports_the_app():
     graph = import_graph()
-    bad = {m: sorted(e for e in edges if e.startswith(APP_PREFIXES))
-           for m, edges in graph.items() if not m.startswith(APP_PREFIXES)}
+    bad = {
+        m: sorted(e for e in edges if e.startswith(APP_PREFIXES))
+        for m, edges in graph.items()
+        if not m.startswith(APP_PREFIXES)
+    }
     bad = {m: e for m, e in bad.items() if e}
     assert not bad, f"library modules import the app: {bad}"
 
@@ -274,14 +282,18 @@ def test_only_the_core_touches_tensor_storage():
         if _is_core(path):
             continue
         tree = ast.parse(path.read_text(), str(path))
-        if any(isinstance(n, ast.Attribute) and n.attr in ("_data", "_version")
-               for n in ast.walk(tree)):
+        if any(
+            isinstance(n, ast.Attribute) and n.attr in ("_data", "_version") for n in ast.walk(tree)
+        ):
             found.add(str(path.relative_to(ROOT)))
     new, gone = sorted(found - KNOWN_REACH_INS), sorted(KNOWN_REACH_INS - found)
-    assert not new, (f"{new} read or write Tensor._data/_version: use minigrad.tensor.data_of, "
-                     "bump_version or set_data")
-    assert not gone, f"{gone} no longer touch Tensor._data/_version: delete them from " \
-                     "KNOWN_REACH_INS"
+    assert not new, (
+        f"{new} read or write Tensor._data/_version: use minigrad.tensor.data_of, "
+        "bump_version or set_data"
+    )
+    assert not gone, (
+        f"{gone} no longer touch Tensor._data/_version: delete them from KNOWN_REACH_INS"
+    )
 
 
 def test_storage_api_bumps_the_version_saved_tensors_check():

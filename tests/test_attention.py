@@ -57,8 +57,9 @@ def test_sdpa_matches_torch(qs, ks, vs, mask, causal, variant, dtype):
     if m is not None and m.dtype != bool:
         m = m.astype(dtype)
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
-    to = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=None if m is None else
-                                         torch.tensor(m), is_causal=causal)
+    to = TF.scaled_dot_product_attention(
+        tq, tk, tv, attn_mask=None if m is None else torch.tensor(m), is_causal=causal
+    )
     g = rng.standard_normal(to.shape).astype(dtype)
     to.backward(torch.tensor(g))
     with kernels.use("attention", variant):
@@ -74,8 +75,10 @@ def test_sdpa_matches_torch(qs, ks, vs, mask, causal, variant, dtype):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_sdpa_gradcheck_and_gradgradcheck(variant):
     rng = np.random.default_rng(1)
-    q, k, v = (mg.tensor(rng.standard_normal(s), requires_grad=True)
-               for s in ((1, 2, 3, 2), (1, 2, 4, 2), (1, 2, 4, 3)))
+    q, k, v = (
+        mg.tensor(rng.standard_normal(s), requires_grad=True)
+        for s in ((1, 2, 3, 2), (1, 2, 4, 2), (1, 2, 4, 3))
+    )
     mask = rng.random((3, 4)) > 0.3
     mask[:, 0] = True
     with kernels.use("attention", variant):
@@ -98,8 +101,9 @@ def test_tiled_kernel_equals_reference_for_every_block_size():
             out2, lse2 = tiled.attention_forward(q, k, v, mask, 0.5, causal, block_size=block)
             np.testing.assert_allclose(out2, out, rtol=1e-12, atol=1e-13)
             np.testing.assert_allclose(lse2, lse, rtol=1e-12)
-            grads2 = tiled.attention_backward(dout, q, k, v, out, lse, mask, 0.5, causal,
-                                              block_size=block)
+            grads2 = tiled.attention_backward(
+                dout, q, k, v, out, lse, mask, 0.5, causal, block_size=block
+            )
             for a, b in zip(grads2, grads):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
@@ -191,8 +195,9 @@ def test_sdpa_dropout_matches_composed_reference_with_the_same_mask(case, varian
         mo.backward(mg.tensor(g))
     np.testing.assert_allclose(mo.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
     for name, a, b in (("q", mq, tq), ("k", mk, tk), ("v", mv, tv)):
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-11,
-                                   err_msg=f"d{name}")
+        np.testing.assert_allclose(
+            a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=f"d{name}"
+        )
 
 
 @pytest.mark.parametrize("p", [0.0, DROP_P], ids=["p0", "p0.3"])
@@ -229,10 +234,10 @@ def _reference_mha(m, x_q, x_kv, additive, keep, p, N, L, S):
     w = torch.tensor(m.in_proj_weight.detach().numpy(), requires_grad=True)
     b = torch.tensor(m.in_proj_bias.detach().numpy())
     q = x_q @ w[:E].T + b[:E]
-    k = x_kv @ w[E:2 * E].T + b[E:2 * E]
-    v = x_kv @ w[2 * E:].T + b[2 * E:]
+    k = x_kv @ w[E : 2 * E].T + b[E : 2 * E]
+    v = x_kv @ w[2 * E :].T + b[2 * E :]
     q, k, v = (t.reshape(t.shape[0], N, nh, hd).permute(1, 2, 0, 3) for t in (q, k, v))
-    probs = _torch_probs(q, k, additive, hd ** -0.5) * torch.tensor(keep / (1.0 - p))
+    probs = _torch_probs(q, k, additive, hd**-0.5) * torch.tensor(keep / (1.0 - p))
     out = (probs @ v).permute(2, 0, 1, 3).reshape(L, N, E)
     wo = torch.tensor(m.out_proj.weight.detach().numpy())
     bo = torch.tensor(m.out_proj.bias.detach().numpy())
@@ -264,8 +269,15 @@ def test_mha_dropout_matches_composed_reference_and_masks_hold(masks, need_weigh
     to, tprobs, tw = _reference_mha(m, tq, tkv, additive, keep, p, N, L, S)
     mq, mkv = mg.tensor(xq, requires_grad=True), mg.tensor(xkv, requires_grad=True)
     mg.manual_seed(DROP_SEED)
-    mo, mw = m(mq, mkv, mkv, attn_mask=attn, key_padding_mask=kpm, need_weights=need_weights,
-               average_attn_weights=False)
+    mo, mw = m(
+        mq,
+        mkv,
+        mkv,
+        attn_mask=attn,
+        key_padding_mask=kpm,
+        need_weights=need_weights,
+        average_attn_weights=False,
+    )
     np.testing.assert_allclose(mo.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
     if need_weights:
         weights = mw.detach().numpy()
@@ -276,8 +288,9 @@ def test_mha_dropout_matches_composed_reference_and_masks_hold(masks, need_weigh
     mo.backward(mg.tensor(g))
     np.testing.assert_allclose(mq.grad.numpy(), tq.grad.numpy(), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(mkv.grad.numpy(), tkv.grad.numpy(), rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(m.in_proj_weight.grad.numpy(), tw.grad.numpy(), rtol=1e-9,
-                               atol=1e-11)
+    np.testing.assert_allclose(
+        m.in_proj_weight.grad.numpy(), tw.grad.numpy(), rtol=1e-9, atol=1e-11
+    )
     if kpm is not None:  # padded keys/values influence nothing: exactly zero gradient
         assert np.all(mkv.grad.numpy()[-2:, 0] == 0.0) and np.all(mkv.grad.numpy()[2, 1] == 0.0)
 
@@ -325,11 +338,14 @@ def test_transformer_encoder_layer_default_dropout_respects_masks(masks, norm_fi
     assert np.all(x_in.grad.numpy()[hidden] == 0.0)
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    ({"attn_mask": np.ones((4, 5), bool)}, r"attn_mask of shape \(4, 5\) cannot be broadcast"),
-    ({"attn_mask": np.ones((3, 5), bool), "is_causal": True}, "either attn_mask or is_causal"),
-    ({"dropout_p": 1.5}, "dropout_p"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        ({"attn_mask": np.ones((4, 5), bool)}, r"attn_mask of shape \(4, 5\) cannot be broadcast"),
+        ({"attn_mask": np.ones((3, 5), bool), "is_causal": True}, "either attn_mask or is_causal"),
+        ({"dropout_p": 1.5}, "dropout_p"),
+    ],
+)
 def test_sdpa_bad_input(kwargs, pattern):
     q, k = mg.randn(2, 3, 4), mg.randn(2, 5, 4)
     with pytest.raises(ValueError, match=pattern):
@@ -394,11 +410,26 @@ def test_mha_matches_torch(L, S, bf, need, avg, kind_attn, kind_kpm, bias, dtype
     causal = kind_attn == "causal"
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     mq, mk, mv = (mg.tensor(a, requires_grad=True) for a in (q, k, v))
-    to, tw = t(tq, tk, tv, key_padding_mask=None if kpm is None else torch.tensor(kpm),
-               need_weights=need, attn_mask=None if attn is None else torch.tensor(attn),
-               average_attn_weights=avg, is_causal=causal)
-    mo, mw = m(mq, mk, mv, key_padding_mask=kpm, need_weights=need, attn_mask=attn,
-               average_attn_weights=avg, is_causal=causal)
+    to, tw = t(
+        tq,
+        tk,
+        tv,
+        key_padding_mask=None if kpm is None else torch.tensor(kpm),
+        need_weights=need,
+        attn_mask=None if attn is None else torch.tensor(attn),
+        average_attn_weights=avg,
+        is_causal=causal,
+    )
+    mo, mw = m(
+        mq,
+        mk,
+        mv,
+        key_padding_mask=kpm,
+        need_weights=need,
+        attn_mask=attn,
+        average_attn_weights=avg,
+        is_causal=causal,
+    )
     assert (mw is None) == (tw is None)
     g = rng.standard_normal(to.shape).astype(npd)
     tl, ml = (to * torch.tensor(g)).sum(), (mo * mg.tensor(g)).sum()
@@ -414,8 +445,9 @@ def test_mha_matches_torch(L, S, bf, need, avg, kind_attn, kind_kpm, bias, dtype
     params = dict(m.named_parameters())
     assert list(params) == [n for n, _ in t.named_parameters()]
     for name, p in t.named_parameters():
-        np.testing.assert_allclose(params[name].grad.numpy(), p.grad.numpy(), **TOL[npd],
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            params[name].grad.numpy(), p.grad.numpy(), **TOL[npd], err_msg=name
+        )
 
 
 def test_mha_unbatched_matches_torch():
@@ -448,10 +480,12 @@ def test_mha_bad_input():
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_transformer_encoder_layer_matches_torch(norm_first, batch_first):
     torch.manual_seed(0)
-    t = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu",
-                                         batch_first=batch_first, norm_first=norm_first).double()
-    m = TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu",
-                                batch_first=batch_first, norm_first=norm_first)
+    t = torch.nn.TransformerEncoderLayer(
+        8, 2, 16, dropout=0.0, activation="gelu", batch_first=batch_first, norm_first=norm_first
+    ).double()
+    m = TransformerEncoderLayer(
+        8, 2, 16, dropout=0.0, activation="gelu", batch_first=batch_first, norm_first=norm_first
+    )
     assert list(m.state_dict()) == list(t.state_dict())
     m.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
     m.double()
@@ -468,8 +502,9 @@ def test_transformer_encoder_layer_matches_torch(norm_first, batch_first):
     np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
     params = dict(m.named_parameters())
     for name, p in t.named_parameters():
-        np.testing.assert_allclose(params[name].grad.numpy(), p.grad.numpy(), rtol=1e-8,
-                                   atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(
+            params[name].grad.numpy(), p.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])

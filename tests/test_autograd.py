@@ -186,8 +186,11 @@ def test_inplace_on_saved_tensor_raises_at_backward():
     h = x * 1.0
     y = h.sin()  # saves h
     h.add_(1.0)
-    with pytest.raises(RuntimeError, match=r"modified by an in-place operation.*version 1.*"
-                                           r"expected version 0"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"modified by an in-place operation.*version 1.*"
+        r"expected version 0",
+    ):
         y.sum().backward()
 
 
@@ -234,9 +237,10 @@ def test_setitem_with_grad_matches_torch():
     h = x * 1.0
     h[1] = v * 2
     (h * h).sum().backward()
-    xt, vt = torch.tensor(a, requires_grad=True), torch.tensor([10.0, 20, 30],
-                                                               dtype=torch.float64,
-                                                               requires_grad=True)
+    xt, vt = (
+        torch.tensor(a, requires_grad=True),
+        torch.tensor([10.0, 20, 30], dtype=torch.float64, requires_grad=True),
+    )
     ht = xt * 1.0
     ht[1] = vt * 2
     (ht * ht).sum().backward()
@@ -448,15 +452,19 @@ def _broadcastable_pair():
 
 
 @settings(max_examples=60, deadline=None)
-@given(shapes=_broadcastable_pair(), op=st.sampled_from(["add", "sub", "mul", "div",
-                                                          "maximum"]))
+@given(shapes=_broadcastable_pair(), op=st.sampled_from(["add", "sub", "mul", "div", "maximum"]))
 def test_property_broadcasting_matches_torch(shapes, op):
     rng = np.random.default_rng(0)
     sa, sb = shapes.input_shapes
     a = rng.uniform(0.5, 1.5, sa)
     b = rng.uniform(0.5, 1.5, sb) + 1e-3
-    f = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-         "div": lambda x, y: x / y, "maximum": lambda x, y: x.maximum(y)}[op]
+    f = {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+        "maximum": lambda x, y: x.maximum(y),
+    }[op]
     x, y = leaf(a), leaf(b)
     out = f(x, y)
     out.sum().backward()
@@ -475,8 +483,11 @@ def test_property_broadcasting_matches_torch(shapes, op):
 def test_property_reductions_match_torch(data, op):
     shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=5))
     ndim = len(shape)
-    dims = data.draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim,
-                              unique_by=lambda d: d % ndim))
+    dims = data.draw(
+        st.lists(
+            st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda d: d % ndim
+        )
+    )
     keepdim = data.draw(st.booleans())
     a = np.random.default_rng(0).permutation(int(np.prod(shape))).reshape(shape) * 0.1
     x = leaf(a)
@@ -487,8 +498,7 @@ def test_property_reductions_match_torch(data, op):
             return
     out = getattr(x, op)(tuple(dims), keepdim=keepdim)
     ref = getattr(xt, op)(tuple(dims), keepdim=keepdim)
-    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
     out.sum().backward()
     ref.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -13,10 +13,16 @@ from minigrad.viz import grad_stats
 def _pair(seed=0):
     """The same Sequential(Linear, ReLU, Linear, ReLU, Linear) in minigrad and torch."""
     mg.manual_seed(seed)
-    m = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(),
-                      nn.Linear(6, 3)).double()
-    t = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 6),
-                            torch.nn.ReLU(), torch.nn.Linear(6, 3)).double()
+    m = nn.Sequential(
+        nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 3)
+    ).double()
+    t = torch.nn.Sequential(
+        torch.nn.Linear(5, 7),
+        torch.nn.ReLU(),
+        torch.nn.Linear(7, 6),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 3),
+    ).double()
     t.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in m.state_dict().items()})
     return m, t
 
@@ -30,6 +36,7 @@ def _np(g):
 def _record(model, log, modify=False):
     handles = []
     for name, mod in list(model.named_modules()):
+
         def hook(module, grad_input, grad_output, name=name):
             log.append(("hook", name, [_np(g) for g in grad_input], [_np(g) for g in grad_output]))
             if modify and name == "1":  # the first ReLU doubles what it passes back

@@ -24,8 +24,17 @@ if native_required() and "cpp" not in VARIANTS:  # _C imports but lacks batch_no
 
 # (N, C), (N, C, L), (N, C, H, W), (N, C, D, H, W); odd sizes; N = 2 with spatial 1; rows longer
 # than one statistics chunk of the C++ kernel (4096) and rows shorter than it
-SHAPES = [(7, 5), (2, 3), (2, 3, 1), (3, 4, 9), (5, 3, 7, 6), (2, 3, 3, 4, 5), (4, 2, 1, 1),
-          (3, 2, 70, 61), (600, 3)]
+SHAPES = [
+    (7, 5),
+    (2, 3),
+    (2, 3, 1),
+    (3, 4, 9),
+    (5, 3, 7, 6),
+    (2, 3, 3, 4, 5),
+    (4, 2, 1, 1),
+    (3, 2, 70, 61),
+    (600, 3),
+]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
@@ -96,8 +105,9 @@ def test_matches_torch_with_running_stats(variant, dtype, affine, shape):
                     assert g is None
                 else:
                     scale = max(1.0, float(np.abs(tg).max()))
-                    np.testing.assert_allclose(g, tg, rtol=TOL[dtype]["rtol"],
-                                               atol=TOL[dtype]["atol"] * scale)
+                    np.testing.assert_allclose(
+                        g, tg, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale
+                    )
             np.testing.assert_allclose(rm.numpy(), trm.numpy(), **TOL[dtype])
             np.testing.assert_allclose(rv.numpy(), trv.numpy(), **TOL[dtype])
 
@@ -108,9 +118,11 @@ def test_layers_match_torch(variant, momentum):
     """nn.BatchNorm1d on (N, C) and (N, C, L), nn.BatchNorm2d, momentum=None (cumulative
     average): outputs, gradients and running statistics after several steps, then eval."""
     rng = np.random.default_rng(1)
-    cases = [(mg.nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 4)),
-             (mg.nn.BatchNorm1d, torch.nn.BatchNorm1d, (5, 4, 7)),
-             (mg.nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 4, 5, 6))]
+    cases = [
+        (mg.nn.BatchNorm1d, torch.nn.BatchNorm1d, (6, 4)),
+        (mg.nn.BatchNorm1d, torch.nn.BatchNorm1d, (5, 4, 7)),
+        (mg.nn.BatchNorm2d, torch.nn.BatchNorm2d, (3, 4, 5, 6)),
+    ]
     with kernels.use("batch_norm", variant):
         for mg_cls, torch_cls, shape in cases:
             m, t = mg_cls(4, momentum=momentum), torch_cls(4, momentum=momentum)
@@ -120,23 +132,30 @@ def test_layers_match_torch(variant, momentum):
                 y, ty = m(mx), t(tx)
                 y.backward(mg.tensor(dy))
                 ty.backward(torch.tensor(dy))
-                np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5,
-                                           atol=1e-5)
-                np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-5,
-                                           atol=1e-5)
-                np.testing.assert_allclose(m.weight.grad.numpy(), t.weight.grad.numpy(),
-                                           rtol=1e-5, atol=1e-4)
-                np.testing.assert_allclose(m.bias.grad.numpy(), t.bias.grad.numpy(),
-                                           rtol=1e-5, atol=1e-4)
+                np.testing.assert_allclose(
+                    y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5
+                )
+                np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-5)
+                np.testing.assert_allclose(
+                    m.weight.grad.numpy(), t.weight.grad.numpy(), rtol=1e-5, atol=1e-4
+                )
+                np.testing.assert_allclose(
+                    m.bias.grad.numpy(), t.bias.grad.numpy(), rtol=1e-5, atol=1e-4
+                )
             for name in ("running_mean", "running_var"):
-                np.testing.assert_allclose(getattr(m, name).numpy(),
-                                           getattr(t, name).numpy(), rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(
+                    getattr(m, name).numpy(), getattr(t, name).numpy(), rtol=1e-5, atol=1e-6
+                )
             assert int(m.num_batches_tracked.item()) == int(t.num_batches_tracked.item())
             m.eval()
             t.eval()
             x = _data(rng, shape, np.float32)[0]
-            np.testing.assert_allclose(m(mg.tensor(x)).detach().numpy(),
-                                       t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                m(mg.tensor(x)).detach().numpy(),
+                t(torch.tensor(x)).detach().numpy(),
+                rtol=1e-5,
+                atol=1e-5,
+            )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -146,15 +165,17 @@ def test_noncontiguous_input(variant):
     view = mg.tensor(x).permute(0, 3, 2, 1)  # (4, 3, 5, 6), not contiguous
     with kernels.use("batch_norm", variant):
         y = F.batch_norm(view, None, None, training=True)
-        y2 = F.batch_norm(mg.tensor(np.ascontiguousarray(view.detach().numpy())), None, None,
-                          training=True)
+        y2 = F.batch_norm(
+            mg.tensor(np.ascontiguousarray(view.detach().numpy())), None, None, training=True
+        )
     np.testing.assert_allclose(y.detach().numpy(), y2.detach().numpy(), rtol=1e-13, atol=1e-13)
 
 
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 1), (3, 2, 4), (2, 3, 2, 3), (2, 2, 2, 1, 3)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "shape", [(4, 3), (2, 3, 1), (3, 2, 4), (2, 3, 2, 3), (2, 2, 2, 1, 3)], ids=str
+)
 def test_gradcheck_and_gradgradcheck(variant, shape):
     rng = np.random.default_rng(3)
     x = mg.tensor(rng.standard_normal(shape) * 2 + 1, requires_grad=True)
@@ -309,42 +330,94 @@ def test_C_validates_at_its_boundary(_C):
     c3 = np.ones(3, np.float32)
     fwd, bwd = _C.batch_norm_forward, _C.batch_norm_backward
     cases = [
-        (lambda: fwd(c3, None, None, 1e-5), ValueError,
-         r"batch_norm_forward: argument 'x' must have at least 2 dims.*1-D array of shape \(3,\)"),
-        (lambda: fwd(x.astype(np.int32), None, None, 1e-5), TypeError,
-         r"batch_norm_forward: argument 'x' has dtype int32, expected float32 or float64"),
-        (lambda: fwd(x.astype(np.float16), None, None, 1e-5), TypeError,
-         r"batch_norm_forward: argument 'x' has dtype float16"),
-        (lambda: fwd(x.transpose(0, 2, 1), None, None, 1e-5), ValueError,
-         r"batch_norm_forward: argument 'x' of shape \(2, 5, 3\) must be C-contiguous"),
-        (lambda: fwd(x, np.ones(4, np.float32), None, 1e-5), ValueError,
-         r"batch_norm_forward: argument 'weight' has shape \(4,\), expected \(3,\) for x of "
-         r"shape \(2, 3, 5\)"),
-        (lambda: fwd(x, None, c3.reshape(1, 3), 1e-5), ValueError,
-         r"batch_norm_forward: argument 'bias' has shape \(1, 3\), expected \(3,\)"),
-        (lambda: fwd(x, c3.astype(np.float64), None, 1e-5), TypeError,
-         r"batch_norm_forward: arguments 'x' and 'weight' must have the same dtype, got "
-         r"float32 and float64"),
-        (lambda: fwd(x, np.ones(6, np.float32)[::2], None, 1e-5), ValueError,
-         r"batch_norm_forward: argument 'weight'.*must be C-contiguous"),
-        (lambda: fwd(x, [1.0, 1.0, 1.0], None, 1e-5), TypeError,
-         r"batch_norm_forward: argument 'weight' must be None or a numpy array"),
-        (lambda: bwd(np.ones((2, 3, 4), np.float32), x, c3, c3, None, 1e-5), ValueError,
-         r"batch_norm_backward: arguments 'dy' and 'x' must have the same shape, got "
-         r"\(2, 3, 4\) and \(2, 3, 5\)"),
-        (lambda: bwd(x.astype(np.float64), x, c3, c3, None, 1e-5), TypeError,
-         r"batch_norm_backward: arguments 'dy' and 'x' must have the same dtype, got float64 "
-         r"and float32"),
-        (lambda: bwd(x, x, np.ones(2, np.float32), c3, None, 1e-5), ValueError,
-         r"batch_norm_backward: argument 'mean' has shape \(2,\), expected \(3,\)"),
-        (lambda: bwd(x, x, c3, c3.astype(np.float64), None, 1e-5), TypeError,
-         r"batch_norm_backward: arguments 'x' and 'var' must have the same dtype"),
-        (lambda: bwd(x, x, c3, None, None, 1e-5), TypeError,
-         r"batch_norm_backward: argument 'var' must be a numpy array|incompatible function "
-         r"arguments"),
-        (lambda: bwd(np.ones((2, 5, 3), np.float32).transpose(0, 2, 1), x.reshape(2, 3, 5),
-                     c3, c3, None, 1e-5), ValueError,
-         r"batch_norm_backward: argument 'dy' of shape \(2, 3, 5\) must be C-contiguous"),
+        (
+            lambda: fwd(c3, None, None, 1e-5),
+            ValueError,
+            r"batch_norm_forward: argument 'x' must have at least 2 dims"
+            r".*1-D array of shape \(3,\)",
+        ),
+        (
+            lambda: fwd(x.astype(np.int32), None, None, 1e-5),
+            TypeError,
+            r"batch_norm_forward: argument 'x' has dtype int32, expected float32 or float64",
+        ),
+        (
+            lambda: fwd(x.astype(np.float16), None, None, 1e-5),
+            TypeError,
+            r"batch_norm_forward: argument 'x' has dtype float16",
+        ),
+        (
+            lambda: fwd(x.transpose(0, 2, 1), None, None, 1e-5),
+            ValueError,
+            r"batch_norm_forward: argument 'x' of shape \(2, 5, 3\) must be C-contiguous",
+        ),
+        (
+            lambda: fwd(x, np.ones(4, np.float32), None, 1e-5),
+            ValueError,
+            r"batch_norm_forward: argument 'weight' has shape \(4,\), expected \(3,\) for x of "
+            r"shape \(2, 3, 5\)",
+        ),
+        (
+            lambda: fwd(x, None, c3.reshape(1, 3), 1e-5),
+            ValueError,
+            r"batch_norm_forward: argument 'bias' has shape \(1, 3\), expected \(3,\)",
+        ),
+        (
+            lambda: fwd(x, c3.astype(np.float64), None, 1e-5),
+            TypeError,
+            r"batch_norm_forward: arguments 'x' and 'weight' must have the same dtype, got "
+            r"float32 and float64",
+        ),
+        (
+            lambda: fwd(x, np.ones(6, np.float32)[::2], None, 1e-5),
+            ValueError,
+            r"batch_norm_forward: argument 'weight'.*must be C-contiguous",
+        ),
+        (
+            lambda: fwd(x, [1.0, 1.0, 1.0], None, 1e-5),
+            TypeError,
+            r"batch_norm_forward: argument 'weight' must be None or a numpy array",
+        ),
+        (
+            lambda: bwd(np.ones((2, 3, 4), np.float32), x, c3, c3, None, 1e-5),
+            ValueError,
+            r"batch_norm_backward: arguments 'dy' and 'x' must have the same shape, got "
+            r"\(2, 3, 4\) and \(2, 3, 5\)",
+        ),
+        (
+            lambda: bwd(x.astype(np.float64), x, c3, c3, None, 1e-5),
+            TypeError,
+            r"batch_norm_backward: arguments 'dy' and 'x' must have the same dtype, got float64 "
+            r"and float32",
+        ),
+        (
+            lambda: bwd(x, x, np.ones(2, np.float32), c3, None, 1e-5),
+            ValueError,
+            r"batch_norm_backward: argument 'mean' has shape \(2,\), expected \(3,\)",
+        ),
+        (
+            lambda: bwd(x, x, c3, c3.astype(np.float64), None, 1e-5),
+            TypeError,
+            r"batch_norm_backward: arguments 'x' and 'var' must have the same dtype",
+        ),
+        (
+            lambda: bwd(x, x, c3, None, None, 1e-5),
+            TypeError,
+            r"batch_norm_backward: argument 'var' must be a numpy array|incompatible function "
+            r"arguments",
+        ),
+        (
+            lambda: bwd(
+                np.ones((2, 5, 3), np.float32).transpose(0, 2, 1),
+                x.reshape(2, 3, 5),
+                c3,
+                c3,
+                None,
+                1e-5,
+            ),
+            ValueError,
+            r"batch_norm_backward: argument 'dy' of shape \(2, 3, 5\) must be C-contiguous",
+        ),
     ]
     for call, exc, pattern in cases:
         with pytest.raises(exc, match=pattern):
@@ -355,11 +428,15 @@ def test_reference_validates_too():
     x = np.ones((2, 3), np.float64)
     with pytest.raises(TypeError, match="batch_norm_forward: argument 'x' has dtype int64"):
         reference.batch_norm_forward(x.astype(np.int64), None, None, 1e-5)
-    with pytest.raises(ValueError, match=r"batch_norm_forward: argument 'weight' has shape "
-                                         r"\(2,\), expected \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch_norm_forward: argument 'weight' has shape "
+        r"\(2,\), expected \(3,\)",
+    ):
         reference.batch_norm_forward(x, np.ones(2), None, 1e-5)
-    with pytest.raises(TypeError, match="batch_norm_backward: argument 'mean' has dtype "
-                                        "float32, expected float64"):
+    with pytest.raises(
+        TypeError, match="batch_norm_backward: argument 'mean' has dtype float32, expected float64"
+    ):
         reference.batch_norm_backward(x, x, np.ones(3, np.float32), np.ones(3), None, 1e-5)
 
 
@@ -421,8 +498,9 @@ def test_cuda_devices_fall_back_to_cupy(monkeypatch):
     from minigrad.kernels import cuda as cuda_kernels
 
     assert "batch_norm" not in cuda_kernels.ENTRY_POINTS
-    full_build = SimpleNamespace(**{name: object() for names in cuda_kernels.ENTRY_POINTS.values()
-                                    for name in names})
+    full_build = SimpleNamespace(
+        **{name: object() for names in cuda_kernels.ENTRY_POINTS.values() for name in names}
+    )
     row = dataclasses.replace(kernels.TABLE["cuda"], runtime=lambda: full_build)
     monkeypatch.setitem(kernels.TABLE, "cuda", row)
     monkeypatch.setattr(backend, "cuda_available", lambda: True)
@@ -441,8 +519,7 @@ def test_gpu_cupy_variant_matches_cpu():
     rng = np.random.default_rng(9)
     x, w, b, dy = _data(rng, (4, 3, 5, 6), np.float32)
     y, m, v = reference.batch_norm_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), 1e-5)
-    grads = reference.batch_norm_backward(cp.asarray(dy), cp.asarray(x), m, v, cp.asarray(w),
-                                          1e-5)
+    grads = reference.batch_norm_backward(cp.asarray(dy), cp.asarray(x), m, v, cp.asarray(w), 1e-5)
     want = reference.batch_norm_forward(x, w, b, 1e-5)
     want_grads = reference.batch_norm_backward(dy, x, want[1], want[2], w, 1e-5)
     for g, ref in zip((y, m, v, *grads), (*want, *want_grads)):

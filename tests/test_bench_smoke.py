@@ -15,10 +15,21 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.timeout(120)
 def test_benchmark_quick_mode_writes_results(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "benchmarks.kernels", "--quick", "--out", str(tmp_path),
-         "--name", "smoke"],
-        cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
-        text=True, timeout=110,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.kernels",
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "smoke",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| case |" in r.stdout

@@ -30,8 +30,19 @@ def _bias_relu_C():
 needs_C = pytest.mark.usefixtures("_bias_relu_C")
 
 # (N, C), (N, C, L), (N, C, H, W), 5-D; size-1 and prime extents; empty batch / no channels
-SHAPES = [(1, 1), (5, 7), (3, 13, 1), (2, 3, 11), (2, 3, 4, 5), (3, 5, 7, 11), (1, 6, 1, 1),
-          (2, 3, 2, 3, 5), (0, 3, 4, 4), (2, 0, 3), (4, 2, 0)]
+SHAPES = [
+    (1, 1),
+    (5, 7),
+    (3, 13, 1),
+    (2, 3, 11),
+    (2, 3, 4, 5),
+    (3, 5, 7, 11),
+    (1, 6, 1, 1),
+    (2, 3, 2, 3, 5),
+    (0, 3, 4, 4),
+    (2, 0, 3),
+    (4, 2, 0),
+]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
 
 
@@ -216,34 +227,55 @@ def test_C_validates_at_its_boundary():
     C = native.load_C()
     x = np.ones((2, 3, 5), np.float32)
     b = np.ones(3, np.float32)
-    with pytest.raises(ValueError, match=r"bias_relu_forward: argument 'x' must have at least "
-                                         r"2 dims.*1-D array of shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"bias_relu_forward: argument 'x' must have at least "
+        r"2 dims.*1-D array of shape \(3,\)",
+    ):
         C.bias_relu_forward(b, b)
-    with pytest.raises(ValueError, match=r"bias_relu_forward: argument 'bias' has shape \(4,\), "
-                                         r"expected \(3,\) for x of shape \(2, 3, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"bias_relu_forward: argument 'bias' has shape \(4,\), "
+        r"expected \(3,\) for x of shape \(2, 3, 5\)",
+    ):
         C.bias_relu_forward(x, np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"argument 'bias' has shape \(1, 3\), expected \(3,\)"):
         C.bias_relu_forward(x, b.reshape(1, 3))
-    with pytest.raises(TypeError, match="bias_relu_forward: arguments 'x' and 'bias' must have "
-                                        "the same dtype, got float32 and float64"):
+    with pytest.raises(
+        TypeError,
+        match="bias_relu_forward: arguments 'x' and 'bias' must have "
+        "the same dtype, got float32 and float64",
+    ):
         C.bias_relu_forward(x, b.astype(np.float64))
     with pytest.raises(TypeError, match="bias_relu_forward: argument 'x' has dtype int32"):
         C.bias_relu_forward(x.astype(np.int32), b)
-    with pytest.raises(ValueError, match=r"bias_relu_forward: argument 'x' of shape \(2, 5, 3\) "
-                                         r"must be C-contiguous"):
+    with pytest.raises(
+        ValueError,
+        match=r"bias_relu_forward: argument 'x' of shape \(2, 5, 3\) "
+        r"must be C-contiguous",
+    ):
         C.bias_relu_forward(x.transpose(0, 2, 1), np.ones(5, np.float32))
     with pytest.raises(ValueError, match=r"bias_relu_forward: argument 'bias'.*C-contiguous"):
         C.bias_relu_forward(x, np.ones(6, np.float32)[::2])
-    with pytest.raises(ValueError, match=r"bias_relu_backward: arguments 'dy' and 'y' must have "
-                                         r"the same shape, got \(2, 3, 4\) and \(2, 3, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"bias_relu_backward: arguments 'dy' and 'y' must have "
+        r"the same shape, got \(2, 3, 4\) and \(2, 3, 5\)",
+    ):
         C.bias_relu_backward(np.ones((2, 3, 4), np.float32), x)
-    with pytest.raises(TypeError, match="bias_relu_backward: arguments 'dy' and 'y' must have "
-                                        "the same dtype, got float64 and float32"):
+    with pytest.raises(
+        TypeError,
+        match="bias_relu_backward: arguments 'dy' and 'y' must have "
+        "the same dtype, got float64 and float32",
+    ):
         C.bias_relu_backward(x.astype(np.float64), x)
     with pytest.raises(TypeError, match="bias_relu_backward: argument 'dy' has dtype float16"):
         C.bias_relu_backward(x.astype(np.float16), x)
-    with pytest.raises(ValueError, match=r"bias_relu_backward: argument 'y' must have at least "
-                                         r"2 dims.*\(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"bias_relu_backward: argument 'y' must have at least "
+        r"2 dims.*\(3,\)",
+    ):
         C.bias_relu_backward(b, b)
     with pytest.raises(ValueError, match=r"bias_relu_backward: argument 'dy'.*C-contiguous"):
         C.bias_relu_backward(np.ones((2, 5, 3), np.float32).transpose(0, 2, 1), x.reshape(2, 3, 5))
@@ -270,12 +302,24 @@ def test_kernel_python_checks(variant):
 @pytest.mark.parametrize(
     "x_shape, b_shape, x_dtype, b_dtype, exc, pattern",
     [
-        ((2, 3, 4), (4,), "float64", "float64", ShapeError,
-         r"bias_relu: .*input \(2, 3, 4\) and bias \(4,\)"),
+        (
+            (2, 3, 4),
+            (4,),
+            "float64",
+            "float64",
+            ShapeError,
+            r"bias_relu: .*input \(2, 3, 4\) and bias \(4,\)",
+        ),
         ((3,), (3,), "float64", "float64", ShapeError, r"bias_relu: .*input \(3,\)"),
         ((2, 3), (1, 3), "float64", "float64", ShapeError, r"bias_relu: .*bias \(1, 3\)"),
-        ((2, 3), (3,), "float32", "float64", DTypeError,
-         r"bias_relu: .*float32 \(2, 3\).*float64 \(3,\)"),
+        (
+            (2, 3),
+            (3,),
+            "float32",
+            "float64",
+            DTypeError,
+            r"bias_relu: .*float32 \(2, 3\).*float64 \(3,\)",
+        ),
         ((2, 3), (3,), "int64", "int64", DTypeError, r"bias_relu: .*one float dtype"),
     ],
 )
@@ -307,8 +351,9 @@ def test_cuda_devices_fall_back_to_cupy(monkeypatch):
 
     assert "bias_relu" not in cuda_kernels.ENTRY_POINTS
     # a loaded _cuda with every entry point, whether or not this machine built one
-    full_build = SimpleNamespace(**{name: object() for names in cuda_kernels.ENTRY_POINTS.values()
-                                    for name in names})
+    full_build = SimpleNamespace(
+        **{name: object() for names in cuda_kernels.ENTRY_POINTS.values() for name in names}
+    )
     row = dataclasses.replace(kernels.TABLE["cuda"], runtime=lambda: full_build)
     monkeypatch.setitem(kernels.TABLE, "cuda", row)
     monkeypatch.setattr(backend, "cuda_available", lambda: True)
@@ -347,10 +392,20 @@ def test_lenet_runs_on_bias_relu():
     assert names.count("BiasReLU") == 4
     assert "Relu" not in names
     # same numbers as the unfused layers
-    ref = model.fc3(F.relu(model.fc2(F.relu(model.fc1(
-        model.pool(F.relu(model.conv2(model.pool(F.relu(model.conv1(x)))))).flatten(1))))))
-    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-5,
-                               atol=1e-6)
+    ref = model.fc3(
+        F.relu(
+            model.fc2(
+                F.relu(
+                    model.fc1(
+                        model.pool(F.relu(model.conv2(model.pool(F.relu(model.conv1(x)))))).flatten(
+                            1
+                        )
+                    )
+                )
+            )
+        )
+    )
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)
     # fused=False: the textbook forward, where forward hooks on the layers fire
     model.fused = False
     seen = []
@@ -358,5 +413,4 @@ def test_lenet_runs_on_bias_relu():
     out2 = model(x)
     assert seen == [(2, 6, 28, 28)]
     assert "BiasReLU" not in [type(n).__name__ for n in viz.graph_nodes(out2)]
-    np.testing.assert_allclose(out2.detach().numpy(), out.detach().numpy(), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(out2.detach().numpy(), out.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -28,8 +28,9 @@ print(json.dumps(out))
 
 def _run(env_extra):
     env = dict(os.environ, **env_extra)
-    r = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
-                       text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(r.stdout)
 
 
@@ -51,13 +52,13 @@ def test_split_matmul_matches_numpy(shape, dtype):
     got = blas.split_matmul(a, b)
     assert got.dtype == dtype and got.shape == (m, n)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, a.astype(np.float64) @ b.astype(np.float64),
-                               rtol=tol, atol=tol * np.sqrt(k))
+    np.testing.assert_allclose(
+        got, a.astype(np.float64) @ b.astype(np.float64), rtol=tol, atol=tol * np.sqrt(k)
+    )
     # views (transposed operands, as the conv backward passes them) work too
     a_view = np.ascontiguousarray(a.T).T  # a Fortran-ordered view with a's values
     b_view = np.ascontiguousarray(b.T).T
-    np.testing.assert_array_equal(blas.split_matmul(a_view, b_view),
-                                  blas.split_matmul(a, b))
+    np.testing.assert_array_equal(blas.split_matmul(a_view, b_view), blas.split_matmul(a, b))
 
 
 def test_matmul_falls_through_for_small_batched_and_integer_products():

@@ -41,8 +41,14 @@ def _build(root, *args, hide_pybind11=False, **env):
     )
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MINIGRAD_")}
     full_env.update({"MINIGRAD_CUDA": "0", **env})
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=full_env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _record(root):
@@ -134,10 +140,14 @@ def test_backend_info_reports_the_build_record(tmp_path):
         "assert 'minigrad._C     MISSING: skipped at install: MINIGRAD_NATIVE=0' in text, text\n"
         "assert 'minigrad._C: skipped: MINIGRAD_NATIVE=0' in text, text\n"
     )
-    (tmp_path / "b.json").write_text(json.dumps({"extensions": {"minigrad._C": {
-        "status": "skipped", "reason": "MINIGRAD_NATIVE=0"}}}))
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+    (tmp_path / "b.json").write_text(
+        json.dumps(
+            {"extensions": {"minigrad._C": {"status": "skipped", "reason": "MINIGRAD_NATIVE=0"}}}
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -146,7 +156,8 @@ def test_sdist_manifest_ships_every_native_source():
     with open(os.path.join(REPO, "MANIFEST.in")) as f:
         manifest = f.read()
     assert "graft csrc" in manifest or all(
-        f"*.{ext}" in manifest for ext in ("cpp", "h", "cu", "cuh"))
+        f"*.{ext}" in manifest for ext in ("cpp", "h", "cu", "cuh")
+    )
 
 
 FAKE_NVCC = """#!/bin/bash

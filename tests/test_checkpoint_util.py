@@ -70,8 +70,9 @@ def test_mlp_dropout_matches_torch_checkpoint():
     keep = mg.rand(5, 16, dtype=mg.float64).detach().numpy() < (1.0 - P_DROP)
     assert mg.get_rng_state() == after  # one draw of that shape in forward, none in backward
     mask = torch.tensor(keep / (1.0 - P_DROP))
-    w1, b1, w2, b2 = (torch.tensor(p.detach().numpy(), requires_grad=True)
-                      for p in model.parameters())
+    w1, b1, w2, b2 = (
+        torch.tensor(p.detach().numpy(), requires_grad=True) for p in model.parameters()
+    )
     xt = torch.tensor(x.detach().numpy(), requires_grad=True)
 
     def fn(inp):
@@ -187,7 +188,8 @@ def _wrap(module, pred):
 def _is_block(m):  # a Residual, or a conv-BN-ReLU Sequential that holds no other block
     return isinstance(m, Residual) or (
         isinstance(m, nn.Sequential)
-        and not any(isinstance(c, nn.Sequential | Residual) for c in m.children()))
+        and not any(isinstance(c, nn.Sequential | Residual) for c in m.children())
+    )
 
 
 def test_resnet9_checkpointing_cuts_saved_bytes_same_grads():

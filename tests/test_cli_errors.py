@@ -36,8 +36,9 @@ def data_dir(tmp_path_factory):
 
 
 def _train(data_dir, out, *extra):
-    return main(["train", "--data-dir", data_dir, "--expected-counts", COUNTS,
-                 "--out", str(out), *extra])
+    return main(
+        ["train", "--data-dir", data_dir, "--expected-counts", COUNTS, "--out", str(out), *extra]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +86,11 @@ def test_out_not_writable(data_dir, tmp_path, capsys, monkeypatch):
         out.chmod(0o500)
     else:  # root writes anywhere: make the permission check say no
         real = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **k: False if os.fspath(p) ==
-                            str(out) else real(p, mode, **k))
+        monkeypatch.setattr(
+            os,
+            "access",
+            lambda p, mode, **k: False if os.fspath(p) == str(out) else real(p, mode, **k),
+        )
     try:
         assert _train(data_dir, out, *SMALL) == 2
     finally:
@@ -144,8 +148,18 @@ def test_interrupt_during_metrics_write_leaves_no_temp_file(tmp_path, monkeypatc
 # ----------------------------------------------------------------------------- evaluate
 def test_evaluate_json_to_missing_folder(run_dir, tmp_path, capsys):
     target = tmp_path / "no" / "such" / "report.json"
-    assert main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),
-                 "--json", str(target)]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                os.path.join(run_dir, "checkpoint.npz"),
+                "--json",
+                str(target),
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     assert "test accuracy" not in captured.out  # refused before evaluating
     assert captured.err.startswith("minigrad: error:") and len(captured.err.splitlines()) == 1
@@ -154,14 +168,34 @@ def test_evaluate_json_to_missing_folder(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("bs", ["0", "-1"])
 def test_evaluate_bad_batch_size(run_dir, capsys, bs):
-    assert main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),
-                 "--batch-size", bs]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                os.path.join(run_dir, "checkpoint.npz"),
+                "--batch-size",
+                bs,
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "--batch-size")
 
 
 def test_evaluate_limit_test_zero(run_dir, capsys):
-    assert main(["evaluate", "--checkpoint", os.path.join(run_dir, "checkpoint.npz"),
-                 "--limit-test", "0"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                os.path.join(run_dir, "checkpoint.npz"),
+                "--limit-test",
+                "0",
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "--limit-test")
 
 
@@ -214,8 +248,7 @@ def test_download_without_network(tmp_path, capsys, monkeypatch):
         port = s.getsockname()[1]
     monkeypatch.setenv("MINIGRAD_CIFAR10_URL", f"http://127.0.0.1:{port}/cifar.tar.gz")
     data = tmp_path / "data"
-    assert main(["train", "--download", "--data-dir", str(data), "--out",
-                 str(tmp_path / "o")]) == 2
+    assert main(["train", "--download", "--data-dir", str(data), "--out", str(tmp_path / "o")]) == 2
     err = _one_line_error(capsys, "download", "failed", f"127.0.0.1:{port}")
     assert "unusable" not in err and "delete it" not in err
     assert not data.exists()  # no empty folder left behind
@@ -258,8 +291,7 @@ def test_hand_edited_checkpoint(run_dir, data_dir, tmp_path, capsys, what):
 
 
 # ----------------------------------------------------------------------------- Ctrl-C
-def test_interrupt_in_first_epoch_does_not_claim_a_save(data_dir, tmp_path, capsys,
-                                                         monkeypatch):
+def test_interrupt_in_first_epoch_does_not_claim_a_save(data_dir, tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
@@ -289,8 +321,7 @@ def test_interrupt_after_an_epoch_names_it(data_dir, tmp_path, capsys, monkeypat
 def test_conformance_writes_to_a_run_folder_by_default(tmp_path, monkeypatch, capsys):
     pytest.importorskip("torch")
     monkeypatch.chdir(tmp_path)
-    assert main(["conformance", "--op", "add", "--dtype", "float64", "--no-fd",
-                 "--quiet"]) == 0
+    assert main(["conformance", "--op", "add", "--dtype", "float64", "--no-fd", "--quiet"]) == 0
     assert not (tmp_path / "docs").exists()
     written = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
     assert written and all(os.path.relpath(p, tmp_path).startswith("runs") for p in written)
@@ -301,16 +332,55 @@ def test_conformance_accepts_kernel_registry_names(tmp_path):
     pytest.importorskip("torch")
     from minigrad.tools import conformance
 
-    assert conformance.main(["--op", "attention", "--dtype", "float64", "--no-fd",
-                             "--quiet", "--out", str(tmp_path)]) == 0
+    assert (
+        conformance.main(
+            [
+                "--op",
+                "attention",
+                "--dtype",
+                "float64",
+                "--no-fd",
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
     assert {r["op"] for r in rows} == {"scaled_dot_product_attention"}
-    assert conformance.main(["--op", "maxpool2d", "--dtype", "float64", "--no-fd",
-                             "--quiet", "--out", str(tmp_path)]) == 0
+    assert (
+        conformance.main(
+            [
+                "--op",
+                "maxpool2d",
+                "--dtype",
+                "float64",
+                "--no-fd",
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
     assert {r["op"] for r in rows} == {"max_pool2d"}
-    assert conformance.main(["--op", "cross_entropy", "--dtype", "float64", "--no-fd",
-                             "--quiet", "--out", str(tmp_path)]) == 0
+    assert (
+        conformance.main(
+            [
+                "--op",
+                "cross_entropy",
+                "--dtype",
+                "float64",
+                "--no-fd",
+                "--quiet",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
     assert {r["op"] for r in rows} == {"nn.cross_entropy"}
 
@@ -326,9 +396,13 @@ def test_conformance_without_torch_is_one_line(tmp_path, capsys, monkeypatch):
 def _planted_spec(fn, name="planted"):
     from minigrad.testing.opinfo import OpSpec, Sample
 
-    return OpSpec(name=name, fn=fn, ref=lambda torch, a: a * 2,
-                  samples=lambda rng: [Sample((rng.uniform(-1, 1, (3,)),), name="x3")],
-                  gradgrad=False)
+    return OpSpec(
+        name=name,
+        fn=fn,
+        ref=lambda torch, a: a * 2,
+        samples=lambda rng: [Sample((rng.uniform(-1, 1, (3,)),), name="x3")],
+        gradgrad=False,
+    )
 
 
 def _broken(a):
@@ -347,11 +421,14 @@ def _silent_not_implemented(a):
     raise NotImplementedError
 
 
-@pytest.mark.parametrize("fn, expected", [
-    (_broken, ["FAIL", "FAIL", "FAIL"]),
-    (_silent_not_implemented, ["FAIL", "FAIL", "FAIL"]),
-    (_no_float16, ["pass", "pass", "unsupported"]),
-])
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (_broken, ["FAIL", "FAIL", "FAIL"]),
+        (_silent_not_implemented, ["FAIL", "FAIL", "FAIL"]),
+        (_no_float16, ["pass", "pass", "unsupported"]),
+    ],
+)
 def test_conformance_counts_only_deliberate_refusals_as_unsupported(fn, expected):
     pytest.importorskip("torch")
     from minigrad.tools import conformance
@@ -376,8 +453,9 @@ def test_kernel_benchmark_writes_to_a_run_folder_by_default(tmp_path, monkeypatc
         return {}
 
     monkeypatch.setattr(kernels, "write_results", write_results)
-    monkeypatch.setattr(kernels, "BENCHES", {s: lambda bench, torch: None
-                                             for s in kernels.SECTIONS})
+    monkeypatch.setattr(
+        kernels, "BENCHES", {s: lambda bench, torch: None for s in kernels.SECTIONS}
+    )
     monkeypatch.setattr(kernels, "sgemm_gflops", lambda *a, **k: 1.0)
     monkeypatch.setattr(kernels, "copy_gbps", lambda *a, **k: 1.0)
     monkeypatch.setattr(kernels, "markdown", lambda *a, **k: "")

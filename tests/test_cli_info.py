@@ -21,8 +21,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(*args, cwd=REPO, **env):
-    return subprocess.run([sys.executable, "-m", "minigrad", *args], cwd=cwd,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "minigrad", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ----------------------------------------------------------------------------- help
@@ -42,11 +48,14 @@ def test_top_level_help_lists_the_tools(capsys):
 
 
 def test_tools_import_neither_torch_nor_cupy():
-    code = ("import sys\nimport minigrad.tools.info, minigrad.tools.bench, minigrad.tools.data\n"
-            "minigrad.tools.info.collect()\n"
-            "assert 'torch' not in sys.modules and 'cupy' not in sys.modules\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys\nimport minigrad.tools.info, minigrad.tools.bench, minigrad.tools.data\n"
+        "minigrad.tools.info.collect()\n"
+        "assert 'torch' not in sys.modules and 'cupy' not in sys.modules\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -80,8 +89,7 @@ def test_bench_quick_writes_only_its_run_folder(tmp_path):
     """A quick run (minigrad only) writes bench.md/json/png into the folder it names, and
     nothing into the working directory."""
     out = tmp_path / "run"
-    r = _run("bench", "--quick", "--only", "pool", "--no-torch", "--out", str(out),
-             cwd=tmp_path)
+    r = _run("bench", "--quick", "--only", "pool", "--no-torch", "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(os.listdir(tmp_path)) == ["run"]
     report = json.loads((out / "bench.json").read_text())
@@ -96,8 +104,11 @@ def test_bench_default_folder_is_a_new_run_folder(tmp_path, monkeypatch):
 
     made = []
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(bench, "_run_worker", lambda fw, spec, out: made.append(out) or {
-        "results": {}, "errors": [], "versions": {}})
+    monkeypatch.setattr(
+        bench,
+        "_run_worker",
+        lambda fw, spec, out: made.append(out) or {"results": {}, "errors": [], "versions": {}},
+    )
     assert bench.main(["--only", "pool", "--no-torch"]) == 0
     assert made and os.path.dirname(made[0]) == "runs"
     assert os.path.basename(made[0]).startswith("bench-")
@@ -124,8 +135,9 @@ def _image_tree(root, per_class=(1, 1), size=32, classes=datatool.CLASSES):
 def test_convert_then_check_then_load(tmp_path, capsys):
     pixels = _image_tree(tmp_path / "imgs")
     out = tmp_path / "data"
-    assert cli.main(["data", "convert", str(tmp_path / "imgs"), "--out", str(out),
-                     "--any-size"]) == 0
+    assert (
+        cli.main(["data", "convert", str(tmp_path / "imgs"), "--out", str(out), "--any-size"]) == 0
+    )
     assert "wrote 10 train and 10 test images" in capsys.readouterr().out
     assert cli.main(["data", "check", str(out), "--any-size"]) == 0
     report = capsys.readouterr().out

@@ -22,8 +22,10 @@ from minigrad.kernels import cpp, native, reference
 
 torch = pytest.importorskip("torch")
 C = native.load_C()
-pytestmark = pytest.mark.skipif(C is None or not hasattr(C, "conv2d_direct_forward"),
-                                reason="needs minigrad._C with the direct convolution")
+pytestmark = pytest.mark.skipif(
+    C is None or not hasattr(C, "conv2d_direct_forward"),
+    reason="needs minigrad._C with the direct convolution",
+)
 
 # (N, C, H, W, O, KH, KW, padding): LeNet's two layers, ResNet-style 3x3, 1x1, a kernel as
 # large as the input, rectangular kernels, every output channel count mod 6 (the register tile)
@@ -54,9 +56,12 @@ def _isas():
     out = []
     for isa in ("baseline", "avx2", "avx512"):
         env = dict(os.environ, MINIGRAD_CPU_ISA=isa)
-        probe = subprocess.run([sys.executable, "-c",
-                                "from minigrad import _C; print(_C.conv2d_direct_isa())"],
-                               env=env, capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "from minigrad import _C; print(_C.conv2d_direct_isa())"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == 0 and probe.stdout.strip() == isa:
             out.append(isa)
     return out
@@ -100,8 +105,11 @@ def test_direct_matches_torch_and_reference(shape, dtype, isa):
     y = C.conv2d_direct_forward(x, w, b, p)
     assert y.dtype == dtype and y.shape == y_t.shape
     _close(y, y_t, dtype)
-    _close(C.conv2d_direct_forward(x, w, None, p),
-           reference.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1), dtype)
+    _close(
+        C.conv2d_direct_forward(x, w, None, p),
+        reference.conv2d_forward(x, w, None, (1, 1), p, (1, 1), 1),
+        dtype,
+    )
     dw = C.conv2d_direct_weight_grad(dy, x, (KH, KW), p)
     _close(dw, dw_t, dtype)
     dx = C.conv2d_direct_input_grad(dy, w, p, x.shape)
@@ -133,8 +141,11 @@ def test_conv2d_on_cpp_takes_the_direct_path_and_matches(dtype, monkeypatch):
     _close(y, want_y, dtype)
     for g, r in zip(got, want):
         _close(g, r, dtype)
-    assert calls == ["conv2d_direct_forward", "conv2d_direct_input_grad",
-                     "conv2d_direct_weight_grad"]
+    assert calls == [
+        "conv2d_direct_forward",
+        "conv2d_direct_input_grad",
+        "conv2d_direct_weight_grad",
+    ]
     calls.clear()
     cpp.conv2d_forward(x, w, b, (2, 2), (1, 1), (1, 1), 1)  # strided: folded im2col + GEMM
     assert calls == ["im2col_folded"]
@@ -186,8 +197,13 @@ def test_bitwise_the_same_at_1_and_2_threads():
     runs = []
     for threads in ("1", "2"):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
-        r = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT], env=env,
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [sys.executable, "-c", _THREADS_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         runs.append(json.loads(r.stdout))
     assert runs[0] == runs[1]
 
@@ -270,8 +286,9 @@ def test_folded_gemm_path_matches_reference_and_torch(case, dtype):
     _close(y, yt.detach().numpy(), dtype)
     _close(y, reference.conv2d_forward(x, w, b, stride, padding, dilation, 1), dtype)
     for kept in (cols, None):  # the columns forward kept, or gathered again
-        dx, dw, db = cpp.conv2d_backward(dy, x, w, stride, padding, dilation, 1,
-                                         (True, True, True), cols=kept)
+        dx, dw, db = cpp.conv2d_backward(
+            dy, x, w, stride, padding, dilation, 1, (True, True, True), cols=kept
+        )
         _close(dx, xt.grad.numpy(), dtype)
         _close(dw, wt.grad.numpy(), dtype)
         _close(db, bt.grad.numpy(), dtype)
@@ -289,6 +306,7 @@ def test_im2col_folded_is_im2col_with_the_batch_inside(dtype):
     np.testing.assert_allclose(
         C.col2im_folded(dcols, x.shape, *args),
         C.col2im(np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), x.shape, *args),
-        rtol=1e-6)
+        rtol=1e-6,
+    )
     with pytest.raises(ValueError, match="col2im_folded.*cols"):
         C.col2im_folded(np.ascontiguousarray(dcols.transpose(3, 0, 1, 2, 4, 5)), x.shape, *args)

@@ -86,11 +86,14 @@ def test_lenet_sizes_match_torch_float32():
         np.testing.assert_allclose(_np(g), _np(tg), rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
-@pytest.mark.parametrize("kw", [
-    {"stride": 2, "padding": 2, "groups": 2},
-    {"dilation": 2, "padding": "same"},
-    {"stride": (1, 3), "padding": (0, 1)},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"stride": 2, "padding": 2, "groups": 2},
+        {"dilation": 2, "padding": "same"},
+        {"stride": (1, 3), "padding": (0, 1)},
+    ],
+)
 def test_medium_conv_matches_torch_float32(kw):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 4, 17, 15)).astype(np.float32)
@@ -109,10 +112,14 @@ def test_pools_on_lenet_activations_match_torch_float32():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((32, 6, 28, 28)).astype(np.float32)
     for mg_fn, t_fn in [
-        (lambda a: max_pool2d(a, 3, 2, 1, ceil_mode=True), lambda a: F.max_pool2d(a, 3, 2, 1,
-                                                                                    ceil_mode=True)),
-        (lambda a: avg_pool2d(a, 3, 2, 1, count_include_pad=False),
-         lambda a: F.avg_pool2d(a, 3, 2, 1, count_include_pad=False)),
+        (
+            lambda a: max_pool2d(a, 3, 2, 1, ceil_mode=True),
+            lambda a: F.max_pool2d(a, 3, 2, 1, ceil_mode=True),
+        ),
+        (
+            lambda a: avg_pool2d(a, 3, 2, 1, count_include_pad=False),
+            lambda a: F.avg_pool2d(a, 3, 2, 1, count_include_pad=False),
+        ),
         (lambda a: adaptive_avg_pool2d(a, (5, 3)), lambda a: F.adaptive_avg_pool2d(a, (5, 3))),
     ]:
         X, tx = _m(x), _t(x)
@@ -125,21 +132,40 @@ def test_pools_on_lenet_activations_match_torch_float32():
 
 
 # ----------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("x_shape,w_shape,kw,exc,pattern", [
-    ((4, 4), (2, 3, 3, 3), {}, ValueError, r"conv2d: expected a 4-D input.*\(4, 4\)"),
-    ((1, 3, 4, 4), (2, 3, 3), {}, ValueError, r"conv2d: expected a 4-D weight.*\(2, 3, 3\)"),
-    ((2, 5, 8, 8), (4, 3, 3, 3), {}, ValueError,
-     r"conv2d: expected input with 3 channels \(weight \(4, 3, 3, 3\), groups=1\), "
-     r"got input of shape \(2, 5, 8, 8\) with 5 channels"),
-    ((1, 4, 8, 8), (4, 3, 3, 3), {"groups": 3}, ValueError, r"groups=3 must divide.*\(4\)"),
-    ((1, 3, 3, 3), (2, 3, 5, 5), {"padding": 0}, ValueError,
-     r"kernel size \(with dilation\) \(5, 5\) is larger than the padded input size \(3, 3\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": 3}, ValueError, r"\(7, 7\) is larger.*\(5, 5\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": (1, 0)}, ValueError, r"stride must be > 0.*\(1, 0\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": (0, -2)}, ValueError, "padding must be >= 0"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": "full"}, ValueError, "'valid' or 'same'"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": (1, 2, 3)}, ValueError, "stride must be an int"),
-])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,kw,exc,pattern",
+    [
+        ((4, 4), (2, 3, 3, 3), {}, ValueError, r"conv2d: expected a 4-D input.*\(4, 4\)"),
+        ((1, 3, 4, 4), (2, 3, 3), {}, ValueError, r"conv2d: expected a 4-D weight.*\(2, 3, 3\)"),
+        (
+            (2, 5, 8, 8),
+            (4, 3, 3, 3),
+            {},
+            ValueError,
+            r"conv2d: expected input with 3 channels \(weight \(4, 3, 3, 3\), groups=1\), "
+            r"got input of shape \(2, 5, 8, 8\) with 5 channels",
+        ),
+        ((1, 4, 8, 8), (4, 3, 3, 3), {"groups": 3}, ValueError, r"groups=3 must divide.*\(4\)"),
+        (
+            (1, 3, 3, 3),
+            (2, 3, 5, 5),
+            {"padding": 0},
+            ValueError,
+            r"kernel size \(with dilation\) \(5, 5\) is larger than the padded input size \(3, 3\)",
+        ),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"dilation": 3}, ValueError, r"\(7, 7\) is larger.*\(5, 5\)"),
+        (
+            (1, 3, 5, 5),
+            (2, 3, 3, 3),
+            {"stride": (1, 0)},
+            ValueError,
+            r"stride must be > 0.*\(1, 0\)",
+        ),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": (0, -2)}, ValueError, "padding must be >= 0"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"padding": "full"}, ValueError, "'valid' or 'same'"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), {"stride": (1, 2, 3)}, ValueError, "stride must be an int"),
+    ],
+)
 def test_conv2d_errors(x_shape, w_shape, kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
         conv2d(mg.ones(x_shape), mg.ones(w_shape), **kw)
@@ -148,17 +174,23 @@ def test_conv2d_errors(x_shape, w_shape, kw, exc, pattern):
 def test_conv2d_dtype_mismatch_is_type_error():
     x = mg.Tensor(np.ones((1, 3, 5, 5), np.float32))
     w = mg.Tensor(np.ones((2, 3, 3, 3), np.float64))
-    with pytest.raises(TypeError, match="conv2d: input and weight must have the same dtype, "
-                                        "got input float32 and weight float64"):
+    with pytest.raises(
+        TypeError,
+        match="conv2d: input and weight must have the same dtype, "
+        "got input float32 and weight float64",
+    ):
         conv2d(x, w)
 
 
-@pytest.mark.parametrize("fn,pattern", [
-    (lambda x: max_pool2d(x, 3, padding=2), "max_pool2d: padding should be at most half"),
-    (lambda x: avg_pool2d(x, 5), r"avg_pool2d: output size \(0, 0\) is too small"),
-    (lambda x: max_pool2d(x, 2, dilation=0), "max_pool2d: dilation must be > 0"),
-    (lambda x: adaptive_avg_pool2d(x, (2, 0)), r"adaptive_avg_pool2d: output size \(2, 0\)"),
-])
+@pytest.mark.parametrize(
+    "fn,pattern",
+    [
+        (lambda x: max_pool2d(x, 3, padding=2), "max_pool2d: padding should be at most half"),
+        (lambda x: avg_pool2d(x, 5), r"avg_pool2d: output size \(0, 0\) is too small"),
+        (lambda x: max_pool2d(x, 2, dilation=0), "max_pool2d: dilation must be > 0"),
+        (lambda x: adaptive_avg_pool2d(x, (2, 0)), r"adaptive_avg_pool2d: output size \(2, 0\)"),
+    ],
+)
 def test_pool_errors(fn, pattern):
     with pytest.raises(ValueError, match=pattern):
         fn(mg.ones((1, 1, 4, 4)))
@@ -170,8 +202,13 @@ def test_empty_batch():
     w = _m(np.ones((4, 3, 3, 3)))
     b = _m(np.ones(4))
     y = conv2d(x, w, b, stride=2, padding=1)
-    assert y.shape == tuple(F.conv2d(torch.ones(0, 3, 8, 8), torch.ones(4, 3, 3, 3),
-                                     stride=2, padding=1).shape) == (0, 4, 4, 4)
+    assert (
+        y.shape
+        == tuple(
+            F.conv2d(torch.ones(0, 3, 8, 8), torch.ones(4, 3, 3, 3), stride=2, padding=1).shape
+        )
+        == (0, 4, 4, 4)
+    )
     y.sum().backward()
     assert x.grad.shape == (0, 3, 8, 8)
     assert w.grad.shape == (4, 3, 3, 3) and not np.any(w.grad.numpy())
@@ -187,8 +224,11 @@ def test_im2col_limit_raises_memory_error_before_allocating(monkeypatch):
     x = mg.ones((4, 3, 8, 8))
     w = mg.ones((2, 3, 3, 3))
     # cols (4, 3, 3, 3, 6, 6) float32 = 15552 bytes
-    with pytest.raises(MemoryError, match=r"conv2d: the im2col buffer .*\(4, 3, 3, 3, 6, 6\).*"
-                                          r"limit.*smaller batch"):
+    with pytest.raises(
+        MemoryError,
+        match=r"conv2d: the im2col buffer .*\(4, 3, 3, 3, 6, 6\).*"
+        r"limit.*smaller batch",
+    ):
         conv2d(x, w)
     with pytest.raises(MemoryError, match="im2col"):
         conv2d_composed(x, w)  # the twin checks before gathering too
@@ -201,8 +241,9 @@ def test_im2col_limit_from_environment():
     assert conv_mod._parse_bytes("1000") == 1000
     code = "import minigrad.ops.conv as c; print(c.IM2COL_LIMIT_BYTES)"
     env = dict(os.environ, MINIGRAD_IM2COL_LIMIT="3K")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == str(3 * 1024)
 
 
@@ -220,8 +261,9 @@ def _resolved(kw, ws):
     return out
 
 
-@pytest.mark.parametrize("case", [c for c in CONV_CASES if not isinstance(c[3].get("padding"),
-                                                                           str)])
+@pytest.mark.parametrize(
+    "case", [c for c in CONV_CASES if not isinstance(c[3].get("padding"), str)]
+)
 def test_fused_matches_composed_twin(case):
     xs, ws, bias, kw = case
     rng = np.random.default_rng(3)
@@ -304,6 +346,7 @@ def test_pool_double_backward_matches_torch(fn):
 
         def t_fn(a):
             return F.avg_pool2d(a, 3, 2, 1, ceil_mode=True, count_include_pad=False)
+
     X, tx = _m(x), _t(x)
     y, ty = mg_fn(X * X), t_fn(tx * tx)
     v = rng.standard_normal(y.shape)

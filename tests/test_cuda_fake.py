@@ -96,17 +96,18 @@ def check_conv(mod, dtype, rng):
     want_cols = reference.im2col(x, KH, KW, a["stride"], a["padding"], a["dilation"])
     _equal(cols, want_cols)
     dcols = _rand(rng, want_cols.shape, dtype)
-    _equal(mod.col2im(to_device(dcols), x.shape, KH, KW, a["stride"], a["padding"],
-                      a["dilation"]),
-           np.ascontiguousarray(reference.col2im(dcols, x.shape, KH, KW, a["stride"],
-                                                 a["padding"], a["dilation"])))
+    _equal(
+        mod.col2im(to_device(dcols), x.shape, KH, KW, a["stride"], a["padding"], a["dilation"]),
+        np.ascontiguousarray(
+            reference.col2im(dcols, x.shape, KH, KW, a["stride"], a["padding"], a["dilation"])
+        ),
+    )
     args = (a["stride"], a["padding"], a["dilation"], 2)
     y = mod.conv2d_forward(to_device(x), to_device(w), to_device(b), *args)
     want_y = reference.conv2d_forward(x, w, b, *args)
     _equal(y, want_y)
     dy = _rand(rng, want_y.shape, dtype)
-    got = mod.conv2d_backward(to_device(dy), to_device(x), to_device(w), *args,
-                              (True, True, True))
+    got = mod.conv2d_backward(to_device(dy), to_device(x), to_device(w), *args, (True, True, True))
     want = reference.conv2d_backward(dy, x, w, *args, (True, True, True))
     for g, wv in zip(got, want):
         _equal(g, np.ascontiguousarray(wv))
@@ -116,23 +117,35 @@ def check_pool(mod, dtype, rng):
     x = _rand(rng, (2, 3, 9, 8), dtype)
     kernel, stride, padding, dilation = (3, 2), (2, 1), (1, 0), (1, 2)
     for ceil_mode in (False, True):
-        y, idx = mod.maxpool2d_forward(to_device(x), kernel, stride, padding, dilation,
-                                       ceil_mode)
+        y, idx = mod.maxpool2d_forward(to_device(x), kernel, stride, padding, dilation, ceil_mode)
         wy, widx = reference.maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
         _equal(y, wy)
         _equal(idx, widx)
         dy = _rand(rng, wy.shape, dtype)
-        _equal(mod.maxpool2d_backward(to_device(dy), to_device(widx), x.shape, kernel, stride,
-                                      padding, dilation, ceil_mode),
-               reference.maxpool2d_backward(dy, widx, x.shape, kernel, stride, padding,
-                                            dilation, ceil_mode))
+        _equal(
+            mod.maxpool2d_backward(
+                to_device(dy),
+                to_device(widx),
+                x.shape,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ceil_mode,
+            ),
+            reference.maxpool2d_backward(
+                dy, widx, x.shape, kernel, stride, padding, dilation, ceil_mode
+            ),
+        )
         for cip, div in ((True, None), (False, None), (False, 5)):
             akw = (kernel, stride, padding, ceil_mode, cip, div)
             wy = reference.avgpool2d_forward(x, *akw)
             _equal(mod.avgpool2d_forward(to_device(x), *akw), wy)
             dy = _rand(rng, wy.shape, dtype)
-            _equal(mod.avgpool2d_backward(to_device(dy), x.shape, *akw),
-                   reference.avgpool2d_backward(dy, x.shape, *akw))
+            _equal(
+                mod.avgpool2d_backward(to_device(dy), x.shape, *akw),
+                reference.avgpool2d_backward(dy, x.shape, *akw),
+            )
 
 
 def check_lstm(mod, dtype, rng):
@@ -145,8 +158,9 @@ def check_lstm(mod, dtype, rng):
         _equal(g, w)
     dh, dc = _rand(rng, (N, H), dtype), _rand(rng, (N, H), dtype)
     act, tanh_c = want[2], want[3]
-    got = mod.lstm_cell_backward(to_device(dh), to_device(dc), to_device(c_prev),
-                                 to_device(act), to_device(tanh_c))
+    got = mod.lstm_cell_backward(
+        to_device(dh), to_device(dc), to_device(c_prev), to_device(act), to_device(tanh_c)
+    )
     for g, w in zip(got, reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c)):
         _equal(g, w)
 
@@ -154,16 +168,16 @@ def check_lstm(mod, dtype, rng):
 SHAPES = [(), (0,), (1,), (7, 3), (5, 2, 3)]
 
 
-def check_sgd(mod, dtype, rng, momentum=0.9, dampening=0.1, wd=1e-2, nesterov=False,
-              maximize=True):
+def check_sgd(mod, dtype, rng, momentum=0.9, dampening=0.1, wd=1e-2, nesterov=False, maximize=True):
     p_h = [_rand(rng, s, dtype) for s in SHAPES]
     p_d = [to_device(a) for a in p_h]
     b_h, b_d = [None] * len(p_h), [None] * len(p_h)
     for _ in range(3):
         g_h = [_rand(rng, s, dtype) for s in SHAPES]
         reference.sgd_step(p_h, g_h, b_h, 0.1, momentum, dampening, wd, nesterov, maximize)
-        mod.sgd_step(p_d, [to_device(g) for g in g_h], b_d, 0.1, momentum, dampening, wd,
-                     nesterov, maximize)
+        mod.sgd_step(
+            p_d, [to_device(g) for g in g_h], b_d, 0.1, momentum, dampening, wd, nesterov, maximize
+        )
     for got, want in zip(p_d + (b_d if momentum else []), p_h + (b_h if momentum else [])):
         _equal(got, want)
 
@@ -178,8 +192,15 @@ def check_adam(mod, dtype, rng, wd=1e-2, amsgrad=True, decoupled=False, beta1=0.
         steps = [step + (i % 2) for i in range(len(p_h))]  # per-parameter step counts
         args = (1e-2, beta1, 0.999, 1e-8, wd, amsgrad, decoupled)
         reference.adam_step(p_h, g_h, *st_h, steps, *args)
-        mod.adam_step(p_d, [to_device(g) for g in g_h], st_d[0], st_d[1],
-                      st_d[2] if amsgrad else None, steps, *args)
+        mod.adam_step(
+            p_d,
+            [to_device(g) for g in g_h],
+            st_d[0],
+            st_d[1],
+            st_d[2] if amsgrad else None,
+            steps,
+            *args,
+        )
     n_state = 3 if amsgrad else 2  # the AMSGrad max buffer is compared too
     for got, want in zip(p_d + sum(st_d[:n_state], []), p_h + sum(st_h[:n_state], [])):
         _equal(got, want)
@@ -197,11 +218,14 @@ def test_wrapper_matches_reference_through_the_fake(fake, check, dtype):
     assert all(c[1]["stream"] == fake_cuda.STREAM for c in fake.calls)
 
 
-@pytest.mark.parametrize("opts", [
-    dict(momentum=0.0, dampening=0.0, wd=0.0, nesterov=False, maximize=False),
-    dict(momentum=0.9, dampening=0.0, wd=1e-2, nesterov=True, maximize=False),
-    dict(momentum=0.9, dampening=0.1, wd=0.0, nesterov=False, maximize=True),
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(momentum=0.0, dampening=0.0, wd=0.0, nesterov=False, maximize=False),
+        dict(momentum=0.9, dampening=0.0, wd=1e-2, nesterov=True, maximize=False),
+        dict(momentum=0.9, dampening=0.1, wd=0.0, nesterov=False, maximize=True),
+    ],
+)
 def test_sgd_wrapper_option_combinations(fake, opts):
     check_sgd(kc, "float64", np.random.default_rng(1), **opts)
     # one call per step, the momentum buffers marked fresh exactly on the first step
@@ -211,11 +235,14 @@ def test_sgd_wrapper_option_combinations(fake, opts):
         assert [any(c[1]["fresh"]) for c in calls] == [True, False, False]
 
 
-@pytest.mark.parametrize("opts", [
-    dict(wd=0.0, amsgrad=False, decoupled=False, beta1=0.9),
-    dict(wd=1e-2, amsgrad=True, decoupled=True, beta1=0.3),
-    dict(wd=1e-2, amsgrad=False, decoupled=True, beta1=0.9),
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(wd=0.0, amsgrad=False, decoupled=False, beta1=0.9),
+        dict(wd=1e-2, amsgrad=True, decoupled=True, beta1=0.3),
+        dict(wd=1e-2, amsgrad=False, decoupled=True, beta1=0.9),
+    ],
+)
 def test_adam_wrapper_option_combinations(fake, opts):
     check_adam(kc, "float64", np.random.default_rng(2), **opts)
 
@@ -234,26 +261,55 @@ def test_fake_rejects_a_wrong_call(fake):
 
 
 # Swaps planted in a copy of kernels/cuda.py: (original text, mutated text, check that fails).
+# The call sites below as kernels/cuda.py writes them (one argument per line, ruff format);
+# each swap exchanges two adjacent arguments of one native call.
+_I = " " * 12  # the indentation of a native call's arguments in kernels/cuda.py
 SWAPS = [
-    ("_cuda.relu_backward(dy.data.ptr, x.data.ptr,", "_cuda.relu_backward(x.data.ptr, dy.data.ptr,",
-     check_relu),
-    ("int(KW), _pair(stride), _pair(padding), _pair(dilation), x.dtype.name,",
-     "int(KW), _pair(padding), _pair(stride), _pair(dilation), x.dtype.name,", check_conv),
-    ("_cuda.lstm_cell_backward(dh.data.ptr, dc.data.ptr,",
-     "_cuda.lstm_cell_backward(dc.data.ptr, dh.data.ptr,", check_lstm),
-    ("float(lr), float(momentum), float(dampening), float(weight_decay),",
-     "float(lr), float(momentum), float(weight_decay), float(dampening),", check_sgd),
-    ("_ptrs(grads), _ptrs(m), _ptrs(v), _ptrs(vmax),", "_ptrs(grads), _ptrs(v), _ptrs(m), "
-     "_ptrs(vmax),", check_adam),
-    ("_cuda.avgpool2d_backward(dy.data.ptr, _shape(dy.shape), dx.data.ptr, x_shape,",
-     "_cuda.avgpool2d_backward(dy.data.ptr, x_shape, dx.data.ptr, _shape(dy.shape),",
-     check_pool),
-    ("y.data.ptr, indices.data.ptr,\n", "indices.data.ptr, y.data.ptr,\n", check_pool),
+    (
+        "_cuda.relu_backward(dy.data.ptr, x.data.ptr,",
+        "_cuda.relu_backward(x.data.ptr, dy.data.ptr,",
+        check_relu,
+    ),
+    (
+        f"cols.data.ptr,\n{_I}_shape(cols_shape),\n{_I}int(KH),\n{_I}int(KW),\n"
+        f"{_I}_pair(stride),\n{_I}_pair(padding),\n",
+        f"cols.data.ptr,\n{_I}_shape(cols_shape),\n{_I}int(KH),\n{_I}int(KW),\n"
+        f"{_I}_pair(padding),\n{_I}_pair(stride),\n",
+        check_conv,
+    ),
+    (
+        f"_cuda.lstm_cell_backward(\n{_I}dh.data.ptr,\n{_I}dc.data.ptr,\n",
+        f"_cuda.lstm_cell_backward(\n{_I}dc.data.ptr,\n{_I}dh.data.ptr,\n",
+        check_lstm,
+    ),
+    (
+        f"float(momentum),\n{_I}float(dampening),\n{_I}float(weight_decay),\n",
+        f"float(momentum),\n{_I}float(weight_decay),\n{_I}float(dampening),\n",
+        check_sgd,
+    ),
+    (
+        f"_ptrs(grads),\n{_I}_ptrs(m),\n{_I}_ptrs(v),\n",
+        f"_ptrs(grads),\n{_I}_ptrs(v),\n{_I}_ptrs(m),\n",
+        check_adam,
+    ),
+    (
+        f"_cuda.avgpool2d_backward(\n{_I}dy.data.ptr,\n{_I}_shape(dy.shape),\n"
+        f"{_I}dx.data.ptr,\n{_I}x_shape,\n",
+        f"_cuda.avgpool2d_backward(\n{_I}dy.data.ptr,\n{_I}x_shape,\n"
+        f"{_I}dx.data.ptr,\n{_I}_shape(dy.shape),\n",
+        check_pool,
+    ),
+    (
+        f"\n{_I}y.data.ptr,\n{_I}indices.data.ptr,\n",
+        f"\n{_I}indices.data.ptr,\n{_I}y.data.ptr,\n",
+        check_pool,
+    ),
 ]
 
 
-@pytest.mark.parametrize("original,mutated,check", SWAPS,
-                         ids=[f"swap{i}" for i in range(len(SWAPS))])
+@pytest.mark.parametrize(
+    "original,mutated,check", SWAPS, ids=[f"swap{i}" for i in range(len(SWAPS))]
+)
 def test_a_swapped_argument_is_caught(monkeypatch, original, mutated, check):
     source = inspect.getsource(kc)
     assert source.count(original) == 1, "the planted swap no longer matches kernels/cuda.py"

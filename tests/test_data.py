@@ -41,8 +41,7 @@ from minigrad.data import (
 
 N_FAKE = 20
 COUNTS = {"train_batch": N_FAKE, "test": N_FAKE}
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck"]
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 # ----------------------------------------------------------------------------- fake CIFAR
@@ -73,8 +72,11 @@ def make_fake_cifar(root, tar=False, mutate=None):
         with open(os.path.join(folder, name), "wb") as f:
             pickle.dump(b, f, protocol=4)
     with open(os.path.join(folder, "batches.meta"), "wb") as f:
-        meta = {b"label_names": [c.encode() for c in CLASSES], b"num_cases_per_batch": N_FAKE,
-                b"num_vis": 3072}
+        meta = {
+            b"label_names": [c.encode() for c in CLASSES],
+            b"num_cases_per_batch": N_FAKE,
+            b"num_vis": 3072,
+        }
         pickle.dump(meta, f, protocol=4)
     if tar:
         path = os.path.join(root, "cifar-10-python.tar.gz")
@@ -126,7 +128,9 @@ def test_load_tarball_extracts_safely(tmp_path):
     np.testing.assert_array_equal(ds.data[:N_FAKE], _hwc(batches["data_batch_1"]))
     # no scratch folder left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "cifar-10-batches-py", "cifar-10-python.tar.gz"]
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+    ]
     # second construction uses the folder
     assert len(CIFAR10(tmp_path, train=False, _expected_counts=COUNTS)) == N_FAKE
 
@@ -386,20 +390,28 @@ def test_download_from_local_server(tmp_path, http_dir):
     srv, base = http_dir
     tar, batches = _fake_tarball(tmp_path, srv)
     root = tmp_path / "root"
-    ds = CIFAR10(root, download=True, url=f"{base}/cifar-10-python.tar.gz", md5=_md5(tar),
-                 _expected_counts=COUNTS)
+    ds = CIFAR10(
+        root,
+        download=True,
+        url=f"{base}/cifar-10-python.tar.gz",
+        md5=_md5(tar),
+        _expected_counts=COUNTS,
+    )
     assert ds.integrity == "md5"
     np.testing.assert_array_equal(ds.data[:N_FAKE], _hwc(batches["data_batch_1"]))
     assert sorted(p.name for p in root.iterdir()) == [
-        "cifar-10-batches-py", "cifar-10-python.tar.gz"]
+        "cifar-10-batches-py",
+        "cifar-10-python.tar.gz",
+    ]
 
 
 def test_download_url_from_env(tmp_path, http_dir, monkeypatch):
     srv, base = http_dir
     tar, _ = _fake_tarball(tmp_path, srv)
     monkeypatch.setenv("MINIGRAD_CIFAR10_URL", f"{base}/cifar-10-python.tar.gz")
-    ds = CIFAR10(tmp_path / "root", train=False, download=True, md5=_md5(tar),
-                 _expected_counts=COUNTS)
+    ds = CIFAR10(
+        tmp_path / "root", train=False, download=True, md5=_md5(tar), _expected_counts=COUNTS
+    )
     assert len(ds) == N_FAKE
 
 
@@ -413,8 +425,13 @@ def test_download_corrupted_is_rejected(tmp_path, http_dir):
     bad = _md5(tar)
     root = tmp_path / "root"
     with pytest.raises(ValueError) as exc:
-        CIFAR10(root, download=True, url=f"{base}/cifar-10-python.tar.gz", md5=good,
-                _expected_counts=COUNTS)
+        CIFAR10(
+            root,
+            download=True,
+            url=f"{base}/cifar-10-python.tar.gz",
+            md5=good,
+            _expected_counts=COUNTS,
+        )
     msg = str(exc.value)
     assert good in msg and bad in msg and "expected" in msg
     assert not root.exists()  # no .part, no tarball, no (empty) folder
@@ -515,7 +532,8 @@ def _run(dl):
 
 def _same(a, b):
     return len(a) == len(b) and all(
-        all(np.array_equal(u, v) for u, v in zip(p, q)) for p, q in zip(a, b))
+        all(np.array_equal(u, v) for u, v in zip(p, q)) for p, q in zip(a, b)
+    )
 
 
 def test_shuffle_deterministic_and_threads_match():
@@ -525,8 +543,9 @@ def test_shuffle_deterministic_and_threads_match():
     again = _run(DataLoader(ds, batch_size=4, shuffle=True, seed=7, transform=_aug()))
     assert _same(ref, again)
     for nw, pf in [(1, 1), (2, 2), (3, 1)]:
-        dl = DataLoader(ds, batch_size=4, shuffle=True, seed=7, transform=_aug(),
-                        num_workers=nw, prefetch=pf)
+        dl = DataLoader(
+            ds, batch_size=4, shuffle=True, seed=7, transform=_aug(), num_workers=nw, prefetch=pf
+        )
         assert _same(ref, _run(dl))
     # every sample exactly once, and actually shuffled
     labels = np.concatenate([b[1] for b in ref])
@@ -541,8 +560,7 @@ def test_threads_match_on_per_sample_path():
     x, y = _images()
     ds = _ListDataset(x, y)
     a = _run(DataLoader(ds, batch_size=5, shuffle=True, seed=1, transform=_aug()))
-    b = _run(DataLoader(ds, batch_size=5, shuffle=True, seed=1, transform=_aug(),
-                        num_workers=2))
+    b = _run(DataLoader(ds, batch_size=5, shuffle=True, seed=1, transform=_aug(), num_workers=2))
     assert _same(a, b)
 
 
@@ -552,8 +570,9 @@ def test_epochs_differ_and_are_reproducible():
     e0 = _run(dl)
     assert dl.epoch == 1  # a full pass advances the epoch
     e1 = _run(dl)
-    assert not np.array_equal(np.concatenate([b[1] for b in e0]),
-                              np.concatenate([b[1] for b in e1]))
+    assert not np.array_equal(
+        np.concatenate([b[1] for b in e0]), np.concatenate([b[1] for b in e1])
+    )
     dl.set_epoch(0)
     assert _same(_run(dl), e0)
     dl.set_epoch(1)
@@ -564,8 +583,14 @@ def test_state_dict_resumes_mid_epoch():
     x, y = _images()
 
     def make(nw):
-        return DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True, seed=11,
-                          transform=_aug(), num_workers=nw)
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=4,
+            shuffle=True,
+            seed=11,
+            transform=_aug(),
+            num_workers=nw,
+        )
 
     dl = make(0)
     _run(dl)  # epoch 0
@@ -661,8 +686,7 @@ def test_interpreter_exits_with_live_loader_iterator():
         "next(IT)\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -702,8 +726,14 @@ def test_device_output_cuda():
 
 def test_cifar_with_loader_and_transforms(tmp_path):
     make_fake_cifar(tmp_path)
-    tf = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip(), ToFloatCHW(),
-                  Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))])
+    tf = Compose(
+        [
+            RandomCrop(32, padding=4),
+            RandomHorizontalFlip(),
+            ToFloatCHW(),
+            Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+        ]
+    )
     ds = CIFAR10(tmp_path, transform=tf, _expected_counts=COUNTS)
     a = _run(DataLoader(ds, batch_size=16, shuffle=True, seed=0, num_workers=2))
     b = _run(DataLoader(ds, batch_size=16, shuffle=True, seed=0))
@@ -771,10 +801,10 @@ def test_random_crop_matches_loop(layout):
     for i in range(n):
         if layout == "uint8_hwc":
             p = np.pad(x[i], ((pad, pad), (pad, pad), (0, 0)))
-            ref = p[oy[i]:oy[i] + size[0], ox[i]:ox[i] + size[1], :]
+            ref = p[oy[i] : oy[i] + size[0], ox[i] : ox[i] + size[1], :]
         else:
             p = np.pad(x[i], ((0, 0), (pad, pad), (pad, pad)))
-            ref = p[:, oy[i]:oy[i] + size[0], ox[i]:ox[i] + size[1]]
+            ref = p[:, oy[i] : oy[i] + size[0], ox[i] : ox[i] + size[1]]
         np.testing.assert_array_equal(out[i], ref)
     assert out.dtype == x.dtype and out.flags.c_contiguous
     # zeros come from the padding only

@@ -15,20 +15,23 @@ def _ds(n=20):
     return TensorDataset(np.arange(n, dtype=np.float32))
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    ({"batch_size": True}, TypeError, "batch_size"),
-    ({"batch_size": 2.0}, TypeError, "batch_size"),
-    ({"batch_size": "4"}, TypeError, "batch_size"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"batch_size": -3}, ValueError, "batch_size"),
-    ({"num_workers": 1.5}, TypeError, "num_workers"),
-    ({"num_workers": True}, TypeError, "num_workers"),
-    ({"num_workers": -1}, ValueError, "num_workers"),
-    ({"prefetch": 0}, ValueError, "prefetch"),
-    ({"prefetch": 2.5}, TypeError, "prefetch"),
-    ({"seed": 1.5}, TypeError, "seed"),
-    ({"seed": -1}, ValueError, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"batch_size": 2.0}, TypeError, "batch_size"),
+        ({"batch_size": "4"}, TypeError, "batch_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": -3}, ValueError, "batch_size"),
+        ({"num_workers": 1.5}, TypeError, "num_workers"),
+        ({"num_workers": True}, TypeError, "num_workers"),
+        ({"num_workers": -1}, ValueError, "num_workers"),
+        ({"prefetch": 0}, ValueError, "prefetch"),
+        ({"prefetch": 2.5}, TypeError, "prefetch"),
+        ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
 def test_bad_arguments_are_refused(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         DataLoader(_ds(), **kwargs)

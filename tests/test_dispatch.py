@@ -68,8 +68,9 @@ def table_problems(table) -> list[str]:
     for name, row in table.items():
         listed_by_module.setdefault(row.module, set()).update(row.ops)
         for op in row.ops:
-            missing = [f for f in kernel_functions(op)
-                       if not callable(getattr(row.module, f, None))]
+            missing = [
+                f for f in kernel_functions(op) if not callable(getattr(row.module, f, None))
+            ]
             if missing:
                 problems.append(f"{name}: {row.module.__name__} lacks {missing} for {op!r}")
         if row.device_type not in ("cpu", "cuda"):
@@ -77,8 +78,10 @@ def table_problems(table) -> list[str]:
     for module, listed in listed_by_module.items():
         unlisted = ops_defined_by(module) - listed
         if unlisted:
-            problems.append(f"{module.__name__} defines kernels for {sorted(unlisted)} that no "
-                            "row of the table lists")
+            problems.append(
+                f"{module.__name__} defines kernels for {sorted(unlisted)} that no "
+                "row of the table lists"
+            )
     return problems
 
 
@@ -92,8 +95,11 @@ def extension_calls(source: str, handles: set[str]) -> set[str]:
         target = node.func.value
         if isinstance(target, ast.Name) and target.id in handles:
             called.add(node.func.attr)
-        elif (isinstance(target, ast.Call) and isinstance(target.func, ast.Name)
-              and target.func.id in ("load_C", "load_cuda")):
+        elif (
+            isinstance(target, ast.Call)
+            and isinstance(target.func, ast.Name)
+            and target.func.id in ("load_C", "load_cuda")
+        ):
             called.add(node.func.attr)
     return called
 
@@ -139,14 +145,17 @@ def import_problems(filename: str, source: str) -> list[str]:
             if name.split(".")[0] in FORBIDDEN_STDLIB:
                 problems.append(f"{filename}:{node.lineno}: imports {name}")
             if name.startswith("minigrad") and not any(
-                    name == a or name.startswith(a + ".") for a in ALLOWED):
+                name == a or name.startswith(a + ".") for a in ALLOWED
+            ):
                 problems.append(f"{filename}:{node.lineno}: imports {name}")
     return problems
 
 
 def _sources() -> dict[str, str]:
-    return {name: Path(module.__file__).read_text(encoding="utf-8")
-            for name, (module, _) in NATIVE_MODULES.items()}
+    return {
+        name: Path(module.__file__).read_text(encoding="utf-8")
+        for name, (module, _) in NATIVE_MODULES.items()
+    }
 
 
 # ----------------------------------------------------------------------------- the table
@@ -163,8 +172,10 @@ def test_table_check_fails_on_a_row_claiming_an_op_its_module_lacks(monkeypatch)
 def test_table_check_fails_on_a_kernel_no_row_lists():
     table = dict(kernels.TABLE)
     table["blocked"] = dataclasses.replace(table["blocked"], ops={})
-    assert any("minigrad.kernels.blocked defines kernels for ['attention']" in p
-               for p in table_problems(table))
+    assert any(
+        "minigrad.kernels.blocked defines kernels for ['attention']" in p
+        for p in table_problems(table)
+    )
 
 
 def test_native_rows_list_exactly_the_extension_functions_called():
@@ -244,8 +255,9 @@ def test_dispatch_on_cuda_without_cupy_names_the_extra():
 
 def test_unbuilt_extension_falls_back_to_the_reference(monkeypatch):
     for name in ("cpp", "blocked"):
-        monkeypatch.setitem(kernels.TABLE, name,
-                            dataclasses.replace(kernels.TABLE[name], runtime=lambda: None))
+        monkeypatch.setitem(
+            kernels.TABLE, name, dataclasses.replace(kernels.TABLE[name], runtime=lambda: None)
+        )
     kernels.reset()
     for op in kernels.OPS:
         assert kernels.current(op, "cpu") == "numpy"
@@ -258,8 +270,9 @@ def test_stale_extension_lacking_an_entry_point_is_not_built(monkeypatch):
     class Stale:  # a _C built before bias_relu existed
         relu_forward = relu_backward = object()
 
-    monkeypatch.setitem(kernels.TABLE, "cpp",
-                        dataclasses.replace(kernels.TABLE["cpp"], runtime=Stale))
+    monkeypatch.setitem(
+        kernels.TABLE, "cpp", dataclasses.replace(kernels.TABLE["cpp"], runtime=Stale)
+    )
     kernels.reset()
     assert kernels.TABLE["cpp"].is_built("relu")
     assert kernels.current("relu", "cpu") == "cpp"
@@ -280,8 +293,9 @@ def test_missing_extension_modules_still_import():
         "assert all(k.current(op) == 'numpy' for op in k.OPS)\n"
         "print('ok')\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == "ok\n"
 
@@ -294,23 +308,28 @@ def test_kernels_imports_no_higher_layer():
     assert problems == []
 
 
-@pytest.mark.parametrize("source", [
-    "from minigrad.ops import kernel\n",
-    "def f():\n    from minigrad.optim import _functional\n",
-    "from ..tensor import Tensor\n",
-    "import minigrad.nn.functional as F\n",
-    "from minigrad import tensor\n",
-    "import importlib\n",
-    "m = __import__('minigrad.kernels.cpp')\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from minigrad.ops import kernel\n",
+        "def f():\n    from minigrad.optim import _functional\n",
+        "from ..tensor import Tensor\n",
+        "import minigrad.nn.functional as F\n",
+        "from minigrad import tensor\n",
+        "import importlib\n",
+        "m = __import__('minigrad.kernels.cpp')\n",
+    ],
+)
 def test_leaf_check_fails_on_a_forbidden_import(source):
     assert import_problems("bad.py", source) != []
 
 
 def test_leaf_check_allows_the_allowed_imports():
-    source = ("from minigrad import backend\nfrom minigrad.kernels import native\n"
-              "from . import reference\nfrom minigrad.backend import Device\n"
-              "def f():\n    from minigrad import _C\n")
+    source = (
+        "from minigrad import backend\nfrom minigrad.kernels import native\n"
+        "from . import reference\nfrom minigrad.backend import Device\n"
+        "def f():\n    from minigrad import _C\n"
+    )
     assert import_problems("ok.py", source) == []
 
 
@@ -391,8 +410,14 @@ def _run(code: str, env_value: str | None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != kernels.ENV_VAR}
     if env_value is not None:
         env[kernels.ENV_VAR] = env_value
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_env_override_reaches_ops_in_a_fresh_process():
@@ -418,8 +443,10 @@ def test_env_override_reaches_ops_in_a_fresh_process():
 
 
 def test_env_override_with_a_bad_entry_fails_on_first_dispatch():
-    r = _run("import numpy as np, minigrad.kernels as k\nk.dispatch('relu', np.zeros(1))\n",
-             "relu=fortran")
+    r = _run(
+        "import numpy as np, minigrad.kernels as k\nk.dispatch('relu', np.zeros(1))\n",
+        "relu=fortran",
+    )
     assert r.returncode != 0
     assert "MINIGRAD_KERNELS: bad entry 'relu=fortran'" in r.stderr
 

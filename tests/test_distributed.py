@@ -35,17 +35,20 @@ def _mpiexec():
 
 
 if os.environ.get("MINIGRAD_REQUIRE_MPI") == "1" and _mpiexec() is None:  # CI: never skip
-    raise RuntimeError("MINIGRAD_REQUIRE_MPI=1 but mpi4py/mpiexec are missing: "
-                       "pip install -e '.[mpi]'")
-needs_mpi = pytest.mark.skipif(_mpiexec() is None,
-                               reason="needs the mpi extra: pip install 'minigrad[mpi]'")
+    raise RuntimeError(
+        "MINIGRAD_REQUIRE_MPI=1 but mpi4py/mpiexec are missing: pip install -e '.[mpi]'"
+    )
+needs_mpi = pytest.mark.skipif(
+    _mpiexec() is None, reason="needs the mpi extra: pip install 'minigrad[mpi]'"
+)
 
 
 def run_mpi(n, args, timeout=120, env=None):
     cmd = [_mpiexec(), "-n", str(n), sys.executable, *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE,
-                          env=full_env)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE, env=full_env
+    )
 
 
 # ----------------------------------------------------------------------------- engine hook
@@ -81,16 +84,18 @@ def test_sampler_matches_pytorch(monkeypatch, n, replicas, shuffle, drop_last):
 
     data = list(range(n))
     for epoch in (0, 3):
-        ours0 = DistributedSampler(data, replicas, 0, shuffle=shuffle, seed=5,
-                                   drop_last=drop_last)
+        ours0 = DistributedSampler(data, replicas, 0, shuffle=shuffle, seed=5, drop_last=drop_last)
         perm = ours0.permutation(epoch)  # torch's randperm swapped for our permutation
-        monkeypatch.setattr(torch, "randperm",
-                            lambda k, generator=None, _p=perm: torch.as_tensor(_p))
+        monkeypatch.setattr(
+            torch, "randperm", lambda k, generator=None, _p=perm: torch.as_tensor(_p)
+        )
         for rank in range(replicas):
-            ours = DistributedSampler(data, replicas, rank, shuffle=shuffle, seed=5,
-                                      drop_last=drop_last)
-            theirs = TorchSampler(data, replicas, rank, shuffle=shuffle, seed=5,
-                                  drop_last=drop_last)
+            ours = DistributedSampler(
+                data, replicas, rank, shuffle=shuffle, seed=5, drop_last=drop_last
+            )
+            theirs = TorchSampler(
+                data, replicas, rank, shuffle=shuffle, seed=5, drop_last=drop_last
+            )
             ours.set_epoch(epoch)
             theirs.set_epoch(epoch)
             assert list(ours) == list(theirs)
@@ -239,7 +244,7 @@ class _FakeComm:
         dt = self.fake.DTYPES[dtype]
         every = self._exchange(_view(send, count * self.fake.world, dt))
         total = _REDUCE[op](every, axis=0)
-        _view(recv, count, dt)[:] = total[self.rank * count:(self.rank + 1) * count]
+        _view(recv, count, dt)[:] = total[self.rank * count : (self.rank + 1) * count]
 
     def check_async_error(self):
         pass
@@ -284,7 +289,7 @@ def test_nccl_backend_with_fake_nccl(tmp_path, world):
         np.testing.assert_allclose(x, np.arange(6) * mean_factor, rtol=1e-6)
         np.testing.assert_array_equal(y, np.full(4, world - 1))
         np.testing.assert_array_equal(out, [[k, 10 * k] for k in range(world)])
-        np.testing.assert_array_equal(rs, np.arange(2 * world)[2 * r:2 * r + 2])
+        np.testing.assert_array_equal(rs, np.arange(2 * world)[2 * r : 2 * r + 2])
     assert len(fake.ids) == 1  # rank 0 alone drew the id; the others read it from the store
 
 
@@ -376,8 +381,21 @@ def test_lenet_two_ranks_of_32_equal_one_rank_of_64(tmp_path):
 
 # ----------------------------------------------------------------------------- minigrad train
 def _train_cli(args, tmp_path, timeout=300):
-    cmd = [sys.executable, "-m", "minigrad", "train", "--data-dir", str(tmp_path / "data"),
-           "--expected-counts", "64,64", "--limit-train", "256", "--limit-test", "32", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "minigrad",
+        "train",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--expected-counts",
+        "64,64",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "32",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -404,22 +422,26 @@ def test_train_nproc_2_equals_one_process_with_twice_the_batch_and_resumes(tmp_p
 
     make_fake_cifar(str(tmp_path / "data"), per_batch=64)
     two, one = tmp_path / "two", tmp_path / "one"
-    out = _train_cli(["--nproc", "2", "--batch-size", "32", "--epochs", "1", "--out",
-                      str(two)], tmp_path)
+    out = _train_cli(
+        ["--nproc", "2", "--batch-size", "32", "--epochs", "1", "--out", str(two)], tmp_path
+    )
     assert out.count("epoch   1/1") == 1  # rank 0 alone reports
     assert "2 MPI ranks" in out
     _train_cli(["--batch-size", "64", "--epochs", "1", "--out", str(one)], tmp_path)
     w2, ckpt2 = _weights(two)
     w1, ckpt1 = _weights(one)
     _assert_same_weights(w2, w1)
-    assert ckpt2["history"][0]["train_loss"] == pytest.approx(ckpt1["history"][0]["train_loss"],
-                                                              rel=1e-5)
+    assert ckpt2["history"][0]["train_loss"] == pytest.approx(
+        ckpt1["history"][0]["train_loss"], rel=1e-5
+    )
     assert sorted(os.listdir(two)) == sorted(os.listdir(one))  # no per-rank files
     # the 2-rank checkpoint resumes on 2 ranks, and on 1 rank with batch 64: same epoch 2
     shutil.copytree(two, tmp_path / "two_on_one")
     _train_cli(["--nproc", "2", "--epochs", "2", "--resume", "--out", str(two)], tmp_path)
-    _train_cli(["--batch-size", "64", "--epochs", "2", "--resume", "--out",
-                str(tmp_path / "two_on_one")], tmp_path)
+    _train_cli(
+        ["--batch-size", "64", "--epochs", "2", "--resume", "--out", str(tmp_path / "two_on_one")],
+        tmp_path,
+    )
     _assert_same_weights(_weights(two)[0], _weights(tmp_path / "two_on_one")[0])
     assert _weights(two)[1]["epoch"] == 2
 
@@ -429,8 +451,7 @@ def test_nproc_without_mpi_is_a_one_line_error_naming_the_extra(monkeypatch, cap
     from minigrad.distributed import launch
 
     monkeypatch.setattr(launch, "mpi_available", lambda: False)
-    for var in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
-                "PMIX_RANK"):
+    for var in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_RANK"):
         monkeypatch.delenv(var, raising=False)
     rc = cli.main(["train", "--nproc", "2", "--epochs", "1"])
     err = capsys.readouterr().err
@@ -440,7 +461,11 @@ def test_nproc_without_mpi_is_a_one_line_error_naming_the_extra(monkeypatch, cap
 
 @needs_mpi
 def test_a_rank_leaving_early_stops_the_job_after_the_exit_grace():
-    r = run_mpi(2, [WORKER, "early_exit"], env={"MINIGRAD_DIST_EXIT_GRACE": "2",
-                                                "MINIGRAD_DIST_TIMEOUT": "60"}, timeout=50)
+    r = run_mpi(
+        2,
+        [WORKER, "early_exit"],
+        env={"MINIGRAD_DIST_EXIT_GRACE": "2", "MINIGRAD_DIST_TIMEOUT": "60"},
+        timeout=50,
+    )
     assert r.returncode != 0
     assert "rank 0/2 is exiting while other ranks are still running" in r.stdout + r.stderr

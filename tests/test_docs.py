@@ -79,8 +79,11 @@ def _expect(line, expected, *values):
     assert text == expected, f"snippet line {line}: printed {text!r}, the doc says {expected!r}"
 
 
-CASES = [pytest.param(path, line, code, directive, id=f"{path.name}:{line}")
-         for path in DOCS for line, code, directive in extract(path)]
+CASES = [
+    pytest.param(path, line, code, directive, id=f"{path.name}:{line}")
+    for path in DOCS
+    for line, code, directive in extract(path)
+]
 
 
 def test_docs_have_snippets():
@@ -127,8 +130,10 @@ def test_snippet(path, line, code, directive, monkeypatch, tmp_path_factory):
 
 def test_rewrite_and_extract(tmp_path):
     doc = tmp_path / "x.md"
-    doc.write_text("text\n<!-- skip: not yet -->\n```python\nprint(1 + 1)  # -> 2\n```\n"
-                   "```python\nx = 3\n```\n")
+    doc.write_text(
+        "text\n<!-- skip: not yet -->\n```python\nprint(1 + 1)  # -> 2\n```\n"
+        "```python\nx = 3\n```\n"
+    )
     blocks = extract(doc)
     assert blocks[0][2] == ("skip", "not yet") and blocks[1][2] is None
     assert rewrite("  print(a, b)  # -> 1 2") == "  __expect__(1, '1 2', a, b)"
@@ -139,8 +144,11 @@ def test_rewrite_and_extract(tmp_path):
 
 def test_readme_is_generated_from_sections():
     """README.md == docs/make_readme.py's output: edit docs/sections/, then regenerate."""
-    result = subprocess.run([sys.executable, str(ROOT / "docs" / "make_readme.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "make_readme.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 

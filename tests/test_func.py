@@ -15,8 +15,11 @@ from minigrad.testing.opinfo import all_specs
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-11}
 SPECS = [s for s in all_specs() if s.differentiable]
-CASES = [pytest.param(spec, sample, id=f"{spec.name}-{k}")
-         for spec in SPECS for k, sample in enumerate(spec.samples(np.random.default_rng(0)))]
+CASES = [
+    pytest.param(spec, sample, id=f"{spec.name}-{k}")
+    for spec in SPECS
+    for k, sample in enumerate(spec.samples(np.random.default_rng(0)))
+]
 
 
 @pytest.mark.parametrize("spec,sample", CASES)
@@ -60,15 +63,32 @@ def test_every_primitive_has_a_real_forward_rule():
     import minigrad.ops.special
 
     classes = set()
-    for mod in (ops_pkg.elementwise, ops_pkg.reduce, ops_pkg.shape, ops_pkg.indexing,
-                ops_pkg.matmul, ops_pkg.conv, ops_pkg.pool, minigrad.ops.special):
-        classes |= {c for c in vars(mod).values() if isinstance(c, type)
-                    and issubclass(c, Function) and c.__module__ == mod.__name__
-                    and not c.__name__.startswith("_")}
+    for mod in (
+        ops_pkg.elementwise,
+        ops_pkg.reduce,
+        ops_pkg.shape,
+        ops_pkg.indexing,
+        ops_pkg.matmul,
+        ops_pkg.conv,
+        ops_pkg.pool,
+        minigrad.ops.special,
+    ):
+        classes |= {
+            c
+            for c in vars(mod).values()
+            if isinstance(c, type)
+            and issubclass(c, Function)
+            and c.__module__ == mod.__name__
+            and not c.__name__.startswith("_")
+        }
     fallback = {c.__name__ for c in classes if func.rule_kind(c) == "transposed-vjp"}
     assert fallback == set(), fallback
-    assert {c.__name__ for c in _forward.FALLBACK} == {"LSTMCell", "LSTMSequence", "Attention",
-                                                       "SoftmaxCrossEntropy"}
+    assert {c.__name__ for c in _forward.FALLBACK} == {
+        "LSTMCell",
+        "LSTMSequence",
+        "Attention",
+        "SoftmaxCrossEntropy",
+    }
 
 
 def _pair(seed=0, *shape):
@@ -117,13 +137,14 @@ def test_hessian_forward_over_reverse_matches_torch():
     (mx, tx), (mw, tw) = _pair(0, 4), _pair(1, 4, 4)
 
     def mf(x):
-        return ((mw @ x).log_softmax(0) * x.sin()).sum() + (x ** 3).sum()
+        return ((mw @ x).log_softmax(0) * x.sin()).sum() + (x**3).sum()
 
     def tf(x):
-        return ((tw @ x).log_softmax(0) * x.sin()).sum() + (x ** 3).sum()
+        return ((tw @ x).log_softmax(0) * x.sin()).sum() + (x**3).sum()
 
-    np.testing.assert_allclose(func.hessian(mf)(mx).numpy(), torch.func.hessian(tf)(tx).numpy(),
-                               **TIGHT)
+    np.testing.assert_allclose(
+        func.hessian(mf)(mx).numpy(), torch.func.hessian(tf)(tx).numpy(), **TIGHT
+    )
     # grad of grad (reverse over reverse) agrees
     g2 = func.grad(lambda x: func.grad(mf)(x).sum())(mx)
     np.testing.assert_allclose(g2.numpy(), torch.func.hessian(tf)(tx).numpy().sum(0), **TIGHT)
@@ -135,12 +156,14 @@ def test_jvp_of_conv_and_pool_through_rules():
     u = rng.standard_normal(x.shape)
 
     def mf(a):
-        return mg.nn.functional.max_pool2d(mg.nn.functional.conv2d(a, mg.tensor(w), padding=1)
-                                           .relu(), 2)
+        return mg.nn.functional.max_pool2d(
+            mg.nn.functional.conv2d(a, mg.tensor(w), padding=1).relu(), 2
+        )
 
     def tf(a):
         return torch.nn.functional.max_pool2d(
-            torch.nn.functional.conv2d(a, torch.tensor(w), padding=1).relu(), 2)
+            torch.nn.functional.conv2d(a, torch.tensor(w), padding=1).relu(), 2
+        )
 
     _, mt = func.jvp(mf, (mg.tensor(x),), (mg.tensor(u),))
     _, tt = torch.func.jvp(tf, (torch.tensor(x),), (torch.tensor(u),))
@@ -153,9 +176,11 @@ def test_vmap_matches_torch_vmap():
     t = torch.vmap(lambda a, b: (a * b).sum(), in_dims=(0, 1))(tx, ty)
     np.testing.assert_allclose(m.numpy(), t.numpy(), **TIGHT)
     m2 = func.vmap(lambda a, w: (w @ a, a.sum()), in_dims=(0, None), out_dims=(1, 0))(
-        mx, mg.tensor(np.eye(3)))
+        mx, mg.tensor(np.eye(3))
+    )
     t2 = torch.vmap(lambda a, w: (w @ a, a.sum()), in_dims=(0, None), out_dims=(1, 0))(
-        tx, torch.eye(3, dtype=torch.float64))
+        tx, torch.eye(3, dtype=torch.float64)
+    )
     for a, b in zip(m2, t2):
         np.testing.assert_allclose(a.numpy(), b.numpy(), **TIGHT)
     with pytest.raises(ValueError, match="one size"):

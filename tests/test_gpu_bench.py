@@ -59,6 +59,9 @@ def test_torch_lstm_cell_reference_is_the_cell_tail():
 
 
 def test_gpu_all_script_parses():
-    r = subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_all.sh")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_all.sh")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr

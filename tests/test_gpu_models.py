@@ -53,8 +53,9 @@ def _variants(op):
 
 def _load_from_torch(model, ref):
     own = model.state_dict()
-    model.load_state_dict({k: v.detach().cpu().numpy() for k, v in ref.state_dict().items()
-                           if k in own})
+    model.load_state_dict(
+        {k: v.detach().cpu().numpy() for k, v in ref.state_dict().items() if k in own}
+    )
     return model.to(DEVICE)
 
 
@@ -76,13 +77,15 @@ def _compare_model(torch, model, ref, batch, rtol, atol):
     assert names == list(tparams)
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.device.type == DEVICE, name
-        np.testing.assert_allclose(_host(p.grad), _host(tparams[name].grad), rtol=rtol,
-                                   atol=atol, err_msg=name)
+        np.testing.assert_allclose(
+            _host(p.grad), _host(tparams[name].grad), rtol=rtol, atol=atol, err_msg=name
+        )
     tbufs = dict(ref.named_buffers())
     for name, b in model.named_buffers():
         if name in tbufs and "num_batches" not in name:
-            np.testing.assert_allclose(_host(b), _host(tbufs[name]), rtol=rtol, atol=atol,
-                                       err_msg=name)
+            np.testing.assert_allclose(
+                _host(b), _host(tbufs[name]), rtol=rtol, atol=atol, err_msg=name
+            )
 
 
 @pytest.mark.parametrize("variant", ["cuda", "cupy"])
@@ -97,8 +100,11 @@ def test_lenet_on_gpu_matches_torch(variant):
     torch.manual_seed(0)
     ref = TorchNet().to(DEVICE)
     model = _load_from_torch(LeNet(), ref)
-    with kernels.use("conv2d", variant), kernels.use("maxpool2d", variant), \
-            kernels.use("relu", variant):
+    with (
+        kernels.use("conv2d", variant),
+        kernels.use("maxpool2d", variant),
+        kernels.use("relu", variant),
+    ):
         _compare_model(torch, model, ref, 8, **TOL32)
 
 
@@ -137,12 +143,18 @@ def test_lstm_2layer_bidirectional_on_gpu_matches_torch(variant):
         mo, (mhn, mcn) = m(mx, (mh0, mc0))
         to, (thn, tcn) = t(tx, (th0, tc0))
         gs = [rng.standard_normal(a.shape).astype(np.float32) for a in (to, thn, tcn)]
-        sum((a * torch.tensor(g, device=DEVICE)).sum() for a, g in zip((to, thn, tcn), gs)
-            ).backward()
-        sum((a * mg.tensor(g, device=DEVICE)).sum() for a, g in zip((mo, mhn, mcn), gs)
-            ).backward()
-    for a, b in ((mo, to), (mhn, thn), (mcn, tcn), (mx.grad, tx.grad), (mh0.grad, th0.grad),
-                 (mc0.grad, tc0.grad)):
+        sum(
+            (a * torch.tensor(g, device=DEVICE)).sum() for a, g in zip((to, thn, tcn), gs)
+        ).backward()
+        sum((a * mg.tensor(g, device=DEVICE)).sum() for a, g in zip((mo, mhn, mcn), gs)).backward()
+    for a, b in (
+        (mo, to),
+        (mhn, thn),
+        (mcn, tcn),
+        (mx.grad, tx.grad),
+        (mh0.grad, th0.grad),
+        (mc0.grad, tc0.grad),
+    ):
         np.testing.assert_allclose(_host(a), _host(b), **TOL32)
     tp = dict(t.named_parameters())
     for name, p in m.named_parameters():
@@ -198,17 +210,33 @@ def cifar_dir(tmp_path_factory):
 def _train(data_dir, out, *extra):
     from minigrad.cli import main
 
-    return main(["train", "--data-dir", data_dir, "--expected-counts", "64,64", "--out",
-                 str(out), "--device", DEVICE, *extra])
+    return main(
+        [
+            "train",
+            "--data-dir",
+            data_dir,
+            "--expected-counts",
+            "64,64",
+            "--out",
+            str(out),
+            "--device",
+            DEVICE,
+            *extra,
+        ]
+    )
 
 
-@pytest.mark.parametrize("model,flags", [
-    ("lenet", ["--batch-size", "16", "--limit-train", "96"]),
-    # the resnet9 recipe: SGD Nesterov + weight decay + 1cycle, batch norm, label smoothing
-    ("resnet9-tiny", ["--batch-size", "8", "--limit-train", "32", "--limit-test", "16"]),
-])
-def test_train_cuda_one_epoch_then_resume_is_bit_identical(cifar_dir, tmp_path, monkeypatch,
-                                                           model, flags):
+@pytest.mark.parametrize(
+    "model,flags",
+    [
+        ("lenet", ["--batch-size", "16", "--limit-train", "96"]),
+        # the resnet9 recipe: SGD Nesterov + weight decay + 1cycle, batch norm, label smoothing
+        ("resnet9-tiny", ["--batch-size", "8", "--limit-train", "32", "--limit-test", "16"]),
+    ],
+)
+def test_train_cuda_one_epoch_then_resume_is_bit_identical(
+    cifar_dir, tmp_path, monkeypatch, model, flags
+):
     import minigrad.train as train_mod
     from minigrad import serialization
 
@@ -258,8 +286,7 @@ def test_resnet9_100_steps_memory_pool_is_flat():
     pool = cp.get_default_memory_pool()
     mg.manual_seed(0)
     model = ResNet9().to("cuda").train()
-    opt = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
-                       weight_decay=5e-4)
+    opt = mg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
     rng = np.random.default_rng(0)
     x = mg.tensor(rng.standard_normal((32, 3, 32, 32)).astype(np.float32), device=DEVICE)
     y = mg.tensor(rng.integers(0, 10, 32), device=DEVICE)
@@ -279,5 +306,6 @@ def test_resnet9_100_steps_memory_pool_is_flat():
     early, late = used[10:55], used[55:]
     assert max(late) <= max(early), (
         f"CuPy pool used_bytes grows: peak {max(early)} over steps 10-54, {max(late)} over "
-        f"55-99 (first {used[10]}, last {used[-1]})")
+        f"55-99 (first {used[10]}, last {used[-1]})"
+    )
     assert total[-1] <= total[20], f"pool grew from {total[20]} to {total[-1]} bytes"

@@ -55,8 +55,12 @@ def test_wrong_gradient_of_one_input_is_found_and_named(wrong, fast_mode):
         gradcheck(lambda a, b, c: ThreeInputs.apply(a, b, c, wrong), xs, fast_mode=fast_mode)
     for other in {0, 1, 2} - {wrong}:
         assert f"input {other}" not in str(info.value)
-    assert not gradcheck(lambda a, b, c: ThreeInputs.apply(a, b, c, wrong), xs,
-                         fast_mode=fast_mode, raise_exception=False)
+    assert not gradcheck(
+        lambda a, b, c: ThreeInputs.apply(a, b, c, wrong),
+        xs,
+        fast_mode=fast_mode,
+        raise_exception=False,
+    )
 
 
 def test_inputs_that_do_not_require_grad_are_skipped_but_counted():
@@ -135,20 +139,24 @@ class OneWrongEntry(Function):
         return (*grads, None, None, None)
 
 
-@pytest.mark.parametrize("which,out_at,in_at", [
-    (0, (0, 0), (0, 0)),
-    (1, (1, 2), (1, 2)),  # diagonal entry of input 1
-    (1, (0, 1), (1, 0)),  # off-diagonal: output (0, 1) leaks into input element (1, 0)
-])
+@pytest.mark.parametrize(
+    "which,out_at,in_at",
+    [
+        (0, (0, 0), (0, 0)),
+        (1, (1, 2), (1, 2)),  # diagonal entry of input 1
+        (1, (0, 1), (1, 0)),  # off-diagonal: output (0, 1) leaks into input element (1, 0)
+    ],
+)
 def test_wrong_single_jacobian_entry_is_named(which, out_at, in_at):
     xs = leaves((2, 3), (2, 3), seed=4)
-    want = (rf"for output 0 with respect to input {which}, at input element "
-            rf"\({in_at[0]}, {in_at[1]}\) and output element \({out_at[0]}, {out_at[1]}\)")
+    want = (
+        rf"for output 0 with respect to input {which}, at input element "
+        rf"\({in_at[0]}, {in_at[1]}\) and output element \({out_at[0]}, {out_at[1]}\)"
+    )
     with pytest.raises(GradcheckError, match=want):
         gradcheck(lambda a, b: OneWrongEntry.apply(a, b, which, out_at, in_at), xs)
     with pytest.raises(GradcheckError, match=rf"fast mode.*output 0 .*input {which}"):
-        gradcheck(lambda a, b: OneWrongEntry.apply(a, b, which, out_at, in_at), xs,
-                  fast_mode=True)
+        gradcheck(lambda a, b: OneWrongEntry.apply(a, b, which, out_at, in_at), xs, fast_mode=True)
 
 
 def test_message_gives_both_values():
@@ -184,12 +192,18 @@ class ProductSquared(Function):
 
 
 @pytest.mark.parametrize("fast_mode", [False, True], ids=["full", "fast"])
-@pytest.mark.parametrize("wrong,named", [
-    ("a_wrt_b", r"the gradient of input 0 with respect to input 1\b"),
-    ("b_wrt_a", r"the gradient of input 1 with respect to input 0\b"),
-    ("b_wrt_v", r"the gradient of input 1 with respect to grad_output 0 "
-                r"\(the vector for output 0\)"),
-])
+@pytest.mark.parametrize(
+    "wrong,named",
+    [
+        ("a_wrt_b", r"the gradient of input 0 with respect to input 1\b"),
+        ("b_wrt_a", r"the gradient of input 1 with respect to input 0\b"),
+        (
+            "b_wrt_v",
+            r"the gradient of input 1 with respect to grad_output 0 "
+            r"\(the vector for output 0\)",
+        ),
+    ],
+)
 def test_gradgradcheck_names_the_wrong_second_derivative(wrong, named, fast_mode):
     xs = leaves((3,), (3,), seed=5)
     fn = lambda a, b: ProductSquared.apply(a, b, wrong)  # noqa: E731
@@ -218,8 +232,11 @@ class CubeOneElementDetached(Function):
 def test_gradgradcheck_names_the_element():
     (x,) = leaves((4,), seed=6)
     assert gradcheck(CubeOneElementDetached.apply, (x,))
-    with pytest.raises(GradcheckError, match=r"gradient of input 0 with respect to input 0, at "
-                                             r"input element \(2,\) and output element \(2,\)"):
+    with pytest.raises(
+        GradcheckError,
+        match=r"gradient of input 0 with respect to input 0, at "
+        r"input element \(2,\) and output element \(2,\)",
+    ):
         gradgradcheck(CubeOneElementDetached.apply, (x,))
 
 
@@ -240,8 +257,11 @@ class TwoOutputsSecondOrder(Function):
 def test_gradgradcheck_names_the_grad_output_of_the_wrong_output():
     (x,) = leaves((3,), seed=7)
     assert gradcheck(TwoOutputsSecondOrder.apply, (x,))
-    with pytest.raises(GradcheckError, match=r"with respect to grad_output 1 \(the vector for "
-                                             r"output 1\)"):
+    with pytest.raises(
+        GradcheckError,
+        match=r"with respect to grad_output 1 \(the vector for "
+        r"output 1\)",
+    ):
         gradgradcheck(TwoOutputsSecondOrder.apply, (x,))
 
 

@@ -489,7 +489,8 @@ def test_cpp_maxpool_matches_reference(dtype, x_shape, k, s, p, d, ceil):
     dy = rng.standard_normal(y.shape).astype(dtype)
     dx = cpp.maxpool2d_backward(dy.T.copy().T, ind, x_shape, k, s, p, d, ceil)
     np.testing.assert_allclose(
-        dx, reference.maxpool2d_backward(dy, ind, x_shape, k, s, p, d, ceil), **TOL[dtype])
+        dx, reference.maxpool2d_backward(dy, ind, x_shape, k, s, p, d, ceil), **TOL[dtype]
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -503,8 +504,11 @@ def test_cpp_avgpool_matches_reference(dtype, x_shape, k, s, p, d, ceil, cip, di
     y = cpp.avgpool2d_forward(x[..., ::-1], *args)
     np.testing.assert_allclose(y, reference.avgpool2d_forward(x[..., ::-1], *args), **TOL[dtype])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    np.testing.assert_allclose(cpp.avgpool2d_backward(dy, x_shape, *args),
-                               reference.avgpool2d_backward(dy, x_shape, *args), **TOL[dtype])
+    np.testing.assert_allclose(
+        cpp.avgpool2d_backward(dy, x_shape, *args),
+        reference.avgpool2d_backward(dy, x_shape, *args),
+        **TOL[dtype],
+    )
 
 
 def test_cpp_maxpool_nan_and_inf():
@@ -542,8 +546,7 @@ def test_cpp_sgd_step_matches_reference(dtype, momentum, dampening, wd, nesterov
     for _ in range(3):  # the first step creates the buffers, later ones use them
         grads = [rng.standard_normal(p.shape).astype(dtype) for p in p_ref]
         g_before = [g.copy() for g in grads]
-        reference.sgd_step(p_ref, grads, bufs_ref, 0.1, momentum, dampening, wd, nesterov,
-                           maximize)
+        reference.sgd_step(p_ref, grads, bufs_ref, 0.1, momentum, dampening, wd, nesterov, maximize)
         cpp.sgd_step(p_cpp, grads, bufs_cpp, 0.1, momentum, dampening, wd, nesterov, maximize)
         for a, b in zip(grads, g_before):
             np.testing.assert_array_equal(a, b)
@@ -558,8 +561,12 @@ def test_cpp_sgd_step_matches_reference(dtype, momentum, dampening, wd, nesterov
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "wd, amsgrad, decoupled, beta1",
-    [(0.0, False, False, 0.9), (1e-2, True, False, 0.9), (1e-2, False, True, 0.3),
-     (0.1, True, True, 0.9)],
+    [
+        (0.0, False, False, 0.9),
+        (1e-2, True, False, 0.9),
+        (1e-2, False, True, 0.3),
+        (0.1, True, True, 0.9),
+    ],
 )
 def test_cpp_adam_step_matches_reference(dtype, wd, amsgrad, decoupled, beta1):
     cpp = _cpp()
@@ -572,8 +579,9 @@ def test_cpp_adam_step_matches_reference(dtype, wd, amsgrad, decoupled, beta1):
         grads = [rng.standard_normal(p.shape).astype(dtype) for p in p_ref]
         steps = step if step != 2 else [step] * len(p_ref)  # an int or one per parameter
         for params, (m, v, vmax), k in [(p_ref, state_ref, reference), (p_cpp, state_cpp, cpp)]:
-            k.adam_step(params, grads, m, v, vmax, steps, 1e-2, beta1, 0.999, 1e-8, wd, amsgrad,
-                        decoupled)
+            k.adam_step(
+                params, grads, m, v, vmax, steps, 1e-2, beta1, 0.999, 1e-8, wd, amsgrad, decoupled
+            )
     for a, b in zip(p_cpp + sum(state_cpp, []), p_ref + sum(state_ref, [])):
         np.testing.assert_allclose(a, b, **TOL[dtype])
 
@@ -610,8 +618,9 @@ def test_C_conv_pool_validate_at_boundary():
     with pytest.raises(ValueError, match=r"maxpool2d_backward: .*'indices'.*outside \[0, 25\)"):
         C.maxpool2d_backward(y, bad, *args)
     with pytest.raises(TypeError, match="avgpool2d_backward: argument 'dy' has dtype float16"):
-        C.avgpool2d_backward(y.astype(np.float16), (2, 3, 5, 5), (2, 2), (2, 2), (0, 0), False,
-                             True, None)
+        C.avgpool2d_backward(
+            y.astype(np.float16), (2, 3, 5, 5), (2, 2), (2, 2), (0, 0), False, True, None
+        )
 
 
 @needs_C
@@ -624,18 +633,43 @@ def test_C_optim_validate_at_boundary():
     with pytest.raises(ValueError, match=r"sgd_step: argument 'grads\[1\]' has shape \(4,\)"):
         C.sgd_step(p, [g[0], np.ones(4)], [None, None], 0.1, 0.0, 0.0, 0.0, False, False)
     with pytest.raises(TypeError, match=r"adam_step: argument 'exp_avgs\[0\]' has dtype float32"):
-        C.adam_step(p, g, [np.zeros(3, np.float32), np.zeros((2, 2))], [np.zeros(3)] * 2, None,
-                    1, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)
+        C.adam_step(
+            p,
+            g,
+            [np.zeros(3, np.float32), np.zeros((2, 2))],
+            [np.zeros(3)] * 2,
+            None,
+            1,
+            0.1,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            False,
+            False,
+        )
     ro = np.ones(3)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match=r"sgd_step: argument 'params\[0\]' is read-only"):
         C.sgd_step([ro], [np.ones(3)], [None], 0.1, 0.0, 0.0, 0.0, False, False)
     with pytest.raises(ValueError, match=r"adam_step: step must be >= 1"):
-        C.adam_step(p, g, [np.zeros(3), np.zeros((2, 2))], [np.zeros(3), np.zeros((2, 2))],
-                    None, 0, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)
+        C.adam_step(
+            p,
+            g,
+            [np.zeros(3), np.zeros((2, 2))],
+            [np.zeros(3), np.zeros((2, 2))],
+            None,
+            0,
+            0.1,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            False,
+            False,
+        )
     with pytest.raises(ValueError, match=r"params\[0\]' of shape \(3, 2\) must be C-contiguous"):
-        C.sgd_step([np.ones((2, 3)).T], [np.ones((3, 2))], [None], 0.1, 0.0, 0.0, 0.0, False,
-                   False)
+        C.sgd_step([np.ones((2, 3)).T], [np.ones((3, 2))], [None], 0.1, 0.0, 0.0, 0.0, False, False)
 
 
 @needs_C
@@ -659,8 +693,9 @@ def test_cpp_results_independent_of_thread_count(tmp_path):
     )
     results = run_at_thread_counts(code, tmp_path)
     for key in results[0].files:
-        np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-6, atol=1e-7,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            results[0][key], results[1][key], rtol=1e-6, atol=1e-7, err_msg=key
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -677,8 +712,10 @@ def test_cpp_lstm_cell_matches_reference(dtype, N, H):
         np.testing.assert_allclose(g, w, **TOL[dtype])
     dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
     _, _, act, tanh_c = want
-    for g, w in zip(cpp.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
-                    reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c)):
+    for g, w in zip(
+        cpp.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
+        reference.lstm_cell_backward(dh, dc, c_prev, act, tanh_c),
+    ):
         np.testing.assert_allclose(g, w, **TOL[dtype])
 
 
@@ -686,11 +723,13 @@ def test_cpp_lstm_cell_matches_reference(dtype, N, H):
 def test_C_lstm_validates_at_boundary():
     C = native.load_C()
     c = np.zeros((2, 3), np.float32)
-    with pytest.raises(ValueError, match=r"lstm_cell_forward: argument 'gates' has shape "
-                                         r"\(2, 9\), expected \(2, 12\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"lstm_cell_forward: argument 'gates' has shape "
+        r"\(2, 9\), expected \(2, 12\)",
+    ):
         C.lstm_cell_forward(np.zeros((2, 9), np.float32), c)
     with pytest.raises(TypeError, match="lstm_cell_forward: arguments 'gates' and 'c_prev'"):
         C.lstm_cell_forward(np.zeros((2, 12)), c)
     with pytest.raises(ValueError, match="lstm_cell_backward: arguments 'dh' and 'c_prev'"):
-        C.lstm_cell_backward(np.zeros((3, 2), np.float32), c, c, np.zeros((2, 12), np.float32),
-                             c)
+        C.lstm_cell_backward(np.zeros((3, 2), np.float32), c, c, np.zeros((2, 12), np.float32), c)

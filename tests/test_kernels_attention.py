@@ -23,6 +23,7 @@ def _needs_C_attention():
     entry points is a partial build: every test here fails."""
     native_C(*C_ENTRY_POINTS["attention"], *BLOCKED_ENTRY_POINTS)
 
+
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-12)}
 
 # (B, L, S, E, Ev)
@@ -117,8 +118,10 @@ def test_cpp_attention_all_keys_masked_and_non_contiguous(variant):
     dq, dk, dv = cpp.attention_backward(np.ones_like(out), q, k, v, out, lse, mask, 0.5, False)
     assert not (dq.any() or dk.any() or dv.any())
     mask[:, 2] = 0.0
-    for g, w in zip(cpp.attention_forward(q, k, v, mask, 0.5, False),
-                    reference.attention_forward(q, k, v, mask, 0.5, False)):
+    for g, w in zip(
+        cpp.attention_forward(q, k, v, mask, 0.5, False),
+        reference.attention_forward(q, k, v, mask, 0.5, False),
+    ):
         np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
 
 
@@ -131,8 +134,10 @@ def test_cpp_attention_causal_with_mask_and_large_scores(variant):
     k = rng.standard_normal((B, S, E)).astype(np.float32)  # running max must rescale
     v = rng.standard_normal((B, S, E)).astype(np.float32)
     mask = np.where(rng.random((L, S)) > 0.5, 0.0, -1e9).astype(np.float32)
-    for g, w in zip(cpp.attention_forward(q, k, v, mask, 1.0, True),
-                    reference.attention_forward(q, k, v, mask, 1.0, True)):
+    for g, w in zip(
+        cpp.attention_forward(q, k, v, mask, 1.0, True),
+        reference.attention_forward(q, k, v, mask, 1.0, True),
+    ):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
 
 
@@ -160,9 +165,11 @@ def test_cpp_attention_is_independent_of_thread_count(tmp_path):
 
 def _good(dtype=np.float32, B=2, L=5, S=7, E=4, Ev=3):
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((B, L, E)).astype(dtype),
-            rng.standard_normal((B, S, E)).astype(dtype),
-            rng.standard_normal((B, S, Ev)).astype(dtype))
+    return (
+        rng.standard_normal((B, L, E)).astype(dtype),
+        rng.standard_normal((B, S, E)).astype(dtype),
+        rng.standard_normal((B, S, Ev)).astype(dtype),
+    )
 
 
 def test_C_attention_forward_rejects_bad_input():
@@ -256,40 +263,91 @@ def test_attention_rows_are_independent_of_thread_count(tmp_path):
         np.testing.assert_array_equal(results[0][key], results[1][key], err_msg=key)
 
 
-@pytest.mark.parametrize("call, exc, pattern", [
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.int32), None, 1.0, 0, False),
-     TypeError, "attention_rows_forward: argument 's' has dtype int32"),
-    (lambda: C.attention_rows_forward(np.zeros((3, 4), np.float32), None, 1.0, 0, False),
-     ValueError, "argument 's' must be 3-D"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 4, 3), np.float32).swapaxes(1, 2), None,
-                                      1.0, 0, False),
-     ValueError, "must be C-contiguous"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
-                                      np.zeros((3, 4), np.float64), 1.0, 0, False),
-     TypeError, "must have the same dtype"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32), [[0.0] * 4] * 3, 1.0,
-                                      0, False),
-     TypeError, "argument 'mask' must be None or a numpy array"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
-                                      np.zeros((5, 3), np.float32), 1.0, 0, False),
-     ValueError, "fewer keys than the block"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
-                                      np.zeros((4, 4), np.float32), 1.0, 2, False),
-     ValueError, r"rows \[2, 5\) fall outside the mask's 4 rows"),
-    (lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.float32),
-                                      np.zeros((3, 3, 4), np.float32), 1.0, 0, False),
-     ValueError, "expected \\(L, S\\) or \\(2, L, S\\)"),
-    (lambda: C.attention_rows_backward(np.zeros((2, 3, 4), np.float32),
-                                       np.zeros((2, 3, 5), np.float32),
-                                       np.zeros((2, 3), np.float32),
-                                       np.zeros((2, 3), np.float32), None, 1.0, 0, False),
-     ValueError, "argument 'dp' has shape \\(2, 3, 5\\)"),
-    (lambda: C.attention_rows_backward(np.zeros((2, 3, 4), np.float32),
-                                       np.zeros((2, 3, 4), np.float32),
-                                       np.zeros((2, 4), np.float32),
-                                       np.zeros((2, 3), np.float32), None, 1.0, 0, False),
-     ValueError, "argument 'lse' has shape"),
-])
+@pytest.mark.parametrize(
+    "call, exc, pattern",
+    [
+        (
+            lambda: C.attention_rows_forward(np.zeros((2, 3, 4), np.int32), None, 1.0, 0, False),
+            TypeError,
+            "attention_rows_forward: argument 's' has dtype int32",
+        ),
+        (
+            lambda: C.attention_rows_forward(np.zeros((3, 4), np.float32), None, 1.0, 0, False),
+            ValueError,
+            "argument 's' must be 3-D",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 4, 3), np.float32).swapaxes(1, 2), None, 1.0, 0, False
+            ),
+            ValueError,
+            "must be C-contiguous",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 3, 4), np.float32), np.zeros((3, 4), np.float64), 1.0, 0, False
+            ),
+            TypeError,
+            "must have the same dtype",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 3, 4), np.float32), [[0.0] * 4] * 3, 1.0, 0, False
+            ),
+            TypeError,
+            "argument 'mask' must be None or a numpy array",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 3, 4), np.float32), np.zeros((5, 3), np.float32), 1.0, 0, False
+            ),
+            ValueError,
+            "fewer keys than the block",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 3, 4), np.float32), np.zeros((4, 4), np.float32), 1.0, 2, False
+            ),
+            ValueError,
+            r"rows \[2, 5\) fall outside the mask's 4 rows",
+        ),
+        (
+            lambda: C.attention_rows_forward(
+                np.zeros((2, 3, 4), np.float32), np.zeros((3, 3, 4), np.float32), 1.0, 0, False
+            ),
+            ValueError,
+            "expected \\(L, S\\) or \\(2, L, S\\)",
+        ),
+        (
+            lambda: C.attention_rows_backward(
+                np.zeros((2, 3, 4), np.float32),
+                np.zeros((2, 3, 5), np.float32),
+                np.zeros((2, 3), np.float32),
+                np.zeros((2, 3), np.float32),
+                None,
+                1.0,
+                0,
+                False,
+            ),
+            ValueError,
+            "argument 'dp' has shape \\(2, 3, 5\\)",
+        ),
+        (
+            lambda: C.attention_rows_backward(
+                np.zeros((2, 3, 4), np.float32),
+                np.zeros((2, 3, 4), np.float32),
+                np.zeros((2, 4), np.float32),
+                np.zeros((2, 3), np.float32),
+                None,
+                1.0,
+                0,
+                False,
+            ),
+            ValueError,
+            "argument 'lse' has shape",
+        ),
+    ],
+)
 def test_C_attention_rows_reject_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
@@ -300,8 +358,12 @@ def test_C_has_every_entry_point_the_cpu_variants_need():
     from conftest import C_ENTRY_POINTS
 
     C = native_C()
-    missing = [n for names in (*C_ENTRY_POINTS.values(), BLOCKED_ENTRY_POINTS) for n in names
-               if not hasattr(C, n)]
+    missing = [
+        n
+        for names in (*C_ENTRY_POINTS.values(), BLOCKED_ENTRY_POINTS)
+        for n in names
+        if not hasattr(C, n)
+    ]
     assert not missing, f"minigrad._C lacks {missing}: rebuild it"
     for op in C_ENTRY_POINTS:
         assert "cpp" in kernels.available()[op], op

@@ -55,8 +55,9 @@ def test_module_imports_and_has_every_entry():
     from minigrad.kernels import cuda as kc
     from minigrad.kernels import native
 
-    missing = [op for op, names in kc.ENTRY_POINTS.items()
-               if not native.has_entry_points(cu, names)]
+    missing = [
+        op for op, names in kc.ENTRY_POINTS.items() if not native.has_entry_points(cu, names)
+    ]
     assert not missing, f"stale _cuda build: no entry points for {missing}"
     assert isinstance(cu.runtime_version(), str)
     if not _gpu_present():
@@ -142,30 +143,53 @@ def test_geometry_overflow_is_a_value_error_before_any_launch():
     with pytest.raises(ValueError, match="im2col: .*overflows int64"):  # 2*padding
         cu.im2col(FAKE, [1, 1, 3, 3], FAKE, [1, 1, 1, 1, 3, 3], **{**ok, "padding": (2**62, 0)})
     with pytest.raises(ValueError, match="im2col: .*overflows int64"):  # dilation*(k-1) + 1
-        cu.im2col(FAKE, [1, 1, 3, 3], FAKE, [1, 1, 2, 1, 1, 3],
-                  **{**ok, "KH": 2, "dilation": (BIG, 1)})
+        cu.im2col(
+            FAKE, [1, 1, 3, 3], FAKE, [1, 1, 2, 1, 1, 3], **{**ok, "KH": 2, "dilation": (BIG, 1)}
+        )
     with pytest.raises(ValueError, match="col2im: the element count .*overflows int64"):
         cu.col2im(FAKE, [1, 1, 1, 1, 1, 1], FAKE, [2**40, 2**40, 1, 1], **ok)
-    mx = dict(kernel=(2, 2), stride=(1, 1), padding=(0, 0), dilation=(BIG, 1), ceil_mode=False,
-              dtype="float32")
+    mx = dict(
+        kernel=(2, 2),
+        stride=(1, 1),
+        padding=(0, 0),
+        dilation=(BIG, 1),
+        ceil_mode=False,
+        dtype="float32",
+    )
     with pytest.raises(ValueError, match="maxpool2d_forward: .*overflows int64"):
         cu.maxpool2d_forward(FAKE, [1, 1, 3, 3], FAKE, FAKE, [1, 1, 1, 2], **mx)
-    av = dict(kernel=(2, 2), stride=(BIG, 1), padding=(1, 0), ceil_mode=True,
-              count_include_pad=True, divisor_override=None, dtype="float32")
+    av = dict(
+        kernel=(2, 2),
+        stride=(BIG, 1),
+        padding=(1, 0),
+        ceil_mode=True,
+        count_include_pad=True,
+        divisor_override=None,
+        dtype="float32",
+    )
     with pytest.raises(ValueError, match="avgpool2d_forward: .*overflows int64"):
         cu.avgpool2d_forward(FAKE, [1, 1, BIG - 1, 3], FAKE, [1, 1, 1, 2], **av)
     with pytest.raises(ValueError, match="divisor_override must be positive, got 0"):
-        cu.avgpool2d_forward(FAKE, X, FAKE, [2, 3, 4, 3], **{**av, "stride": (2, 2),
-                                                            "padding": (1, 1), "kernel": (3, 3),
-                                                            "ceil_mode": False,
-                                                            "divisor_override": 0})
+        cu.avgpool2d_forward(
+            FAKE,
+            X,
+            FAKE,
+            [2, 3, 4, 3],
+            **{
+                **av,
+                "stride": (2, 2),
+                "padding": (1, 1),
+                "kernel": (3, 3),
+                "ceil_mode": False,
+                "divisor_override": 0,
+            },
+        )
     with pytest.raises(ValueError, match="lstm_cell_forward: .*overflows int64"):
         cu.lstm_cell_forward(FAKE, FAKE, FAKE, FAKE, FAKE, FAKE, 2**62, 4, "float32")
     with pytest.raises(ValueError, match="relu_forward: the byte size of 'x' overflows"):
         cu.relu_forward(FAKE, FAKE, 2**62, "float32")
     with pytest.raises(ValueError, match="sgd_step: the byte size of 'params\\[0\\]'"):
-        cu.sgd_step([FAKE], [FAKE], [], [2**61], [], 0.1, 0.0, 0.0, 0.0, False, False,
-                    "float64")
+        cu.sgd_step([FAKE], [FAKE], [], [2**61], [], 0.1, 0.0, 0.0, 0.0, False, False, "float64")
 
 
 # ---- pooling
@@ -176,8 +200,9 @@ POOL = dict(kernel=(3, 3), stride=(2, 2), padding=(1, 1))
 def test_pooling_validates_on_host():
     cu = _cuda_module()
     mx = dict(**POOL, dilation=(1, 1), ceil_mode=False, dtype="float64")
-    av = dict(**POOL, ceil_mode=False, count_include_pad=True, divisor_override=None,
-              dtype="float32")
+    av = dict(
+        **POOL, ceil_mode=False, count_include_pad=True, divisor_override=None, dtype="float32"
+    )
     with pytest.raises(TypeError, match="maxpool2d_forward: dtype 'int64'"):
         cu.maxpool2d_forward(FAKE, X, FAKE, FAKE, Y, **{**mx, "dtype": "int64"})
     with pytest.raises(TypeError, match="avgpool2d_backward: dtype 'half'"):
@@ -199,8 +224,9 @@ def test_pooling_validates_on_host():
     with pytest.raises(ValueError, match="dilation >= 1"):
         cu.maxpool2d_forward(FAKE, X, FAKE, FAKE, Y, **{**mx, "dilation": (0, 1)})
     with pytest.raises(ValueError, match="too small"):
-        cu.maxpool2d_forward(FAKE, [1, 1, 2, 2], FAKE, FAKE, Y,
-                             **{**mx, "kernel": (5, 5), "padding": (0, 0)})
+        cu.maxpool2d_forward(
+            FAKE, [1, 1, 2, 2], FAKE, FAKE, Y, **{**mx, "kernel": (5, 5), "padding": (0, 0)}
+        )
     with pytest.raises(ValueError, match="avgpool2d_forward: y_shape"):
         cu.avgpool2d_forward(FAKE, X, FAKE, [2, 3, 3, 3], **av)
     with pytest.raises(ValueError, match="divisor_override must be positive"):
@@ -236,18 +262,42 @@ def test_lstm_cell_validates_on_host():
 
 # ---- optimizers
 def _sgd_args(**kw):
-    a = dict(params=[FAKE, FAKE], grads=[FAKE, FAKE], momentum_buffers=[FAKE, FAKE],
-             sizes=[10, 3], fresh=[False, True], lr=0.1, momentum=0.9, dampening=0.0,
-             weight_decay=0.0, nesterov=False, maximize=False, dtype="float32")
+    a = dict(
+        params=[FAKE, FAKE],
+        grads=[FAKE, FAKE],
+        momentum_buffers=[FAKE, FAKE],
+        sizes=[10, 3],
+        fresh=[False, True],
+        lr=0.1,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=False,
+        dtype="float32",
+    )
     a.update(kw)
     return a
 
 
 def _adam_args(**kw):
-    a = dict(params=[FAKE, FAKE], grads=[FAKE, FAKE], exp_avgs=[FAKE, FAKE],
-             exp_avg_sqs=[FAKE, FAKE], max_exp_avg_sqs=[FAKE, FAKE], sizes=[10, 3],
-             steps=[1, 2], lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-             amsgrad=True, decoupled=False, dtype="float64")
+    a = dict(
+        params=[FAKE, FAKE],
+        grads=[FAKE, FAKE],
+        exp_avgs=[FAKE, FAKE],
+        exp_avg_sqs=[FAKE, FAKE],
+        max_exp_avg_sqs=[FAKE, FAKE],
+        sizes=[10, 3],
+        steps=[1, 2],
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=0.0,
+        amsgrad=True,
+        decoupled=False,
+        dtype="float64",
+    )
     a.update(kw)
     return a
 
@@ -283,12 +333,26 @@ def test_optimizers_validate_on_host():
     with pytest.raises(ValueError, match=r"adam_step: sizes\[0\] must be >= 0"):
         cu.adam_step(**_adam_args(sizes=[-1, 3]))
     # no momentum: buffers are not read; amsgrad off: max_exp_avg_sqs not read; empty params
-    cu.sgd_step(**_sgd_args(params=[0], grads=[0], momentum_buffers=[], sizes=[0], fresh=[],
-                            momentum=0.0))
-    cu.adam_step(**_adam_args(params=[0], grads=[0], exp_avgs=[0], exp_avg_sqs=[0],
-                              max_exp_avg_sqs=[], sizes=[0], steps=[1], amsgrad=False))
-    cu.adam_step(**_adam_args(params=[], grads=[], exp_avgs=[], exp_avg_sqs=[],
-                              max_exp_avg_sqs=[], sizes=[], steps=[]))
+    cu.sgd_step(
+        **_sgd_args(params=[0], grads=[0], momentum_buffers=[], sizes=[0], fresh=[], momentum=0.0)
+    )
+    cu.adam_step(
+        **_adam_args(
+            params=[0],
+            grads=[0],
+            exp_avgs=[0],
+            exp_avg_sqs=[0],
+            max_exp_avg_sqs=[],
+            sizes=[0],
+            steps=[1],
+            amsgrad=False,
+        )
+    )
+    cu.adam_step(
+        **_adam_args(
+            params=[], grads=[], exp_avgs=[], exp_avg_sqs=[], max_exp_avg_sqs=[], sizes=[], steps=[]
+        )
+    )
 
 
 # ---- valid arguments reach the launch; without a GPU the launch check names the kernel
@@ -297,8 +361,7 @@ def test_launch_failure_without_gpu_names_the_kernel():
     _no_gpu(cu)
     geo = dict(KH=3, KW=3, stride=(1, 1), padding=(1, 1), dilation=(1, 1), dtype="float32")
     mx = dict(**POOL, dilation=(1, 1), ceil_mode=False, dtype="float32")
-    av = dict(**POOL, ceil_mode=True, count_include_pad=False, divisor_override=3,
-              dtype="float64")
+    av = dict(**POOL, ceil_mode=True, count_include_pad=False, divisor_override=3, dtype="float64")
     calls = {
         "im2col_kernel": lambda: cu.im2col(FAKE, X, FAKE, COLS, **geo),
         "col2im_kernel": lambda: cu.col2im(FAKE, COLS, FAKE, X, **geo),
@@ -420,17 +483,24 @@ def test_gpu_conv2d_vs_reference_and_torch(kc, dtype, groups):
     np.testing.assert_allclose(cp.asnumpy(y), y_ref, **tol)
     dy = _rand(rng, y_ref.shape, dtype)
     ref = reference.conv2d_backward(dy, x, w, *args, (True, True, True))
-    got = kc.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w), *args,
-                             (True, True, True))
+    got = kc.conv2d_backward(
+        cp.asarray(dy), cp.asarray(x), cp.asarray(w), *args, (True, True, True)
+    )
     for g, r in zip(got, ref):
         np.testing.assert_allclose(cp.asnumpy(g), r, **tol)
     torch = _torch_cuda()
     if torch is not None:
         torch.backends.cudnn.allow_tf32 = False
         tx = torch.tensor(x, device="cuda")
-        yt = torch.nn.functional.conv2d(tx, torch.tensor(w, device="cuda"),
-                                        torch.tensor(b, device="cuda"), stride=(2, 1),
-                                        padding=(1, 1), dilation=(1, 2), groups=groups)
+        yt = torch.nn.functional.conv2d(
+            tx,
+            torch.tensor(w, device="cuda"),
+            torch.tensor(b, device="cuda"),
+            stride=(2, 1),
+            padding=(1, 1),
+            dilation=(1, 2),
+            groups=groups,
+        )
         np.testing.assert_allclose(cp.asnumpy(y), yt.cpu().numpy(), **tol)
 
 
@@ -454,7 +524,7 @@ def test_gpu_maxpool2d(kc, case, dtype):
     shape, k, s, p, d, ceil = case
     rng = np.random.default_rng(3)
     x = _rand(rng, shape, dtype)
-    x.flat[:: 7] = x.flat[0]  # ties: the first max in window order must win
+    x.flat[::7] = x.flat[0]  # ties: the first max in window order must win
     y_ref, i_ref = reference.maxpool2d_forward(x, k, s, p, d, ceil)
     y, ind = kc.maxpool2d_forward(cp.asarray(x), k, s, p, d, ceil)
     _close(y, y_ref, dtype)
@@ -463,12 +533,14 @@ def test_gpu_maxpool2d(kc, case, dtype):
     dx_ref = reference.maxpool2d_backward(dy, i_ref, shape, k, s, p, d, ceil)
     dx = kc.maxpool2d_backward(cp.asarray(dy), ind, shape, k, s, p, d, ceil)
     _close(dx, dx_ref, dtype)
-    assert cp.array_equal(dx, kc.maxpool2d_backward(cp.asarray(dy), ind, shape, k, s, p, d,
-                                                    ceil)), "deterministic"
+    assert cp.array_equal(
+        dx, kc.maxpool2d_backward(cp.asarray(dy), ind, shape, k, s, p, d, ceil)
+    ), "deterministic"
     torch = _torch_cuda()
     if torch is not None:
-        yt, it = torch.nn.functional.max_pool2d(torch.tensor(x, device="cuda"), k, s, p, d,
-                                                ceil_mode=ceil, return_indices=True)
+        yt, it = torch.nn.functional.max_pool2d(
+            torch.tensor(x, device="cuda"), k, s, p, d, ceil_mode=ceil, return_indices=True
+        )
         np.testing.assert_array_equal(cp.asnumpy(y), yt.cpu().numpy())
         np.testing.assert_array_equal(cp.asnumpy(ind), it.cpu().numpy())
 
@@ -487,14 +559,12 @@ def test_gpu_avgpool2d(kc, case, dtype, cip, div):
     y = kc.avgpool2d_forward(cp.asarray(x), k, s, p, ceil, cip, div)
     _close(y, y_ref, dtype)
     dy = _rand(rng, y_ref.shape, dtype)
-    dx_ref = np.ascontiguousarray(reference.avgpool2d_backward(dy, shape, k, s, p, ceil, cip,
-                                                               div))
+    dx_ref = np.ascontiguousarray(reference.avgpool2d_backward(dy, shape, k, s, p, ceil, cip, div))
     dx = kc.avgpool2d_backward(cp.asarray(dy), shape, k, s, p, ceil, cip, div)
     _close(dx, dx_ref, dtype)
     torch = _torch_cuda()
     if torch is not None:
-        yt = torch.nn.functional.avg_pool2d(torch.tensor(x, device="cuda"), k, s, p, ceil, cip,
-                                            div)
+        yt = torch.nn.functional.avg_pool2d(torch.tensor(x, device="cuda"), k, s, p, ceil, cip, div)
         np.testing.assert_allclose(cp.asnumpy(y), yt.cpu().numpy(), **TOL[dtype])
 
 
@@ -531,10 +601,15 @@ def _param_lists(rng, dtype, n_lists):
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA GPU and CuPy")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("momentum,dampening,wd,nesterov,maximize", [
-    (0.0, 0.0, 0.0, False, False), (0.9, 0.0, 0.0, False, False), (0.9, 0.1, 1e-2, False, True),
-    (0.9, 0.0, 1e-2, True, False),
-])
+@pytest.mark.parametrize(
+    "momentum,dampening,wd,nesterov,maximize",
+    [
+        (0.0, 0.0, 0.0, False, False),
+        (0.9, 0.0, 0.0, False, False),
+        (0.9, 0.1, 1e-2, False, True),
+        (0.9, 0.0, 1e-2, True, False),
+    ],
+)
 def test_gpu_sgd_step(kc, dtype, momentum, dampening, wd, nesterov, maximize):
     cp = backend.cupy_or_raise()
     rng = np.random.default_rng(6)
@@ -544,8 +619,17 @@ def test_gpu_sgd_step(kc, dtype, momentum, dampening, wd, nesterov, maximize):
     for _ in range(3):
         g_h = [_rand(rng, a.shape, dtype) for a in p_h]
         reference.sgd_step(p_h, g_h, bufs_h, 0.1, momentum, dampening, wd, nesterov, maximize)
-        kc.sgd_step(p_d, [cp.asarray(g) for g in g_h], bufs_d, 0.1, momentum, dampening, wd,
-                    nesterov, maximize)
+        kc.sgd_step(
+            p_d,
+            [cp.asarray(g) for g in g_h],
+            bufs_d,
+            0.1,
+            momentum,
+            dampening,
+            wd,
+            nesterov,
+            maximize,
+        )
     for got, want in zip(p_d, p_h):
         _close(got, want, dtype)
     if momentum:
@@ -556,10 +640,15 @@ def test_gpu_sgd_step(kc, dtype, momentum, dampening, wd, nesterov, maximize):
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA GPU and CuPy")
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("wd,amsgrad,decoupled,beta1", [
-    (0.0, False, False, 0.9), (1e-2, False, False, 0.9), (1e-2, True, True, 0.9),
-    (0.0, True, False, 0.3),
-])
+@pytest.mark.parametrize(
+    "wd,amsgrad,decoupled,beta1",
+    [
+        (0.0, False, False, 0.9),
+        (1e-2, False, False, 0.9),
+        (1e-2, True, True, 0.9),
+        (0.0, True, False, 0.3),
+    ],
+)
 def test_gpu_adam_step(kc, dtype, wd, amsgrad, decoupled, beta1):
     cp = backend.cupy_or_raise()
     rng = np.random.default_rng(7)
@@ -571,10 +660,24 @@ def test_gpu_adam_step(kc, dtype, wd, amsgrad, decoupled, beta1):
     for step in range(1, 4):
         g_h = [_rand(rng, a.shape, dtype) for a in p_h]
         steps = [step + (i % 2) for i in range(len(p_h))]  # per-parameter step counts
-        reference.adam_step(p_h, g_h, m_h, v_h, vm_h, steps, 1e-2, beta1, 0.999, 1e-8, wd,
-                            amsgrad, decoupled)
-        kc.adam_step(p_d, [cp.asarray(g) for g in g_h], m_d, v_d, vm_d, steps, 1e-2, beta1,
-                     0.999, 1e-8, wd, amsgrad, decoupled)
+        reference.adam_step(
+            p_h, g_h, m_h, v_h, vm_h, steps, 1e-2, beta1, 0.999, 1e-8, wd, amsgrad, decoupled
+        )
+        kc.adam_step(
+            p_d,
+            [cp.asarray(g) for g in g_h],
+            m_d,
+            v_d,
+            vm_d,
+            steps,
+            1e-2,
+            beta1,
+            0.999,
+            1e-8,
+            wd,
+            amsgrad,
+            decoupled,
+        )
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else TOL[dtype]
     got_all, want_all = p_d + m_d + v_d, p_h + m_h + v_h
     if amsgrad:  # the AMSGrad max buffer too
@@ -604,19 +707,34 @@ def test_gpu_adam_vs_torch():
         for t, g in zip(tp, g_h):
             t.grad = torch.tensor(g, device="cuda")
         opt.step()
-        kc.adam_step(p_d, [cp.asarray(g) for g in g_h], m_d, v_d, None, step, 1e-2, 0.9, 0.999,
-                     1e-8, 1e-2, False, True)
+        kc.adam_step(
+            p_d,
+            [cp.asarray(g) for g in g_h],
+            m_d,
+            v_d,
+            None,
+            step,
+            1e-2,
+            0.9,
+            0.999,
+            1e-8,
+            1e-2,
+            False,
+            True,
+        )
     for got, t in zip(p_d, tp):
-        np.testing.assert_allclose(cp.asnumpy(got), t.detach().cpu().numpy(), rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(cp.asnumpy(got), t.detach().cpu().numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA GPU and CuPy")
-@pytest.mark.parametrize("opts", [
-    dict(momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, maximize=False),
-    dict(momentum=0.9, dampening=0.1, weight_decay=1e-2, nesterov=False, maximize=True),
-])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(momentum=0.9, dampening=0.0, weight_decay=1e-2, nesterov=True, maximize=False),
+        dict(momentum=0.9, dampening=0.1, weight_decay=1e-2, nesterov=False, maximize=True),
+    ],
+)
 def test_gpu_sgd_vs_torch(opts):
     """The two option sets the first H200 run flagged, against torch.optim.SGD on CUDA
     (the parameter list includes a 0-d parameter)."""
@@ -637,13 +755,23 @@ def test_gpu_sgd_vs_torch(opts):
         for t, g in zip(tp, g_h):
             t.grad = torch.tensor(g, device="cuda")
         opt.step()
-        kc.sgd_step(p_d, [cp.asarray(g) for g in g_h], bufs, 0.1, opts["momentum"],
-                    opts["dampening"], opts["weight_decay"], opts["nesterov"], opts["maximize"])
+        kc.sgd_step(
+            p_d,
+            [cp.asarray(g) for g in g_h],
+            bufs,
+            0.1,
+            opts["momentum"],
+            opts["dampening"],
+            opts["weight_decay"],
+            opts["nesterov"],
+            opts["maximize"],
+        )
     for got, t in zip(p_d, tp):
         np.testing.assert_allclose(cp.asnumpy(got), t.detach().cpu().numpy(), **TOL["float64"])
     for got, t in zip(bufs, tp):
-        np.testing.assert_allclose(cp.asnumpy(got), opt.state[t]["momentum_buffer"].cpu().numpy(),
-                                   **TOL["float64"])
+        np.testing.assert_allclose(
+            cp.asnumpy(got), opt.state[t]["momentum_buffer"].cpu().numpy(), **TOL["float64"]
+        )
 
 
 @pytest.mark.gpu

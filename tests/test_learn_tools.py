@@ -19,11 +19,9 @@ def _mlp(batch=8):
     rng = np.random.default_rng(0)
     x = mg.Tensor(rng.standard_normal((batch, 3)).astype(np.float32))
     params = {
-        "fc1.weight": mg.Tensor(rng.standard_normal((3, 4)).astype(np.float32),
-                                requires_grad=True),
+        "fc1.weight": mg.Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True),
         "fc1.bias": mg.Tensor(np.zeros(4, np.float32), requires_grad=True),
-        "fc2.weight": mg.Tensor(rng.standard_normal((4, 2)).astype(np.float32),
-                                requires_grad=True),
+        "fc2.weight": mg.Tensor(rng.standard_normal((4, 2)).astype(np.float32), requires_grad=True),
     }
     h = (x @ params["fc1.weight"] + params["fc1.bias"]).relu()
     loss = (h @ params["fc2.weight"]).tanh().sum()
@@ -44,8 +42,15 @@ def test_dot_structure_and_labels():
     # 6 ops (sum, tanh, matmul, relu, add, matmul) + 3 parameter leaves; x needs no grad
     assert len(labels) == 9
     assert sorted(o for o in ops if o.endswith("Backward")) == sorted(
-        ["SumBackward", "TanhBackward", "MatMulBackward", "ReluBackward", "AddBackward",
-         "MatMulBackward"])
+        [
+            "SumBackward",
+            "TanhBackward",
+            "MatMulBackward",
+            "ReluBackward",
+            "AddBackward",
+            "MatMulBackward",
+        ]
+    )
     assert {"fc1.weight", "fc1.bias", "fc2.weight"} <= set(ops)
     text = " ".join(labels.values())
     assert "(8, 4) float32" in text  # relu / add output
@@ -98,8 +103,9 @@ def test_dot_multi_output_node():
     assert "out0: (1, 1, 2, 2) float32" in dot
 
 
-@pytest.mark.skipif(shutil.which("dot") is None,
-                    reason="Graphviz `dot` not installed (CI installs it in .ci/run)")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz `dot` not installed (CI installs it in .ci/run)"
+)
 def test_render_png_and_svg(tmp_path):
     loss, params = _mlp()
     png = viz.render(loss, tmp_path / "g.png", params=params)
@@ -126,10 +132,19 @@ def test_explain_mlp_trace():
     with mg.autograd.explain(params) as trace:
         loss.backward()
     ops = trace.ops()
-    assert ops[:6] == ["SumBackward", "TanhBackward", "MatMulBackward", "ReluBackward",
-                       "AddBackward", "MatMulBackward"]
-    assert sorted(r["leaf"] for r in trace if "leaf" in r) == ["fc1.bias", "fc1.weight",
-                                                               "fc2.weight"]
+    assert ops[:6] == [
+        "SumBackward",
+        "TanhBackward",
+        "MatMulBackward",
+        "ReluBackward",
+        "AddBackward",
+        "MatMulBackward",
+    ]
+    assert sorted(r["leaf"] for r in trace if "leaf" in r) == [
+        "fc1.bias",
+        "fc1.weight",
+        "fc2.weight",
+    ]
     (add,) = trace.find("AddBackward")
     assert add["upstream"] == [(8, 4)]
     assert add["input_grads"] == [(8, 4), (4,)]
@@ -141,8 +156,9 @@ def test_explain_mlp_trace():
     assert [s["name"] for s in tanh["saved"]] == ["out"]
     mm = trace.find("MatMulBackward")[0]
     assert "grad @ b^T" in mm["rule"]
-    assert {"name": "b=fc2.weight", "shape": (4, 2), "dtype": "float32",
-            "nbytes": 32} in mm["saved"]
+    assert {"name": "b=fc2.weight", "shape": (4, 2), "dtype": "float32", "nbytes": 32} in mm[
+        "saved"
+    ]
     assert all(r["seconds"] >= 0 for r in trace) and trace.total_seconds > 0
     # the leaves got the gradients the trace says
     assert params["fc1.bias"].grad.shape == (4,)
@@ -263,8 +279,11 @@ def test_conformance_add(tmp_path, capsys):
     assert conformance.main(["--op", "add", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "conformance.json").read_text())
     rows = data["rows"]
-    assert [(r["op"], r["dtype"]) for r in rows] == [("add", "float64"), ("add", "float32"),
-                                                     ("add", "float16")]
+    assert [(r["op"], r["dtype"]) for r in rows] == [
+        ("add", "float64"),
+        ("add", "float32"),
+        ("add", "float16"),
+    ]
     assert all(r["status"] == "pass" for r in rows)
     assert rows[0]["gradcheck"] == "pass" and rows[0]["gradgradcheck"] == "pass"
     assert rows[0]["fwd_abs"] <= 1e-12 and 0 < rows[2]["fwd_abs"] < 1e-2
@@ -280,8 +299,12 @@ def test_conformance_kernel_variants(tmp_path):
     from minigrad import kernels
     from minigrad.tools import conformance
 
-    assert conformance.main(["--op", "relu", "--dtype", "float32", "--no-fd", "--quiet",
-                             "--out", str(tmp_path)]) == 0
+    assert (
+        conformance.main(
+            ["--op", "relu", "--dtype", "float32", "--no-fd", "--quiet", "--out", str(tmp_path)]
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "conformance.json").read_text())["rows"]
     built = [v for v in kernels.VARIANTS["cpu"] if v in kernels.available()["relu"]]
     assert [r["variant"] for r in rows] == built
@@ -307,8 +330,9 @@ def test_conformance_unsupported_dtype_is_not_a_failure():
             raise DTypeError("no float16 here")
         return a * 2.0
 
-    spec = OpSpec("double", fn, lambda T, a: a * 2.0,
-                  lambda rng: [Sample((rng.uniform(-1, 1, (3,)),))])
+    spec = OpSpec(
+        "double", fn, lambda T, a: a * 2.0, lambda rng: [Sample((rng.uniform(-1, 1, (3,)),))]
+    )
     rows = conformance.run([spec], finite_differences=False)
     assert [r["status"] for r in rows] == ["pass", "pass", "unsupported"]
     assert "no float16 here" in rows[2]["detail"]

@@ -37,8 +37,10 @@ def _overfit(net, loss_fn, steps, lr):
 
 def _images(hw, n=8, seed=0):
     rng = np.random.default_rng(seed)
-    return (mg.tensor(rng.standard_normal((n, 3, hw, hw)).astype(np.float32)),
-            mg.tensor(rng.integers(0, 10, n)))
+    return (
+        mg.tensor(rng.standard_normal((n, 3, hw, hw)).astype(np.float32)),
+        mg.tensor(rng.integers(0, 10, n)),
+    )
 
 
 def test_every_registered_model_is_covered_here():
@@ -78,10 +80,14 @@ def _next_char_loss(x, y):
     return loss
 
 
-@pytest.mark.parametrize("make,fraction", [
-    (lambda: CharLSTM(V, dim=8, hidden=32), 0.5),  # reaches ~0.26 of the start
-    (lambda: CharTransformer(V, dim=16, heads=2, layers=1, context=16), 0.1),  # ~0.014
-], ids=["CharLSTM", "CharTransformer"])
+@pytest.mark.parametrize(
+    "make,fraction",
+    [
+        (lambda: CharLSTM(V, dim=8, hidden=32), 0.5),  # reaches ~0.26 of the start
+        (lambda: CharTransformer(V, dim=16, heads=2, layers=1, context=16), 0.1),  # ~0.014
+    ],
+    ids=["CharLSTM", "CharTransformer"],
+)
 def test_char_models_overfit_one_batch(make, fraction):
     mg.manual_seed(0)
     rng = np.random.default_rng(1)
@@ -96,10 +102,14 @@ def _reverse_loss(digits):
     return lambda net: F.cross_entropy(net(digits).reshape(-1, 10), target)
 
 
-@pytest.mark.parametrize("make,fraction", [
-    (lambda: ReverseLSTM(hidden=32), 0.6),  # reaches ~0.31 of the start
-    (lambda: ReverseTransformer(5, dim=16, heads=2, layers=1), 0.05),  # ~0.001
-], ids=["ReverseLSTM", "ReverseTransformer"])
+@pytest.mark.parametrize(
+    "make,fraction",
+    [
+        (lambda: ReverseLSTM(hidden=32), 0.6),  # reaches ~0.31 of the start
+        (lambda: ReverseTransformer(5, dim=16, heads=2, layers=1), 0.05),  # ~0.001
+    ],
+    ids=["ReverseLSTM", "ReverseTransformer"],
+)
 def test_reverse_models_overfit_one_batch(make, fraction):
     mg.manual_seed(0)
     digits = np.random.default_rng(2).integers(0, 10, (8, 5))

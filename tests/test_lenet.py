@@ -43,7 +43,8 @@ def test_structure_matches_pytorch():
     ref, model = _pair()
     assert repr(model).replace("LeNet", "TorchNet") == repr(ref)
     assert [(k, tuple(p.shape)) for k, p in model.named_parameters()] == [
-        (k, tuple(p.shape)) for k, p in ref.named_parameters()]
+        (k, tuple(p.shape)) for k, p in ref.named_parameters()
+    ]
 
 
 def test_logits_loss_and_grads_match_pytorch():
@@ -58,14 +59,16 @@ def test_logits_loss_and_grads_match_pytorch():
     tloss = TF.cross_entropy(tlogits, torch.from_numpy(y))
     tloss.backward()
     assert logits.dtype == np.float32 and logits.shape == (4, 10)
-    np.testing.assert_allclose(logits.detach().numpy(), tlogits.detach().numpy(), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        logits.detach().numpy(), tlogits.detach().numpy(), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
     grads = dict(ref.named_parameters())
     for name, p in model.named_parameters():
         assert p.grad is not None, name
-        np.testing.assert_allclose(p.grad.numpy(), grads[name].grad.numpy(), rtol=1e-4,
-                                   atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            p.grad.numpy(), grads[name].grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name
+        )
 
 
 def test_empty_batch():

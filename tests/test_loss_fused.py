@@ -53,8 +53,9 @@ def _case(M, C, use_w, ignore, dtype, seed=0):
 
 def _torch_ce(x, t, w, ignore, ls, reduction):
     tx = torch.tensor(x, requires_grad=True)
-    kw = dict(weight=None if w is None else torch.tensor(w), label_smoothing=ls,
-              reduction=reduction)
+    kw = dict(
+        weight=None if w is None else torch.tensor(w), label_smoothing=ls, reduction=reduction
+    )
     if ignore is not None:
         kw["ignore_index"] = ignore
     return tx, TF.cross_entropy(tx, torch.tensor(t), **kw)
@@ -96,8 +97,9 @@ def test_cross_entropy_reductions_and_spatial_vs_torch(variant, reduction, ls):
     t[0, 0, :2] = -100
     w = rng.random(5) + 0.5
     a = mg.tensor(x, requires_grad=True)
-    out = F.cross_entropy(a, mg.tensor(t), weight=mg.tensor(w), reduction=reduction,
-                          label_smoothing=ls)
+    out = F.cross_entropy(
+        a, mg.tensor(t), weight=mg.tensor(w), reduction=reduction, label_smoothing=ls
+    )
     tx, tout = _torch_ce(x, t, w, -100, ls, reduction)
     np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12)
     out.sum().backward()
@@ -109,13 +111,11 @@ def test_cross_entropy_reductions_and_spatial_vs_torch(variant, reduction, ls):
 def test_double_backward_vs_torch(variant, use_w, ls):
     x, t, w = _case(6, 4, use_w, -100, np.float64, seed=5)
     a = mg.tensor(x, requires_grad=True)
-    loss = F.cross_entropy(a, mg.tensor(t), None if w is None else mg.tensor(w),
-                           label_smoothing=ls)
+    loss = F.cross_entropy(a, mg.tensor(t), None if w is None else mg.tensor(w), label_smoothing=ls)
     (g,) = mg.autograd.grad(loss, [a], create_graph=True)
     tx, tl = _torch_ce(x, t, w, -100, ls, "mean")
     (tg,) = torch.autograd.grad(tl, [tx], create_graph=True)
-    np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-10,
-                               atol=1e-14)
+    np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-10, atol=1e-14)
     v = np.random.default_rng(2).standard_normal(x.shape)
     (g * mg.tensor(v)).sum().backward()
     (tg * torch.tensor(v)).sum().backward()
@@ -127,14 +127,16 @@ def test_gradcheck_float64(variant, use_w, ls):
     x, t, w = _case(5, 4, use_w, -100, np.float64, seed=9)
     tt, tw = mg.tensor(t), None if w is None else mg.tensor(w)
     a = mg.tensor(x, requires_grad=True)
-    assert gradcheck(lambda z: F.cross_entropy(z, tt, tw, label_smoothing=ls,
-                                               reduction="none"), (a,))
+    assert gradcheck(
+        lambda z: F.cross_entropy(z, tt, tw, label_smoothing=ls, reduction="none"), (a,)
+    )
     assert gradcheck(lambda z: F.cross_entropy(z, tt, tw, label_smoothing=ls), (a,))
 
 
 def test_extreme_logits_stay_finite(variant):
-    x = np.array([[1000.0, -1000.0, 0.0], [-1e4, -1e4, -1e4], [80.0, 81.5, -90.0]],
-                 dtype=np.float32)
+    x = np.array(
+        [[1000.0, -1000.0, 0.0], [-1e4, -1e4, -1e4], [80.0, 81.5, -90.0]], dtype=np.float32
+    )
     a = mg.tensor(x, requires_grad=True)
     loss = F.cross_entropy(a, mg.tensor([1, 0, 2]), label_smoothing=0.1, reduction="none")
     tx, tl = _torch_ce(x, np.array([1, 0, 2]), None, None, 0.1, "none")
@@ -199,8 +201,9 @@ def test_cpp_kernel_accepts_views_and_empty_batch():
     e = np.zeros((0, 3))
     losses, lse = cpp.cross_entropy_forward(e, np.zeros(0, np.int64), None, -100, 0.0)
     assert losses.shape == lse.shape == (0,)
-    assert cpp.cross_entropy_backward(losses, e, np.zeros(0, np.int64), lse, None, -100,
-                                      0.0).shape == (0, 3)
+    assert cpp.cross_entropy_backward(
+        losses, e, np.zeros(0, np.int64), lse, None, -100, 0.0
+    ).shape == (0, 3)
 
 
 @pytest.mark.parametrize("name", ["numpy", "cpp"])
@@ -211,8 +214,11 @@ def test_kernel_rejects_out_of_range_target(name):
     x = np.zeros((3, 4), np.float32)
     for bad in (4, -2):
         t = np.array([0, bad, -100], np.int64)
-        with pytest.raises(IndexError, match=rf"cross_entropy_forward: target {bad} is out of "
-                                             r"bounds for 4 classes"):
+        with pytest.raises(
+            IndexError,
+            match=rf"cross_entropy_forward: target {bad} is out of "
+            r"bounds for 4 classes",
+        ):
             mods[name].cross_entropy_forward(x, t, None, -100, 0.0)
 
 
@@ -231,35 +237,59 @@ def test_C_cross_entropy_validates_at_its_boundary():
     t = np.array([0, 1, 2], np.int64)
     lse = np.zeros(3, np.float32)
     fwd, bwd = C.cross_entropy_forward, C.cross_entropy_backward
-    with pytest.raises(TypeError, match=r"cross_entropy_forward: argument 'logits' has dtype "
-                                        r"int64, expected float32 or float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"cross_entropy_forward: argument 'logits' has dtype "
+        r"int64, expected float32 or float64",
+    ):
         fwd(np.zeros((3, 4), np.int64), t, None, -100, 0.0)
     with pytest.raises(ValueError, match=r"argument 'logits' must be 2-D, got 1-D"):
         fwd(np.zeros(4, np.float32), t, None, -100, 0.0)
     with pytest.raises(TypeError, match=r"argument 'target' has dtype int32, expected int64"):
         fwd(x, t.astype(np.int32), None, -100, 0.0)
-    with pytest.raises(ValueError, match=r"argument 'target' has shape \(2,\), expected "
-                                         r"\(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument 'target' has shape \(2,\), expected "
+        r"\(3,\)",
+    ):
         fwd(x, t[:2], None, -100, 0.0)
-    with pytest.raises(ValueError, match=r"argument 'logits' of shape \(3, 4\) must be "
-                                         r"C-contiguous"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument 'logits' of shape \(3, 4\) must be "
+        r"C-contiguous",
+    ):
         fwd(np.zeros((4, 3), np.float32).T, t, None, -100, 0.0)
-    with pytest.raises(TypeError, match=r"arguments 'logits' and 'weight' must have the same "
-                                        r"dtype, got float32 and float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"arguments 'logits' and 'weight' must have the same "
+        r"dtype, got float32 and float64",
+    ):
         fwd(x, t, np.ones(4), -100, 0.0)
-    with pytest.raises(ValueError, match=r"argument 'weight' has shape \(3,\), expected "
-                                         r"\(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"argument 'weight' has shape \(3,\), expected "
+        r"\(4,\)",
+    ):
         fwd(x, t, np.ones(3, np.float32), -100, 0.0)
     with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
         fwd(x, t, None, -100, 1.5)
-    with pytest.raises(IndexError, match=r"cross_entropy_forward: target 7 is out of bounds "
-                                         r"for 4 classes"):
+    with pytest.raises(
+        IndexError,
+        match=r"cross_entropy_forward: target 7 is out of bounds "
+        r"for 4 classes",
+    ):
         fwd(x, np.array([0, 7, 1], np.int64), None, -100, 0.0)
-    with pytest.raises(ValueError, match=r"cross_entropy_backward: argument 'lse' has shape "
-                                         r"\(2,\), expected \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"cross_entropy_backward: argument 'lse' has shape "
+        r"\(2,\), expected \(3,\)",
+    ):
         bwd(lse, x, t, lse[:2], None, -100, 0.0)
-    with pytest.raises(TypeError, match=r"arguments 'logits' and 'dlosses' must have the same "
-                                        r"dtype"):
+    with pytest.raises(
+        TypeError,
+        match=r"arguments 'logits' and 'dlosses' must have the same "
+        r"dtype",
+    ):
         bwd(lse.astype(np.float64), x, t, lse, None, -100, 0.0)
     with pytest.raises(IndexError, match=r"cross_entropy_backward: target -3 is out of bounds"):
         bwd(lse, x, np.array([0, -3, 1], np.int64), lse, None, -100, 0.0)

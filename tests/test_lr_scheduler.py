@@ -25,10 +25,22 @@ SCHEDULERS = [
     ("LinearLR", dict()),
     ("LinearLR", dict(start_factor=0.2, end_factor=0.9, total_iters=12)),
     ("OneCycleLR", dict(max_lr=[0.5, 0.05], total_steps=STEPS + 1)),
-    ("OneCycleLR", dict(max_lr=0.5, epochs=4, steps_per_epoch=8, anneal_strategy="linear",
-                        pct_start=0.25)),
-    ("OneCycleLR", dict(max_lr=0.5, total_steps=STEPS + 1, three_phase=True, div_factor=10.0,
-                        final_div_factor=100.0, base_momentum=0.8, max_momentum=0.9)),
+    (
+        "OneCycleLR",
+        dict(max_lr=0.5, epochs=4, steps_per_epoch=8, anneal_strategy="linear", pct_start=0.25),
+    ),
+    (
+        "OneCycleLR",
+        dict(
+            max_lr=0.5,
+            total_steps=STEPS + 1,
+            three_phase=True,
+            div_factor=10.0,
+            final_div_factor=100.0,
+            base_momentum=0.8,
+            max_momentum=0.9,
+        ),
+    ),
 ]
 
 
@@ -174,7 +186,7 @@ class _Scale:
         self.rate = rate
 
     def __call__(self, x):
-        return self.rate ** x
+        return self.rate**x
 
 
 MORE_SCHEDULERS = {
@@ -186,36 +198,66 @@ MORE_SCHEDULERS = {
     "PolynomialLR": lambda L, o: L.PolynomialLR(o),
     "PolynomialLR-12-2": lambda L, o: L.PolynomialLR(o, total_iters=12, power=2.0),
     "SequentialLR": lambda L, o: L.SequentialLR(
-        o, [L.LinearLR(o, start_factor=0.1, total_iters=5), L.ExponentialLR(o, gamma=0.9),
-            L.CosineAnnealingLR(o, T_max=7)], milestones=[5, 12]),
+        o,
+        [
+            L.LinearLR(o, start_factor=0.1, total_iters=5),
+            L.ExponentialLR(o, gamma=0.9),
+            L.CosineAnnealingLR(o, T_max=7),
+        ],
+        milestones=[5, 12],
+    ),
     "SequentialLR-step": lambda L, o: L.SequentialLR(
-        o, [L.ConstantLR(o, factor=0.5, total_iters=3), L.StepLR(o, step_size=4, gamma=0.5),
-            L.MultiStepLR(o, milestones=[2, 5], gamma=0.3)], milestones=[6, 15]),
+        o,
+        [
+            L.ConstantLR(o, factor=0.5, total_iters=3),
+            L.StepLR(o, step_size=4, gamma=0.5),
+            L.MultiStepLR(o, milestones=[2, 5], gamma=0.3),
+        ],
+        milestones=[6, 15],
+    ),
     "SequentialLR-poly": lambda L, o: L.SequentialLR(
-        o, [L.ExponentialLR(o, gamma=0.8), L.PolynomialLR(o, total_iters=10, power=0.5)],
-        milestones=[4]),
+        o,
+        [L.ExponentialLR(o, gamma=0.8), L.PolynomialLR(o, total_iters=10, power=0.5)],
+        milestones=[4],
+    ),
     "ChainedScheduler": lambda L, o: L.ChainedScheduler(
-        [L.ConstantLR(o, factor=0.1, total_iters=4), L.ExponentialLR(o, gamma=0.9)]),
+        [L.ConstantLR(o, factor=0.1, total_iters=4), L.ExponentialLR(o, gamma=0.9)]
+    ),
     "ChainedScheduler-3": lambda L, o: L.ChainedScheduler(
-        [L.LinearLR(o, start_factor=0.2, total_iters=6), L.CosineAnnealingLR(o, T_max=9),
-         L.MultiplicativeLR(o, lr_lambda=_shrink)], optimizer=o),
-    "CyclicLR-triangular": lambda L, o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1,
-                                                   step_size_up=4),
+        [
+            L.LinearLR(o, start_factor=0.2, total_iters=6),
+            L.CosineAnnealingLR(o, T_max=9),
+            L.MultiplicativeLR(o, lr_lambda=_shrink),
+        ],
+        optimizer=o,
+    ),
+    "CyclicLR-triangular": lambda L, o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4),
     "CyclicLR-triangular2": lambda L, o: L.CyclicLR(
-        o, base_lr=[0.01, 0.001], max_lr=[0.1, 0.05], step_size_up=3, step_size_down=5,
-        mode="triangular2", base_momentum=0.7, max_momentum=0.95),
-    "CyclicLR-exp_range": lambda L, o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=5,
-                                                  mode="exp_range", gamma=0.97),
+        o,
+        base_lr=[0.01, 0.001],
+        max_lr=[0.1, 0.05],
+        step_size_up=3,
+        step_size_down=5,
+        mode="triangular2",
+        base_momentum=0.7,
+        max_momentum=0.95,
+    ),
+    "CyclicLR-exp_range": lambda L, o: L.CyclicLR(
+        o, base_lr=0.01, max_lr=0.1, step_size_up=5, mode="exp_range", gamma=0.97
+    ),
     "CyclicLR-scale_fn-cycle": lambda L, o: L.CyclicLR(
-        o, base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_Scale(0.8)),
+        o, base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_Scale(0.8)
+    ),
     "CyclicLR-scale_fn-iterations": lambda L, o: L.CyclicLR(
-        o, base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_Scale(0.98),
-        scale_mode="iterations"),
-    "CyclicLR-no-momentum": lambda L, o: L.CyclicLR(o, base_lr=0.01, max_lr=0.1,
-                                                    step_size_up=2, cycle_momentum=False),
+        o, base_lr=0.01, max_lr=0.1, step_size_up=3, scale_fn=_Scale(0.98), scale_mode="iterations"
+    ),
+    "CyclicLR-no-momentum": lambda L, o: L.CyclicLR(
+        o, base_lr=0.01, max_lr=0.1, step_size_up=2, cycle_momentum=False
+    ),
     "CosineAnnealingWarmRestarts": lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=5),
     "CosineAnnealingWarmRestarts-mult": lambda L, o: L.CosineAnnealingWarmRestarts(
-        o, T_0=3, T_mult=2, eta_min=1e-3),
+        o, T_0=3, T_mult=2, eta_min=1e-3
+    ),
 }
 
 
@@ -283,8 +325,9 @@ def test_resume_at_last_epoch_matches_torch(name, kwargs):
 def test_warm_restarts_fractional_epochs_match_torch(T_mult):
     mo, to = _groups(mg, "SGD"), _groups(torch, "SGD")
     ms = lr_scheduler.CosineAnnealingWarmRestarts(mo, T_0=4, T_mult=T_mult, eta_min=0.002)
-    ts = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(to, T_0=4, T_mult=T_mult,
-                                                              eta_min=0.002)
+    ts = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        to, T_0=4, T_mult=T_mult, eta_min=0.002
+    )
     iters = 7
     for epoch in range(30):
         for i in range(iters):
@@ -299,8 +342,38 @@ def test_warm_restarts_fractional_epochs_match_torch(T_mult):
 
 
 # a metric that improves, stalls (with small rel/abs improvements), improves again, worsens
-METRICS = [10.0, 9.0, 8.0, 8.0, 7.9995, 7.999, 8.1, 8.0, 7.99, 7.0, 6.0, 6.0, 6.0, 5.9999, 6.5,
-           7.0, 7.0, 7.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0] + [2.0] * 12
+METRICS = [
+    10.0,
+    9.0,
+    8.0,
+    8.0,
+    7.9995,
+    7.999,
+    8.1,
+    8.0,
+    7.99,
+    7.0,
+    6.0,
+    6.0,
+    6.0,
+    5.9999,
+    6.5,
+    7.0,
+    7.0,
+    7.0,
+    3.0,
+    3.0,
+    3.0,
+    3.0,
+    3.0,
+    3.0,
+    3.0,
+    3.0,
+    2.0,
+    2.0,
+    2.0,
+    2.0,
+] + [2.0] * 12
 PLATEAU_CONFIGS = [
     dict(),
     dict(patience=2),
@@ -328,7 +401,11 @@ def test_reduce_on_plateau_matches_torch(kwargs):
         ts.step(metric)
         _assert_same_lrs(mo, to, ms, ts)
         assert (ms.best, ms.num_bad_epochs, ms.cooldown_counter, ms.last_epoch) == (
-            ts.best, ts.num_bad_epochs, ts.cooldown_counter, ts.last_epoch)
+            ts.best,
+            ts.num_bad_epochs,
+            ts.cooldown_counter,
+            ts.last_epoch,
+        )
         lrs.append(ms.get_last_lr()[0])
     if kwargs.get("factor") != 0.999:
         assert min(lrs) < lrs[0]  # the sequence really reduces the lr
@@ -366,8 +443,9 @@ def test_more_scheduler_validation():
         lr_scheduler.SequentialLR(opt, [lr_scheduler.ConstantLR(opt)], milestones=[3])
     other = _groups(mg, "SGD")
     with pytest.raises(ValueError, match="same optimizer"):
-        lr_scheduler.ChainedScheduler([lr_scheduler.ConstantLR(opt),
-                                       lr_scheduler.ConstantLR(other)])
+        lr_scheduler.ChainedScheduler(
+            [lr_scheduler.ConstantLR(opt), lr_scheduler.ConstantLR(other)]
+        )
     with pytest.raises(ValueError, match="ReduceLROnPlateau"):
         lr_scheduler.ChainedScheduler([lr_scheduler.ReduceLROnPlateau(opt)])
     with pytest.raises(ValueError, match="mode"):

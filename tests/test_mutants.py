@@ -32,8 +32,11 @@ def test_max_pool2d_bad_stride_error_names_the_op_and_the_argument():
     from minigrad.nn import functional as F
 
     x = mg.randn(1, 1, 4, 4)
-    with pytest.raises(ValueError, match=r"^max_pool2d: stride must be an int or a pair of "
-                                         r"ints, got \(1, 2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^max_pool2d: stride must be an int or a pair of "
+        r"ints, got \(1, 2, 3\)",
+    ):
         F.max_pool2d(x, 2, stride=(1, 2, 3))
 
 
@@ -52,12 +55,27 @@ def test_cuda_adam_step_names_the_mismatched_list(monkeypatch, name):
     monkeypatch.setattr(kc, "_cuda", fake_cuda.FakeCuda())
     monkeypatch.setattr(kc, "_cp", fake_cuda.fake_cupy)
     params = [fake_cuda.to_device(np.zeros(3)), fake_cuda.to_device(np.zeros(2))]
-    lists = {n: [fake_cuda.to_device(np.zeros(3)), fake_cuda.to_device(np.zeros(2))]
-             for n in ("grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")}
+    lists = {
+        n: [fake_cuda.to_device(np.zeros(3)), fake_cuda.to_device(np.zeros(2))]
+        for n in ("grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs")
+    }
     lists[name] = lists[name][:1]
     with pytest.raises(ValueError, match=rf"^adam_step: '{name}' has 1 entries, expected 2"):
-        kc.adam_step(params, lists["grads"], lists["exp_avgs"], lists["exp_avg_sqs"],
-                     lists["max_exp_avg_sqs"], 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, True, False)
+        kc.adam_step(
+            params,
+            lists["grads"],
+            lists["exp_avgs"],
+            lists["exp_avg_sqs"],
+            lists["max_exp_avg_sqs"],
+            1,
+            1e-3,
+            0.9,
+            0.999,
+            1e-8,
+            0.0,
+            True,
+            False,
+        )
     fake_cuda.REGISTRY.clear()
 
 

@@ -43,43 +43,136 @@ def _poke(a, index, value):
 
 # (name, L, S, edit(q, k, v, mask) -> (q, k, v, mask), mask kind, is_causal, scale)
 ATTN_CASES = [
-    ("nan_query_row", 5, 7, lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), NAN), k, v, m),
-     None, False, None),
-    ("inf_query_row", 5, 7, lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), INF), k, v, m),
-     None, False, None),
-    ("nan_key", 5, 7, lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), NAN), v, m),
-     None, False, None),
-    ("inf_key", 5, 7, lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), -INF), v, m),
-     None, False, None),
-    ("nan_value", 5, 7, lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), NAN), m),
-     None, False, None),
-    ("inf_value", 5, 7, lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), INF), m),
-     None, False, None),
+    (
+        "nan_query_row",
+        5,
+        7,
+        lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), NAN), k, v, m),
+        None,
+        False,
+        None,
+    ),
+    (
+        "inf_query_row",
+        5,
+        7,
+        lambda q, k, v, m: (_poke(q, (0, 1, 2, 0), INF), k, v, m),
+        None,
+        False,
+        None,
+    ),
+    ("nan_key", 5, 7, lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), NAN), v, m), None, False, None),
+    (
+        "inf_key",
+        5,
+        7,
+        lambda q, k, v, m: (q, _poke(k, (1, 0, 3, 1), -INF), v, m),
+        None,
+        False,
+        None,
+    ),
+    (
+        "nan_value",
+        5,
+        7,
+        lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), NAN), m),
+        None,
+        False,
+        None,
+    ),
+    (
+        "inf_value",
+        5,
+        7,
+        lambda q, k, v, m: (q, k, _poke(v, (0, 0, 4, 2), INF), m),
+        None,
+        False,
+        None,
+    ),
     # causal: the NaN/inf sits in keys/values every query (or most) never sees
-    ("causal_nan_future_key", 6, 40, lambda q, k, v, m: (q, _poke(k, (0, 1, 35, 0), NAN), v, m),
-     None, True, None),
-    ("causal_inf_future_value", 6, 40,
-     lambda q, k, v, m: (q, k, _poke(v, (0, 1, 35, 0), INF), m), None, True, None),
-    ("causal_nan_last_query", 40, 40, lambda q, k, v, m: (_poke(q, (1, 0, 39, 3), NAN), k, v, m),
-     None, True, None),
-    ("causal_nan_key_long", 130, 130,
-     lambda q, k, v, m: (q, _poke(k, (0, 0, 129, 0), NAN), v, m), None, True, None),
+    (
+        "causal_nan_future_key",
+        6,
+        40,
+        lambda q, k, v, m: (q, _poke(k, (0, 1, 35, 0), NAN), v, m),
+        None,
+        True,
+        None,
+    ),
+    (
+        "causal_inf_future_value",
+        6,
+        40,
+        lambda q, k, v, m: (q, k, _poke(v, (0, 1, 35, 0), INF), m),
+        None,
+        True,
+        None,
+    ),
+    (
+        "causal_nan_last_query",
+        40,
+        40,
+        lambda q, k, v, m: (_poke(q, (1, 0, 39, 3), NAN), k, v, m),
+        None,
+        True,
+        None,
+    ),
+    (
+        "causal_nan_key_long",
+        130,
+        130,
+        lambda q, k, v, m: (q, _poke(k, (0, 0, 129, 0), NAN), v, m),
+        None,
+        True,
+        None,
+    ),
     # padding masks: a fully masked row, with and without a NaN in it
-    ("masked_row", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (2,), False)), "bool", False,
-     None),
-    ("nan_query_in_masked_row", 5, 7,
-     lambda q, k, v, m: (_poke(q, (0, 0, 2, 0), NAN), k, v, _poke(m, (2,), False)), "bool",
-     False, None),
-    ("nan_key_masked_out", 5, 7,
-     lambda q, k, v, m: (q, _poke(k, (0, 0, 3, 0), NAN), v, _poke(m, (slice(None), 3), False)),
-     "bool", False, None),
-    ("nan_value_with_masked_row", 5, 7,
-     lambda q, k, v, m: (q, k, _poke(v, (0, 0, 3, 0), NAN), _poke(m, (2,), False)), "bool",
-     False, None),
-    ("nan_in_float_mask", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), NAN)), "float",
-     False, None),
-    ("posinf_in_float_mask", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), INF)), "float",
-     False, None),
+    ("masked_row", 5, 7, lambda q, k, v, m: (q, k, v, _poke(m, (2,), False)), "bool", False, None),
+    (
+        "nan_query_in_masked_row",
+        5,
+        7,
+        lambda q, k, v, m: (_poke(q, (0, 0, 2, 0), NAN), k, v, _poke(m, (2,), False)),
+        "bool",
+        False,
+        None,
+    ),
+    (
+        "nan_key_masked_out",
+        5,
+        7,
+        lambda q, k, v, m: (q, _poke(k, (0, 0, 3, 0), NAN), v, _poke(m, (slice(None), 3), False)),
+        "bool",
+        False,
+        None,
+    ),
+    (
+        "nan_value_with_masked_row",
+        5,
+        7,
+        lambda q, k, v, m: (q, k, _poke(v, (0, 0, 3, 0), NAN), _poke(m, (2,), False)),
+        "bool",
+        False,
+        None,
+    ),
+    (
+        "nan_in_float_mask",
+        5,
+        7,
+        lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), NAN)),
+        "float",
+        False,
+        None,
+    ),
+    (
+        "posinf_in_float_mask",
+        5,
+        7,
+        lambda q, k, v, m: (q, k, v, _poke(m, (1, 4), INF)),
+        "float",
+        False,
+        None,
+    ),
     ("scale_nan", 5, 7, lambda q, k, v, m: (q, k, v, m), None, False, NAN),
     ("scale_inf", 5, 7, lambda q, k, v, m: (q, k, v, m), None, False, INF),
 ]
@@ -105,8 +198,13 @@ def test_attention_nonfinite_matches_torch(case, variant, dtype):
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
     with sdpa_kernel(SDPBackend.MATH):
         to = TF.scaled_dot_product_attention(
-            tq, tk, tv, attn_mask=None if m is None else torch.tensor(m), is_causal=causal,
-            scale=scale)
+            tq,
+            tk,
+            tv,
+            attn_mask=None if m is None else torch.tensor(m),
+            is_causal=causal,
+            scale=scale,
+        )
     to.backward(torch.tensor(dout))
 
     with kernels.use("attention", variant):
@@ -157,14 +255,15 @@ def test_reduction_gradient_with_nan_matches_torch(name, dtype):
 X_EDGE = np.array([NAN, INF, -INF, 0.0, -0.0, 2.0, -3.0])
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16],
-                         ids=["f64", "f32", "f16"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16], ids=["f64", "f32", "f16"])
 @pytest.mark.parametrize("name", ["relu", "abs", "functional_relu", "module_relu"])
 def test_relu_abs_at_nan_and_inf_match_torch(name, dtype):
-    fns = {"relu": (lambda t: t.relu(), lambda t: t.relu()),
-           "abs": (lambda t: t.abs(), lambda t: t.abs()),
-           "functional_relu": (lambda t: mg.nn.functional.relu(t), TF.relu),
-           "module_relu": (lambda t: mg.nn.ReLU()(t), lambda t: torch.nn.ReLU()(t))}
+    fns = {
+        "relu": (lambda t: t.relu(), lambda t: t.relu()),
+        "abs": (lambda t: t.abs(), lambda t: t.abs()),
+        "functional_relu": (lambda t: mg.nn.functional.relu(t), TF.relu),
+        "module_relu": (lambda t: mg.nn.ReLU()(t), lambda t: torch.nn.ReLU()(t)),
+    }
     f_mg, f_t = fns[name]
     g = np.linspace(0.5, 2.0, X_EDGE.size).astype(dtype)
     tx = torch.tensor(X_EDGE.astype(dtype), requires_grad=True)
@@ -183,17 +282,17 @@ def test_relu_abs_at_nan_and_inf_match_torch(name, dtype):
 # was written with (issue 15); each is a real bug to fix in the op named, not a tolerance.
 _KNOWN = {
     "nn.cross_entropy-mean-inf": "cross_entropy: +inf logit gives loss inf, PyTorch NaN "
-                                 "(inf - inf in log_softmax)",
+    "(inf - inf in log_softmax)",
     "nn.binary_cross_entropy_with_logits-mean-inf": "bce_with_logits: +inf logit gives NaN, "
-                                                    "PyTorch inf",
+    "PyTorch inf",
     "nn.bce_with_logits_pos_weight--inf": "bce_with_logits(pos_weight): +inf logit gives NaN, "
-                                          "PyTorch inf",
+    "PyTorch inf",
     "lstm_cell-N2-I3-H2-bias-inf-cpp-f32": "C++ lstm_cell float32: exp_f32 clamps +inf to "
-                                       "e^88.3, so inf does not propagate",
+    "e^88.3, so inf does not propagate",
     "nn.conv_transpose2d-stride-pad-outpad-nan-f64": "conv_transpose2d weight grad skips the "
-                                                 "cropped positions (PyTorch: 0 * NaN = NaN)",
+    "cropped positions (PyTorch: 0 * NaN = NaN)",
     "nn.conv_transpose2d-stride-pad-outpad-inf-f64": "conv_transpose2d weight grad skips the "
-                                                 "cropped positions (PyTorch: 0 * inf = NaN)",
+    "cropped positions (PyTorch: 0 * inf = NaN)",
 }
 _KNOWN_NONSTRICT = {  # ops added while this was written (opinfo_extra): not checked further
     "polygamma-n1-inf": "polygamma(1, inf) differs from PyTorch",
@@ -234,8 +333,10 @@ def test_opspec_nan_and_inf_match_torch(spec, sample, variant, dtype, request):
         checks.torch_forward_backward(spec, sample, dtype, None)
     except RuntimeError as e:  # e.g. binary_cross_entropy: "input should be between 0 and 1"
         pytest.skip(f"PyTorch refuses this input: {str(e).splitlines()[0]}")
-    with np.errstate(all="ignore"), kernels.use(spec.kernel, variant) if spec.kernel else \
-            _nullcontext():
+    with (
+        np.errstate(all="ignore"),
+        kernels.use(spec.kernel, variant) if spec.kernel else _nullcontext(),
+    ):
         checks.check_against_torch(spec, sample, dtype)
 
 

@@ -24,11 +24,18 @@ needs_C = pytest.mark.skipif(native.load_C() is None, reason="minigrad._C is not
 
 def run_python(code: str, timeout: float = 120, args=()) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter; fail with the signal's name if it crashed."""
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if r.returncode < 0:
-        pytest.fail(f"the interpreter died with {signal.Signals(-r.returncode).name}\n"
-                    f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}")
+        pytest.fail(
+            f"the interpreter died with {signal.Signals(-r.returncode).name}\n"
+            f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}"
+        )
     assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr[-4000:]}"
     return r
 
@@ -59,59 +66,88 @@ def expect_error(call: str, exc: str, *words: str, setup: str = "") -> None:
 # ----------------------------------------------------------------------------- conv2d
 @pytest.mark.parametrize("stride, padding", [((1, BIG), 2), ((BIG, 1), 2), ((BIG, BIG), 0)])
 def test_conv2d_huge_stride_raises(stride, padding):
-    expect_error(f"F.conv2d(mg.randn(1, 1, 3, 3), mg.randn(1, 1, 1, 1), stride={stride}, "
-                 f"padding={padding})", "ValueError", "conv2d", "stride", str(BIG))
+    expect_error(
+        f"F.conv2d(mg.randn(1, 1, 3, 3), mg.randn(1, 1, 1, 1), stride={stride}, padding={padding})",
+        "ValueError",
+        "conv2d",
+        "stride",
+        str(BIG),
+    )
 
 
 def test_Conv2d_module_huge_stride_raises():
-    expect_error("nn.Conv2d(1, 1, 1, stride=(1, 2**63 - 1), padding=2)(mg.randn(1, 1, 3, 3))",
-                 "ValueError", "conv2d", str(BIG))
+    expect_error(
+        "nn.Conv2d(1, 1, 1, stride=(1, 2**63 - 1), padding=2)(mg.randn(1, 1, 3, 3))",
+        "ValueError",
+        "conv2d",
+        str(BIG),
+    )
 
 
 @pytest.mark.parametrize("kw", ["padding=2**62", "dilation=2**62", "padding=(2**63 - 1, 0)"])
 def test_conv2d_huge_padding_or_dilation_raises(kw):
-    expect_error(f"F.conv2d(mg.randn(1, 1, 3, 3), mg.randn(1, 1, 2, 2), {kw})", "ValueError",
-                 "conv2d")
+    expect_error(
+        f"F.conv2d(mg.randn(1, 1, 3, 3), mg.randn(1, 1, 2, 2), {kw})", "ValueError", "conv2d"
+    )
 
 
 @needs_C
 @pytest.mark.parametrize("fn", ["im2col", "col2im"])
-@pytest.mark.parametrize("stride, padding, dilation", [
-    ((1, BIG), (2, 2), (1, 1)),        # the issue's geometry: (-off + s - 1) overflowed
-    ((BIG, 1), (2, 2), (1, 1)),
-    ((1, 1), (2**62, 0), (1, 1)),      # H + 2 * pH overflows
-    ((1, 1), (0, 0), (1, 2**62)),      # dW * (KW - 1) overflows
-])
+@pytest.mark.parametrize(
+    "stride, padding, dilation",
+    [
+        ((1, BIG), (2, 2), (1, 1)),  # the issue's geometry: (-off + s - 1) overflowed
+        ((BIG, 1), (2, 2), (1, 1)),
+        ((1, 1), (2**62, 0), (1, 1)),  # H + 2 * pH overflows
+        ((1, 1), (0, 0), (1, 2**62)),  # dW * (KW - 1) overflows
+    ],
+)
 def test_C_im2col_col2im_overflowing_geometry_raises(fn, stride, padding, dilation):
     if fn == "im2col":
         call = f"_C.im2col(np.ones((1, 1, 3, 3)), 1, 3, {stride}, {padding}, {dilation})"
     else:  # cols of the shape the (wrapped) geometry implies must not reach the kernel
-        call = (f"_C.col2im(np.ones((1, 1, 1, 3, 1, 1)), (1, 1, 3, 3), 1, 3, {stride}, "
-                f"{padding}, {dilation})")
+        call = (
+            f"_C.col2im(np.ones((1, 1, 1, 3, 1, 1)), (1, 1, 3, 3), 1, 3, {stride}, "
+            f"{padding}, {dilation})"
+        )
     expect_error(call, "ValueError", fn)
 
 
 @needs_C
 def test_C_col2im_issue_geometry_does_not_corrupt_the_heap():
     # "double free or corruption" before the fix: cols (1, 1, 1, 1, OH, OW) for stride 2**63-1
-    expect_error(f"_C.col2im(np.ones((1, 1, 1, 1, 7, 1)), (1, 1, 3, 3), 1, 1, (1, {BIG}), "
-                 "(2, 2), (1, 1))", "ValueError", "col2im", str(BIG))
+    expect_error(
+        f"_C.col2im(np.ones((1, 1, 1, 1, 7, 1)), (1, 1, 3, 3), 1, 1, (1, {BIG}), (2, 2), (1, 1))",
+        "ValueError",
+        "col2im",
+        str(BIG),
+    )
 
 
 # ----------------------------------------------------------------------------- pooling
 @needs_C
-@pytest.mark.parametrize("kernel, padding, dilation", [
-    ((1, 1), (0, 0), (BIG, BIG)),  # before: the window bounds wrapped, y was -inf, not x
-    ((3, 3), (1, 1), (BIG, 1)),    # before: d*(k-1) wrapped to -2, a bogus 8x4 output
-    ((3, 3), (1, 1), (1, 2**62)),
-    ((2, 2), (1, 1), (1, BIG)),
-])
+@pytest.mark.parametrize(
+    "kernel, padding, dilation",
+    [
+        ((1, 1), (0, 0), (BIG, BIG)),  # before: the window bounds wrapped, y was -inf, not x
+        ((3, 3), (1, 1), (BIG, 1)),  # before: d*(k-1) wrapped to -2, a bogus 8x4 output
+        ((3, 3), (1, 1), (1, 2**62)),
+        ((2, 2), (1, 1), (1, BIG)),
+    ],
+)
 def test_C_maxpool2d_huge_dilation_raises(kernel, padding, dilation):
-    expect_error(f"_C.maxpool2d_forward(np.ones((1, 1, 4, 4)), {kernel}, (1, 1), {padding}, "
-                 f"{dilation}, False)", "ValueError", "maxpool2d_forward")
-    expect_error(f"_C.maxpool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), "
-                 f"np.int64), (1, 1, 4, 4), {kernel}, (1, 1), {padding}, {dilation}, False)",
-                 "ValueError", "maxpool2d_backward")
+    expect_error(
+        f"_C.maxpool2d_forward(np.ones((1, 1, 4, 4)), {kernel}, (1, 1), {padding}, "
+        f"{dilation}, False)",
+        "ValueError",
+        "maxpool2d_forward",
+    )
+    expect_error(
+        f"_C.maxpool2d_backward(np.ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), "
+        f"np.int64), (1, 1, 4, 4), {kernel}, (1, 1), {padding}, {dilation}, False)",
+        "ValueError",
+        "maxpool2d_backward",
+    )
 
 
 @needs_C
@@ -134,31 +170,51 @@ def test_C_pool_huge_stride_with_ceil_mode_raises_or_works(stride):
 
 
 def test_max_pool2d_huge_dilation_raises_from_the_public_api():
-    expect_error("F.max_pool2d(mg.randn(1, 1, 4, 4), 2, stride=1, padding=1, "
-                 "dilation=(1, 2**63 - 1))", "ValueError", "max_pool2d", str(BIG))
+    expect_error(
+        "F.max_pool2d(mg.randn(1, 1, 4, 4), 2, stride=1, padding=1, dilation=(1, 2**63 - 1))",
+        "ValueError",
+        "max_pool2d",
+        str(BIG),
+    )
 
 
 @needs_C
 @pytest.mark.parametrize("divisor", [0, -1, -(2**63)])
 def test_C_avgpool2d_rejects_non_positive_divisor_override(divisor):
-    expect_error(f"_C.avgpool2d_forward(np.ones((1, 1, 4, 4)), (2, 2), (2, 2), (0, 0), False, "
-                 f"True, {divisor})", "ValueError", "avgpool2d_forward", "divisor_override")
-    expect_error(f"_C.avgpool2d_backward(np.ones((1, 1, 2, 2)), (1, 1, 4, 4), (2, 2), (2, 2), "
-                 f"(0, 0), False, True, {divisor})", "ValueError", "avgpool2d_backward",
-                 "divisor_override")
+    expect_error(
+        f"_C.avgpool2d_forward(np.ones((1, 1, 4, 4)), (2, 2), (2, 2), (0, 0), False, "
+        f"True, {divisor})",
+        "ValueError",
+        "avgpool2d_forward",
+        "divisor_override",
+    )
+    expect_error(
+        f"_C.avgpool2d_backward(np.ones((1, 1, 2, 2)), (1, 1, 4, 4), (2, 2), (2, 2), "
+        f"(0, 0), False, True, {divisor})",
+        "ValueError",
+        "avgpool2d_backward",
+        "divisor_override",
+    )
 
 
 @needs_C
 def test_cpp_avgpool2d_passes_divisor_zero_on_instead_of_dropping_it():
     # kernels/cpp.py turned 0 into None (the window count) before the fix
-    expect_error("cpp.avgpool2d_forward(np.ones((1, 1, 4, 4)), (2, 2), (2, 2), (0, 0), False, "
-                 "True, 0)", "ValueError", "divisor_override",
-                 setup="from minigrad.kernels import cpp")
+    expect_error(
+        "cpp.avgpool2d_forward(np.ones((1, 1, 4, 4)), (2, 2), (2, 2), (0, 0), False, True, 0)",
+        "ValueError",
+        "divisor_override",
+        setup="from minigrad.kernels import cpp",
+    )
 
 
 def test_avg_pool2d_public_api_rejects_divisor_zero():
-    expect_error("F.avg_pool2d(mg.randn(1, 1, 4, 4), 2, divisor_override=0)", "ValueError",
-                 "avg_pool2d", "divisor_override")
+    expect_error(
+        "F.avg_pool2d(mg.randn(1, 1, 4, 4), 2, divisor_override=0)",
+        "ValueError",
+        "avg_pool2d",
+        "divisor_override",
+    )
 
 
 # ----------------------------------------------------------------------------- attention rows
@@ -166,11 +222,21 @@ def test_avg_pool2d_public_api_rejects_divisor_zero():
 @pytest.mark.parametrize("i0", [BIG, 2**62, 2**63 - 2])
 def test_C_attention_rows_huge_i0_raises(i0):
     setup = "s = np.ones((1, 2, 4)); m = np.zeros((4, 4))"
-    expect_error(f"_C.attention_rows_forward(s, m, 1.0, {i0}, False)", "ValueError",
-                 "attention_rows_forward", str(i0), setup=setup)
-    expect_error(f"_C.attention_rows_backward(s, np.ones((1, 2, 4)), np.zeros((1, 2)), "
-                 f"np.zeros((1, 2)), m, 1.0, {i0}, False)", "ValueError",
-                 "attention_rows_backward", str(i0), setup=setup)
+    expect_error(
+        f"_C.attention_rows_forward(s, m, 1.0, {i0}, False)",
+        "ValueError",
+        "attention_rows_forward",
+        str(i0),
+        setup=setup,
+    )
+    expect_error(
+        f"_C.attention_rows_backward(s, np.ones((1, 2, 4)), np.zeros((1, 2)), "
+        f"np.zeros((1, 2)), m, 1.0, {i0}, False)",
+        "ValueError",
+        "attention_rows_backward",
+        str(i0),
+        setup=setup,
+    )
 
 
 @needs_C
@@ -192,9 +258,13 @@ def test_C_attention_rows_huge_i0_causal_without_mask_is_safe():
 
 @needs_C
 def test_C_attention_rows_backward_rejects_aliased_buffers():
-    expect_error("_C.attention_rows_backward(s, s, np.zeros((1, 2)), np.zeros((1, 2)), None, "
-                 "1.0, 0, False)", "ValueError", "attention_rows_backward", "share memory",
-                 setup="s = np.ones((1, 2, 4))")
+    expect_error(
+        "_C.attention_rows_backward(s, s, np.zeros((1, 2)), np.zeros((1, 2)), None, 1.0, 0, False)",
+        "ValueError",
+        "attention_rows_backward",
+        "share memory",
+        setup="s = np.ones((1, 2, 4))",
+    )
 
 
 # ----------------------------------------------------------------------------- cross_entropy
@@ -246,16 +316,24 @@ def test_C_cross_entropy_target_rewritten_by_another_thread(which):
 # ----------------------------------------------------------------------------- optimizers
 @needs_C
 def test_C_sgd_rejects_a_parameter_listed_twice():
-    expect_error("_C.sgd_step([p, p], [g, g], [None, None], 0.1, 0.9, 0.0, 0.0, False, False)",
-                 "ValueError", "sgd_step", "share memory",
-                 setup="p = np.ones(4); g = np.ones(4)")
+    expect_error(
+        "_C.sgd_step([p, p], [g, g], [None, None], 0.1, 0.9, 0.0, 0.0, False, False)",
+        "ValueError",
+        "sgd_step",
+        "share memory",
+        setup="p = np.ones(4); g = np.ones(4)",
+    )
 
 
 @needs_C
 def test_C_adam_rejects_state_aliasing_the_parameter():
-    expect_error("_C.adam_step([p], [g], [p], [v], None, 1, 0.1, 0.9, 0.999, 1e-8, 0.0, False, "
-                 "False)", "ValueError", "adam_step", "share memory",
-                 setup="p = np.ones(4); g = np.ones(4); v = np.zeros(4)")
+    expect_error(
+        "_C.adam_step([p], [g], [p], [v], None, 1, 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)",
+        "ValueError",
+        "adam_step",
+        "share memory",
+        setup="p = np.ones(4); g = np.ones(4); v = np.zeros(4)",
+    )
 
 
 # ----------------------------------------------------------------------------- the fuzz
@@ -264,11 +342,23 @@ def test_fuzz_native_bindings():
     """tests/fuzz_native.py: every _C binding (and _cuda's host-side checks when it imports)
     with extreme ints, wrong dtypes, byte-swapped, zero-size, non-contiguous and aliased
     arrays: a Python exception or a correct result, never a signal."""
-    r = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "fuzz_native.py"),
-                        "--seed", "0", "--examples", os.environ.get("MINIGRAD_FUZZ_EXAMPLES",
-                                                                      "60")],
-                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=280)
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tests", "fuzz_native.py"),
+            "--seed",
+            "0",
+            "--examples",
+            os.environ.get("MINIGRAD_FUZZ_EXAMPLES", "60"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     if r.returncode < 0:
-        pytest.fail(f"the fuzz crashed with {signal.Signals(-r.returncode).name}\n"
-                    f"{r.stdout[-3000:]}\n{r.stderr[-6000:]}")
+        pytest.fail(
+            f"the fuzz crashed with {signal.Signals(-r.returncode).name}\n"
+            f"{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+        )
     assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-6000:]}"

@@ -43,16 +43,36 @@ def _zoo(lib):
         def __init__(self):
             super().__init__()
             self.block = Block()
-            self.pools = lib.ModuleList([lib.MaxPool2d(2), lib.AvgPool2d(2, stride=1),
-                                         lib.AdaptiveAvgPool2d((2, 2))])
-            self.head = lib.Sequential(lib.Flatten(), lib.Linear(16, 8), lib.BatchNorm1d(8),
-                                       lib.GELU(), lib.Dropout(0.1), lib.Linear(8, 5, bias=False))
-            self.extra = lib.ModuleDict({"ln": lib.LayerNorm(5), "emb": lib.Embedding(10, 5, 0),
-                                         "sm": lib.LogSoftmax(dim=1)})
-            self.misc = lib.Sequential(lib.ReLU(), lib.SiLU(), lib.Tanh(), lib.Sigmoid(),
-                                       lib.Softmax(dim=-1), lib.Identity(),
-                                       lib.GELU(approximate="tanh"), lib.CrossEntropyLoss(),
-                                       lib.MSELoss(), lib.BCEWithLogitsLoss())
+            self.pools = lib.ModuleList(
+                [lib.MaxPool2d(2), lib.AvgPool2d(2, stride=1), lib.AdaptiveAvgPool2d((2, 2))]
+            )
+            self.head = lib.Sequential(
+                lib.Flatten(),
+                lib.Linear(16, 8),
+                lib.BatchNorm1d(8),
+                lib.GELU(),
+                lib.Dropout(0.1),
+                lib.Linear(8, 5, bias=False),
+            )
+            self.extra = lib.ModuleDict(
+                {
+                    "ln": lib.LayerNorm(5),
+                    "emb": lib.Embedding(10, 5, 0),
+                    "sm": lib.LogSoftmax(dim=1),
+                }
+            )
+            self.misc = lib.Sequential(
+                lib.ReLU(),
+                lib.SiLU(),
+                lib.Tanh(),
+                lib.Sigmoid(),
+                lib.Softmax(dim=-1),
+                lib.Identity(),
+                lib.GELU(approximate="tanh"),
+                lib.CrossEntropyLoss(),
+                lib.MSELoss(),
+                lib.BCEWithLogitsLoss(),
+            )
 
         def forward(self, x):
             for p in self.pools:
@@ -79,12 +99,14 @@ def test_zoo_forward_matches_torch_in_eval_and_train():
     _load_from_torch(model, ref)
     x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
     model.eval(), ref.eval()
-    np.testing.assert_allclose(_np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))), rtol=1e-4, atol=1e-5
+    )
     model.train(), ref.train()
     model.head[4].p = ref.head[4].p = 0.0  # dropout off: deterministic comparison
-    np.testing.assert_allclose(_np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))), rtol=1e-4, atol=1e-5
+    )
     for (k, v), (_, tv) in zip(model.state_dict().items(), ref.state_dict().items()):
         np.testing.assert_allclose(v.numpy(), tv.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
 
@@ -214,8 +236,9 @@ def test_linear_from_torch():
     ref = tnn.Linear(5, 3)
     model = _load_from_torch(nn.Linear(5, 3), ref)
     x = np.random.default_rng(0).standard_normal((4, 2, 5)).astype(np.float32)
-    np.testing.assert_allclose(_np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("momentum", [0.1, None, 0.5])
@@ -235,29 +258,38 @@ def test_batchnorm2d_train_steps_and_eval_match_torch(momentum):
         out.backward(mg.tensor(g)), tout.backward(torch.from_numpy(g))
         np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
     for name in ("running_mean", "running_var"):
-        np.testing.assert_allclose(getattr(model, name).numpy(), getattr(ref, name).numpy(),
-                                   rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(model, name).numpy(),
+            getattr(ref, name).numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=name,
+        )
     assert model.num_batches_tracked.item() == ref.num_batches_tracked.item() == 3
     for name in ("weight", "bias"):
-        np.testing.assert_allclose(getattr(model, name).grad.numpy(),
-                                   getattr(ref, name).grad.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            getattr(model, name).grad.numpy(), getattr(ref, name).grad.numpy(), rtol=1e-4, atol=1e-4
+        )
     model.eval(), ref.eval()
     x = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(_np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_batchnorm1d_no_tracking_and_errors():
-    model, ref = nn.BatchNorm1d(4, affine=False, track_running_stats=False), \
-        tnn.BatchNorm1d(4, affine=False, track_running_stats=False)
+    model, ref = (
+        nn.BatchNorm1d(4, affine=False, track_running_stats=False),
+        tnn.BatchNorm1d(4, affine=False, track_running_stats=False),
+    )
     assert list(model.state_dict()) == list(ref.state_dict()) == []
     x = np.random.default_rng(1).standard_normal((6, 4, 3)).astype(np.float32)
     model.eval(), ref.eval()  # no running stats: batch statistics even in eval
-    np.testing.assert_allclose(_np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(model(mg.tensor(x))), _np(ref(torch.from_numpy(x))), rtol=1e-4, atol=1e-5
+    )
     nobias, tnobias = nn.BatchNorm2d(3, bias=False), tnn.BatchNorm2d(3, bias=False)
-    assert list(nobias.state_dict()) == list(tnobias.state_dict()) and repr(nobias) == repr(
-        tnobias)
+    assert list(nobias.state_dict()) == list(tnobias.state_dict()) and repr(nobias) == repr(tnobias)
     with pytest.raises(ValueError, match="2D or 3D input"):
         nn.BatchNorm1d(4)(mg.randn(2, 4, 3, 3))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
@@ -271,8 +303,9 @@ def test_layernorm_and_embedding_from_torch():
         ref_ln.weight.normal_(), ref_ln.bias.normal_()
     ln = _load_from_torch(nn.LayerNorm((3, 4)), ref_ln)
     x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
-    np.testing.assert_allclose(_np(ln(mg.tensor(x))), _np(ref_ln(torch.from_numpy(x))),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        _np(ln(mg.tensor(x))), _np(ref_ln(torch.from_numpy(x))), rtol=1e-4, atol=1e-5
+    )
     ref_emb = tnn.Embedding(7, 3, padding_idx=2)
     emb = _load_from_torch(nn.Embedding(7, 3, padding_idx=2), ref_emb)
     idx = np.array([[1, 2, 6], [2, 0, 1]])
@@ -325,8 +358,9 @@ def test_init_functions_bounds_and_std(shape):
     v = init.xavier_uniform_(t, gain=2.0).numpy()
     assert np.abs(v).max() <= xb and abs(v.std() - xb / math.sqrt(3)) < 0.1 * xb
     v = init.xavier_normal_(t).numpy()
-    assert abs(v.std() - math.sqrt(2 / (fan_in + fan_out))) < 0.1 * math.sqrt(2 / (fan_in +
-                                                                                  fan_out))
+    assert abs(v.std() - math.sqrt(2 / (fan_in + fan_out))) < 0.1 * math.sqrt(
+        2 / (fan_in + fan_out)
+    )
     assert np.all(init.constant_(t, 0.3).numpy() == np.float32(0.3))
     assert np.all(init.ones_(t).numpy() == 1) and np.all(init.zeros_(t).numpy() == 0)
     v = init.normal_(t, 2.0, 0.5).numpy()
@@ -339,11 +373,19 @@ def test_init_on_parameters_and_gains():
     p = nn.Linear(3, 3).weight
     init.uniform_(p)  # under no_grad: a leaf that requires grad may be filled
     assert p.requires_grad and p.grad_fn is None
-    for name, param in [("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None),
-                        ("relu", None), ("leaky_relu", None), ("leaky_relu", 0.2),
-                        ("selu", None)]:
+    for name, param in [
+        ("linear", None),
+        ("conv2d", None),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("relu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("selu", None),
+    ]:
         assert init.calculate_gain(name, param) == pytest.approx(
-            tnn.init.calculate_gain(name, param))
+            tnn.init.calculate_gain(name, param)
+        )
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         init.xavier_uniform_(mg.empty(3))
     with pytest.raises(ValueError, match="Unsupported nonlinearity"):
@@ -443,16 +485,19 @@ def test_bce_with_logits_modules_vs_torch():
     t = (rng.uniform(size=(6, 4)) > 0.5) * 1.0
     pw, w = np.linspace(0.5, 3, 4), rng.uniform(0.5, 1.5, (6, 4))
     out = nn.BCEWithLogitsLoss(weight=mg.tensor(w), pos_weight=mg.tensor(pw))(
-        mg.tensor(x), mg.tensor(t))
+        mg.tensor(x), mg.tensor(t)
+    )
     tout = tnn.BCEWithLogitsLoss(weight=torch.from_numpy(w), pos_weight=torch.from_numpy(pw))(
-        torch.from_numpy(x), torch.from_numpy(t))
+        torch.from_numpy(x), torch.from_numpy(t)
+    )
     np.testing.assert_allclose(out.item(), tout.item(), rtol=1e-10)
     mods = [(nn.MSELoss, tnn.MSELoss), (nn.L1Loss, tnn.L1Loss)]
     y = rng.standard_normal((6, 4))
     for ours, theirs in mods:
-        np.testing.assert_allclose(ours(reduction="sum")(mg.tensor(x), mg.tensor(y)).item(),
-                                   theirs(reduction="sum")(torch.from_numpy(x),
-                                                           torch.from_numpy(y)).item())
+        np.testing.assert_allclose(
+            ours(reduction="sum")(mg.tensor(x), mg.tensor(y)).item(),
+            theirs(reduction="sum")(torch.from_numpy(x), torch.from_numpy(y)).item(),
+        )
 
 
 def test_functional_conv_pool_wrappers_match_torch():
@@ -465,8 +510,7 @@ def test_functional_conv_pool_wrappers_match_torch():
         (F.max_pool2d(mg.tensor(x), 3, 2, 1), TF.max_pool2d(tx, 3, 2, 1)),
         (F.avg_pool2d(mg.tensor(x), 2, ceil_mode=True), TF.avg_pool2d(tx, 2, ceil_mode=True)),
         (F.adaptive_avg_pool2d(mg.tensor(x), (3, 2)), TF.adaptive_avg_pool2d(tx, (3, 2))),
-        (nn.Conv2d(3, 4, 4, padding="same", bias=False)(mg.tensor(x).float()).shape,
-         (2, 4, 9, 9)),
+        (nn.Conv2d(3, 4, 4, padding="same", bias=False)(mg.tensor(x).float()).shape, (2, 4, 9, 9)),
     ]
     for ours, theirs in pairs[:4]:
         np.testing.assert_allclose(_np(ours), _np(theirs), rtol=1e-10, atol=1e-12)

@@ -52,8 +52,7 @@ def _compare(m, t, *inputs, call=None, grad_inputs=True, tol=TIGHT, seed=0):
     assert sorted(mparams) == sorted(tparams)
     for name, p in mparams.items():
         assert tuple(p.shape) == tuple(tparams[name].shape), name
-        np.testing.assert_allclose(p.grad.numpy(), tparams[name].grad.numpy(), **tol,
-                                   err_msg=name)
+        np.testing.assert_allclose(p.grad.numpy(), tparams[name].grad.numpy(), **tol, err_msg=name)
     return mo, to
 
 
@@ -113,17 +112,29 @@ def test_conv2d_padding_modes_match_torch(mode, padding):
         nn.Conv2d(3, 4, 3, padding_mode="mirror")
 
 
-@pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1, "dilation": 2},
-                                {"groups": 2, "padding": "same", "bias": False}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"stride": 2, "padding": 1, "dilation": 2},
+        {"groups": 2, "padding": "same", "bias": False},
+    ],
+)
 def test_conv1d_matches_torch(kw):
     m, t = nn.Conv1d(4, 6, 3, **kw), tnn.Conv1d(4, 6, 3, **kw)
     _compare(m, t, _x(2, 4, 11))
     _compare(m, t, _x(4, 9))  # unbatched
 
 
-@pytest.mark.parametrize("kw", [{}, {"stride": 2, "padding": 1, "output_padding": 1},
-                                {"groups": 2, "dilation": 2, "bias": False},
-                                {"stride": (2, 3), "padding": (0, 2)}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"stride": 2, "padding": 1, "output_padding": 1},
+        {"groups": 2, "dilation": 2, "bias": False},
+        {"stride": (2, 3), "padding": (0, 2)},
+    ],
+)
 def test_conv_transpose2d_matches_torch(kw):
     m, t = nn.ConvTranspose2d(4, 6, 3, **kw), tnn.ConvTranspose2d(4, 6, 3, **kw)
     _compare(m, t, _x(2, 4, 5, 6))
@@ -145,8 +156,11 @@ def test_conv_transpose_is_the_adjoint_of_conv():
     x = mg.tensor(rng.standard_normal((2, 4, 9, 8)))
     y = mg.tensor(rng.standard_normal((2, 5, 5, 4)))
     lhs = (nn.functional.conv2d(x, w, stride=2, padding=1) * y).sum().item()
-    rhs = (x * nn.functional.conv_transpose2d(y, w, stride=2, padding=1,
-                                              output_padding=(0, 1))).sum().item()
+    rhs = (
+        (x * nn.functional.conv_transpose2d(y, w, stride=2, padding=1, output_padding=(0, 1)))
+        .sum()
+        .item()
+    )
     assert lhs != 0
     assert math.isclose(lhs, rhs, rel_tol=1e-12)
 
@@ -162,21 +176,27 @@ def test_new_conv_layers_init_like_torch():
 # ----------------------------------------------------------------------------- pooling, resampling
 def test_adaptive_max_pool_and_unpool_match_torch():
     x = np.random.default_rng(2).permutation(2 * 3 * 7 * 9).reshape(2, 3, 7, 9) * 0.1
-    m, t = nn.AdaptiveMaxPool2d((3, 4), return_indices=True), \
-        tnn.AdaptiveMaxPool2d((3, 4), return_indices=True)
+    m, t = (
+        nn.AdaptiveMaxPool2d((3, 4), return_indices=True),
+        tnn.AdaptiveMaxPool2d((3, 4), return_indices=True),
+    )
     (mo, mi), (to, ti) = _compare(m, t, x, call=lambda mod, a: mod(a))
     np.testing.assert_array_equal(mi.numpy(), ti.numpy())
     pool = tnn.MaxPool2d(2, return_indices=True)
     v, idx = pool(torch.tensor(x[:, :, :6, :8]))
     mu, tu = nn.MaxUnpool2d(2), tnn.MaxUnpool2d(2)
     _compare(mu, tu, v.numpy(), idx.numpy())
-    _compare(mu, tu, v.numpy(), idx.numpy(),
-             call=lambda mod, a, i: mod(a, i, output_size=(7, 9)))
+    _compare(mu, tu, v.numpy(), idx.numpy(), call=lambda mod, a, i: mod(a, i, output_size=(7, 9)))
 
 
-@pytest.mark.parametrize("kw", [{"scale_factor": 2}, {"size": (5, 7), "mode": "bilinear"},
-                                {"scale_factor": 1.5, "mode": "bilinear",
-                                 "align_corners": True}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"scale_factor": 2},
+        {"size": (5, 7), "mode": "bilinear"},
+        {"scale_factor": 1.5, "mode": "bilinear", "align_corners": True},
+    ],
+)
 def test_upsample_and_pixel_shuffle_match_torch(kw):
     _compare(nn.Upsample(**kw), tnn.Upsample(**kw), _x(2, 3, 4, 6))
     _compare(nn.PixelShuffle(2), tnn.PixelShuffle(2), _x(2, 8, 3, 3))
@@ -211,13 +231,16 @@ def test_rnn_and_gru_match_torch(cls, layers, bidir, batch_first):
     x = _x(3, 6, 4) if batch_first else _x(6, 3, 4)
     h0 = _x(layers * d, 3, 5, seed=7)
     _compare(m, t, x, h0)
-    _compare(m, t, x)                                   # h0 defaults to zeros
+    _compare(m, t, x)  # h0 defaults to zeros
     _compare(m, t, _x(6, 4), _x(layers * d, 5, seed=3))  # unbatched
 
 
 def test_rnn_relu_no_bias_and_cells_match_torch():
-    _compare(nn.RNN(3, 4, nonlinearity="relu", bias=False),
-             tnn.RNN(3, 4, nonlinearity="relu", bias=False), _x(5, 2, 3))
+    _compare(
+        nn.RNN(3, 4, nonlinearity="relu", bias=False),
+        tnn.RNN(3, 4, nonlinearity="relu", bias=False),
+        _x(5, 2, 3),
+    )
     for cls in ("RNNCell", "GRUCell"):
         m, t = getattr(nn, cls)(3, 4), getattr(tnn, cls)(3, 4)
         _compare(m, t, _x(2, 3), _x(2, 4, seed=2))
@@ -258,32 +281,47 @@ def test_transformer_matches_torch(norm_first):
     pad = np.array([[False, False, False, True, True], [False] * 5])
 
     def call(mod, s, tg, msk):
-        return mod(s, tg, tgt_mask=msk, src_key_padding_mask=torch.tensor(pad)
-                   if isinstance(s, torch.Tensor) else mg.tensor(pad),
-                   memory_key_padding_mask=torch.tensor(pad)
-                   if isinstance(s, torch.Tensor) else mg.tensor(pad))
+        return mod(
+            s,
+            tg,
+            tgt_mask=msk,
+            src_key_padding_mask=torch.tensor(pad)
+            if isinstance(s, torch.Tensor)
+            else mg.tensor(pad),
+            memory_key_padding_mask=torch.tensor(pad)
+            if isinstance(s, torch.Tensor)
+            else mg.tensor(pad),
+        )
+
     _compare(m, t, src, tgt, mask, call=call, grad_inputs=(True, True, False))
 
 
 def test_decoder_stack_causal_flag_and_names():
     layer_kw = {"dim_feedforward": 12, "dropout": 0.0, "batch_first": True}
-    m = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, **layer_kw), 2,
-                              norm=nn.LayerNorm(8))
-    t = tnn.TransformerDecoder(tnn.TransformerDecoderLayer(8, 2, **layer_kw), 2,
-                               norm=tnn.LayerNorm(8))
+    m = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, **layer_kw), 2, norm=nn.LayerNorm(8))
+    t = tnn.TransformerDecoder(
+        tnn.TransformerDecoderLayer(8, 2, **layer_kw), 2, norm=tnn.LayerNorm(8)
+    )
     mask = tnn.Transformer.generate_square_subsequent_mask(4).numpy().astype(np.float64)
     tgt, mem = _x(2, 4, 8), _x(2, 6, 8, seed=4)
-    _compare(m, t, tgt, mem, mask,
-             call=lambda mod, a, b, msk: mod(a, b, tgt_mask=msk, tgt_is_causal=True),
-             grad_inputs=(True, True, False))
+    _compare(
+        m,
+        t,
+        tgt,
+        mem,
+        mask,
+        call=lambda mod, a, b, msk: mod(a, b, tgt_mask=msk, tgt_is_causal=True),
+        grad_inputs=(True, True, False),
+    )
     # the causal flag alone builds the same mask
     a = m(mg.tensor(tgt), mg.tensor(mem), tgt_is_causal=True).detach().numpy()
     b = m(mg.tensor(tgt), mg.tensor(mem), tgt_mask=mg.tensor(mask)).detach().numpy()
     np.testing.assert_allclose(a, b, rtol=0, atol=0)
     assert "layers.1.multihead_attn.in_proj_weight" in dict(m.named_parameters())
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 12, 0.0), 3)
-    tenc = tnn.TransformerEncoder(tnn.TransformerEncoderLayer(8, 2, 12, 0.0), 3,
-                                  enable_nested_tensor=False)
+    tenc = tnn.TransformerEncoder(
+        tnn.TransformerEncoderLayer(8, 2, 12, 0.0), 3, enable_nested_tensor=False
+    )
     _compare(enc, tenc, _x(5, 2, 8))
 
 

@@ -48,8 +48,13 @@ def _modules() -> list[str]:
 
 def _run(modules):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
-    return subprocess.run([sys.executable, "-c", _BLOCK, *modules], capture_output=True,
-                          text=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", _BLOCK, *modules],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_testing_checks_does_not_import_torch():

@@ -17,60 +17,160 @@ from test_opdb_tensor_ops import _run_sample
 # (op_db name, variant_test_name). Left out: dropout and the random factories (random values),
 # the dtype casts (``mg.float`` is a dtype), ``to`` and ``item``.
 OPS = [
-    ("add", ""), ("sub", ""), ("mul", ""), ("div", "no_rounding_mode"),
-    ("div", "trunc_rounding"), ("div", "floor_rounding"), ("pow", ""), ("neg", ""), ("abs", ""),
-    ("exp", ""), ("log", ""), ("sqrt", ""), ("sin", ""), ("cos", ""), ("tanh", ""),
-    ("sigmoid", ""), ("nn.functional.relu", ""), ("maximum", ""), ("minimum", ""),
-    ("clamp", ""), ("where", ""), ("sum", ""), ("mean", ""), ("var", ""), ("var", "unbiased"),
-    ("std", ""), ("std", "unbiased"), ("amax", ""), ("amin", ""),
-    ("max", "reduction_with_dim"), ("max", "reduction_no_dim"), ("max", "binary"),
-    ("min", "reduction_with_dim"), ("min", "reduction_no_dim"), ("min", "binary"),
-    ("argmax", ""), ("argmin", ""), ("logsumexp", ""), ("softmax", ""),
-    ("softmax", "with_dtype"), ("log_softmax", ""), ("log_softmax", "with_dtype"),
-    ("matmul", ""), ("mm", ""), ("bmm", ""), ("reshape", ""), ("view", ""), ("permute", ""),
-    ("transpose", ""), ("flatten", ""), ("squeeze", ""), ("squeeze", "multiple"),
-    ("unsqueeze", ""), ("expand", ""), ("cat", ""), ("stack", ""), ("split", ""),
-    ("split", "list_args"), ("chunk", ""), ("gather", ""), ("masked_fill", ""),
-    ("nn.functional.conv2d", ""), ("nn.functional.max_pool2d", ""),
-    ("nn.functional.avg_pool2d", ""), ("nn.functional.adaptive_avg_pool2d", ""),
-    ("nn.functional.linear", ""), ("nn.functional.layer_norm", ""),
-    ("nn.functional.batch_norm", ""), ("nn.functional.embedding", ""),
-    ("nn.functional.cross_entropy", ""), ("nn.functional.nll_loss", ""),
-    ("nn.functional.mse_loss", ""), ("nn.functional.l1_loss", ""),
-    ("nn.functional.pad", "constant"), ("nn.functional.pad", "reflect"),
-    ("nn.functional.pad", "replicate"), ("nn.functional.pad", "replicate_negative"),
-    ("nn.functional.pad", "circular"), ("linspace", ""), ("linspace", "tensor_overload"),
-    ("zeros_like", ""), ("ones_like", ""), ("full_like", ""),
+    ("add", ""),
+    ("sub", ""),
+    ("mul", ""),
+    ("div", "no_rounding_mode"),
+    ("div", "trunc_rounding"),
+    ("div", "floor_rounding"),
+    ("pow", ""),
+    ("neg", ""),
+    ("abs", ""),
+    ("exp", ""),
+    ("log", ""),
+    ("sqrt", ""),
+    ("sin", ""),
+    ("cos", ""),
+    ("tanh", ""),
+    ("sigmoid", ""),
+    ("nn.functional.relu", ""),
+    ("maximum", ""),
+    ("minimum", ""),
+    ("clamp", ""),
+    ("where", ""),
+    ("sum", ""),
+    ("mean", ""),
+    ("var", ""),
+    ("var", "unbiased"),
+    ("std", ""),
+    ("std", "unbiased"),
+    ("amax", ""),
+    ("amin", ""),
+    ("max", "reduction_with_dim"),
+    ("max", "reduction_no_dim"),
+    ("max", "binary"),
+    ("min", "reduction_with_dim"),
+    ("min", "reduction_no_dim"),
+    ("min", "binary"),
+    ("argmax", ""),
+    ("argmin", ""),
+    ("logsumexp", ""),
+    ("softmax", ""),
+    ("softmax", "with_dtype"),
+    ("log_softmax", ""),
+    ("log_softmax", "with_dtype"),
+    ("matmul", ""),
+    ("mm", ""),
+    ("bmm", ""),
+    ("reshape", ""),
+    ("view", ""),
+    ("permute", ""),
+    ("transpose", ""),
+    ("flatten", ""),
+    ("squeeze", ""),
+    ("squeeze", "multiple"),
+    ("unsqueeze", ""),
+    ("expand", ""),
+    ("cat", ""),
+    ("stack", ""),
+    ("split", ""),
+    ("split", "list_args"),
+    ("chunk", ""),
+    ("gather", ""),
+    ("masked_fill", ""),
+    ("nn.functional.conv2d", ""),
+    ("nn.functional.max_pool2d", ""),
+    ("nn.functional.avg_pool2d", ""),
+    ("nn.functional.adaptive_avg_pool2d", ""),
+    ("nn.functional.linear", ""),
+    ("nn.functional.layer_norm", ""),
+    ("nn.functional.batch_norm", ""),
+    ("nn.functional.embedding", ""),
+    ("nn.functional.cross_entropy", ""),
+    ("nn.functional.nll_loss", ""),
+    ("nn.functional.mse_loss", ""),
+    ("nn.functional.l1_loss", ""),
+    ("nn.functional.pad", "constant"),
+    ("nn.functional.pad", "reflect"),
+    ("nn.functional.pad", "replicate"),
+    ("nn.functional.pad", "replicate_negative"),
+    ("nn.functional.pad", "circular"),
+    ("linspace", ""),
+    ("linspace", "tensor_overload"),
+    ("zeros_like", ""),
+    ("ones_like", ""),
+    ("full_like", ""),
     # more of minigrad's ops and layers that op_db covers
-    ("arange", ""), ("zeros", ""), ("ones", ""), ("full", ""), ("eye", ""), ("broadcast_to", ""),
-    ("clone", ""), ("contiguous", ""), ("expand_as", ""), ("reshape_as", ""), ("view_as", ""),
-    ("unflatten", ""), ("narrow", ""), ("repeat", ""), ("t", ""), ("__getitem__", ""),
-    ("eq", ""), ("ne", ""), ("ge", ""), ("gt", ""), ("le", ""), ("lt", ""), ("rsqrt", ""),
-    ("square", ""), ("isposinf", ""), ("isneginf", ""), ("__radd__", ""), ("__rsub__", ""),
-    ("__rmul__", ""), ("__rpow__", ""), ("__rmatmul__", ""),
-    ("nn.functional.conv1d", ""), ("nn.functional.conv_transpose2d", ""),
-    ("nn.functional.adaptive_max_pool2d", ""), ("nn.functional.unfold", ""),
-    ("nn.functional.instance_norm", ""), ("nn.functional.interpolate", "linear"),
-    ("nn.functional.interpolate", "bilinear"), ("nn.functional.leaky_relu", ""),
-    ("nn.functional.silu", ""), ("nn.functional.gelu", ""),
+    ("arange", ""),
+    ("zeros", ""),
+    ("ones", ""),
+    ("full", ""),
+    ("eye", ""),
+    ("broadcast_to", ""),
+    ("clone", ""),
+    ("contiguous", ""),
+    ("expand_as", ""),
+    ("reshape_as", ""),
+    ("view_as", ""),
+    ("unflatten", ""),
+    ("narrow", ""),
+    ("repeat", ""),
+    ("t", ""),
+    ("__getitem__", ""),
+    ("eq", ""),
+    ("ne", ""),
+    ("ge", ""),
+    ("gt", ""),
+    ("le", ""),
+    ("lt", ""),
+    ("rsqrt", ""),
+    ("square", ""),
+    ("isposinf", ""),
+    ("isneginf", ""),
+    ("__radd__", ""),
+    ("__rsub__", ""),
+    ("__rmul__", ""),
+    ("__rpow__", ""),
+    ("__rmatmul__", ""),
+    ("nn.functional.conv1d", ""),
+    ("nn.functional.conv_transpose2d", ""),
+    ("nn.functional.adaptive_max_pool2d", ""),
+    ("nn.functional.unfold", ""),
+    ("nn.functional.instance_norm", ""),
+    ("nn.functional.interpolate", "linear"),
+    ("nn.functional.interpolate", "bilinear"),
+    ("nn.functional.leaky_relu", ""),
+    ("nn.functional.silu", ""),
+    ("nn.functional.gelu", ""),
     ("nn.functional.binary_cross_entropy", ""),
-    ("nn.functional.binary_cross_entropy_with_logits", ""), ("linalg.vector_norm", ""),
-    ("linalg.cross", ""), ("nn.functional.scaled_dot_product_attention", ""),
-    ("nn.functional.group_norm", ""), ("nn.functional.pixel_shuffle", ""),
+    ("nn.functional.binary_cross_entropy_with_logits", ""),
+    ("linalg.vector_norm", ""),
+    ("linalg.cross", ""),
+    ("nn.functional.scaled_dot_product_attention", ""),
+    ("nn.functional.group_norm", ""),
+    ("nn.functional.pixel_shuffle", ""),
     ("nn.functional.pixel_unshuffle", ""),
     # the SVD-based norms and 5-d interpolation (tests/test_linalg_norms.py,
     # tests/test_interpolate5d.py)
-    ("linalg.matrix_norm", ""), ("linalg.norm", ""), ("linalg.norm", "subgradients_at_zero"),
-    ("linalg.svdvals", ""), ("norm", "nuc"), ("norm", "fro"), ("norm", "inf"),
-    ("nn.functional.interpolate", "nearest"), ("nn.functional.interpolate", "nearest-exact"),
+    ("linalg.matrix_norm", ""),
+    ("linalg.norm", ""),
+    ("linalg.norm", "subgradients_at_zero"),
+    ("linalg.svdvals", ""),
+    ("norm", "nuc"),
+    ("norm", "fro"),
+    ("norm", "inf"),
+    ("nn.functional.interpolate", "nearest"),
+    ("nn.functional.interpolate", "nearest-exact"),
     ("nn.functional.interpolate", "trilinear"),
 ]
 
 
 def _op_db_all():
     from test_opdb_tensor_ops import _op_db
+
     _op_db()  # skips (or raises under CI) where PyTorch's test internals are unavailable
     from torch.testing._internal.common_methods_invocations import op_db
+
     return {(op.name, op.variant_test_name): op for op in op_db}
 
 
@@ -78,8 +178,10 @@ def _filtered(sample):
     """The reason minigrad intentionally does not run this sample, or None."""
     tensors = [sample.input, *sample.args, *sample.kwargs.values()]
     tensors += [t for v in list(tensors) if isinstance(v, (list, tuple)) for t in v]
-    if any(isinstance(t, torch.Tensor) and (t.is_complex() or t.layout != torch.strided)
-           for t in tensors):
+    if any(
+        isinstance(t, torch.Tensor) and (t.is_complex() or t.layout != torch.strided)
+        for t in tensors
+    ):
         return "complex or sparse tensors"
     if "out" in sample.kwargs:
         return "out= arguments"
@@ -103,9 +205,11 @@ def _rate(name, variant):
                 continue
             passed += 1
         except Exception as e:  # collected and reported below
-            failures.append(f"{type(e).__name__}: {str(e)[:300]} (input "
-                            f"{tuple(getattr(sample.input, 'shape', ()))}, args "
-                            f"{[getattr(a, 'shape', a) for a in sample.args]}, {sample.kwargs})")
+            failures.append(
+                f"{type(e).__name__}: {str(e)[:300]} (input "
+                f"{tuple(getattr(sample.input, 'shape', ()))}, args "
+                f"{[getattr(a, 'shape', a) for a in sample.args]}, {sample.kwargs})"
+            )
     return passed, failures
 
 
@@ -123,5 +227,7 @@ if __name__ == "__main__":
         if only and name not in only:
             continue
         p, f = _rate(name, variant)
-        print(f"{name + ('.' + variant if variant else ''):42s} {p:5d}/{p + len(f):<5d}"
-              + ("" if not f else "  " + f[0][:160]))
+        print(
+            f"{name + ('.' + variant if variant else ''):42s} {p:5d}/{p + len(f):<5d}"
+            + ("" if not f else "  " + f[0][:160])
+        )

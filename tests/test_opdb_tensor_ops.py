@@ -15,13 +15,68 @@ import torch
 
 import minigrad as mg
 
-OPS = ["cumsum", "cumprod", "prod", "sort", "argsort", "topk", "kthvalue", "median", "flip",
-       "roll", "repeat_interleave", "tile", "einsum", "index_select", "scatter", "scatter_add",
-       "index_add", "take_along_dim", "tril", "triu", "diag", "diagonal", "trace", "outer",
-       "kron", "cross", "norm", "cdist", "log1p", "expm1", "log2", "log10", "floor", "ceil",
-       "round", "trunc", "sign", "sinh", "cosh", "asin", "acos", "atan", "atan2", "erf",
-       "erfinv", "lgamma", "digamma", "lerp", "addcmul", "addcdiv", "logical_and", "logical_or",
-       "logical_xor", "logical_not", "any", "all", "isfinite", "isnan", "isinf", "nan_to_num"]
+OPS = [
+    "cumsum",
+    "cumprod",
+    "prod",
+    "sort",
+    "argsort",
+    "topk",
+    "kthvalue",
+    "median",
+    "flip",
+    "roll",
+    "repeat_interleave",
+    "tile",
+    "einsum",
+    "index_select",
+    "scatter",
+    "scatter_add",
+    "index_add",
+    "take_along_dim",
+    "tril",
+    "triu",
+    "diag",
+    "diagonal",
+    "trace",
+    "outer",
+    "kron",
+    "cross",
+    "norm",
+    "cdist",
+    "log1p",
+    "expm1",
+    "log2",
+    "log10",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "sign",
+    "sinh",
+    "cosh",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "erf",
+    "erfinv",
+    "lgamma",
+    "digamma",
+    "lerp",
+    "addcmul",
+    "addcdiv",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+    "any",
+    "all",
+    "isfinite",
+    "isnan",
+    "isinf",
+    "nan_to_num",
+]
 
 
 def _op_db():
@@ -86,8 +141,13 @@ def _torch_has_grad(name, op, sample):
 
 def _run_sample(name, op, sample):
     first = sample.input
-    diff = (isinstance(first, torch.Tensor) and first.dtype == torch.float64
-            and op.supports_autograd and name != "einsum" and _torch_has_grad(name, op, sample))
+    diff = (
+        isinstance(first, torch.Tensor)
+        and first.dtype == torch.float64
+        and op.supports_autograd
+        and name != "einsum"
+        and _torch_has_grad(name, op, sample)
+    )
     t_first = first.detach().clone().requires_grad_(diff) if diff else first
     t_args = (t_first,) + tuple(sample.args)
     try:
@@ -99,8 +159,7 @@ def _run_sample(name, op, sample):
     for g, w in zip(_outputs(got), _outputs(want)):
         wn = w.detach().numpy()
         assert g.shape == wn.shape, (g.shape, wn.shape)
-        np.testing.assert_allclose(g.detach().numpy(), wn, rtol=1e-6, atol=1e-8,
-                                   equal_nan=True)
+        np.testing.assert_allclose(g.detach().numpy(), wn, rtol=1e-6, atol=1e-8, equal_nan=True)
     w0, g0 = _outputs(want)[0], _outputs(got)[0]
     if diff and w0.requires_grad and w0.dtype == torch.float64 and w0.numel():
         v = np.random.default_rng(0).standard_normal(tuple(w0.shape))
@@ -124,9 +183,11 @@ def test_op_db_samples(name):
                 continue
             passed += 1
         except Exception as e:  # collected and reported below
-            failures.append(f"{type(e).__name__}: {str(e)[:200]} (input "
-                            f"{tuple(getattr(sample.input, 'shape', ()))}, args "
-                            f"{[getattr(a, 'shape', a) for a in sample.args]}, {sample.kwargs})")
+            failures.append(
+                f"{type(e).__name__}: {str(e)[:200]} (input "
+                f"{tuple(getattr(sample.input, 'shape', ()))}, args "
+                f"{[getattr(a, 'shape', a) for a in sample.args]}, {sample.kwargs})"
+            )
     total = passed + len(failures)
     assert total, f"{name}: no sample ran"
     assert passed >= 0.99 * total, f"{name}: {passed}/{total} passed\n" + "\n".join(failures[:8])

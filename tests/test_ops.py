@@ -42,8 +42,14 @@ def _device_cases():
         for sample in spec.samples(rng):
             for variant in variants:
                 vid = f"-{variant}" if variant else ""
-                yield pytest.param(spec, sample, variant, "cuda", marks=pytest.mark.gpu,
-                                   id=f"{spec.name}-{sample.name}{vid}-cuda")
+                yield pytest.param(
+                    spec,
+                    sample,
+                    variant,
+                    "cuda",
+                    marks=pytest.mark.gpu,
+                    id=f"{spec.name}-{sample.name}{vid}-cuda",
+                )
 
 
 DEVICE_CASES = list(_device_cases())

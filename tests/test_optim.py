@@ -84,7 +84,8 @@ def test_sgd_matches_torch(kwargs, dtype):
     if kwargs.get("momentum"):
         for m, t in zip(mp, tp):
             np.testing.assert_allclose(
-                mo.state[m]["momentum_buffer"].numpy(), to.state[t]["momentum_buffer"].numpy(),
+                mo.state[m]["momentum_buffer"].numpy(),
+                to.state[t]["momentum_buffer"].numpy(),
                 **TOL[dtype],
             )
 
@@ -98,10 +99,12 @@ def test_adam_matches_torch(name, kwargs, dtype):
     _assert_close(mp, tp, dtype)
     for m, t in zip(mp, tp):
         assert mo.state[m]["step"] == int(to.state[t]["step"]) == 50
-        for key in ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if kwargs.get("amsgrad")
-                                                else ()):
-            np.testing.assert_allclose(mo.state[m][key].numpy(), to.state[t][key].numpy(),
-                                       **TOL[dtype])
+        for key in ("exp_avg", "exp_avg_sq") + (
+            ("max_exp_avg_sq",) if kwargs.get("amsgrad") else ()
+        ):
+            np.testing.assert_allclose(
+                mo.state[m][key].numpy(), to.state[t][key].numpy(), **TOL[dtype]
+            )
 
 
 def test_adamw_default_weight_decay():
@@ -112,9 +115,11 @@ def test_adamw_default_weight_decay():
 
 @pytest.mark.parametrize(
     "mg_cls, torch_cls, kwargs",
-    [(optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
-     (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True)),
-     (optim.AdamW, torch.optim.AdamW, dict(lr=1e-2))],
+    [
+        (optim.SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+        (optim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True)),
+        (optim.AdamW, torch.optim.AdamW, dict(lr=1e-2)),
+    ],
 )
 def test_none_grads_are_skipped_like_torch(mg_cls, torch_cls, kwargs):
     # param 1 has no gradient every third step: it must not move, and Adam's per-parameter
@@ -143,8 +148,10 @@ def test_real_loss_trajectory_matches_torch():
     # gradients from each framework's own autograd on 0.5*|A p - y|^2 + sum(tanh(p))
     rng = np.random.default_rng(0)
     A, y, p0 = rng.standard_normal((6, 4)), rng.standard_normal(6), rng.standard_normal(4)
-    for mg_cls, torch_cls, kw in [(optim.SGD, torch.optim.SGD, dict(lr=0.02, momentum=0.9)),
-                                  (optim.Adam, torch.optim.Adam, dict(lr=0.05))]:
+    for mg_cls, torch_cls, kw in [
+        (optim.SGD, torch.optim.SGD, dict(lr=0.02, momentum=0.9)),
+        (optim.Adam, torch.optim.Adam, dict(lr=0.05)),
+    ]:
         pm = mg.tensor(p0, requires_grad=True)
         pt = torch.tensor(p0, requires_grad=True)
         Am, ym, At, yt = mg.tensor(A), mg.tensor(y), torch.tensor(A), torch.tensor(y)
@@ -155,8 +162,7 @@ def test_real_loss_trajectory_matches_torch():
                 loss = 0.5 * ((Ax @ p - yx) ** 2).sum() + p.tanh().sum()
                 loss.backward()
                 o.step()
-        np.testing.assert_allclose(pm.detach().numpy(), pt.detach().numpy(),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(pm.detach().numpy(), pt.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_closure_is_called_with_grad_enabled():
@@ -258,14 +264,17 @@ def _continue(opt, params, grads):
 
 @pytest.mark.parametrize(
     "cls, kwargs",
-    [(optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
-     (optim.Adam, dict(lr=1e-2, amsgrad=True)),
-     (optim.AdamW, dict(lr=1e-2, weight_decay=0.1))],
+    [
+        (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True)),
+        (optim.Adam, dict(lr=1e-2, amsgrad=True)),
+        (optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),
+    ],
 )
 def test_state_dict_round_trip_then_continue(cls, kwargs, tmp_path):
     rng = np.random.default_rng(3)
-    params = [mg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
-              for s in SHAPES]
+    params = [
+        mg.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in SHAPES
+    ]
     opt = cls([{"params": params[:2]}, {"params": params[2:], "lr": 1e-3}], **kwargs)
     first = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(20)]
     later = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(30)]
@@ -291,8 +300,10 @@ def test_state_dict_round_trip_then_continue(cls, kwargs, tmp_path):
 def test_load_state_dict_copies_and_casts():
     p = mg.ones(3, requires_grad=True)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
-    sd = {"state": {0: {"momentum_buffer": np.arange(3.0)}},  # float64 array
-          "param_groups": [{**opt.param_groups[0], "params": [0]}]}
+    sd = {
+        "state": {0: {"momentum_buffer": np.arange(3.0)}},  # float64 array
+        "param_groups": [{**opt.param_groups[0], "params": [0]}],
+    }
     sd["param_groups"][0].pop("params")
     sd["param_groups"][0]["params"] = [0]
     opt.load_state_dict(sd)
@@ -313,8 +324,10 @@ def test_load_torch_state_dict_converted_to_numpy():
     for m, t in zip(mp, tp):
         m._data[...] = t.detach().numpy()
     tsd = to.state_dict()
-    npsd = {"state": {k: {n: v.numpy() for n, v in s.items()} for k, s in tsd["state"].items()},
-            "param_groups": tsd["param_groups"]}
+    npsd = {
+        "state": {k: {n: v.numpy() for n, v in s.items()} for k, s in tsd["state"].items()},
+        "param_groups": tsd["param_groups"],
+    }
     mo = optim.Adam(mp)
     mo.load_state_dict(npsd)
     assert mo.state[mp[0]]["step"] == 10
@@ -390,8 +403,17 @@ def test_functional_sgd_creates_buffers_and_keeps_grads():
     grads = [np.full(2, 2.0), np.ones(3)]
     grads_before = [g.copy() for g in grads]
     buffers = [None, None]
-    reference_optim.sgd_step(params, grads, buffers, lr=0.1, momentum=0.9, dampening=0.0,
-                             weight_decay=0.0, nesterov=False, maximize=True)
+    reference_optim.sgd_step(
+        params,
+        grads,
+        buffers,
+        lr=0.1,
+        momentum=0.9,
+        dampening=0.0,
+        weight_decay=0.0,
+        nesterov=False,
+        maximize=True,
+    )
     np.testing.assert_allclose(params[0], [1.2, 1.2])
     np.testing.assert_allclose(buffers[1], [-1, -1, -1])
     for g, b in zip(grads, grads_before):
@@ -404,18 +426,26 @@ def test_functional_sgd_creates_buffers_and_keeps_grads():
 # features; every third step parameter 1 has no gradient (its Adam step count falls behind).
 def _sgd_grid():
     for momentum, dampening, nesterov, weight_decay, maximize in itertools.product(
-            (0.0, 0.9), (0.0, 0.3), (False, True), (0.0, 0.1), (False, True)):
+        (0.0, 0.9), (0.0, 0.3), (False, True), (0.0, 0.1), (False, True)
+    ):
         if (dampening or nesterov) and not momentum:
             continue  # dampening and Nesterov only act on the momentum buffer
         if nesterov and dampening:
             continue  # torch: "Nesterov momentum requires a momentum and zero dampening"
-        yield dict(lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                   weight_decay=weight_decay, maximize=maximize)
+        yield dict(
+            lr=0.05,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
 
 
 def _adam_grid():
     for name, weight_decay, amsgrad, maximize in itertools.product(
-            ("Adam", "AdamW"), (0.0, 0.1), (False, True), (False, True)):
+        ("Adam", "AdamW"), (0.0, 0.1), (False, True), (False, True)
+    ):
         yield name, dict(lr=1e-2, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
     yield "Adam", dict(lr=3e-2, betas=(0.5, 0.8), eps=1e-3, weight_decay=0.05, amsgrad=True)
     yield "AdamW", dict(lr=3e-2, betas=(0.0, 0.3), eps=1e-4, weight_decay=0.5, maximize=True)
@@ -435,28 +465,34 @@ def test_every_sgd_variant_matches_torch(variant, kwargs, dtype):
     _assert_close(mp, tp, dtype)
     for m, t in zip(mp, tp):
         if kwargs["momentum"]:
-            np.testing.assert_allclose(mo.state[m]["momentum_buffer"].numpy(),
-                                       to.state[t]["momentum_buffer"].numpy(), **TOL[dtype])
+            np.testing.assert_allclose(
+                mo.state[m]["momentum_buffer"].numpy(),
+                to.state[t]["momentum_buffer"].numpy(),
+                **TOL[dtype],
+            )
         else:
             assert mo.state.get(m, {}).get("momentum_buffer") is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("name,kwargs", list(_adam_grid()),
-                         ids=lambda x: x if isinstance(x, str) else _short(x))
+@pytest.mark.parametrize(
+    "name,kwargs", list(_adam_grid()), ids=lambda x: x if isinstance(x, str) else _short(x)
+)
 @pytest.mark.parametrize("variant", cpu_variants("adam"))
 def test_every_adam_variant_matches_torch(variant, name, kwargs, dtype):
     with kernels.use("adam", variant):
         assert kernels.current("adam") == variant
-        mp, tp, mo, to = _trajectory(getattr(optim, name), getattr(torch.optim, name), kwargs,
-                                     dtype, skip_every=3)
+        mp, tp, mo, to = _trajectory(
+            getattr(optim, name), getattr(torch.optim, name), kwargs, dtype, skip_every=3
+        )
     _assert_close(mp, tp, dtype)
     amsgrad = kwargs.get("amsgrad", False)
     keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
     for i, (m, t) in enumerate(zip(mp, tp)):
         assert mo.state[m]["step"] == int(to.state[t]["step"]) == (33 if i == 1 else 50)
         for key in keys:
-            np.testing.assert_allclose(mo.state[m][key].numpy(), to.state[t][key].numpy(),
-                                       **TOL[dtype], err_msg=key)
+            np.testing.assert_allclose(
+                mo.state[m][key].numpy(), to.state[t][key].numpy(), **TOL[dtype], err_msg=key
+            )
         if not amsgrad:
             assert "max_exp_avg_sq" not in mo.state[m]

@@ -52,8 +52,9 @@ def _grads(rng, params):
 
 SGD_CASES = [
     dict(momentum=m, dampening=d, weight_decay=wd, nesterov=n, maximize=mx)
-    for m, d, wd, n, mx in itertools.product([0.0, 0.9], [0.0, 0.1], [0.0, 1e-2],
-                                             [False, True], [False, True])
+    for m, d, wd, n, mx in itertools.product(
+        [0.0, 0.9], [0.0, 0.1], [0.0, 1e-2], [False, True], [False, True]
+    )
     if not (n and (m == 0 or d != 0))  # Nesterov needs momentum and no dampening (as in torch)
     and not (m == 0 and d != 0)  # dampening without momentum is the m == 0 case again
 ]
@@ -72,12 +73,30 @@ def _sgd_runs(dtype, opts, steps=STEPS, seed=0):
     for step in range(steps):
         g = _grads(rng, p_ref)
         grads.append(g)
-        reference.sgd_step(p_ref, g, bufs_ref, 0.1, opts["momentum"], opts["dampening"],
-                           opts["weight_decay"], opts["nesterov"], opts["maximize"])
+        reference.sgd_step(
+            p_ref,
+            g,
+            bufs_ref,
+            0.1,
+            opts["momentum"],
+            opts["dampening"],
+            opts["weight_decay"],
+            opts["nesterov"],
+            opts["maximize"],
+        )
         fresh = [step == 0] * len(p_twin)  # what kernels/cuda.py passes: buffer created now
-        cu.sgd_step_host(p_twin, g, bufs_twin if opts["momentum"] else [], fresh, 0.1,
-                         opts["momentum"], opts["dampening"], opts["weight_decay"],
-                         opts["nesterov"], opts["maximize"])
+        cu.sgd_step_host(
+            p_twin,
+            g,
+            bufs_twin if opts["momentum"] else [],
+            fresh,
+            0.1,
+            opts["momentum"],
+            opts["dampening"],
+            opts["weight_decay"],
+            opts["nesterov"],
+            opts["maximize"],
+        )
     return p0, grads, (p_ref, bufs_ref), (p_twin, bufs_twin)
 
 
@@ -114,8 +133,7 @@ def test_sgd_kernel_formula_and_reference_match_torch(opts):
 
 ADAM_CASES = [
     dict(weight_decay=wd, amsgrad=a, decoupled=dec, beta1=b1)
-    for wd, a, dec, b1 in itertools.product([0.0, 1e-2], [False, True], [False, True],
-                                            [0.9, 0.3])
+    for wd, a, dec, b1 in itertools.product([0.0, 1e-2], [False, True], [False, True], [0.9, 0.3])
     if not (dec and wd == 0)  # decoupled without weight decay is plain Adam again
 ]
 
@@ -132,8 +150,15 @@ def _adam_runs(dtype, opts, steps=STEPS, seed=1):
     for step in range(1, steps + 1):
         g = _grads(rng, p_ref)
         grads.append(g)
-        args = (1e-2, opts["beta1"], 0.999, 1e-8, opts["weight_decay"], opts["amsgrad"],
-                opts["decoupled"])
+        args = (
+            1e-2,
+            opts["beta1"],
+            0.999,
+            1e-8,
+            opts["weight_decay"],
+            opts["amsgrad"],
+            opts["decoupled"],
+        )
         reference.adam_step(p_ref, g, *state_ref, step, *args)
         cu.adam_step_host(p_twin, g, *state_twin, [step] * len(p_twin), *args)
     return p0, grads, (p_ref, state_ref), (p_twin, state_twin)
@@ -157,22 +182,32 @@ def test_adam_kernel_formula_matches_torch(opts):
     p0, grads, (p_ref, s_ref), (p_twin, s_twin) = _adam_runs("float64", opts)
     tp = [torch.tensor(a, requires_grad=True) for a in p0]
     cls = torch.optim.AdamW if opts["decoupled"] else torch.optim.Adam
-    opt = cls(tp, lr=1e-2, betas=(opts["beta1"], 0.999), eps=1e-8,
-              weight_decay=opts["weight_decay"], amsgrad=opts["amsgrad"], foreach=False)
+    opt = cls(
+        tp,
+        lr=1e-2,
+        betas=(opts["beta1"], 0.999),
+        eps=1e-8,
+        weight_decay=opts["weight_decay"],
+        amsgrad=opts["amsgrad"],
+        foreach=False,
+    )
     for g in grads:
         for t, gi in zip(tp, g):
             t.grad = torch.tensor(gi)
         opt.step()
     keys = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"][: 3 if opts["amsgrad"] else 2]
     for i, t in enumerate(tp):
-        np.testing.assert_allclose(p_twin[i], t.detach().numpy(), **TOL["float64"],
-                                   err_msg=f"twin param {i}")
-        np.testing.assert_allclose(p_ref[i], t.detach().numpy(), **TOL["float64"],
-                                   err_msg=f"ref param {i}")
+        np.testing.assert_allclose(
+            p_twin[i], t.detach().numpy(), **TOL["float64"], err_msg=f"twin param {i}"
+        )
+        np.testing.assert_allclose(
+            p_ref[i], t.detach().numpy(), **TOL["float64"], err_msg=f"ref param {i}"
+        )
         for k, key in enumerate(keys):
             want = opt.state[t][key].numpy()
-            np.testing.assert_allclose(s_twin[k][i], want, **TOL["float64"],
-                                       err_msg=f"twin {key} {i}")
+            np.testing.assert_allclose(
+                s_twin[k][i], want, **TOL["float64"], err_msg=f"twin {key} {i}"
+            )
 
 
 def test_host_twins_validate_arguments():
@@ -181,7 +216,17 @@ def test_host_twins_validate_arguments():
     with pytest.raises(ValueError, match="sgd_step_host: 'grads' has 0 entries"):
         cu.sgd_step_host(p, [], [], [], 0.1, 0.0, 0.0, 0.0, False, False)
     with pytest.raises(TypeError, match="sgd_step_host"):
-        cu.sgd_step_host([np.zeros(3, np.int32)], [np.zeros(3, np.int32)], [], [], 0.1, 0.0,
-                         0.0, 0.0, False, False)
+        cu.sgd_step_host(
+            [np.zeros(3, np.int32)],
+            [np.zeros(3, np.int32)],
+            [],
+            [],
+            0.1,
+            0.0,
+            0.0,
+            0.0,
+            False,
+            False,
+        )
     with pytest.raises(ValueError, match="adam_step_host: step must be >= 1"):
         cu.adam_step_host(p, p, p, p, [], [0], 0.1, 0.9, 0.999, 1e-8, 0.0, False, False)

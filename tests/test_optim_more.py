@@ -24,43 +24,94 @@ TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-13, atol
 # each option alone, then combinations; every config runs in float32 and float64
 CONFIGS = {
     "RMSprop": [
-        dict(), dict(lr=0.05, alpha=0.9), dict(eps=1e-3), dict(weight_decay=0.1),
-        dict(momentum=0.9), dict(centered=True), dict(maximize=True),
-        dict(lr=0.02, alpha=0.8, eps=1e-6, weight_decay=0.05, momentum=0.5, centered=True,
-             maximize=True),
+        dict(),
+        dict(lr=0.05, alpha=0.9),
+        dict(eps=1e-3),
+        dict(weight_decay=0.1),
+        dict(momentum=0.9),
+        dict(centered=True),
+        dict(maximize=True),
+        dict(
+            lr=0.02,
+            alpha=0.8,
+            eps=1e-6,
+            weight_decay=0.05,
+            momentum=0.5,
+            centered=True,
+            maximize=True,
+        ),
         dict(momentum=0.7, centered=True),
     ],
     "Adagrad": [
-        dict(), dict(lr=0.1), dict(lr_decay=0.05), dict(weight_decay=0.1),
-        dict(initial_accumulator_value=0.5), dict(eps=1e-3), dict(maximize=True),
-        dict(lr=0.05, lr_decay=0.01, weight_decay=0.02, initial_accumulator_value=0.1,
-             eps=1e-6, maximize=True),
+        dict(),
+        dict(lr=0.1),
+        dict(lr_decay=0.05),
+        dict(weight_decay=0.1),
+        dict(initial_accumulator_value=0.5),
+        dict(eps=1e-3),
+        dict(maximize=True),
+        dict(
+            lr=0.05,
+            lr_decay=0.01,
+            weight_decay=0.02,
+            initial_accumulator_value=0.1,
+            eps=1e-6,
+            maximize=True,
+        ),
     ],
     "Adamax": [
-        dict(), dict(lr=0.01, betas=(0.5, 0.9)), dict(eps=1e-3), dict(weight_decay=0.1),
+        dict(),
+        dict(lr=0.01, betas=(0.5, 0.9)),
+        dict(eps=1e-3),
+        dict(weight_decay=0.1),
         dict(maximize=True),
         dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, maximize=True),
     ],
     "NAdam": [
-        dict(), dict(lr=0.01, betas=(0.5, 0.9)), dict(eps=1e-3), dict(weight_decay=0.1),
-        dict(momentum_decay=0.05), dict(weight_decay=0.1, decoupled_weight_decay=True),
+        dict(),
+        dict(lr=0.01, betas=(0.5, 0.9)),
+        dict(eps=1e-3),
+        dict(weight_decay=0.1),
+        dict(momentum_decay=0.05),
+        dict(weight_decay=0.1, decoupled_weight_decay=True),
         dict(maximize=True),
-        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, momentum_decay=1e-2,
-             decoupled_weight_decay=True, maximize=True),
+        dict(
+            lr=0.01,
+            betas=(0.8, 0.99),
+            eps=1e-6,
+            weight_decay=0.05,
+            momentum_decay=1e-2,
+            decoupled_weight_decay=True,
+            maximize=True,
+        ),
     ],
     "RAdam": [
-        dict(), dict(lr=0.01, betas=(0.5, 0.9)), dict(eps=1e-3), dict(weight_decay=0.1),
-        dict(weight_decay=0.1, decoupled_weight_decay=True), dict(maximize=True),
+        dict(),
+        dict(lr=0.01, betas=(0.5, 0.9)),
+        dict(eps=1e-3),
+        dict(weight_decay=0.1),
+        dict(weight_decay=0.1, decoupled_weight_decay=True),
+        dict(maximize=True),
         # beta2 small enough that rho_t > 5 from the first steps: the rectified branch
-        dict(lr=0.01, betas=(0.8, 0.5), eps=1e-6, weight_decay=0.05,
-             decoupled_weight_decay=True, maximize=True),
+        dict(
+            lr=0.01,
+            betas=(0.8, 0.5),
+            eps=1e-6,
+            weight_decay=0.05,
+            decoupled_weight_decay=True,
+            maximize=True,
+        ),
     ],
 }
 CASES = [(name, kw) for name, configs in CONFIGS.items() for kw in configs]
 # state buffers that are arrays (all but step and NAdam's mu_product)
-BUFFERS = {"RMSprop": ("square_avg", "momentum_buffer", "grad_avg"), "Adagrad": ("sum",),
-           "Adamax": ("exp_avg", "exp_inf"), "NAdam": ("exp_avg", "exp_avg_sq"),
-           "RAdam": ("exp_avg", "exp_avg_sq")}
+BUFFERS = {
+    "RMSprop": ("square_avg", "momentum_buffer", "grad_avg"),
+    "Adagrad": ("sum",),
+    "Adamax": ("exp_avg", "exp_inf"),
+    "NAdam": ("exp_avg", "exp_avg_sq"),
+    "RAdam": ("exp_avg", "exp_avg_sq"),
+}
 
 
 def _pair(init, dtype):
@@ -108,8 +159,9 @@ def _assert_state_close(name, mo, to, mp, tp, dtype):
             assert ms["mu_product"] == ts["mu_product"].item()
         for key in BUFFERS[name]:
             if key in ts:
-                np.testing.assert_allclose(ms[key].numpy(), ts[key].numpy(), **TOL[dtype],
-                                           err_msg=key)
+                np.testing.assert_allclose(
+                    ms[key].numpy(), ts[key].numpy(), **TOL[dtype], err_msg=key
+                )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -136,8 +188,7 @@ def test_defaults_and_group_keys_match_torch(name):
     mo, to = getattr(optim, name)([p]), getattr(torch.optim, name)([q])
     assert mo.defaults == to.defaults
     assert sorted(mo.param_groups[0]) == sorted(to.param_groups[0])
-    assert sorted(mo.state_dict()["param_groups"][0]) == sorted(
-        to.state_dict()["param_groups"][0])
+    assert sorted(mo.state_dict()["param_groups"][0]) == sorted(to.state_dict()["param_groups"][0])
 
 
 def test_adagrad_creates_state_at_construction_like_torch():
@@ -163,8 +214,10 @@ def test_state_dict_round_trip(name, tmp_path):
             p.grad = mg.tensor(g)
         opt.step()
         if step == 19:
-            save({"optim": opt.state_dict(), "params": [p.detach().numpy().copy()
-                                                        for p in params]}, tmp_path / "c.npz")
+            save(
+                {"optim": opt.state_dict(), "params": [p.detach().numpy().copy() for p in params]},
+                tmp_path / "c.npz",
+            )
     ckpt = load(tmp_path / "c.npz")
     params2 = [mg.tensor(np.array(a), requires_grad=True) for a in ckpt["params"]]
     opt2 = getattr(optim, name)(params2, **kwargs)
@@ -190,8 +243,10 @@ def test_load_torch_state_dict_converted_to_numpy(name):
     for m, t in zip(mp, tp):
         m._data[...] = t.detach().numpy()
     tsd = to.state_dict()
-    npsd = {"state": {k: {n: v.numpy() for n, v in s.items()} for k, s in tsd["state"].items()},
-            "param_groups": tsd["param_groups"]}
+    npsd = {
+        "state": {k: {n: v.numpy() for n, v in s.items()} for k, s in tsd["state"].items()},
+        "param_groups": tsd["param_groups"],
+    }
     mo = getattr(optim, name)(mp)  # default hyperparameters: the loaded groups replace them
     mo.load_state_dict(npsd)
     assert mo.state[mp[0]]["step"] == 10
@@ -204,18 +259,32 @@ def test_load_torch_state_dict_converted_to_numpy(name):
 
 
 BAD_ARGS = [
-    ("RMSprop", dict(lr=-0.1)), ("RMSprop", dict(alpha=-0.5)), ("RMSprop", dict(eps=-1.0)),
-    ("RMSprop", dict(momentum=-0.1)), ("RMSprop", dict(weight_decay=-1.0)),
-    ("Adagrad", dict(lr=-0.1)), ("Adagrad", dict(lr_decay=-0.1)),
-    ("Adagrad", dict(weight_decay=-1.0)), ("Adagrad", dict(initial_accumulator_value=-1.0)),
+    ("RMSprop", dict(lr=-0.1)),
+    ("RMSprop", dict(alpha=-0.5)),
+    ("RMSprop", dict(eps=-1.0)),
+    ("RMSprop", dict(momentum=-0.1)),
+    ("RMSprop", dict(weight_decay=-1.0)),
+    ("Adagrad", dict(lr=-0.1)),
+    ("Adagrad", dict(lr_decay=-0.1)),
+    ("Adagrad", dict(weight_decay=-1.0)),
+    ("Adagrad", dict(initial_accumulator_value=-1.0)),
     ("Adagrad", dict(eps=-1.0)),
-    ("Adamax", dict(lr=-0.1)), ("Adamax", dict(eps=-1.0)), ("Adamax", dict(betas=(1.0, 0.9))),
-    ("Adamax", dict(betas=(0.9, -0.1))), ("Adamax", dict(weight_decay=-1.0)),
-    ("NAdam", dict(lr=-0.1)), ("NAdam", dict(eps=-1.0)), ("NAdam", dict(betas=(1.5, 0.9))),
-    ("NAdam", dict(betas=(0.9, 1.0))), ("NAdam", dict(weight_decay=-1.0)),
+    ("Adamax", dict(lr=-0.1)),
+    ("Adamax", dict(eps=-1.0)),
+    ("Adamax", dict(betas=(1.0, 0.9))),
+    ("Adamax", dict(betas=(0.9, -0.1))),
+    ("Adamax", dict(weight_decay=-1.0)),
+    ("NAdam", dict(lr=-0.1)),
+    ("NAdam", dict(eps=-1.0)),
+    ("NAdam", dict(betas=(1.5, 0.9))),
+    ("NAdam", dict(betas=(0.9, 1.0))),
+    ("NAdam", dict(weight_decay=-1.0)),
     ("NAdam", dict(momentum_decay=-1.0)),
-    ("RAdam", dict(lr=-0.1)), ("RAdam", dict(eps=-1.0)), ("RAdam", dict(betas=(-0.1, 0.9))),
-    ("RAdam", dict(betas=(0.9, 1.0))), ("RAdam", dict(weight_decay=-1.0)),
+    ("RAdam", dict(lr=-0.1)),
+    ("RAdam", dict(eps=-1.0)),
+    ("RAdam", dict(betas=(-0.1, 0.9))),
+    ("RAdam", dict(betas=(0.9, 1.0))),
+    ("RAdam", dict(weight_decay=-1.0)),
 ]
 
 
@@ -329,8 +398,9 @@ def test_clip_grad_value_matches_torch(dtype):
 def _models(seed=0):
     """The same small net with batch norm in both libraries."""
     torch.manual_seed(seed)
-    t = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(),
-                            torch.nn.Linear(6, 2)).double()
+    t = torch.nn.Sequential(
+        torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 2)
+    ).double()
     m = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)).double()
     m.load_state_dict({k: v.detach().numpy().copy() for k, v in t.state_dict().items()})
     return m, t
@@ -344,15 +414,17 @@ def _train_steps(m, t, opt, rng, steps):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    t.load_state_dict({k: torch.tensor(np.array(v.detach().numpy())) for k, v in
-                       m.state_dict().items()})
+    t.load_state_dict(
+        {k: torch.tensor(np.array(v.detach().numpy())) for k, v in m.state_dict().items()}
+    )
 
 
 def _assert_state_dicts_close(msd, tsd):
     assert list(msd) == list(tsd)
     for k in tsd:
-        np.testing.assert_allclose(msd[k].detach().numpy(), tsd[k].numpy(), rtol=1e-12,
-                                   atol=1e-13, err_msg=k)
+        np.testing.assert_allclose(
+            msd[k].detach().numpy(), tsd[k].numpy(), rtol=1e-12, atol=1e-13, err_msg=k
+        )
 
 
 AVERAGING = {
@@ -360,8 +432,7 @@ AVERAGING = {
     "ema-multi": lambda lib: dict(multi_avg_fn=lib.get_ema_multi_avg_fn(0.9)),
     "ema-avg_fn": lambda lib: dict(avg_fn=lib.get_ema_avg_fn(0.8)),
     "swa-multi": lambda lib: dict(multi_avg_fn=lib.get_swa_multi_avg_fn()),
-    "ema-buffers": lambda lib: dict(multi_avg_fn=lib.get_ema_multi_avg_fn(0.7),
-                                    use_buffers=True),
+    "ema-buffers": lambda lib: dict(multi_avg_fn=lib.get_ema_multi_avg_fn(0.7), use_buffers=True),
     "swa-buffers": lambda lib: dict(use_buffers=True),
 }
 
@@ -403,8 +474,9 @@ def test_ema_is_the_exponential_average():
     with pytest.raises(ValueError, match="decay"):
         swa_utils.get_ema_multi_avg_fn(1.5)
     with pytest.raises(ValueError, match="only one"):
-        swa_utils.AveragedModel(model, avg_fn=swa_utils.get_swa_avg_fn(),
-                                multi_avg_fn=swa_utils.get_swa_multi_avg_fn())
+        swa_utils.AveragedModel(
+            model, avg_fn=swa_utils.get_swa_avg_fn(), multi_avg_fn=swa_utils.get_swa_multi_avg_fn()
+        )
 
 
 def test_update_bn_matches_torch():
@@ -420,9 +492,15 @@ def test_update_bn_matches_torch():
     assert m[1].momentum == t[1].momentum == 0.1
 
 
-@pytest.mark.parametrize("kwargs", [dict(swa_lr=0.05), dict(swa_lr=[0.01, 0.2], anneal_epochs=3,
-                                                            anneal_strategy="linear"),
-                                    dict(swa_lr=0.02, anneal_epochs=0)], ids=str)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(swa_lr=0.05),
+        dict(swa_lr=[0.01, 0.2], anneal_epochs=3, anneal_strategy="linear"),
+        dict(swa_lr=0.02, anneal_epochs=0),
+    ],
+    ids=str,
+)
 def test_swalr_sequence_matches_torch(kwargs):
     a, b = mg.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
     c, d = mg.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)

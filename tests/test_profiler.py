@@ -81,15 +81,27 @@ def test_table_layout():
     lines = text.splitlines()
     assert lines[0].startswith("---") and lines[2].startswith("---")
     cols = [c.strip() for c in lines[1].split("  ") if c.strip()]
-    assert cols == ["Name", "Self CPU %", "Self CPU", "CPU total %", "CPU total",
-                    "CPU time avg", "# of Calls", "Total MFLOPs", "Total I/O"]
+    assert cols == [
+        "Name",
+        "Self CPU %",
+        "Self CPU",
+        "CPU total %",
+        "CPU total",
+        "CPU time avg",
+        "# of Calls",
+        "Total MFLOPs",
+        "Total I/O",
+    ]
     rows = lines[3:-2]
     assert len(rows) == 5 and lines[-2].startswith("---")
     assert lines[-1].startswith("Self CPU time total: ")
-    selfs = [a.self_cpu_time_total for a in sorted(
-        prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:5]]
-    assert [r.split()[0] for r in rows] == [a.key for a in sorted(
-        prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:5]]
+    selfs = [
+        a.self_cpu_time_total
+        for a in sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:5]
+    ]
+    assert [r.split()[0] for r in rows] == [
+        a.key for a in sorted(prof.key_averages(), key=lambda a: -a.self_cpu_time_total)[:5]
+    ]
     assert selfs == sorted(selfs, reverse=True)
     plain = profile(with_flops=False, with_bytes=False)
     with plain:

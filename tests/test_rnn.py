@@ -59,12 +59,24 @@ def test_fused_cell_gradcheck_and_gradgradcheck(variant):
         assert G.grad is not None and C.grad is not None
 
 
-def _compare_lstm(num_layers, batch_first, bidirectional, T, with_state, dtype=torch.float64,
-                  variant="numpy", N=3, I=4, H=5, fused=True):
+def _compare_lstm(
+    num_layers,
+    batch_first,
+    bidirectional,
+    T,
+    with_state,
+    dtype=torch.float64,
+    variant="numpy",
+    N=3,
+    I=4,
+    H=5,
+    fused=True,
+):
     torch.manual_seed(0)
     rng = np.random.default_rng(T)
-    t = torch.nn.LSTM(I, H, num_layers=num_layers, batch_first=batch_first,
-                      bidirectional=bidirectional).to(dtype)
+    t = torch.nn.LSTM(
+        I, H, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional
+    ).to(dtype)
     m = LSTM(I, H, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
     m.fused = fused
     _load(m, t)
@@ -94,21 +106,22 @@ def _compare_lstm(num_layers, batch_first, bidirectional, T, with_state, dtype=t
     params = dict(m.named_parameters())
     assert list(params) == [n for n, _ in t.named_parameters()]
     for name, p in t.named_parameters():
-        np.testing.assert_allclose(params[name].grad.numpy(), p.grad.numpy(), **tol,
-                                   err_msg=name)
+        np.testing.assert_allclose(params[name].grad.numpy(), p.grad.numpy(), **tol, err_msg=name)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("num_layers,batch_first,bidirectional,T,with_state", [
-    (1, False, False, 1, False),
-    (1, True, False, 7, True),
-    (2, False, True, 5, True),
-    (2, True, True, 1, False),
-    (2, True, False, 100, True),
-    (1, False, True, 100, False),
-])
-def test_lstm_matches_torch_float32(variant, num_layers, batch_first, bidirectional, T,
-                                    with_state):
+@pytest.mark.parametrize(
+    "num_layers,batch_first,bidirectional,T,with_state",
+    [
+        (1, False, False, 1, False),
+        (1, True, False, 7, True),
+        (2, False, True, 5, True),
+        (2, True, True, 1, False),
+        (2, True, False, 100, True),
+        (1, False, True, 100, False),
+    ],
+)
+def test_lstm_matches_torch_float32(variant, num_layers, batch_first, bidirectional, T, with_state):
     _compare_lstm(num_layers, batch_first, bidirectional, T, with_state, torch.float32, variant)
 
 
@@ -154,8 +167,10 @@ def _seq_out(xw, h0, c0, w, reverse):
 def test_lstm_sequence_gradgradcheck(reverse):
     rng = np.random.default_rng(8)
     T, N, H = 3, 2, 2
-    ins = [mg.tensor(rng.standard_normal(s), requires_grad=True)
-           for s in ((T, N, 4 * H), (N, H), (N, H), (4 * H, H))]
+    ins = [
+        mg.tensor(rng.standard_normal(s), requires_grad=True)
+        for s in ((T, N, 4 * H), (N, H), (N, H), (4 * H, H))
+    ]
     assert gradgradcheck(lambda *a: _seq_out(*a, reverse=reverse), ins)
 
 
@@ -199,8 +214,9 @@ def test_lstm_cell_module_matches_torch():
 
 def test_lstm_init_like_torch():
     m = LSTM(3, 16, num_layers=2, bidirectional=True)
-    names = [n for n, _ in torch.nn.LSTM(3, 16, num_layers=2, bidirectional=True)
-             .named_parameters()]
+    names = [
+        n for n, _ in torch.nn.LSTM(3, 16, num_layers=2, bidirectional=True).named_parameters()
+    ]
     assert [n for n, _ in m.named_parameters()] == names
     for p in m.parameters():
         a = p.detach().numpy()
@@ -220,15 +236,25 @@ def test_lstm_dropout_between_layers_only_in_training():
     assert not np.allclose(c.detach().numpy(), a.detach().numpy())
 
 
-@pytest.mark.parametrize("call,pattern", [
-    (lambda m: m(mg.randn(5, 2, 7)), r"input.size\(-1\) must be equal to input_size. "
-                                      r"Expected 3, got 7"),
-    (lambda m: m(mg.randn(5, 3, 3), (mg.zeros(2, 2, 4), mg.zeros(2, 2, 4))),
-     r"Expected hidden\[0\] size \(2, 3, 4\), got \[2, 2, 4\]"),
-    (lambda m: m(mg.randn(5, 3, 3), (mg.zeros(2, 3, 4), mg.zeros(2, 3, 5))),
-     r"Expected hidden\[1\] size \(2, 3, 4\), got \[2, 3, 5\]"),
-    (lambda m: m(mg.randn(3)), r"Expected input to be 2D or 3D, got 1D"),
-])
+@pytest.mark.parametrize(
+    "call,pattern",
+    [
+        (
+            lambda m: m(mg.randn(5, 2, 7)),
+            r"input.size\(-1\) must be equal to input_size. "
+            r"Expected 3, got 7",
+        ),
+        (
+            lambda m: m(mg.randn(5, 3, 3), (mg.zeros(2, 2, 4), mg.zeros(2, 2, 4))),
+            r"Expected hidden\[0\] size \(2, 3, 4\), got \[2, 2, 4\]",
+        ),
+        (
+            lambda m: m(mg.randn(5, 3, 3), (mg.zeros(2, 3, 4), mg.zeros(2, 3, 5))),
+            r"Expected hidden\[1\] size \(2, 3, 4\), got \[2, 3, 5\]",
+        ),
+        (lambda m: m(mg.randn(3)), r"Expected input to be 2D or 3D, got 1D"),
+    ],
+)
 def test_lstm_bad_input(call, pattern):
     m = LSTM(3, 4, num_layers=2)  # input (T, N, I)
     with pytest.raises(ValueError, match=pattern):

@@ -52,23 +52,58 @@ def _equal(a, b):
 
 def _nested():
     rng = np.random.default_rng(0)
-    arrays = {str(dt): rng.standard_normal((3, 2)).astype(dt)
-              for dt in (np.float16, np.float32, np.float64, np.complex64)}
-    arrays.update({
-        "int8": np.arange(-3, 3, dtype=np.int8), "int32": np.arange(4, dtype=np.int32),
-        "int64": np.array([-(2**62), 2**62]), "uint8": np.arange(250, 256, dtype=np.uint8),
-        "uint64": np.array([2**64 - 1], dtype=np.uint64), "bool": np.array([True, False]),
-        "zero_d": np.array(3.5), "empty": np.zeros((0, 4), np.float32),
-        "strided": np.arange(12.0).reshape(3, 4).T[::2],
-    })
+    arrays = {
+        str(dt): rng.standard_normal((3, 2)).astype(dt)
+        for dt in (np.float16, np.float32, np.float64, np.complex64)
+    }
+    arrays.update(
+        {
+            "int8": np.arange(-3, 3, dtype=np.int8),
+            "int32": np.arange(4, dtype=np.int32),
+            "int64": np.array([-(2**62), 2**62]),
+            "uint8": np.arange(250, 256, dtype=np.uint8),
+            "uint64": np.array([2**64 - 1], dtype=np.uint64),
+            "bool": np.array([True, False]),
+            "zero_d": np.array(3.5),
+            "empty": np.zeros((0, 4), np.float32),
+            "strided": np.arange(12.0).reshape(3, 4).T[::2],
+        }
+    )
     return {
         "arrays": arrays,
-        "tensors": [mg.tensor([[1.0, 2.0]], requires_grad=True), mg.tensor([1, 2, 3]),
-                    mg.tensor(np.float64(2.5)), mg.zeros(0, 3), mg.tensor([True, False])],
-        "scalars": (None, True, False, 0, -7, 2**63 - 1, -(2**63), 2**63, -(2**100), 3**90,
-                    0.1, -0.0, 1e308, float("inf"), float("-inf"), float("nan"), "", "héllo"),
+        "tensors": [
+            mg.tensor([[1.0, 2.0]], requires_grad=True),
+            mg.tensor([1, 2, 3]),
+            mg.tensor(np.float64(2.5)),
+            mg.zeros(0, 3),
+            mg.tensor([True, False]),
+        ],
+        "scalars": (
+            None,
+            True,
+            False,
+            0,
+            -7,
+            2**63 - 1,
+            -(2**63),
+            2**63,
+            -(2**100),
+            3**90,
+            0.1,
+            -0.0,
+            1e308,
+            float("inf"),
+            float("-inf"),
+            float("nan"),
+            "",
+            "héllo",
+        ),
         "numpy_scalars": [np.float32(1.5), np.int64(-3), np.bool_(True), np.uint16(7)],
-        1: "int key", (2, "a"): "tuple key", None: "none key", 2.5: [], "nested": {"x": {}},
+        1: "int key",
+        (2, "a"): "tuple key",
+        None: "none key",
+        2.5: [],
+        "nested": {"x": {}},
     }
 
 
@@ -129,8 +164,15 @@ def test_resumed_training_reproduces_losses_bit_for_bit(tmp_path):
     mg.manual_seed(0)
     w, opt, sched = make()
     train(w, opt, sched, 10)
-    save({"model": {"w": w}, "optim": opt.state_dict(), "sched": sched.state_dict(),
-          "rng": mg.get_rng_state()}, tmp_path / "ckpt.npz")
+    save(
+        {
+            "model": {"w": w},
+            "optim": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "rng": mg.get_rng_state(),
+        },
+        tmp_path / "ckpt.npz",
+    )
     expected = train(w, opt, sched, 10)
 
     mg.manual_seed(42)  # a different process state
@@ -228,11 +270,18 @@ def test_plain_npz_without_header(tmp_path):
 
 
 def test_wrong_format_tag_or_version(tmp_path):
-    for header, match in [({"format": "other", "version": 1, "root": None}, "not a minigrad"),
-                          ({"format": "minigrad-checkpoint", "version": 99, "root": None},
-                           "version 99"),
-                          ({"format": "minigrad-checkpoint", "version": 1,
-                            "root": {"__mg__": "ndarray", "key": "a7"}}, "missing")]:
+    for header, match in [
+        ({"format": "other", "version": 1, "root": None}, "not a minigrad"),
+        ({"format": "minigrad-checkpoint", "version": 99, "root": None}, "version 99"),
+        (
+            {
+                "format": "minigrad-checkpoint",
+                "version": 1,
+                "root": {"__mg__": "ndarray", "key": "a7"},
+            },
+            "missing",
+        ),
+    ]:
         path = tmp_path / "h.npz"
         blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         np.savez(path, minigrad_header=blob)
@@ -259,10 +308,17 @@ def test_pickle_file_is_rejected_without_unpickling(tmp_path):
 def test_object_array_member_is_refused_without_unpickling(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.npz"
-    header = {"format": serialization.FORMAT_TAG, "version": serialization.FORMAT_VERSION,
-              "root": {"__mg__": "dict", "items": [["w", {"__mg__": "ndarray", "key": "a0"}]]}}
-    np.savez(path, allow_pickle=True, a0=np.array([_Evil(marker)], dtype=object),
-             minigrad_header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+    header = {
+        "format": serialization.FORMAT_TAG,
+        "version": serialization.FORMAT_VERSION,
+        "root": {"__mg__": "dict", "items": [["w", {"__mg__": "ndarray", "key": "a0"}]]},
+    }
+    np.savez(
+        path,
+        allow_pickle=True,
+        a0=np.array([_Evil(marker)], dtype=object),
+        minigrad_header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+    )
     with pytest.raises(ValueError, match="corrupt"):
         load(path)
     assert not marker.exists()

@@ -42,16 +42,20 @@ def test_div_rounding_mode_float_zero_gradient(mode):
     _grads(mo, to, ma, ta)
     _grads(mb.div(ma, rounding_mode=mode), torch.div(tb, ta, rounding_mode=mode), mb, tb)
     # floor is floor division, not floor(a / b): 1 // 0.1 == 9
-    _close(mg.tensor([1.0], dtype=np.float64).div(0.1, rounding_mode=mode),
-           torch.tensor([1.0], dtype=torch.float64).div(0.1, rounding_mode=mode))
+    _close(
+        mg.tensor([1.0], dtype=np.float64).div(0.1, rounding_mode=mode),
+        torch.tensor([1.0], dtype=torch.float64).div(0.1, rounding_mode=mode),
+    )
 
 
 @pytest.mark.parametrize("mode", ["trunc", "floor"])
 def test_div_rounding_mode_integers_stay_exact(mode):
     a = np.array([7, -7, 7, -7, 2**62 + 1, -9], dtype=np.int64)
     b = np.array([2, 2, -2, -2, 3, 3], dtype=np.int64)
-    _close(mg.tensor(a).div(mg.tensor(b), rounding_mode=mode),
-           torch.tensor(a).div(torch.tensor(b), rounding_mode=mode))
+    _close(
+        mg.tensor(a).div(mg.tensor(b), rounding_mode=mode),
+        torch.tensor(a).div(torch.tensor(b), rounding_mode=mode),
+    )
     x = mg.tensor(a.copy())
     x.div_(mg.tensor(b), rounding_mode=mode)
     _close(x, torch.tensor(a).div(torch.tensor(b), rounding_mode=mode))
@@ -68,9 +72,11 @@ def test_div_rounding_mode_errors():
 @pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
 def test_softmax_dtype(fn):
     x = RNG.standard_normal((3, 4)).astype(np.float32)
-    for got in (getattr(mg, fn)(mg.tensor(x), 1, dtype=np.float64),
-                getattr(mg.tensor(x), fn)(1, dtype=np.float64),
-                getattr(F, fn)(mg.tensor(x), 1, dtype=np.float64)):
+    for got in (
+        getattr(mg, fn)(mg.tensor(x), 1, dtype=np.float64),
+        getattr(mg.tensor(x), fn)(1, dtype=np.float64),
+        getattr(F, fn)(mg.tensor(x), 1, dtype=np.float64),
+    ):
         _close(got, getattr(torch, fn)(torch.tensor(x), 1, dtype=torch.float64))
 
 
@@ -78,16 +84,20 @@ def test_any_all_dim():
     x = RNG.integers(0, 2, (3, 4)).astype(bool)
     for fn in ("any", "all"):
         _close(getattr(mg, fn)(mg.tensor(x), dim=1), getattr(torch, fn)(torch.tensor(x), dim=1))
-        _close(getattr(mg, fn)(mg.tensor(x), 0, True),
-               getattr(torch, fn)(torch.tensor(x), 0, True))
+        _close(getattr(mg, fn)(mg.tensor(x), 0, True), getattr(torch, fn)(torch.tensor(x), 0, True))
 
 
 @pytest.mark.parametrize("fn", ["var", "std"])
 def test_var_std_positional_unbiased_and_correction(fn):
     mx, tx = _pair((4, 5))
-    for args, kwargs in [((False,), {}), ((True,), {}), ((1, False, True), {}),
-                         ((1,), {"correction": 2}), ((), {"correction": 0}),
-                         ((None,), {"correction": 3, "keepdim": True})]:
+    for args, kwargs in [
+        ((False,), {}),
+        ((True,), {}),
+        ((1, False, True), {}),
+        ((1,), {"correction": 2}),
+        ((), {"correction": 0}),
+        ((None,), {"correction": 3, "keepdim": True}),
+    ]:
         mo, to = getattr(mg, fn)(mx, *args, **kwargs), getattr(torch, fn)(tx, *args, **kwargs)
         _close(mo, to)
         _grads(mo, to, mx, tx)
@@ -101,15 +111,25 @@ def test_zero_d_and_empty_reductions():
         _close(mx.argmax(dim, keep), tx.argmax(dim, keep))
         _close(mx.argmin(dim, keep), tx.argmin(dim, keep))
     with pytest.warns(RuntimeWarning):
-        _close(mg.zeros(0, 3, dtype=np.float64).mean(0),
-               torch.zeros(0, 3, dtype=torch.float64).mean(0), equal_nan=True)
+        _close(
+            mg.zeros(0, 3, dtype=np.float64).mean(0),
+            torch.zeros(0, 3, dtype=torch.float64).mean(0),
+            equal_nan=True,
+        )
 
 
 # ----------------------------------------------------------------------------- indexing
-@pytest.mark.parametrize("shape,dim,index", [
-    ((), 0, [0]), ((), 0, 0), ((5,), 0, np.zeros((2, 0), np.int64)),
-    ((4, 5), 1, [[0, 4, 2], [3, 0, 1]]), ((4, 5), 0, [[3, 1], [0, 0]]), ((3, 0), 1, [[]]),
-])
+@pytest.mark.parametrize(
+    "shape,dim,index",
+    [
+        ((), 0, [0]),
+        ((), 0, 0),
+        ((5,), 0, np.zeros((2, 0), np.int64)),
+        ((4, 5), 1, [[0, 4, 2], [3, 0, 1]]),
+        ((4, 5), 0, [[3, 1], [0, 0]]),
+        ((3, 0), 1, [[]]),
+    ],
+)
 def test_gather_zero_d_empty_and_smaller_index(shape, dim, index):
     mx, tx = _pair(shape)
     idx = np.asarray(index, dtype=np.int64)
@@ -140,19 +160,25 @@ def test_conv2d_and_pools_unbatched():
     mx, tx = _pair((3, 7, 8))
     w = RNG.standard_normal((2, 3, 3, 3))
     cases = [
-        (lambda x: F.conv2d(x, mg.tensor(w), None, (2,), 1),
-         lambda x: TF.conv2d(x, torch.tensor(w), None, (2,), 1)),
+        (
+            lambda x: F.conv2d(x, mg.tensor(w), None, (2,), 1),
+            lambda x: TF.conv2d(x, torch.tensor(w), None, (2,), 1),
+        ),
         (lambda x: F.max_pool2d(x, 2, (1,)), lambda x: TF.max_pool2d(x, 2, (1,))),
-        (lambda x: F.avg_pool2d(x, (3,), (), (1,), True, False, -2),
-         lambda x: TF.avg_pool2d(x, (3,), (), (1,), True, False, -2)),
+        (
+            lambda x: F.avg_pool2d(x, (3,), (), (1,), True, False, -2),
+            lambda x: TF.avg_pool2d(x, (3,), (), (1,), True, False, -2),
+        ),
         (lambda x: F.adaptive_avg_pool2d(x, (3, 2)), lambda x: TF.adaptive_avg_pool2d(x, (3, 2))),
     ]
     for fm, ft in cases:
         mo, to = fm(mx), ft(tx)
         _close(mo, to)
         _grads(mo, to, mx, tx)
-    (mv, mi), (tv, ti) = F.max_pool2d(mx, 2, return_indices=True), TF.max_pool2d(
-        tx, 2, return_indices=True)
+    (mv, mi), (tv, ti) = (
+        F.max_pool2d(mx, 2, return_indices=True),
+        TF.max_pool2d(tx, 2, return_indices=True),
+    )
     _close(mv, tv)
     _close(mi, ti)
 
@@ -186,8 +212,9 @@ def test_like_factories_keywords(name):
     src = mg.zeros(2, 3)
     args = (2.5,) if name == "full_like" else ()
     out = getattr(mg, name)(src, *args, dtype=np.float64, device="cpu", requires_grad=True)
-    want = getattr(torch, name)(torch.zeros(2, 3), *args, dtype=torch.float64, device="cpu",
-                                requires_grad=True)
+    want = getattr(torch, name)(
+        torch.zeros(2, 3), *args, dtype=torch.float64, device="cpu", requires_grad=True
+    )
     assert out.shape == tuple(want.shape) and out.requires_grad and out.dtype == np.float64
     if name != "empty_like":
         _close(out, want)
@@ -198,11 +225,17 @@ def test_like_factories_keywords(name):
 
 
 def test_linspace_tensor_endpoints():
-    for start, end, steps, dtype in [(-2.0, 3.5, 7, None), (1.0, -4.0, 5, np.float64),
-                                     (0, 10, 4, np.int64)]:
+    for start, end, steps, dtype in [
+        (-2.0, 3.5, 7, None),
+        (1.0, -4.0, 5, np.float64),
+        (0, 10, 4, np.int64),
+    ]:
         got = mg.linspace(mg.tensor(start), mg.tensor(end), steps, dtype=dtype)
-        want = torch.linspace(torch.tensor(start), torch.tensor(end), steps,
-                              dtype=None if dtype is None else getattr(torch, str(
-                                  np.dtype(dtype))))
+        want = torch.linspace(
+            torch.tensor(start),
+            torch.tensor(end),
+            steps,
+            dtype=None if dtype is None else getattr(torch, str(np.dtype(dtype))),
+        )
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
         assert got.dtype == np.dtype(str(want.dtype).replace("torch.", ""))

@@ -64,10 +64,17 @@ def test_comparisons_and_logic_match_torch():
     b = np.array([2.0, 2.0, 2.0])
     x, y = mg.tensor(a), mg.tensor(b)
     xt, yt = torch.tensor(a), torch.tensor(b)
-    for f in (lambda p, q: p == q, lambda p, q: p != q, lambda p, q: p < q,
-              lambda p, q: p <= q, lambda p, q: p > q, lambda p, q: p >= q,
-              lambda p, q: (p > q) & (p < 3), lambda p, q: (p > q) | (p < 2),
-              lambda p, q: ~(p > q)):
+    for f in (
+        lambda p, q: p == q,
+        lambda p, q: p != q,
+        lambda p, q: p < q,
+        lambda p, q: p <= q,
+        lambda p, q: p > q,
+        lambda p, q: p >= q,
+        lambda p, q: (p > q) & (p < 3),
+        lambda p, q: (p > q) | (p < 2),
+        lambda p, q: ~(p > q),
+    ):
         out = f(x, y)
         assert out.dtype == np.bool_ and not out.requires_grad
         np.testing.assert_array_equal(out.numpy(), f(xt, yt).numpy())
@@ -89,4 +96,5 @@ def test_split_chunk_sizes_match_torch():
         assert ours == ref
     for n in (1, 2, 3, 5):
         assert [p.shape for p in mg.tensor(a).chunk(n)] == [
-            tuple(p.shape) for p in torch.tensor(a).chunk(n)]
+            tuple(p.shape) for p in torch.tensor(a).chunk(n)
+        ]

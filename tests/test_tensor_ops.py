@@ -32,8 +32,12 @@ def test_every_new_primitive_has_a_forward_rule():
     import minigrad.ops.scan as sc
     import minigrad.ops.special as sp
 
-    classes = {c for m in (sp, sc, ix) for c in vars(m).values() if isinstance(c, type)
-               and issubclass(c, Function) and c.__module__ == m.__name__}
+    classes = {
+        c
+        for m in (sp, sc, ix)
+        for c in vars(m).values()
+        if isinstance(c, type) and issubclass(c, Function) and c.__module__ == m.__name__
+    }
     assert len(classes) >= 18
     assert {c.__name__ for c in classes if func.rule_kind(c) == "transposed-vjp"} == set()
 
@@ -61,8 +65,12 @@ def test_median_lower_and_nan_like_torch():
 def test_order_statistics_send_the_gradient_to_the_chosen_elements():
     x = np.array([[0.3, -1.0, 2.0, 0.7, 1.5]])
     w = np.arange(1.0, 6.0)
-    for fn in (lambda t: t.topk(2).values.sum(), lambda t: t.kthvalue(3, 1).values.sum(),
-               lambda t: t.median(), lambda t: t.sort(descending=True).values[0, 1:].sum()):
+    for fn in (
+        lambda t: t.topk(2).values.sum(),
+        lambda t: t.kthvalue(3, 1).values.sum(),
+        lambda t: t.median(),
+        lambda t: t.sort(descending=True).values[0, 1:].sum(),
+    ):
         m, t = _t(x, True), torch.tensor(x, requires_grad=True)
         (fn(m) * float(w[0])).backward()
         (fn(t) * float(w[0])).backward()
@@ -70,13 +78,21 @@ def test_order_statistics_send_the_gradient_to_the_chosen_elements():
         assert np.count_nonzero(m.grad.numpy()) >= 1
 
 
-@pytest.mark.parametrize("name,arg,want", [
-    ("log1p", np.array([1, 2]), np.float32), ("erf", np.array([1, 2]), np.float32),
-    ("cumsum", np.array([1, 2], np.int32), np.int64), ("cumsum", np.array([True]), np.int64),
-    ("prod", np.array([3, 2], np.int32), np.int64), ("floor", np.array([3, 2]), np.int64),
-    ("round", np.array([3, 2], np.int32), np.int32), ("sign", np.array([True, False]), np.bool_),
-    ("sign", np.array([-3, 0, 2]), np.int64), ("lgamma", np.array([3]), np.float32),
-])
+@pytest.mark.parametrize(
+    "name,arg,want",
+    [
+        ("log1p", np.array([1, 2]), np.float32),
+        ("erf", np.array([1, 2]), np.float32),
+        ("cumsum", np.array([1, 2], np.int32), np.int64),
+        ("cumsum", np.array([True]), np.int64),
+        ("prod", np.array([3, 2], np.int32), np.int64),
+        ("floor", np.array([3, 2]), np.int64),
+        ("round", np.array([3, 2], np.int32), np.int32),
+        ("sign", np.array([True, False]), np.bool_),
+        ("sign", np.array([-3, 0, 2]), np.int64),
+        ("lgamma", np.array([3]), np.float32),
+    ],
+)
 def test_dtype_rules_match_torch(name, arg, want):
     args = (0,) if name in ("cumsum",) else ()
     got = getattr(mg, name)(_t(arg), *args)
@@ -92,15 +108,24 @@ def test_cumsum_dtype_argument():
 
 
 def test_special_functions_over_wide_ranges_and_poles():
-    x = np.concatenate([np.linspace(-7.9, -0.1, 40), np.linspace(0.05, 60, 80),
-                        [0.0, -1.0, -3.0, 1e-8, 1e3, np.inf, np.nan]])
+    x = np.concatenate(
+        [
+            np.linspace(-7.9, -0.1, 40),
+            np.linspace(0.05, 60, 80),
+            [0.0, -1.0, -3.0, 1e-8, 1e3, np.inf, np.nan],
+        ]
+    )
     tx = torch.tensor(x)
     _same(mg.lgamma(_t(x)), torch.lgamma(tx), rtol=1e-10, atol=1e-12)
     _same(mg.digamma(_t(x)), torch.digamma(tx), rtol=1e-10, atol=1e-11)
     finite = x[np.isfinite(x) & ((x > 0) | (x != np.floor(x)))]
     for n in (1, 2, 3, 4):  # PyTorch's CPU trigamma is off by up to 5e-10 (relative)
-        _same(mg.polygamma(n, _t(finite)), torch.polygamma(n, torch.tensor(finite)),
-              rtol=1e-9, atol=1e-11)
+        _same(
+            mg.polygamma(n, _t(finite)),
+            torch.polygamma(n, torch.tensor(finite)),
+            rtol=1e-9,
+            atol=1e-11,
+        )
     p = np.array([-0.0, 0.0, -2.0, -5.0])  # poles: sign (-1)^(n+1) like PyTorch at 0
     assert np.all(mg.polygamma(1, _t(p)).numpy() == np.inf)
     assert np.all(mg.polygamma(2, _t(p)).numpy() == -np.inf)
@@ -113,10 +138,12 @@ def test_polygamma_to_double_precision_against_scipy():
     special = pytest.importorskip("scipy.special")
     x = np.concatenate([np.linspace(0.05, 60, 80), np.linspace(-5.9, -0.1, 30) + 0.013])
     for n in (0, 1, 2, 3, 5):
-        np.testing.assert_allclose(mg.polygamma(n, _t(x)).numpy(), special.polygamma(n, x),
-                                   rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(mg.erfinv(_t(x[:50] / 61)).numpy(), special.erfinv(x[:50] / 61),
-                               rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(
+            mg.polygamma(n, _t(x)).numpy(), special.polygamma(n, x), rtol=1e-13, atol=1e-13
+        )
+    np.testing.assert_allclose(
+        mg.erfinv(_t(x[:50] / 61)).numpy(), special.erfinv(x[:50] / 61), rtol=1e-14, atol=1e-15
+    )
 
 
 def test_special_function_gradients_and_second_derivatives():
@@ -163,13 +190,16 @@ def test_scatter_gradient_reaches_a_larger_src():
     assert gradcheck(lambda a, s: a.scatter_add(0, idx, s), [x, src])
 
 
-@pytest.mark.parametrize("eq,shapes", [
-    ("i...j,j...->i...", [(2, 3, 4, 5), (5, 3, 4)]),
-    ("...,...->...", [(2, 3), (1, 3)]),
-    ("bij,bjk,bkl->bil", [(2, 3, 4), (2, 4, 2), (2, 2, 3)]),
-    ("iij->j", [(3, 3, 2)]),
-    ("ab,ab,ab->", [(2, 3), (2, 3), (2, 3)]),
-])
+@pytest.mark.parametrize(
+    "eq,shapes",
+    [
+        ("i...j,j...->i...", [(2, 3, 4, 5), (5, 3, 4)]),
+        ("...,...->...", [(2, 3), (1, 3)]),
+        ("bij,bjk,bkl->bil", [(2, 3, 4), (2, 4, 2), (2, 2, 3)]),
+        ("iij->j", [(3, 3, 2)]),
+        ("ab,ab,ab->", [(2, 3), (2, 3), (2, 3)]),
+    ],
+)
 def test_einsum_more_equations(eq, shapes):
     rng = np.random.default_rng(3)
     arrays = [rng.standard_normal(s) for s in shapes]
@@ -218,38 +248,103 @@ def test_any_all_on_empty_and_dims():
 
 
 def test_function_forms_and_methods_exist():
-    names = ["cumsum", "cumprod", "prod", "sort", "argsort", "topk", "kthvalue", "median",
-             "flip", "roll", "repeat_interleave", "tile", "index_select", "scatter",
-             "scatter_add", "index_add", "take_along_dim", "tril", "triu", "diag", "diagonal",
-             "trace", "outer", "kron", "cross", "norm", "log1p", "expm1", "log2", "log10",
-             "floor", "ceil", "round", "trunc", "sign", "sinh", "cosh", "asin", "acos", "atan",
-             "atan2", "erf", "erfinv", "lgamma", "digamma", "polygamma", "lerp", "addcmul",
-             "addcdiv", "logical_and", "logical_or", "logical_xor", "logical_not", "any", "all",
-             "isfinite", "isnan", "isinf", "nan_to_num", "einsum", "cdist"]
+    names = [
+        "cumsum",
+        "cumprod",
+        "prod",
+        "sort",
+        "argsort",
+        "topk",
+        "kthvalue",
+        "median",
+        "flip",
+        "roll",
+        "repeat_interleave",
+        "tile",
+        "index_select",
+        "scatter",
+        "scatter_add",
+        "index_add",
+        "take_along_dim",
+        "tril",
+        "triu",
+        "diag",
+        "diagonal",
+        "trace",
+        "outer",
+        "kron",
+        "cross",
+        "norm",
+        "log1p",
+        "expm1",
+        "log2",
+        "log10",
+        "floor",
+        "ceil",
+        "round",
+        "trunc",
+        "sign",
+        "sinh",
+        "cosh",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "erf",
+        "erfinv",
+        "lgamma",
+        "digamma",
+        "polygamma",
+        "lerp",
+        "addcmul",
+        "addcdiv",
+        "logical_and",
+        "logical_or",
+        "logical_xor",
+        "logical_not",
+        "any",
+        "all",
+        "isfinite",
+        "isnan",
+        "isinf",
+        "nan_to_num",
+        "einsum",
+        "cdist",
+    ]
     missing = [n for n in names if not callable(getattr(mg, n, None))]
     assert not missing
     methods = [n for n in names if hasattr(torch.Tensor, n) and n not in ("einsum", "cdist")]
     assert [n for n in methods + ["repeat", "unfold"] if not hasattr(mg.Tensor, n)] == []
     assert callable(nn.functional.unfold) and callable(nn.functional.fold)
-    assert all(callable(getattr(mg.linalg, n)) for n in ("vector_norm", "matrix_norm", "norm",
-                                                         "cross"))
+    assert all(
+        callable(getattr(mg.linalg, n)) for n in ("vector_norm", "matrix_norm", "norm", "cross")
+    )
 
 
-@pytest.mark.parametrize("call,exc,pattern", [
-    (lambda: mg.einsum("ij,j->k", _t(np.ones((2, 3))), _t(np.ones(3))), ValueError, "'k'"),
-    (lambda: mg.einsum("ii->i", _t(np.ones((2, 3)))), ValueError, "sizes 2 and 3"),
-    (lambda: _t(np.ones((2, 3))).sort(dim=2), IndexError, "sort"),
-    (lambda: mg.take_along_dim(_t(np.ones((2, 3))), _t(np.zeros((2,), np.int64)), 1),
-     ValueError, "take_along_dim"),
-    (lambda: _t(np.ones(5)).unfold(0, 6, 1), ValueError, "unfold"),
-    (lambda: _t(np.ones(5)).unfold(0, 2, 0), ValueError, "step"),
-    (lambda: mg.index_select(_t(np.ones((2, 3))), 0, _t(np.array([0.5]))), TypeError,
-     "integer"),
-    (lambda: mg.polygamma(-1, _t(np.ones(2))), ValueError, "polygamma"),
-    (lambda: mg.cdist(_t(np.ones((2, 3))), _t(np.ones((2, 4)))), ValueError, "cdist"),
-    (lambda: mg.roll(_t(np.ones((2, 3))), (1, 2), 0), ValueError, "roll"),
-    (lambda: nn.functional.fold(_t(np.ones((1, 5, 4))), (3, 3), 2), ValueError, "fold"),
-])
+@pytest.mark.parametrize(
+    "call,exc,pattern",
+    [
+        (lambda: mg.einsum("ij,j->k", _t(np.ones((2, 3))), _t(np.ones(3))), ValueError, "'k'"),
+        (lambda: mg.einsum("ii->i", _t(np.ones((2, 3)))), ValueError, "sizes 2 and 3"),
+        (lambda: _t(np.ones((2, 3))).sort(dim=2), IndexError, "sort"),
+        (
+            lambda: mg.take_along_dim(_t(np.ones((2, 3))), _t(np.zeros((2,), np.int64)), 1),
+            ValueError,
+            "take_along_dim",
+        ),
+        (lambda: _t(np.ones(5)).unfold(0, 6, 1), ValueError, "unfold"),
+        (lambda: _t(np.ones(5)).unfold(0, 2, 0), ValueError, "step"),
+        (
+            lambda: mg.index_select(_t(np.ones((2, 3))), 0, _t(np.array([0.5]))),
+            TypeError,
+            "integer",
+        ),
+        (lambda: mg.polygamma(-1, _t(np.ones(2))), ValueError, "polygamma"),
+        (lambda: mg.cdist(_t(np.ones((2, 3))), _t(np.ones((2, 4)))), ValueError, "cdist"),
+        (lambda: mg.roll(_t(np.ones((2, 3))), (1, 2), 0), ValueError, "roll"),
+        (lambda: nn.functional.fold(_t(np.ones((1, 5, 4))), (3, 3), 2), ValueError, "fold"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
@@ -261,5 +356,6 @@ def test_digamma_is_the_derivative_of_lgamma_near_the_poles():
     mg.lgamma(m).sum().backward()
     torch.lgamma(t).sum().backward()
     _same(m.grad, t.grad, rtol=1e-10)
-    assert math.isclose(float(mg.digamma(_t(np.array(1.0))).item()), -0.5772156649015329,
-                        rel_tol=1e-14)
+    assert math.isclose(
+        float(mg.digamma(_t(np.array(1.0))).item()), -0.5772156649015329, rel_tol=1e-14
+    )

@@ -33,8 +33,9 @@ def data_dir(tmp_path_factory):
 
 
 def _train(data_dir, out, *extra):
-    return main(["train", "--data-dir", data_dir, "--expected-counts", COUNTS,
-                 "--out", str(out), *extra])
+    return main(
+        ["train", "--data-dir", data_dir, "--expected-counts", COUNTS, "--out", str(out), *extra]
+    )
 
 
 def _weights(out):
@@ -56,8 +57,15 @@ def test_one_epoch_writes_all_outputs(lenet_run):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     records = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
     assert [r["epoch"] for r in records] == [1]
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds",
-                "images_per_second", "lr"):
+    for key in (
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "seconds",
+        "images_per_second",
+        "lr",
+    ):
         assert np.isfinite(records[0][key]), key
     summary = json.load(open(os.path.join(out, "summary.json")))
     assert 0.0 <= summary["test_accuracy"] <= 1.0
@@ -71,8 +79,14 @@ def test_one_epoch_writes_all_outputs(lenet_run):
     assert summary["command"].startswith("minigrad train")
     # recipe R1 defaults for lenet
     opts = summary["options"]
-    assert (opts["optimizer"], opts["lr"], opts["momentum"], opts["batch_size"],
-            opts["augment"], opts["normalize"]) == ("sgd", 0.01, 0.9, 32, False, "half")
+    assert (
+        opts["optimizer"],
+        opts["lr"],
+        opts["momentum"],
+        opts["batch_size"],
+        opts["augment"],
+        opts["normalize"],
+    ) == ("sgd", 0.01, 0.9, 32, False, "half")
     ckpt = _weights(out)
     assert ckpt["model_name"] == "lenet" and ckpt["epoch"] == 1
     assert set(ckpt) >= {"model", "optimizer", "scheduler", "rng", "options", "history"}
@@ -81,8 +95,15 @@ def test_one_epoch_writes_all_outputs(lenet_run):
 
 def test_evaluate_matches_training_summary(lenet_run, tmp_path, capsys):
     report = tmp_path / "eval.json"
-    rc = main(["evaluate", "--checkpoint", os.path.join(lenet_run, "checkpoint.npz"),
-               "--json", str(report)])
+    rc = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            os.path.join(lenet_run, "checkpoint.npz"),
+            "--json",
+            str(report),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "test accuracy" in printed and "truck" in printed
@@ -100,15 +121,48 @@ def _interrupt_after(epoch):
     return hook
 
 
-@pytest.mark.parametrize("model, flags", [
-    # SGD + 1cycle (per-batch lr and momentum), augmentation, weight decay
-    ("lenet", ["--schedule", "onecycle", "--augment", "--weight-decay", "5e-4",
-               "--lr", "0.05", "--label-smoothing", "0.1", "--batch-size", "16",
-               "--limit-train", "96"]),
-    # batch norm running statistics, AdamW state, cosine schedule, 2 loader threads
-    ("resnet9-tiny", ["--optimizer", "adamw", "--schedule", "cosine", "--batch-size", "4",
-                      "--limit-train", "8", "--limit-test", "8", "--num-workers", "2"]),
-])
+@pytest.mark.parametrize(
+    "model, flags",
+    [
+        # SGD + 1cycle (per-batch lr and momentum), augmentation, weight decay
+        (
+            "lenet",
+            [
+                "--schedule",
+                "onecycle",
+                "--augment",
+                "--weight-decay",
+                "5e-4",
+                "--lr",
+                "0.05",
+                "--label-smoothing",
+                "0.1",
+                "--batch-size",
+                "16",
+                "--limit-train",
+                "96",
+            ],
+        ),
+        # batch norm running statistics, AdamW state, cosine schedule, 2 loader threads
+        (
+            "resnet9-tiny",
+            [
+                "--optimizer",
+                "adamw",
+                "--schedule",
+                "cosine",
+                "--batch-size",
+                "4",
+                "--limit-train",
+                "8",
+                "--limit-test",
+                "8",
+                "--num-workers",
+                "2",
+            ],
+        ),
+    ],
+)
 def test_resume_is_bit_identical(data_dir, tmp_path, monkeypatch, model, flags, capsys):
     common = ["--model", model, "--epochs", "2", "--seed", "3", *flags]
     full, cut = tmp_path / "full", tmp_path / "cut"
@@ -159,8 +213,9 @@ def test_unknown_model(data_dir, tmp_path, capsys):
 
 
 def test_missing_data_dir(tmp_path, capsys):
-    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out",
-                 str(tmp_path / "o")]) == 2
+    assert (
+        main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    )
     _one_line_error(capsys, "not found", "--download", "--data-dir")
 
 
@@ -206,8 +261,19 @@ def test_existing_run_needs_resume(lenet_run, data_dir, capsys):
 
 
 def test_debug_shows_traceback(tmp_path, capsys):
-    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--out",
-                 str(tmp_path / "o"), "--debug"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tmp_path / "nowhere"),
+                "--out",
+                str(tmp_path / "o"),
+                "--debug",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Traceback" in err and "minigrad: error:" in err
 
@@ -220,9 +286,21 @@ def test_bad_flag_is_one_line(capsys):
 
 def test_python_dash_m_entry_point(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "minigrad", "train", "--model", "nope", "--data-dir",
-         str(tmp_path), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "minigrad",
+            "train",
+            "--model",
+            "nope",
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
@@ -254,15 +332,31 @@ def test_resume_applies_new_hyperparameters(data_dir, tmp_path, monkeypatch):
         buf = self.state[p]["momentum_buffer"].numpy().copy()
         result = real_step(self, *args, **kwargs)
         lr, m, wd = 0.05, 0.5, 0.1
-        expected = before - np.float32(lr) * (np.float32(m) * buf + grad
-                                              + np.float32(wd) * before)
+        expected = before - np.float32(lr) * (np.float32(m) * buf + grad + np.float32(wd) * before)
         np.testing.assert_allclose(p.detach().numpy(), expected, rtol=1e-5, atol=1e-7)
         steps.append((g["lr"], g["momentum"], g["weight_decay"], g["nesterov"]))
         return result
 
     monkeypatch.setattr(optim.SGD, "step", step)
-    assert main(["train", "--resume", "--out", out, "--epochs", "2", "--lr", "0.05",
-                 "--momentum", "0.5", "--weight-decay", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                "--out",
+                out,
+                "--epochs",
+                "2",
+                "--lr",
+                "0.05",
+                "--momentum",
+                "0.5",
+                "--weight-decay",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     assert len(steps) == 2 and set(steps) == {(0.05, 0.5, 0.1, False)}
     assert [r["lr"] for r in _records(out)] == [0.01, 0.05]
     group = _weights(out)["optimizer"]["param_groups"][0]
@@ -287,17 +381,19 @@ def test_resume_with_new_seed_reshuffles(data_dir, tmp_path, monkeypatch):
     assert _weights(out)["rng"]["loader"]["seed"] == 7
 
 
-@pytest.mark.parametrize("first, flags, needle", [
-    ([], ["--optimizer", "adam"], "--optimizer adam"),
-    ([], ["--schedule", "cosine"], "--schedule cosine"),
-    (["--schedule", "onecycle"], ["--lr", "0.1"], "--lr 0.1"),
-    (["--schedule", "onecycle"], ["--momentum", "0.5"], "--momentum 0.5"),
-    (["--schedule", "cosine"], ["--epochs", "3"], "--epochs 3"),
-    (["--schedule", "cosine"], ["--batch-size", "8"], "--batch-size 8"),
-    (["--optimizer", "adam"], ["--momentum", "0.5"], "--momentum 0.5"),
-])
-def test_resume_refuses_changes_it_cannot_honour(data_dir, tmp_path, capsys, first, flags,
-                                                 needle):
+@pytest.mark.parametrize(
+    "first, flags, needle",
+    [
+        ([], ["--optimizer", "adam"], "--optimizer adam"),
+        ([], ["--schedule", "cosine"], "--schedule cosine"),
+        (["--schedule", "onecycle"], ["--lr", "0.1"], "--lr 0.1"),
+        (["--schedule", "onecycle"], ["--momentum", "0.5"], "--momentum 0.5"),
+        (["--schedule", "cosine"], ["--epochs", "3"], "--epochs 3"),
+        (["--schedule", "cosine"], ["--batch-size", "8"], "--batch-size 8"),
+        (["--optimizer", "adam"], ["--momentum", "0.5"], "--momentum 0.5"),
+    ],
+)
+def test_resume_refuses_changes_it_cannot_honour(data_dir, tmp_path, capsys, first, flags, needle):
     out = str(tmp_path / "x")
     assert _train(data_dir, out, "--epochs", "1", *SMALL, *first) == 0
     before = open(os.path.join(out, "metrics.jsonl")).read()
@@ -343,13 +439,25 @@ class _Clock:
 
 
 @pytest.mark.parametrize("seconds_per_call, expected", [(1.0, 6), (0.0, 2)])
-def test_progress_refreshes_by_time(data_dir, tmp_path, monkeypatch, seconds_per_call,
-                                    expected):
+def test_progress_refreshes_by_time(data_dir, tmp_path, monkeypatch, seconds_per_call, expected):
     monkeypatch.setattr("tqdm.auto.tqdm", _FakeBar)
     monkeypatch.setattr(train_mod, "time", _Clock(seconds_per_call))
     _FakeBar.bars = []
-    assert _train(data_dir, tmp_path / "p", "--epochs", "1", "--limit-train", "48",
-                  "--batch-size", "8", "--limit-test", "16") == 0
+    assert (
+        _train(
+            data_dir,
+            tmp_path / "p",
+            "--epochs",
+            "1",
+            "--limit-train",
+            "48",
+            "--batch-size",
+            "8",
+            "--limit-test",
+            "16",
+        )
+        == 0
+    )
     (epoch_bar,) = [b for b in _FakeBar.bars if b.desc == "epoch 1/1"]
     # 6 batches: slow ones (1 s each) refresh every batch, instant ones first and last only
     assert len(epoch_bar.postfixes) == expected
@@ -381,8 +489,16 @@ def test_curves_have_whole_epoch_ticks(n):
 
     from minigrad.train_files import curves_figure
 
-    history = [{"epoch": e, "train_loss": 1.0 / e, "test_loss": 1.1 / e, "train_acc": 0.1 * e,
-                "test_acc": 0.09 * e} for e in range(1, n + 1)]
+    history = [
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "test_loss": 1.1 / e,
+            "train_acc": 0.1 * e,
+            "test_acc": 0.09 * e,
+        }
+        for e in range(1, n + 1)
+    ]
     fig = curves_figure(history)
     try:
         for ax in fig.axes:

@@ -13,8 +13,13 @@ import torch
 import minigrad as mg
 
 DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64"]
-OPS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
-       "truediv": operator.truediv, "pow": operator.pow}
+OPS = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "truediv": operator.truediv,
+    "pow": operator.pow,
+}
 SCALARS = [True, 3, 2.5]
 
 
@@ -116,8 +121,9 @@ def test_result_type_matches_torch():
         for db in DTYPES:
             for sa, sb in (((2,), (2,)), ((2,), ()), ((), ())):
                 a, b = _values(da, sa), _values(db, sb)
-                want = str(torch.result_type(torch.from_numpy(np.array(a)),
-                                             torch.from_numpy(np.array(b)))).split(".")[-1]
+                want = str(
+                    torch.result_type(torch.from_numpy(np.array(a)), torch.from_numpy(np.array(b)))
+                ).split(".")[-1]
                 got = str(mg.result_type(mg.tensor(a), mg.tensor(b)))
                 if got != want:
                     problems.append(f"{_name(a)}, {_name(b)}: {got}, torch {want}")
@@ -130,17 +136,29 @@ def test_result_type_matches_torch():
 
 
 # ----------------------------------------------------------------------------- refused dtypes
-@pytest.mark.parametrize("make", [
-    lambda: mg.tensor(np.array([1, "a"], dtype=object)),
-    lambda: mg.tensor(np.array([1.0, 2.0], dtype=object)),
-    lambda: mg.tensor([1, 2], dtype=object),
-    lambda: mg.tensor(np.array(["ab", "cd"])),
-    lambda: mg.tensor(np.array([b"ab"])),
-    lambda: mg.tensor(["a", "b"]),
-    lambda: mg.Tensor(np.array([None, 1], dtype=object)),
-    lambda: mg.tensor(np.array(["2020-01-01"], dtype="datetime64[D]")),
-], ids=["object-mixed", "object-floats", "dtype-object", "str", "bytes", "list-of-str",
-        "Tensor-object", "datetime"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mg.tensor(np.array([1, "a"], dtype=object)),
+        lambda: mg.tensor(np.array([1.0, 2.0], dtype=object)),
+        lambda: mg.tensor([1, 2], dtype=object),
+        lambda: mg.tensor(np.array(["ab", "cd"])),
+        lambda: mg.tensor(np.array([b"ab"])),
+        lambda: mg.tensor(["a", "b"]),
+        lambda: mg.Tensor(np.array([None, 1], dtype=object)),
+        lambda: mg.tensor(np.array(["2020-01-01"], dtype="datetime64[D]")),
+    ],
+    ids=[
+        "object-mixed",
+        "object-floats",
+        "dtype-object",
+        "str",
+        "bytes",
+        "list-of-str",
+        "Tensor-object",
+        "datetime",
+    ],
+)
 def test_tensor_refuses_object_and_string_arrays(make):
     with pytest.raises(TypeError, match=r"(?i)dtype .*(object|<U|\|S|datetime)"):
         make()

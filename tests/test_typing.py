@@ -48,15 +48,21 @@ def unannotated(source: str, filename: str = "<source>") -> list[str]:
                 a = node.args
                 params = a.posonlyargs + a.args + a.kwonlyargs
                 params += [p for p in (a.vararg, a.kwarg) if p is not None]
-                if owner and params and params[0].arg in ("self", "cls") and \
-                        params[0].annotation is None:
+                if (
+                    owner
+                    and params
+                    and params[0].arg in ("self", "cls")
+                    and params[0].annotation is None
+                ):
                     params = params[1:]
                 missing = [p.arg for p in params if p.annotation is None]
                 if node.returns is None:
                     missing.append("return")
                 if missing:
-                    problems.append(f"{filename}:{node.lineno}: {owner}{node.name} "
-                                    f"(missing: {', '.join(missing)})")
+                    problems.append(
+                        f"{filename}:{node.lineno}: {owner}{node.name} "
+                        f"(missing: {', '.join(missing)})"
+                    )
             elif isinstance(node, ast.If):  # e.g. definitions under a version check
                 visit(node.body + node.orelse, owner)
 
@@ -101,7 +107,10 @@ def test_mypy_passes():
         pytest.skip("mypy is not installed (pip install -e .[test] installs it)")
     proc = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-color-output", "--no-pretty"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"mypy failed (exit {proc.returncode}):\n{out}"

@@ -277,7 +277,6 @@ class Function(Context):
         self._released = True
 
 
-
 def _is_array(x) -> bool:
     return hasattr(x, "__array_interface__") or hasattr(x, "__cuda_array_interface__")
 
@@ -309,4 +308,3 @@ def broadcast_axes(grad_shape, shape):
     return tuple(range(extra)) + tuple(
         extra + i for i, s in enumerate(shape) if s == 1 and grad_shape[extra + i] != 1
     )
-

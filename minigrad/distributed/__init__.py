@@ -31,9 +31,21 @@ from ..backend import get_array_module
 from ._mpi import MPI_EXTRA_HINT, DistributedTimeoutError, mpi_available
 
 __all__ = [
-    "ReduceOp", "init_process_group", "destroy_process_group", "is_initialized",
-    "is_available", "get_rank", "get_world_size", "get_backend", "barrier", "all_reduce",
-    "broadcast", "all_gather", "reduce_scatter", "DistributedTimeoutError", "MPI_EXTRA_HINT",
+    "ReduceOp",
+    "init_process_group",
+    "destroy_process_group",
+    "is_initialized",
+    "is_available",
+    "get_rank",
+    "get_world_size",
+    "get_backend",
+    "barrier",
+    "all_reduce",
+    "broadcast",
+    "all_gather",
+    "reduce_scatter",
+    "DistributedTimeoutError",
+    "MPI_EXTRA_HINT",
 ]
 
 
@@ -65,9 +77,14 @@ def _default_timeout() -> float:
     return float(os.environ.get("MINIGRAD_DIST_TIMEOUT", "300"))
 
 
-def init_process_group(backend: str = "mpi", timeout: float | None = None, store=None,
-                       rank: int | None = None, world_size: int | None = None,
-                       device: int | None = None) -> None:
+def init_process_group(
+    backend: str = "mpi",
+    timeout: float | None = None,
+    store=None,
+    rank: int | None = None,
+    world_size: int | None = None,
+    device: int | None = None,
+) -> None:
     """Join the default process group.
 
     ``backend="mpi"``: rank and world size come from MPI (``MPI.COMM_WORLD``).
@@ -78,8 +95,10 @@ def init_process_group(backend: str = "mpi", timeout: float | None = None, store
     """
     global _group
     if _group is not None:
-        raise RuntimeError("init_process_group: the default process group is already "
-                           "initialised (call destroy_process_group() first)")
+        raise RuntimeError(
+            "init_process_group: the default process group is already "
+            "initialised (call destroy_process_group() first)"
+        )
     timeout = _default_timeout() if timeout is None else float(timeout)
     if timeout <= 0:
         raise ValueError(f"init_process_group: timeout must be positive, got {timeout}")
@@ -98,14 +117,18 @@ def init_process_group(backend: str = "mpi", timeout: float | None = None, store
             mpi_comm = _import_mpi().COMM_WORLD
             rank, world_size = mpi_comm.Get_rank(), mpi_comm.Get_size()
         elif store is None and world_size > 1:
-            raise ValueError("init_process_group('nccl', rank=, world_size=) needs store= (a "
-                             "FileStore) to exchange the NCCL id, or no rank/world_size to "
-                             "take them from MPI")
-        _group = NCCLBackend(rank, world_size, store=store, device=device, timeout=timeout,
-                             mpi_comm=mpi_comm)
+            raise ValueError(
+                "init_process_group('nccl', rank=, world_size=) needs store= (a "
+                "FileStore) to exchange the NCCL id, or no rank/world_size to "
+                "take them from MPI"
+            )
+        _group = NCCLBackend(
+            rank, world_size, store=store, device=device, timeout=timeout, mpi_comm=mpi_comm
+        )
     else:
-        raise ValueError(f"init_process_group: unknown backend {backend!r}: use 'mpi' (CPU) "
-                         "or 'nccl' (GPU)")
+        raise ValueError(
+            f"init_process_group: unknown backend {backend!r}: use 'mpi' (CPU) or 'nccl' (GPU)"
+        )
     if _group.size > 1:
         _install_abort_on_error()
 
@@ -142,8 +165,10 @@ def _restore_excepthook() -> None:
 
 def _require(who: str):
     if _group is None:
-        raise RuntimeError(f"{who}: the default process group is not initialised; call "
-                           "minigrad.distributed.init_process_group() first")
+        raise RuntimeError(
+            f"{who}: the default process group is not initialised; call "
+            "minigrad.distributed.init_process_group() first"
+        )
     return _group
 
 
@@ -174,19 +199,25 @@ def _storage(t, who: str):
         raise TypeError(f"{who}: expected a minigrad Tensor, got {type(t).__name__}")
     arr = data_of(t)
     if not arr.flags.c_contiguous:
-        raise ValueError(f"{who}: the tensor of shape {tuple(t.shape)} is not contiguous; "
-                         "call .contiguous() first")
+        raise ValueError(
+            f"{who}: the tensor of shape {tuple(t.shape)} is not contiguous; "
+            "call .contiguous() first"
+        )
     return arr
 
 
 def _check_device(group, arr, who: str) -> None:
     on_gpu = not isinstance(arr, np.ndarray)
     if group.name == "mpi" and on_gpu:
-        raise TypeError(f"{who}: the mpi backend works on CPU tensors; move the tensor with "
-                        ".cpu() or use the nccl backend")
+        raise TypeError(
+            f"{who}: the mpi backend works on CPU tensors; move the tensor with "
+            ".cpu() or use the nccl backend"
+        )
     if group.name == "nccl" and not on_gpu:
-        raise TypeError(f"{who}: the nccl backend works on CUDA tensors; move the tensor "
-                        "with .to('cuda') or use the mpi backend")
+        raise TypeError(
+            f"{who}: the nccl backend works on CUDA tensors; move the tensor "
+            "with .to('cuda') or use the mpi backend"
+        )
 
 
 def _bump(t) -> None:
@@ -235,15 +266,18 @@ def all_gather(tensor_list, tensor, async_op: bool = False):
     single = not isinstance(tensor_list, list | tuple)
     outs = [tensor_list] if single else list(tensor_list)
     if not single and len(outs) != group.size:
-        raise ValueError(f"all_gather: tensor_list has {len(outs)} tensors for a world of "
-                         f"{group.size}")
+        raise ValueError(
+            f"all_gather: tensor_list has {len(outs)} tensors for a world of {group.size}"
+        )
     for o in outs:
         oarr = _storage(o, "all_gather")
         want = arr.size * (group.size if single else 1)
         if oarr.size != want or oarr.dtype != arr.dtype:
-            raise ValueError(f"all_gather: output tensor {tuple(o.shape)} {oarr.dtype} does "
-                             f"not fit {'world x ' if single else ''}input {tuple(arr.shape)} "
-                             f"{arr.dtype} (world size {group.size})")
+            raise ValueError(
+                f"all_gather: output tensor {tuple(o.shape)} {oarr.dtype} does "
+                f"not fit {'world x ' if single else ''}input {tuple(arr.shape)} "
+                f"{arr.dtype} (world size {group.size})"
+            )
     if single:
         _bump(tensor_list)
         return group.all_gather(_storage(tensor_list, "all_gather"), arr, async_op=async_op)
@@ -267,20 +301,26 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, async_op: bool = False):
     _check_device(group, out, "reduce_scatter")
     if isinstance(input_list, list | tuple):
         if len(input_list) != group.size:
-            raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors for a "
-                             f"world of {group.size}")
+            raise ValueError(
+                f"reduce_scatter: input_list has {len(input_list)} tensors for a "
+                f"world of {group.size}"
+            )
         parts = [_storage(t, "reduce_scatter") for t in input_list]
         for p in parts:
             if p.size != out.size or p.dtype != out.dtype:
-                raise ValueError(f"reduce_scatter: input {p.shape} {p.dtype} does not fit the "
-                                 f"output {out.shape} {out.dtype}")
+                raise ValueError(
+                    f"reduce_scatter: input {p.shape} {p.dtype} does not fit the "
+                    f"output {out.shape} {out.dtype}"
+                )
         xp = get_array_module(out)
         arr = xp.ascontiguousarray(xp.stack([p.reshape(out.shape) for p in parts]))
     else:
         arr = _storage(input_list, "reduce_scatter")
         if arr.size != out.size * group.size or arr.dtype != out.dtype:
-            raise ValueError(f"reduce_scatter: input {arr.shape} {arr.dtype} must hold world "
-                             f"({group.size}) x output {out.shape} {out.dtype}")
+            raise ValueError(
+                f"reduce_scatter: input {arr.shape} {arr.dtype} must hold world "
+                f"({group.size}) x output {out.shape} {out.dtype}"
+            )
     if op == "avg" and out.dtype.kind != "f":
         raise TypeError(f"reduce_scatter: ReduceOp.AVG needs a floating tensor, got {out.dtype}")
     _bump(output)

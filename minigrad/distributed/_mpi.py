@@ -15,8 +15,10 @@ import numpy as np
 
 __all__ = ["MPIBackend", "DistributedTimeoutError", "mpi_available", "MPI_EXTRA_HINT"]
 
-MPI_EXTRA_HINT = ("install the MPI extra: pip install 'minigrad[mpi]' (mpi4py and the mpich "
-                  "wheel), or mpi4py built against your cluster's MPI")
+MPI_EXTRA_HINT = (
+    "install the MPI extra: pip install 'minigrad[mpi]' (mpi4py and the mpich "
+    "wheel), or mpi4py built against your cluster's MPI"
+)
 
 
 class DistributedTimeoutError(RuntimeError):
@@ -75,8 +77,13 @@ class MPIBackend:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.timeout = float(timeout)
-        self._ops = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN,
-                     "product": MPI.PROD}
+        self._ops = {
+            "sum": MPI.SUM,
+            "avg": MPI.SUM,
+            "max": MPI.MAX,
+            "min": MPI.MIN,
+            "product": MPI.PROD,
+        }
 
     # ------------------------------------------------------------------ waiting
     def wait(self, request, what: str) -> None:
@@ -88,10 +95,12 @@ class MPIBackend:
         while not request.Test():
             waited = time.perf_counter() - start
             if waited > self.timeout:
-                msg = (f"minigrad.distributed: rank {self.rank}/{self.size}: {what} did not "
-                       f"complete within {self.timeout:g} s; another rank has probably died "
-                       "or hangs (set the limit with init_process_group(timeout=...) or "
-                       "MINIGRAD_DIST_TIMEOUT)")
+                msg = (
+                    f"minigrad.distributed: rank {self.rank}/{self.size}: {what} did not "
+                    f"complete within {self.timeout:g} s; another rank has probably died "
+                    "or hangs (set the limit with init_process_group(timeout=...) or "
+                    "MINIGRAD_DIST_TIMEOUT)"
+                )
                 print(msg, file=sys.stderr, flush=True)
                 raise DistributedTimeoutError(msg)
             if waited > 1e-3:  # spin for the first millisecond, then back off to 1 ms naps
@@ -107,21 +116,20 @@ class MPIBackend:
             if op == "avg":
                 np.divide(arr, arr.dtype.type(self.size), out=arr)
 
-        return self._start(req, f"all_reduce({op}) of {arr.shape} {arr.dtype}", finish,
-                           async_op)
+        return self._start(req, f"all_reduce({op}) of {arr.shape} {arr.dtype}", finish, async_op)
 
     def broadcast(self, arr: np.ndarray, src: int, async_op: bool = False):
         req = self.comm.Ibcast(arr, root=src)
-        return self._start(req, f"broadcast from rank {src} of {arr.shape} {arr.dtype}", None,
-                           async_op)
+        return self._start(
+            req, f"broadcast from rank {src} of {arr.shape} {arr.dtype}", None, async_op
+        )
 
     def all_gather(self, out: np.ndarray, arr: np.ndarray, async_op: bool = False):
         """``out`` (contiguous, ``size * arr.size`` elements) receives every rank's ``arr``."""
         req = self.comm.Iallgather(arr, out)
         return self._start(req, f"all_gather of {arr.shape} {arr.dtype}", None, async_op)
 
-    def reduce_scatter(self, out: np.ndarray, arr: np.ndarray, op: str,
-                       async_op: bool = False):
+    def reduce_scatter(self, out: np.ndarray, arr: np.ndarray, op: str, async_op: bool = False):
         """Reduce ``arr`` (``size * out.size`` elements) over ranks; rank r keeps block r."""
         req = self.comm.Ireduce_scatter_block(arr, out, op=self._ops[op])
 
@@ -129,8 +137,9 @@ class MPIBackend:
             if op == "avg":
                 np.divide(out, out.dtype.type(self.size), out=out)
 
-        return self._start(req, f"reduce_scatter({op}) of {arr.shape} {arr.dtype}", finish,
-                           async_op)
+        return self._start(
+            req, f"reduce_scatter({op}) of {arr.shape} {arr.dtype}", finish, async_op
+        )
 
     def barrier(self) -> None:
         self.wait(self.comm.Ibarrier(), "barrier")

@@ -27,9 +27,12 @@ ID_KEY = "nccl_unique_id"
 
 def _nccl_dtype(nccl, dtype) -> int:
     table = {
-        np.dtype(np.float32): nccl.NCCL_FLOAT32, np.dtype(np.float64): nccl.NCCL_FLOAT64,
-        np.dtype(np.float16): nccl.NCCL_FLOAT16, np.dtype(np.int32): nccl.NCCL_INT32,
-        np.dtype(np.int64): nccl.NCCL_INT64, np.dtype(np.uint8): nccl.NCCL_UINT8,
+        np.dtype(np.float32): nccl.NCCL_FLOAT32,
+        np.dtype(np.float64): nccl.NCCL_FLOAT64,
+        np.dtype(np.float16): nccl.NCCL_FLOAT16,
+        np.dtype(np.int32): nccl.NCCL_INT32,
+        np.dtype(np.int64): nccl.NCCL_INT64,
+        np.dtype(np.uint8): nccl.NCCL_UINT8,
         np.dtype(np.int8): nccl.NCCL_INT8,
     }
     try:
@@ -40,8 +43,7 @@ def _nccl_dtype(nccl, dtype) -> int:
 
 def _local_rank(rank: int) -> int:
     """This process's index on its node, from the launcher (MPICH, Open MPI, Slurm)."""
-    for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
-                "LOCAL_RANK"):
+    for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     return rank
@@ -56,8 +58,17 @@ class NCCLBackend:
 
     name = "nccl"
 
-    def __init__(self, rank: int, size: int, store=None, device: int | None = None,
-                 timeout: float = 300.0, cupy=None, nccl=None, mpi_comm=None):
+    def __init__(
+        self,
+        rank: int,
+        size: int,
+        store=None,
+        device: int | None = None,
+        timeout: float = 300.0,
+        cupy=None,
+        nccl=None,
+        mpi_comm=None,
+    ):
         if cupy is None:
             from .. import backend
 
@@ -65,8 +76,10 @@ class NCCLBackend:
             try:
                 nccl = importlib.import_module("cupy.cuda.nccl")
             except ImportError as e:
-                raise RuntimeError(f"the nccl backend needs CuPy built with NCCL ({e}): "
-                                   "install NCCL (pip install nvidia-nccl-cu12)") from None
+                raise RuntimeError(
+                    f"the nccl backend needs CuPy built with NCCL ({e}): "
+                    "install NCCL (pip install nvidia-nccl-cu12)"
+                ) from None
         self.cupy, self.nccl = cupy, nccl
         self.rank, self.size, self.timeout = int(rank), int(size), float(timeout)
         if device is None:  # one GPU per rank of this node
@@ -75,8 +88,13 @@ class NCCLBackend:
         cupy.cuda.Device(self.device).use()
         uid = self._exchange_id(store, mpi_comm)
         self.comm = nccl.NcclCommunicator(self.size, uid, self.rank)
-        self._ops = {"sum": nccl.NCCL_SUM, "avg": nccl.NCCL_SUM, "max": nccl.NCCL_MAX,
-                     "min": nccl.NCCL_MIN, "product": nccl.NCCL_PROD}
+        self._ops = {
+            "sum": nccl.NCCL_SUM,
+            "avg": nccl.NCCL_SUM,
+            "max": nccl.NCCL_MAX,
+            "min": nccl.NCCL_MIN,
+            "product": nccl.NCCL_PROD,
+        }
 
     def _exchange_id(self, store, mpi_comm):
         """Rank 0's ``get_unique_id()`` (a tuple of 128 byte values) on every rank."""
@@ -106,33 +124,48 @@ class NCCLBackend:
             self.comm.check_async_error()
             if time.perf_counter() - start > self.timeout:
                 self.comm.abort()
-                msg = (f"minigrad.distributed: rank {self.rank}/{self.size}: {what} did not "
-                       f"complete within {self.timeout:g} s; another rank has probably died")
+                msg = (
+                    f"minigrad.distributed: rank {self.rank}/{self.size}: {what} did not "
+                    f"complete within {self.timeout:g} s; another rank has probably died"
+                )
                 print(msg, file=sys.stderr, flush=True)
                 raise DistributedTimeoutError(msg)
             time.sleep(1e-4)
 
     def all_reduce(self, arr, op: str, async_op: bool = False):
-        self.comm.allReduce(_ptr(arr), _ptr(arr), arr.size, _nccl_dtype(self.nccl, arr.dtype),
-                            self._ops[op], self._stream())
+        self.comm.allReduce(
+            _ptr(arr),
+            _ptr(arr),
+            arr.size,
+            _nccl_dtype(self.nccl, arr.dtype),
+            self._ops[op],
+            self._stream(),
+        )
         if op == "avg":
             arr /= arr.dtype.type(self.size)
         return self._done(f"all_reduce({op}) of {arr.shape} {arr.dtype}", async_op)
 
     def broadcast(self, arr, src: int, async_op: bool = False):
-        self.comm.broadcast(_ptr(arr), _ptr(arr), arr.size, _nccl_dtype(self.nccl, arr.dtype),
-                            src, self._stream())
+        self.comm.broadcast(
+            _ptr(arr), _ptr(arr), arr.size, _nccl_dtype(self.nccl, arr.dtype), src, self._stream()
+        )
         return self._done(f"broadcast from rank {src} of {arr.shape}", async_op)
 
     def all_gather(self, out, arr, async_op: bool = False):
-        self.comm.allGather(_ptr(arr), _ptr(out), arr.size, _nccl_dtype(self.nccl, arr.dtype),
-                            self._stream())
+        self.comm.allGather(
+            _ptr(arr), _ptr(out), arr.size, _nccl_dtype(self.nccl, arr.dtype), self._stream()
+        )
         return self._done(f"all_gather of {arr.shape}", async_op)
 
     def reduce_scatter(self, out, arr, op: str, async_op: bool = False):
-        self.comm.reduceScatter(_ptr(arr), _ptr(out), out.size,
-                                _nccl_dtype(self.nccl, arr.dtype), self._ops[op],
-                                self._stream())
+        self.comm.reduceScatter(
+            _ptr(arr),
+            _ptr(out),
+            out.size,
+            _nccl_dtype(self.nccl, arr.dtype),
+            self._ops[op],
+            self._stream(),
+        )
         if op == "avg":
             out /= out.dtype.type(self.size)
         return self._done(f"reduce_scatter({op}) of {arr.shape}", async_op)

@@ -21,12 +21,27 @@ import numpy as np
 
 from . import MPI_EXTRA_HINT, mpi_available
 
-__all__ = ["find_mpiexec", "launched_by_mpi", "run_local_ranks", "setup", "is_main",
-           "world_size", "quiet", "shard_loader", "wrap_model", "reduce_sums"]
+__all__ = [
+    "find_mpiexec",
+    "launched_by_mpi",
+    "run_local_ranks",
+    "setup",
+    "is_main",
+    "world_size",
+    "quiet",
+    "shard_loader",
+    "wrap_model",
+    "reduce_sums",
+]
 
 # Variables an MPI launcher (MPICH/hydra, Open MPI, MVAPICH, PMIx/Slurm) sets in each rank.
-_LAUNCHER_VARS = ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
-                  "PMIX_RANK")
+_LAUNCHER_VARS = (
+    "PMI_SIZE",
+    "PMI_RANK",
+    "OMPI_COMM_WORLD_SIZE",
+    "MV2_COMM_WORLD_SIZE",
+    "PMIX_RANK",
+)
 
 
 def launched_by_mpi() -> bool:
@@ -66,22 +81,26 @@ def run_local_ranks(nproc: int, argv: list[str], error) -> int:
         raise error(f"--nproc needs MPI: {MPI_EXTRA_HINT}")
     mpiexec = find_mpiexec()
     if mpiexec is None:
-        raise error(f"--nproc needs an MPI launcher (mpiexec) and none was found: "
-                    f"{MPI_EXTRA_HINT}, or set MINIGRAD_MPIEXEC")
+        raise error(
+            f"--nproc needs an MPI launcher (mpiexec) and none was found: "
+            f"{MPI_EXTRA_HINT}, or set MINIGRAD_MPIEXEC"
+        )
     env = dict(os.environ)
     # ranks share the cores: one OpenMP pool per rank of cores/N threads, unless set
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")  # Open MPI refuses root otherwise (CI)
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    cmd = [mpiexec, "-n", str(nproc), sys.executable, "-m", "minigrad",
-           *_without_nproc(argv)]
+    cmd = [mpiexec, "-n", str(nproc), sys.executable, "-m", "minigrad", *_without_nproc(argv)]
     try:
         rc = subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 130
     if rc not in (0, 2, 130):
-        print(f"minigrad: error: a rank exited with status {rc} and the {nproc}-rank job was "
-              "stopped (see the messages above)", file=sys.stderr)
+        print(
+            f"minigrad: error: a rank exited with status {rc} and the {nproc}-rank job was "
+            "stopped (see the messages above)",
+            file=sys.stderr,
+        )
     return rc
 
 
@@ -95,8 +114,9 @@ def setup(device: str | None = None, error=RuntimeError) -> int:
     if is_initialized() or not launched_by_mpi():
         return get_world_size()
     if not mpi_available():
-        raise error(f"this process was started by an MPI launcher but mpi4py is missing: "
-                    f"{MPI_EXTRA_HINT}")
+        raise error(
+            f"this process was started by an MPI launcher but mpi4py is missing: {MPI_EXTRA_HINT}"
+        )
     init_process_group("mpi")
     if get_world_size() == 1:
         from . import destroy_process_group
@@ -107,9 +127,11 @@ def setup(device: str | None = None, error=RuntimeError) -> int:
 
     atexit.register(_leave_together, _group.comm.Dup())  # its own channel: never mixes
     if str(device or "cpu").startswith("cuda"):
-        raise error("minigrad train on several ranks runs on the CPU (MPI) only; for GPUs use "
-                    "minigrad.distributed with backend 'nccl' in your own loop (one GPU per "
-                    "rank), or drop --device cuda")
+        raise error(
+            "minigrad train on several ranks runs on the CPU (MPI) only; for GPUs use "
+            "minigrad.distributed with backend 'nccl' in your own loop (one GPU per "
+            "rank), or drop --device cuda"
+        )
     return get_world_size()
 
 
@@ -127,9 +149,13 @@ def _leave_together(exit_comm) -> None:
     start = time.monotonic()
     while not request.Test():
         if time.monotonic() - start > grace:
-            print(f"minigrad.distributed: rank {_group.rank}/{_group.size} is exiting while "
-                  f"other ranks are still running (waited {grace:g} s for them): stopping "
-                  "the job", file=sys.stderr, flush=True)
+            print(
+                f"minigrad.distributed: rank {_group.rank}/{_group.size} is exiting while "
+                f"other ranks are still running (waited {grace:g} s for them): stopping "
+                "the job",
+                file=sys.stderr,
+                flush=True,
+            )
             _group.abort(1)
         time.sleep(0.01)
 
@@ -162,12 +188,23 @@ def shard_loader(loader):
         return loader
     from ..data.distributed import DistributedSampler, ShardedLoader
 
-    sampler = DistributedSampler(loader.dataset, num_replicas=get_world_size(),
-                                 rank=get_rank(), shuffle=loader.shuffle, seed=loader.seed)
-    return ShardedLoader(loader.dataset, sampler, batch_size=loader.batch_size,
-                         drop_last=loader.drop_last, seed=loader.seed,
-                         num_workers=loader.num_workers, transform=loader.transform,
-                         device=loader.device)
+    sampler = DistributedSampler(
+        loader.dataset,
+        num_replicas=get_world_size(),
+        rank=get_rank(),
+        shuffle=loader.shuffle,
+        seed=loader.seed,
+    )
+    return ShardedLoader(
+        loader.dataset,
+        sampler,
+        batch_size=loader.batch_size,
+        drop_last=loader.drop_last,
+        seed=loader.seed,
+        num_workers=loader.num_workers,
+        transform=loader.transform,
+        device=loader.device,
+    )
 
 
 def wrap_model(model):

@@ -35,8 +35,10 @@ class FileStore:
         start = time.monotonic()
         while not os.path.exists(path):
             if time.monotonic() - start > self.timeout:
-                raise TimeoutError(f"FileStore: key {key!r} did not appear in {self.path} "
-                                   f"within {self.timeout:g} s (did rank 0 start?)")
+                raise TimeoutError(
+                    f"FileStore: key {key!r} did not appear in {self.path} "
+                    f"within {self.timeout:g} s (did rank 0 start?)"
+                )
             time.sleep(0.01)
         with open(path, "rb") as f:
             return f.read()

@@ -45,15 +45,34 @@ class CharLSTM(nn.Module):
 class CharTransformer(nn.Module):
     """Token + learned position embeddings, causal TransformerEncoderLayers (pre-norm), head."""
 
-    def __init__(self, vocab: int, dim: int = 128, heads: int = 4, layers: int = 2,
-                 context: int = 128, dropout: float = 0.0, causal: bool = True):
+    def __init__(
+        self,
+        vocab: int,
+        dim: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        context: int = 128,
+        dropout: float = 0.0,
+        causal: bool = True,
+    ):
         super().__init__()
         self.context, self.causal = context, causal
         self.embed = nn.Embedding(vocab, dim)
         self.pos = nn.Embedding(context, dim)
-        self.layers = nn.ModuleList([
-            TransformerEncoderLayer(dim, heads, 4 * dim, dropout=dropout, activation="gelu",
-                                    batch_first=True, norm_first=True) for _ in range(layers)])
+        self.layers = nn.ModuleList(
+            [
+                TransformerEncoderLayer(
+                    dim,
+                    heads,
+                    4 * dim,
+                    dropout=dropout,
+                    activation="gelu",
+                    batch_first=True,
+                    norm_first=True,
+                )
+                for _ in range(layers)
+            ]
+        )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab)
 
@@ -111,7 +130,7 @@ def sample_text(model, stoi, itos, prompt="\n", length=200, temperature=0.8, rng
             logits, state = model(mg.tensor(np.array([[nxt]])), state)
     else:
         for _ in range(length):
-            ctx = ids[-model.context:]
+            ctx = ids[-model.context :]
             logits, _ = model(mg.tensor(np.array([ctx])))
             p = _softmax(logits.numpy()[0, -1] / temperature)
             nxt = int(rng.choice(len(p), p=p))
@@ -132,13 +151,13 @@ def _bits_per_char(model, data, seq_len, max_chars=20000):
     """Mean next-character cross-entropy (bits) over consecutive windows of the held-out data."""
     was_training = model.training
     model.eval()
-    data = data[:max_chars + 1]
+    data = data[: max_chars + 1]
     n = (len(data) - 1) // seq_len
     total, count = 0.0, 0
     for start in range(0, n * seq_len, 32 * seq_len):
         stop = min(start + 32 * seq_len, n * seq_len)
         x = data[start:stop].reshape(-1, seq_len)
-        y = data[start + 1:stop + 1].reshape(-1, seq_len)
+        y = data[start + 1 : stop + 1].reshape(-1, seq_len)
         logits, _ = model(mg.tensor(x))
         total += float(_loss(logits, y)) * y.size
         count += y.size
@@ -146,9 +165,21 @@ def _bits_per_char(model, data, seq_len, max_chars=20000):
     return total / max(count, 1) / math.log(2)
 
 
-def train_charlm(text, model="lstm", steps=2000, batch_size=32, seq_len=64, lr=3e-3,
-                 holdout=0.1, sample_every=500, sample_len=200, seed=0, quiet=False,
-                 log=print, **model_kw) -> dict:
+def train_charlm(
+    text,
+    model="lstm",
+    steps=2000,
+    batch_size=32,
+    seq_len=64,
+    lr=3e-3,
+    holdout=0.1,
+    sample_every=500,
+    sample_len=200,
+    seed=0,
+    quiet=False,
+    log=print,
+    **model_kw,
+) -> dict:
     """Train a character-level language model on the text file ``text``.
 
     The last ``holdout`` fraction of the file is held out; returns a dict with the final
@@ -164,8 +195,10 @@ def train_charlm(text, model="lstm", steps=2000, batch_size=32, seq_len=64, lr=3
     split = int(len(data) * (1 - holdout))
     train, val = data[:split], data[split:]
     if len(train) <= seq_len + 1 or len(val) <= seq_len + 1:
-        raise ValueError(f"train_charlm: text of {len(data)} characters is too short for "
-                         f"seq_len={seq_len} and holdout={holdout}")
+        raise ValueError(
+            f"train_charlm: text of {len(data)} characters is too short for "
+            f"seq_len={seq_len} and holdout={holdout}"
+        )
     if model == "transformer":
         model_kw.setdefault("context", seq_len)
     net = _make_model(model, len(chars), **model_kw)
@@ -175,8 +208,8 @@ def train_charlm(text, model="lstm", steps=2000, batch_size=32, seq_len=64, lr=3
     sample = ""
     for step in range(1, steps + 1):
         idx = rng.integers(0, len(train) - seq_len - 1, size=batch_size)
-        x = np.stack([train[i:i + seq_len] for i in idx])
-        y = np.stack([train[i + 1:i + seq_len + 1] for i in idx])
+        x = np.stack([train[i : i + seq_len] for i in idx])
+        y = np.stack([train[i + 1 : i + seq_len + 1] for i in idx])
         logits, _ = net(mg.tensor(x))
         loss = _loss(logits, y)
         opt.zero_grad()
@@ -186,17 +219,27 @@ def train_charlm(text, model="lstm", steps=2000, batch_size=32, seq_len=64, lr=3
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss):.3f}", bpc=f"{float(loss) / math.log(2):.2f}")
         if sample_every and (step % sample_every == 0 or step == steps):
-            sample = sample_text(net, stoi, chars, prompt=raw[split:split + 16],
-                                 length=sample_len, rng=rng)
+            sample = sample_text(
+                net, stoi, chars, prompt=raw[split : split + 16], length=sample_len, rng=rng
+            )
             if not quiet:
                 bar.write(f"--- step {step} sample ---\n{sample}\n---")
     bar.close()
     bpc = _bits_per_char(net, val, seq_len)
-    result = {"model": net, "vocab": chars, "val_bits_per_char": bpc, "sample": sample,
-              "steps": steps, "seconds": time.time() - t0, "train_chars": len(train),
-              "val_chars": len(val)}
-    log(f"charlm-{model}: {steps} steps in {result['seconds']:.0f}s, held-out "
-        f"{bpc:.3f} bits/char on the last {len(val)} characters")
+    result = {
+        "model": net,
+        "vocab": chars,
+        "val_bits_per_char": bpc,
+        "sample": sample,
+        "steps": steps,
+        "seconds": time.time() - t0,
+        "train_chars": len(train),
+        "val_chars": len(val),
+    }
+    log(
+        f"charlm-{model}: {steps} steps in {result['seconds']:.0f}s, held-out "
+        f"{bpc:.3f} bits/char on the last {len(val)} characters"
+    )
     return result
 
 
@@ -215,7 +258,7 @@ class ReverseLSTM(nn.Module):
         N, n = digits.shape
         seq = np.concatenate([digits, np.full((N, 1), 10), np.full((N, n), 11)], axis=1)
         out, _ = self.lstm(self.embed(mg.tensor(seq)))
-        return self.head(out[:, n + 1:])  # (N, n, 10): logits of the reversed digits
+        return self.head(out[:, n + 1 :])  # (N, n, 10): logits of the reversed digits
 
 
 class ReverseTransformer(nn.Module):
@@ -225,9 +268,14 @@ class ReverseTransformer(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(10, dim)
         self.pos = nn.Embedding(n, dim)
-        self.layers = nn.ModuleList([
-            TransformerEncoderLayer(dim, heads, 2 * dim, dropout=0.0, batch_first=True,
-                                    norm_first=True) for _ in range(layers)])
+        self.layers = nn.ModuleList(
+            [
+                TransformerEncoderLayer(
+                    dim, heads, 2 * dim, dropout=0.0, batch_first=True, norm_first=True
+                )
+                for _ in range(layers)
+            ]
+        )
         self.head = nn.Linear(dim, 10)
 
     def forward(self, digits):
@@ -255,14 +303,27 @@ def _curriculum(length: int, curriculum) -> list[int]:
         return sorted({min(n, length) for n in range(5, length + 5, 5)})
     stages = [int(n) for n in curriculum]
     if not stages or stages != sorted(stages) or stages[-1] != length or stages[0] < 1:
-        raise ValueError(f"curriculum must be increasing lengths ending at length={length}, "
-                         f"got {curriculum!r}")
+        raise ValueError(
+            f"curriculum must be increasing lengths ending at length={length}, got {curriculum!r}"
+        )
     return stages
 
 
-def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=None,
-                  target=0.99, eval_every=100, seed=0, quiet=False, log=print,
-                  curriculum=None, stage_target=0.9, **model_kw):
+def train_reverse(
+    model="transformer",
+    length=20,
+    steps=3000,
+    batch_size=64,
+    lr=None,
+    target=0.99,
+    eval_every=100,
+    seed=0,
+    quiet=False,
+    log=print,
+    curriculum=None,
+    stage_target=0.9,
+    **model_kw,
+):
     """Train ``model`` ("lstm" or "transformer") to reverse random digit sequences of
     ``length`` with Adam; stops early once whole-sequence accuracy on 1000 fresh sequences
     reaches ``target``. Returns a dict with the accuracies, steps and seconds.
@@ -282,8 +343,10 @@ def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=
         stages = _curriculum(length, True if curriculum is None else curriculum)
     elif model == "transformer":
         if curriculum:
-            raise ValueError("train_reverse: curriculum needs a length-independent model "
-                             "(lstm); the transformer has one position embedding per place")
+            raise ValueError(
+                "train_reverse: curriculum needs a length-independent model "
+                "(lstm); the transformer has one position embedding per place"
+            )
         net = ReverseTransformer(length, **model_kw)
         lr = lr or 1e-3
         stages = [length]
@@ -311,8 +374,15 @@ def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=
         bar.update(1)
         if step % eval_every == 0 or step == steps:
             seq_acc, digit_acc = _reverse_accuracy(net, n, rng)
-            history.append({"step": step, "length": n, "sequence_accuracy": seq_acc,
-                            "digit_accuracy": digit_acc, "loss": float(loss)})
+            history.append(
+                {
+                    "step": step,
+                    "length": n,
+                    "sequence_accuracy": seq_acc,
+                    "digit_accuracy": digit_acc,
+                    "loss": float(loss),
+                }
+            )
             bar.set_postfix(len=n, loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
             last = stage == len(stages) - 1
             if seq_acc >= (target if last else min(stage_target, target)):
@@ -323,8 +393,10 @@ def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=
                 if stage == len(stages) - 1:
                     decay_from = step
                 if not quiet:
-                    log(f"  step {step}: length {stages[stage - 1]} at {seq_acc:.3f}, "
-                        f"now length {n}")
+                    log(
+                        f"  step {step}: length {stages[stage - 1]} at {seq_acc:.3f}, "
+                        f"now length {n}"
+                    )
                 seq_acc = digit_acc = 0.0
         else:
             bar.set_postfix(len=n, loss=f"{float(loss):.3f}", seq_acc=f"{seq_acc:.3f}")
@@ -332,8 +404,17 @@ def train_reverse(model="transformer", length=20, steps=3000, batch_size=64, lr=
     secs = time.time() - t0
     if n != length:  # the budget ran out before the last stage: report the target length
         seq_acc, digit_acc = _reverse_accuracy(net, length, rng)
-    log(f"reverse-{model} (length {length}): sequence accuracy {seq_acc:.4f}, digit accuracy "
-        f"{digit_acc:.4f} after {step} steps (batch {batch_size}) in {secs:.0f}s")
-    return {"model": net, "sequence_accuracy": seq_acc, "digit_accuracy": digit_acc,
-            "steps": step, "seconds": secs, "length": length, "stages": stages,
-            "history": history}
+    log(
+        f"reverse-{model} (length {length}): sequence accuracy {seq_acc:.4f}, digit accuracy "
+        f"{digit_acc:.4f} after {step} steps (batch {batch_size}) in {secs:.0f}s"
+    )
+    return {
+        "model": net,
+        "sequence_accuracy": seq_acc,
+        "digit_accuracy": digit_acc,
+        "steps": step,
+        "seconds": secs,
+        "length": length,
+        "stages": stages,
+        "history": history,
+    }

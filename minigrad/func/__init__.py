@@ -25,8 +25,17 @@ from ..factories import zeros_like
 from ..tensor import Tensor, data_of, stack
 from ._forward import dual_level, rule_kind
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap",
-           "rule_kind"]
+__all__ = [
+    "grad",
+    "grad_and_value",
+    "vjp",
+    "jvp",
+    "jacrev",
+    "jacfwd",
+    "hessian",
+    "vmap",
+    "rule_kind",
+]
 
 
 def _as_tuple(x):
@@ -37,8 +46,9 @@ def _track(x: Tensor) -> Tensor:
     """A tensor to differentiate with respect to: a fresh leaf, or (when ``x`` is already part
     of an outer transform's graph) an alias that keeps the link to it."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"minigrad.func: expected Tensor arguments to differentiate, got "
-                        f"{type(x).__name__}")
+        raise TypeError(
+            f"minigrad.func: expected Tensor arguments to differentiate, got {type(x).__name__}"
+        )
     if x.dtype.kind != "f":
         return x
     y = x * 1.0  # an op, so a forward-mode tangent of x carries over to y (jacfwd(jacrev))
@@ -56,8 +66,9 @@ def _argnums(argnums, n):
     nums = argnums if isinstance(argnums, tuple) else (argnums,)
     for k in nums:
         if not -n <= k < n:
-            raise ValueError(f"minigrad.func: argnums {argnums!r} is out of range for {n} "
-                             "positional arguments")
+            raise ValueError(
+                f"minigrad.func: argnums {argnums!r} is out of range for {n} positional arguments"
+            )
     return tuple(k % n for k in nums), isinstance(argnums, tuple)
 
 
@@ -72,16 +83,19 @@ def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable
             args[k] = _track(args[k])
         with enable_grad():
             res = func(*args, **kwargs)
-            out, aux = (res if has_aux else (res, None))
+            out, aux = res if has_aux else (res, None)
             if not isinstance(out, Tensor) or out.numel() != 1:
-                raise RuntimeError(f"minigrad.func.grad: the function must return a scalar "
-                                   f"tensor, got {getattr(out, 'shape', type(out).__name__)}")
-            grads = _autograd_grad(out, [args[k] for k in nums], create_graph=create,
-                                   allow_unused=True)
+                raise RuntimeError(
+                    f"minigrad.func.grad: the function must return a scalar "
+                    f"tensor, got {getattr(out, 'shape', type(out).__name__)}"
+                )
+            grads = _autograd_grad(
+                out, [args[k] for k in nums], create_graph=create, allow_unused=True
+            )
         grads = tuple(g if g is not None else zeros_like(args[k]) for g, k in zip(grads, nums))
         g = grads if many else grads[0]
         value = out if create else out.detach()
-        return ((g, (value, aux)) if has_aux else (g, value))
+        return (g, (value, aux)) if has_aux else (g, value)
 
     return wrapper
 
@@ -105,7 +119,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     inputs = tuple(_track(p) for p in primals)
     with enable_grad():
         res = func(*inputs)
-    out, aux = (res if has_aux else (res, None))
+    out, aux = res if has_aux else (res, None)
     outs = _as_tuple(out)
 
     def vjp_fn(cotangents):
@@ -114,16 +128,26 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
             raise ValueError(f"vjp_fn: expected {len(outs)} cotangents, got {len(cots)}")
         for c, o in zip(cots, outs):
             if tuple(c.shape) != tuple(o.shape):
-                raise ValueError(f"vjp_fn: cotangent of shape {tuple(c.shape)} for an output of "
-                                 f"shape {tuple(o.shape)}")
+                raise ValueError(
+                    f"vjp_fn: cotangent of shape {tuple(c.shape)} for an output of "
+                    f"shape {tuple(o.shape)}"
+                )
         with enable_grad():
-            g = _autograd_grad(list(outs), list(inputs), grad_outputs=list(cots),
-                               retain_graph=True, create_graph=create or is_grad_enabled()
-                               and any(c.requires_grad for c in cots), allow_unused=True)
+            g = _autograd_grad(
+                list(outs),
+                list(inputs),
+                grad_outputs=list(cots),
+                retain_graph=True,
+                create_graph=create or is_grad_enabled() and any(c.requires_grad for c in cots),
+                allow_unused=True,
+            )
         return tuple(gi if gi is not None else zeros_like(x) for gi, x in zip(g, inputs))
 
-    shown = out if create else (tuple(o.detach() for o in outs) if isinstance(out, tuple)
-                                else out.detach())
+    shown = (
+        out
+        if create
+        else (tuple(o.detach() for o in outs) if isinstance(out, tuple) else out.detach())
+    )
     return (shown, vjp_fn, aux) if has_aux else (shown, vjp_fn)
 
 
@@ -131,19 +155,21 @@ def jvp(func: Callable, primals, tangents, has_aux: bool = False):
     """``(func(*primals), J @ tangents)`` by forward mode: every op pushes the tangent along."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
-        raise ValueError(f"jvp: expected as many tangents as primals, got {len(tangents)} and "
-                         f"{len(primals)}")
+        raise ValueError(
+            f"jvp: expected as many tangents as primals, got {len(tangents)} and {len(primals)}"
+        )
     for p, t in zip(primals, tangents):
         if tuple(p.shape) != tuple(t.shape):
-            raise ValueError(f"jvp: tangent of shape {tuple(t.shape)} for a primal of shape "
-                             f"{tuple(p.shape)}")
+            raise ValueError(
+                f"jvp: tangent of shape {tuple(t.shape)} for a primal of shape {tuple(p.shape)}"
+            )
     outer = _outer_graph(primals + tangents)
     with dual_level() as level:
         inputs = tuple(p * 1.0 if p.dtype.kind == "f" else p for p in primals)  # fresh tensors
         for x, t in zip(inputs, tangents):
             level.set(x, t)
         res = func(*inputs)
-        out, aux = (res if has_aux else (res, None))
+        out, aux = res if has_aux else (res, None)
         outs = _as_tuple(out)
         touts = tuple(level.get(o) if level.get(o) is not None else zeros_like(o) for o in outs)
     if not outer:  # nothing outside differentiates through this jvp
@@ -158,8 +184,9 @@ def _jacobian_rows(out: Tensor, x: Tensor, create: bool):
     flat = out.reshape(-1)
     rows = []
     for i in range(flat.shape[0]):
-        (g,) = _autograd_grad(flat[i], [x], retain_graph=True, create_graph=create,
-                              allow_unused=True)
+        (g,) = _autograd_grad(
+            flat[i], [x], retain_graph=True, create_graph=create, allow_unused=True
+        )
         rows.append(g if g is not None else zeros_like(x))
     if not rows:
         return zeros_like(x).reshape(*out.shape, *x.shape)
@@ -177,9 +204,10 @@ def jacrev(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
             args[k] = _track(args[k])
         with enable_grad():
             res = func(*args)
-            out, aux = (res if has_aux else (res, None))
-            jac = tuple(tuple(_jacobian_rows(o, args[k], create) for k in nums)
-                        for o in _as_tuple(out))
+            out, aux = res if has_aux else (res, None)
+            jac = tuple(
+                tuple(_jacobian_rows(o, args[k], create) for k in nums) for o in _as_tuple(out)
+            )
         jac = tuple(j if many else j[0] for j in jac)
         jac = jac if isinstance(out, tuple) else jac[0]
         return (jac, aux) if has_aux else jac
@@ -225,8 +253,9 @@ def hessian(func: Callable, argnums=0) -> Callable:
     return jacfwd(jacrev(func, argnums), argnums)
 
 
-def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error",
-         chunk_size=None) -> Callable:
+def vmap(
+    func: Callable, in_dims=0, out_dims=0, randomness: str = "error", chunk_size=None
+) -> Callable:
     """Map ``func`` over dimension ``in_dims`` of its arguments (None: not mapped) and stack
     the results along ``out_dims``: ``func`` runs once per batch element."""
 
@@ -236,15 +265,18 @@ def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error",
             raise ValueError(f"vmap: in_dims {in_dims!r} does not match {len(args)} arguments")
         sizes = {a.shape[d] for a, d in zip(args, dims) if d is not None}
         if len(sizes) != 1:
-            raise ValueError("vmap: the mapped dimensions must exist and have one size, got "
-                             f"{sorted(sizes)}")
+            raise ValueError(
+                f"vmap: the mapped dimensions must exist and have one size, got {sorted(sizes)}"
+            )
         (n,) = sizes
         if n == 0:
             raise ValueError("vmap: cannot map over a dimension of size 0")
         results = []
         for i in range(n):
-            call = [a if d is None else a[(slice(None),) * (d % a.ndim) + (i,)]
-                    for a, d in zip(args, dims)]
+            call = [
+                a if d is None else a[(slice(None),) * (d % a.ndim) + (i,)]
+                for a, d in zip(args, dims)
+            ]
             results.append(func(*call))
         many = isinstance(results[0], tuple)
         rows = [_as_tuple(r) for r in results]

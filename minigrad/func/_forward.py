@@ -72,6 +72,7 @@ def _float(t) -> bool:
 # tensors, tan(i) the tangent of args[i] (zeros when it has none; None for a non-tensor).
 # It returns one tangent per output (None for integer outputs).
 
+
 def _linear(cls, args, kwargs, outs, tan):
     """Ops linear in their float tensor inputs: the same op on the tangents."""
     new = [tan(i) if _float(a) else a for i, a in enumerate(args)]
@@ -85,8 +86,10 @@ def _unary(fn):
 
 def _binary(fn):
     """fn(a, b, out, ta, tb) where a side may be a Python number (its tangent is 0)."""
+
     def rule(cls, args, kwargs, outs, tan):
         return (fn(args[0], args[1], outs[0], tan(0), tan(1)),)
+
     return rule
 
 
@@ -144,7 +147,7 @@ def _reduce_extreme(cls, args, kwargs, outs, tan):
     dims = R.normalize_dims(dim, a.ndim, "max")
     y_keep = y if keepdim else y.reshape(R.keepdim_shape(a.shape, dims))
     hit = a == y_keep
-    if getattr(cls, "nan_ties", False):              # max()/min(): a NaN result is the NaNs
+    if getattr(cls, "nan_ties", False):  # max()/min(): a NaN result is the NaNs
         hit = hit | (a.isnan() & y_keep.isnan())
     mask = hit.to(a.dtype)
     # the tangent of the (average over tied) extreme elements, as amax's backward splits it
@@ -164,7 +167,7 @@ def _var(cls, args, kwargs, outs, tan):
 def _softmax(cls, args, kwargs, outs, tan):
     dim = args[1] if len(args) > 1 else kwargs["dim"]
     y, ta = outs[0], tan(0)
-    return (y * (ta - (y * ta).sum(dim, keepdim=True)),)      # J = diag(y) - y y^T
+    return (y * (ta - (y * ta).sum(dim, keepdim=True)),)  # J = diag(y) - y y^T
 
 
 def _log_softmax(cls, args, kwargs, outs, tan):
@@ -223,12 +226,12 @@ def _maxpool(cls, args, kwargs, outs, tan):
 
 
 def _masked_fill(cls, args, kwargs, outs, tan):
-    return (E.MaskedFill.apply(tan(0), args[1], 0.0),)           # filled places are constant
+    return (E.MaskedFill.apply(tan(0), args[1], 0.0),)  # filled places are constant
 
 
 def _pad(cls, args, kwargs, outs, tan):
     a, pad, *_ = args
-    return (S.Pad.apply(tan(0), pad, 0.0),)                       # padding is constant
+    return (S.Pad.apply(tan(0), pad, 0.0),)  # padding is constant
 
 
 def _clamp(cls, args, kwargs, outs, tan):
@@ -293,8 +296,23 @@ JVP = {
     S.Pad: _pad,
 }
 # Linear in their float tensor inputs: the tangent is the same op applied to the tangents.
-LINEAR = {E.Cast, E.ToDevice, E.Copy, R.Sum, S.Reshape, S.Permute, S.BroadcastTo, S.Cat, I.GetItem,
-          I.IndexAdd, I.Gather, I.ScatterAdd, I.IndexPut, P.AvgPool2d, _rnn._Unbind}
+LINEAR = {
+    E.Cast,
+    E.ToDevice,
+    E.Copy,
+    R.Sum,
+    S.Reshape,
+    S.Permute,
+    S.BroadcastTo,
+    S.Cat,
+    I.GetItem,
+    I.IndexAdd,
+    I.Gather,
+    I.ScatterAdd,
+    I.IndexPut,
+    P.AvgPool2d,
+    _rnn._Unbind,
+}
 # Fused kernels that use the transposed-vjp fallback through their composed twin.
 FALLBACK = {_rnn.LSTMCell, _rnn.LSTMSequence, _attention.Attention, _loss.SoftmaxCrossEntropy}
 
@@ -308,7 +326,7 @@ def _register_late():
 
 
 def rule_kind(cls) -> str:
-    """"rule" (a jvp rule of its own), "linear" (the op on the tangents) or
+    """ "rule" (a jvp rule of its own), "linear" (the op on the tangents) or
     "transposed-vjp" (the fallback)."""
     _ensure_rules()
     if cls in JVP:
@@ -341,13 +359,15 @@ def _transposed_vjp(cls, args, kwargs, outs, tangents):
         float_out = [r for r in res if _float(r)]
         vs = [zeros_like(r).requires_grad_() for r in float_out]
         diff = [(x, t) for x, t in zip(inputs, tangents) if _float(x) and t is not None]
-        g = grad(float_out, [x for x, _ in diff], grad_outputs=vs, create_graph=True,
-                 allow_unused=True)
+        g = grad(
+            float_out, [x for x, _ in diff], grad_outputs=vs, create_graph=True, allow_unused=True
+        )
         pairs = [(gi, t) for gi, (_, t) in zip(g, diff) if gi is not None]
         if not pairs:
             return tuple(zeros_like(r) if _float(r) else None for r in res)
-        jv = grad([gi for gi, _ in pairs], vs, grad_outputs=[t for _, t in pairs],
-                  allow_unused=True)
+        jv = grad(
+            [gi for gi, _ in pairs], vs, grad_outputs=[t for _, t in pairs], allow_unused=True
+        )
     it = iter(jv)
     return tuple((next(it) if _float(r) else None) for r in res)
 
@@ -378,7 +398,7 @@ def _push(cls, args, kwargs, results):
         level = _stack[k]
         if not any(level.get(a) is not None for a in args):
             continue
-        saved, _depth = _depth, k                  # only the outer levels see this level's math
+        saved, _depth = _depth, k  # only the outer levels see this level's math
         try:
             tangents = _rule_tangents(cls, args, kwargs, outs, level)
         finally:
@@ -397,7 +417,7 @@ def _rule_tangents(cls, args, kwargs, outs, level):
         return _linear(cls, args, kwargs, outs, tan)
     global _depth
     tangents = [tan(i) if _float(a) else None for i, a in enumerate(args)]
-    saved, _depth = _depth, 0                     # the fallback's own ops carry no tangents
+    saved, _depth = _depth, 0  # the fallback's own ops carry no tangents
     try:
         return _transposed_vjp(cls, args, kwargs, outs, tangents)
     finally:
@@ -410,7 +430,7 @@ def _push_inplace(target, result) -> None:
         t = level.get(result)
         if t is not None:
             level.set(target, t)
-        elif level.get(target) is not None:      # overwritten by a constant
+        elif level.get(target) is not None:  # overwritten by a constant
             level.set(target, zeros_like(target))
 
 
@@ -432,4 +452,3 @@ class dual_level:
         if not _stack:
             autograd.hooks.set_forward_ad(None, None)
         return False
-

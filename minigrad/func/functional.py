@@ -9,13 +9,20 @@ from . import jacfwd, jacrev
 __all__ = ["jacobian", "hessian"]
 
 
-def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
-             vectorize: bool = False, strategy: str = "reverse-mode"):
+def jacobian(
+    func,
+    inputs,
+    create_graph: bool = False,
+    strict: bool = False,
+    vectorize: bool = False,
+    strategy: str = "reverse-mode",
+):
     """d func(*inputs) / d inputs: a Tensor for one input and one output, else tuples (per
     output, then per input), as torch.autograd.functional.jacobian."""
     if strategy not in ("reverse-mode", "forward-mode"):
-        raise ValueError(f"jacobian: strategy must be 'reverse-mode' or 'forward-mode', got "
-                         f"{strategy!r}")
+        raise ValueError(
+            f"jacobian: strategy must be 'reverse-mode' or 'forward-mode', got {strategy!r}"
+        )
     single_in = not isinstance(inputs, tuple)
     args = (inputs,) if single_in else inputs
     nums = 0 if single_in else tuple(range(len(args)))
@@ -24,8 +31,14 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
     return jac if create_graph else _detach(jac)
 
 
-def hessian(func, inputs, create_graph: bool = False, strict: bool = False,
-            vectorize: bool = False, outer_jacobian_strategy: str = "reverse-mode"):
+def hessian(
+    func,
+    inputs,
+    create_graph: bool = False,
+    strict: bool = False,
+    vectorize: bool = False,
+    outer_jacobian_strategy: str = "reverse-mode",
+):
     """The Hessian of a scalar ``func`` at ``inputs`` (forward over reverse)."""
     single_in = not isinstance(inputs, tuple)
     args = (inputs,) if single_in else inputs

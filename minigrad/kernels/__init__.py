@@ -68,8 +68,17 @@ __all__ = [
 
 # Every op with kernels; each has a reference (numpy/cupy) variant.
 OPS: tuple[str, ...] = (
-    "relu", "bias_relu", "conv2d", "maxpool2d", "avgpool2d", "lstm_cell", "attention", "sgd",
-    "adam", "cross_entropy", "batch_norm",
+    "relu",
+    "bias_relu",
+    "conv2d",
+    "maxpool2d",
+    "avgpool2d",
+    "lstm_cell",
+    "attention",
+    "sgd",
+    "adam",
+    "cross_entropy",
+    "batch_norm",
 )
 
 
@@ -110,30 +119,52 @@ _REFERENCE_OPS = dict.fromkeys(OPS, ())
 
 # The registry. Listing order is the order of available()'s lists.
 TABLE: dict[str, Variant] = {
-    "numpy": Variant("cpu", reference, _REFERENCE_OPS, _always,
-                     "Python on NumPy arrays (the reference)", rank=1),
-    "cpp": Variant("cpu", cpp, cpp.ENTRY_POINTS, native.load_C,
-                   "C++ with OpenMP (minigrad._C); BLAS matmuls through NumPy", rank=0,
-                   # row-at-a-time FlashAttention tiles with SSE dot products: slower than
-                   # the NumPy reference without a causal mask (use() still picks it)
-                   rank_for={"attention": 2}),
-    "cupy": Variant("cuda", reference, _REFERENCE_OPS, _gpu,
-                    "Python on CuPy arrays (the reference)", rank=1),
-    "cuda": Variant("cuda", cuda, cuda.ENTRY_POINTS, cuda.runtime,
-                    "CUDA kernels (minigrad._cuda) on CuPy arrays; cuBLAS matmuls", rank=0),
-    "tiled": Variant("cpu", tiled, {"attention": ()}, _always,
-                     "online softmax over key blocks, NumPy", rank=3),
-    "blocked": Variant("cpu", blocked, blocked.ENTRY_POINTS, native.load_C,
-                       "BLAS matmuls per query block around a C++ row softmax", rank=3,
-                       rank_for={"attention": 0}),  # the fastest CPU attention
+    "numpy": Variant(
+        "cpu", reference, _REFERENCE_OPS, _always, "Python on NumPy arrays (the reference)", rank=1
+    ),
+    "cpp": Variant(
+        "cpu",
+        cpp,
+        cpp.ENTRY_POINTS,
+        native.load_C,
+        "C++ with OpenMP (minigrad._C); BLAS matmuls through NumPy",
+        rank=0,
+        # row-at-a-time FlashAttention tiles with SSE dot products: slower than
+        # the NumPy reference without a causal mask (use() still picks it)
+        rank_for={"attention": 2},
+    ),
+    "cupy": Variant(
+        "cuda", reference, _REFERENCE_OPS, _gpu, "Python on CuPy arrays (the reference)", rank=1
+    ),
+    "cuda": Variant(
+        "cuda",
+        cuda,
+        cuda.ENTRY_POINTS,
+        cuda.runtime,
+        "CUDA kernels (minigrad._cuda) on CuPy arrays; cuBLAS matmuls",
+        rank=0,
+    ),
+    "tiled": Variant(
+        "cpu", tiled, {"attention": ()}, _always, "online softmax over key blocks, NumPy", rank=3
+    ),
+    "blocked": Variant(
+        "cpu",
+        blocked,
+        blocked.ENTRY_POINTS,
+        native.load_C,
+        "BLAS matmuls per query block around a C++ row softmax",
+        rank=3,
+        rank_for={"attention": 0},
+    ),  # the fastest CPU attention
 }
 
 ENV_VAR = "MINIGRAD_KERNELS"
 
 # Variant names per device type, by rank: derived from TABLE (for callers that list them).
 VARIANTS: dict[str, tuple[str, ...]] = {
-    dt: tuple(sorted((n for n, v in TABLE.items() if v.device_type == dt),
-                     key=lambda n: TABLE[n].rank))
+    dt: tuple(
+        sorted((n for n, v in TABLE.items() if v.device_type == dt), key=lambda n: TABLE[n].rank)
+    )
     for dt in ("cpu", "cuda")
 }
 
@@ -162,7 +193,7 @@ def _check_variant(variant: str) -> None:
 
 
 def _device_type(where) -> str:
-    """"cpu" or "cuda" for an array (NumPy or CuPy), a Device, or a device string."""
+    """ "cpu" or "cuda" for an array (NumPy or CuPy), a Device, or a device string."""
     if isinstance(where, np.ndarray | np.generic):
         return "cpu"
     if backend.is_cupy_array(where):

@@ -77,9 +77,13 @@ def _setup() -> None:
 def blas_info() -> dict:
     """What this module did: the BLAS it found, its thread count before, the split workers."""
     _setup()
-    return {"blas": _state["api"], "blas_threads_before": _state["original"],
-            "blas_threads_now": 1 if _state["api"] else _state["original"],
-            "split_workers": _state["workers"], "split_min_flops": SPLIT_MIN_FLOPS}
+    return {
+        "blas": _state["api"],
+        "blas_threads_before": _state["original"],
+        "blas_threads_now": 1 if _state["api"] else _state["original"],
+        "split_workers": _state["workers"],
+        "split_min_flops": SPLIT_MIN_FLOPS,
+    }
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -88,8 +92,9 @@ def _pool() -> ThreadPoolExecutor:
     if _state["pool"] is None or _state.get("pid") != os.getpid():
         with _lock:
             if _state["pool"] is None or _state.get("pid") != os.getpid():
-                _state["pool"] = ThreadPoolExecutor(max_workers=_state["workers"],
-                                                    thread_name_prefix="minigrad-gemm")
+                _state["pool"] = ThreadPoolExecutor(
+                    max_workers=_state["workers"], thread_name_prefix="minigrad-gemm"
+                )
                 _state["pid"] = os.getpid()
     return _state["pool"]
 
@@ -125,8 +130,14 @@ def matmul(a, b):
     split over minigrad's workers (see the module docstring)."""
     if not _state["ready"]:
         _setup()
-    if (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2
-            and _state["workers"] > 1 and a.dtype.kind == "f"
-            and 2 * a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MIN_FLOPS):
+    if (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.ndim == 2
+        and b.ndim == 2
+        and _state["workers"] > 1
+        and a.dtype.kind == "f"
+        and 2 * a.shape[0] * a.shape[1] * b.shape[1] >= SPLIT_MIN_FLOPS
+    ):
         return split_matmul(a, b)
     return np.matmul(a, b)

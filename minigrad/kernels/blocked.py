@@ -90,9 +90,16 @@ def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
         K = min(S, i1) if skip else S
         s = np.matmul(q[:, i0:i1], kT[:, :, :K])  # (B, R, K)
         dp = np.matmul(dout[:, i0:i1], vT[:, :, :K])  # (B, R, K)
-        C.attention_rows_backward(s, dp, np.ascontiguousarray(lse[:, i0:i1]),
-                                  np.ascontiguousarray(D[:, i0:i1]), mask, float(scale), i0,
-                                  bool(is_causal))  # s -> P, dp -> dS (scaled)
+        C.attention_rows_backward(
+            s,
+            dp,
+            np.ascontiguousarray(lse[:, i0:i1]),
+            np.ascontiguousarray(D[:, i0:i1]),
+            mask,
+            float(scale),
+            i0,
+            bool(is_causal),
+        )  # s -> P, dp -> dS (scaled)
         dv[:, :K] += np.matmul(s.swapaxes(-1, -2), dout[:, i0:i1])
         dq[:, i0:i1] = np.matmul(dp, k[:, :K])
         dk[:, :K] += np.matmul(dp.swapaxes(-1, -2), q[:, i0:i1])

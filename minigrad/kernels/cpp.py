@@ -25,8 +25,15 @@ from minigrad.kernels.reference import (
 ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "relu": ("relu_forward", "relu_backward"),
     "bias_relu": ("bias_relu_forward", "bias_relu_backward"),
-    "conv2d": ("im2col", "col2im", "im2col_folded", "col2im_folded", "conv2d_direct_forward",
-               "conv2d_direct_input_grad", "conv2d_direct_weight_grad"),
+    "conv2d": (
+        "im2col",
+        "col2im",
+        "im2col_folded",
+        "col2im_folded",
+        "conv2d_direct_forward",
+        "conv2d_direct_input_grad",
+        "conv2d_direct_weight_grad",
+    ),
     "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
     "avgpool2d": ("avgpool2d_forward", "avgpool2d_backward"),
     "lstm_cell": ("lstm_cell_forward", "lstm_cell_backward"),
@@ -60,8 +67,7 @@ def _shape(v, op):
 
 def _divisor(divisor_override, op):
     # 0 is refused by _C (as by PyTorch), not turned into None (the window count)
-    return None if divisor_override is None else _int64(op, "divisor_override",
-                                                         divisor_override)
+    return None if divisor_override is None else _int64(op, "divisor_override", divisor_override)
 
 
 # ----------------------------------------------------------------------------- relu
@@ -93,16 +99,27 @@ def bias_relu_backward(dy, y):
 # ----------------------------------------------------------------------------- conv2d
 def im2col(x, KH, KW, stride, padding, dilation):
     op = "im2col"
-    return load_C().im2col(contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
-                           _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                           _pair(dilation, op, "dilation"))
+    return load_C().im2col(
+        contiguous(x),
+        _int64(op, "KH", KH),
+        _int64(op, "KW", KW),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        _pair(dilation, op, "dilation"),
+    )
 
 
 def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     op = "col2im"
-    return load_C().col2im(contiguous(cols), _shape(x_shape, op), _int64(op, "KH", KH),
-                           _int64(op, "KW", KW), _pair(stride, op, "stride"),
-                           _pair(padding, op, "padding"), _pair(dilation, op, "dilation"))
+    return load_C().col2im(
+        contiguous(cols),
+        _shape(x_shape, op),
+        _int64(op, "KH", KH),
+        _int64(op, "KW", KW),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        _pair(dilation, op, "dilation"),
+    )
 
 
 # Two C++ paths, both checked against reference.conv2d_forward/backward (tests/test_conv_direct.py):
@@ -116,18 +133,29 @@ DIRECT_WGRAD_MAX_OC = 512
 
 
 def _direct(x, weight, stride, dilation, groups):
-    return (tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
-            and x.ndim == 4 and weight.ndim == 4 and x.dtype == weight.dtype
-            and x.dtype in (np.float32, np.float64))
+    return (
+        tuple(stride) == (1, 1)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+        and x.ndim == 4
+        and weight.ndim == 4
+        and x.dtype == weight.dtype
+        and x.dtype in (np.float32, np.float64)
+    )
 
 
 def im2col_folded(x, KH, KW, stride, padding, dilation):
     """cols (C, KH, KW, N, OH, OW): im2col with the batch in the columns, i.e. a
     (C*KH*KW, N*OH*OW) matrix, so the convolution is one GEMM."""
     op = "im2col_folded"
-    return load_C().im2col_folded(contiguous(x), _int64(op, "KH", KH), _int64(op, "KW", KW),
-                                  _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                                  _pair(dilation, op, "dilation"))
+    return load_C().im2col_folded(
+        contiguous(x),
+        _int64(op, "KH", KH),
+        _int64(op, "KW", KW),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        _pair(dilation, op, "dilation"),
+    )
 
 
 def _batch_last(a):
@@ -141,13 +169,25 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols
     path (its backward needs none) and the 2-D folded matrix on the GEMM path."""
     check_float("conv2d_forward", x=x, weight=weight)
     if _direct(x, weight, stride, dilation, groups):
-        y = load_C().conv2d_direct_forward(contiguous(x), contiguous(weight),
-                                           None if bias is None else contiguous(bias),
-                                           _pair(padding, "conv2d_forward", "padding"))
+        y = load_C().conv2d_direct_forward(
+            contiguous(x),
+            contiguous(weight),
+            None if bias is None else contiguous(bias),
+            _pair(padding, "conv2d_forward", "padding"),
+        )
         return (y, None) if keep_cols else y
     if groups != 1:
-        return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                        im2col_fn=im2col, keep_cols=keep_cols)
+        return reference.conv2d_forward(
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            dilation,
+            groups,
+            im2col_fn=im2col,
+            keep_cols=keep_cols,
+        )
     N = x.shape[0]
     O, C, KH, KW = weight.shape
     cols = im2col_folded(x, KH, KW, stride, padding, dilation)  # (C, KH, KW, N, OH, OW)
@@ -160,15 +200,24 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols
     return (y, cols) if keep_cols else y
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
-                    cols=None):
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask, cols=None):
     """dx and dweight by the direct kernels where they apply (see the comment above), else
     by one GEMM over the folded columns; grouped convolutions take the reference body."""
     check_float("conv2d_backward", dy=dy, x=x, weight=weight)
     if groups != 1 or (cols is not None and cols.ndim != 2):
-        return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                         output_mask, im2col_fn=im2col, col2im_fn=col2im,
-                                         cols=cols)
+        return reference.conv2d_backward(
+            dy,
+            x,
+            weight,
+            stride,
+            padding,
+            dilation,
+            groups,
+            output_mask,
+            im2col_fn=im2col,
+            col2im_fn=col2im,
+            cols=cols,
+        )
     O, C, KH, KW = weight.shape
     pad = _pair(padding, "conv2d_backward", "padding")
     dy = contiguous(dy)
@@ -184,9 +233,13 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
             op = "col2im_folded"
             dx = load_C().col2im_folded(
                 np.ascontiguousarray(dcols).reshape(C, KH, KW, N, OH, OW),
-                _shape(x.shape, op), _int64(op, "KH", KH), _int64(op, "KW", KW),
-                _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                _pair(dilation, op, "dilation"))
+                _shape(x.shape, op),
+                _int64(op, "KH", KH),
+                _int64(op, "KW", KW),
+                _pair(stride, op, "stride"),
+                _pair(padding, op, "padding"),
+                _pair(dilation, op, "dilation"),
+            )
     if output_mask[1]:
         if direct and O * C <= DIRECT_WGRAD_MAX_OC:
             dw = load_C().conv2d_direct_weight_grad(dy, contiguous(x), (KH, KW), pad)
@@ -203,57 +256,111 @@ def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mas
 def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     op = "maxpool2d_forward"
     check_float(op, x=x)
-    return load_C().maxpool2d_forward(contiguous(x), _pair(kernel, op, "kernel"),
-                                      _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                                      _pair(dilation, op, "dilation"), bool(ceil_mode))
+    return load_C().maxpool2d_forward(
+        contiguous(x),
+        _pair(kernel, op, "kernel"),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        _pair(dilation, op, "dilation"),
+        bool(ceil_mode),
+    )
 
 
 def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, ceil_mode):
     op = "maxpool2d_backward"
     check_float(op, dy=dy)
-    return load_C().maxpool2d_backward(contiguous(dy), contiguous(indices), _shape(x_shape, op),
-                                       _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
-                                       _pair(padding, op, "padding"),
-                                       _pair(dilation, op, "dilation"), bool(ceil_mode))
+    return load_C().maxpool2d_backward(
+        contiguous(dy),
+        contiguous(indices),
+        _shape(x_shape, op),
+        _pair(kernel, op, "kernel"),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        _pair(dilation, op, "dilation"),
+        bool(ceil_mode),
+    )
 
 
-def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
-                      divisor_override):
+def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     op = "avgpool2d_forward"
     check_float(op, x=x)
-    return load_C().avgpool2d_forward(contiguous(x), _pair(kernel, op, "kernel"),
-                                      _pair(stride, op, "stride"), _pair(padding, op, "padding"),
-                                      bool(ceil_mode), bool(count_include_pad),
-                                      _divisor(divisor_override, op))
+    return load_C().avgpool2d_forward(
+        contiguous(x),
+        _pair(kernel, op, "kernel"),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        bool(ceil_mode),
+        bool(count_include_pad),
+        _divisor(divisor_override, op),
+    )
 
 
-def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override):
+def avgpool2d_backward(
+    dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
     op = "avgpool2d_backward"
     check_float(op, dy=dy)
-    return load_C().avgpool2d_backward(contiguous(dy), _shape(x_shape, op),
-                                       _pair(kernel, op, "kernel"), _pair(stride, op, "stride"),
-                                       _pair(padding, op, "padding"), bool(ceil_mode),
-                                       bool(count_include_pad), _divisor(divisor_override, op))
+    return load_C().avgpool2d_backward(
+        contiguous(dy),
+        _shape(x_shape, op),
+        _pair(kernel, op, "kernel"),
+        _pair(stride, op, "stride"),
+        _pair(padding, op, "padding"),
+        bool(ceil_mode),
+        bool(count_include_pad),
+        _divisor(divisor_override, op),
+    )
 
 
 # ----------------------------------------------------------------------------- optimizers
 # In place over whole parameter lists, one fused pass (csrc/cpu/optim.cpp); the arrays must
 # already be C-contiguous (parameters and their state always are), else _C raises ValueError.
-def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
-             maximize):
-    load_C().sgd_step(list(params), [contiguous(g) for g in grads], momentum_buffers, float(lr),
-                      float(momentum), float(dampening), float(weight_decay), bool(nesterov),
-                      bool(maximize))
+def sgd_step(
+    params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov, maximize
+):
+    load_C().sgd_step(
+        list(params),
+        [contiguous(g) for g in grads],
+        momentum_buffers,
+        float(lr),
+        float(momentum),
+        float(dampening),
+        float(weight_decay),
+        bool(nesterov),
+        bool(maximize),
+    )
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
-              eps, weight_decay, amsgrad, decoupled):
-    load_C().adam_step(list(params), [contiguous(g) for g in grads], list(exp_avgs),
-                       list(exp_avg_sqs), list(max_exp_avg_sqs) if amsgrad else None,
-                       step if isinstance(step, int) else [int(s) for s in step], float(lr),
-                       float(beta1), float(beta2), float(eps), float(weight_decay),
-                       bool(amsgrad), bool(decoupled))
+def adam_step(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    decoupled,
+):
+    load_C().adam_step(
+        list(params),
+        [contiguous(g) for g in grads],
+        list(exp_avgs),
+        list(exp_avg_sqs),
+        list(max_exp_avg_sqs) if amsgrad else None,
+        step if isinstance(step, int) else [int(s) for s in step],
+        float(lr),
+        float(beta1),
+        float(beta2),
+        float(eps),
+        float(weight_decay),
+        bool(amsgrad),
+        bool(decoupled),
+    )
 
 
 # ----------------------------------------------------------------------------- lstm_cell
@@ -264,8 +371,9 @@ def lstm_cell_forward(gates, c_prev):
 
 def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
     check_float("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, act=act, tanh_c=tanh_c)
-    return load_C().lstm_cell_backward(contiguous(dh), contiguous(dc), contiguous(c_prev),
-                                       contiguous(act), contiguous(tanh_c))
+    return load_C().lstm_cell_backward(
+        contiguous(dh), contiguous(dc), contiguous(c_prev), contiguous(act), contiguous(tanh_c)
+    )
 
 
 # ----------------------------------------------------------------------------- attention
@@ -277,15 +385,24 @@ def _mask(mask):
 
 def attention_forward(q, k, v, mask, scale, is_causal):
     check_attention("attention_forward", q, k, v, mask)
-    return load_C().attention_forward(contiguous(q), contiguous(k), contiguous(v), _mask(mask),
-                                      float(scale), bool(is_causal))
+    return load_C().attention_forward(
+        contiguous(q), contiguous(k), contiguous(v), _mask(mask), float(scale), bool(is_causal)
+    )
 
 
 def attention_backward(dout, q, k, v, out, lse, mask, scale, is_causal):
     check_attention("attention_backward", q, k, v, mask)
-    return load_C().attention_backward(contiguous(dout), contiguous(q), contiguous(k),
-                                       contiguous(v), contiguous(out), contiguous(lse),
-                                       _mask(mask), float(scale), bool(is_causal))
+    return load_C().attention_backward(
+        contiguous(dout),
+        contiguous(q),
+        contiguous(k),
+        contiguous(v),
+        contiguous(out),
+        contiguous(lse),
+        _mask(mask),
+        float(scale),
+        bool(is_causal),
+    )
 
 
 # ----------------------------------------------------------------------------- cross_entropy
@@ -297,17 +414,26 @@ def _weight(weight):
 
 def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_forward", logits=logits)
-    return load_C().cross_entropy_forward(contiguous(logits), contiguous(target), _weight(weight),
-                                          _int64("cross_entropy_forward", "ignore_index",
-                                                 ignore_index), float(label_smoothing))
+    return load_C().cross_entropy_forward(
+        contiguous(logits),
+        contiguous(target),
+        _weight(weight),
+        _int64("cross_entropy_forward", "ignore_index", ignore_index),
+        float(label_smoothing),
+    )
 
 
 def cross_entropy_backward(dlosses, logits, target, lse, weight, ignore_index, label_smoothing):
     check_float("cross_entropy_backward", dlosses=dlosses, logits=logits, lse=lse)
-    return load_C().cross_entropy_backward(contiguous(dlosses), contiguous(logits),
-                                           contiguous(target), contiguous(lse), _weight(weight),
-                                           _int64("cross_entropy_backward", "ignore_index",
-                                                  ignore_index), float(label_smoothing))
+    return load_C().cross_entropy_backward(
+        contiguous(dlosses),
+        contiguous(logits),
+        contiguous(target),
+        contiguous(lse),
+        _weight(weight),
+        _int64("cross_entropy_backward", "ignore_index", ignore_index),
+        float(label_smoothing),
+    )
 
 
 # ----------------------------------------------------------------------------- batch_norm
@@ -319,10 +445,17 @@ def _optional(a):
 
 
 def batch_norm_forward(x, weight, bias, eps):
-    return load_C().batch_norm_forward(contiguous(x), _optional(weight), _optional(bias),
-                                       float(eps))
+    return load_C().batch_norm_forward(
+        contiguous(x), _optional(weight), _optional(bias), float(eps)
+    )
 
 
 def batch_norm_backward(dy, x, mean, var, weight, eps):
-    return load_C().batch_norm_backward(contiguous(dy), contiguous(x), contiguous(mean),
-                                        contiguous(var), _optional(weight), float(eps))
+    return load_C().batch_norm_backward(
+        contiguous(dy),
+        contiguous(x),
+        contiguous(mean),
+        contiguous(var),
+        _optional(weight),
+        float(eps),
+    )

@@ -63,8 +63,10 @@ def _load() -> None:
     if _cuda is None:
         _cuda = native.load_cuda()
         if _cuda is None:
-            raise RuntimeError("minigrad._cuda is not built: rebuild with nvcc on the PATH "
-                               "(`pip install -e .`); backend_info() says why it is missing")
+            raise RuntimeError(
+                "minigrad._cuda is not built: rebuild with nvcc on the PATH "
+                "(`pip install -e .`); backend_info() says why it is missing"
+            )
 
 
 def _stream() -> int:
@@ -128,9 +130,19 @@ def im2col(x, KH, KW, stride, padding, dilation):
     with x.device:
         x = _contiguous(x)
         cols = _cp.empty(cols_shape, dtype=x.dtype)
-        _cuda.im2col(x.data.ptr, _shape(x.shape), cols.data.ptr, _shape(cols_shape), int(KH),
-                     int(KW), _pair(stride), _pair(padding), _pair(dilation), x.dtype.name,
-                     _stream())
+        _cuda.im2col(
+            x.data.ptr,
+            _shape(x.shape),
+            cols.data.ptr,
+            _shape(cols_shape),
+            int(KH),
+            int(KW),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            x.dtype.name,
+            _stream(),
+        )
     return cols
 
 
@@ -141,23 +153,44 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     with cols.device:
         cols = _contiguous(cols)
         dx = _cp.empty(tuple(max(d, 0) for d in x_shape), dtype=cols.dtype)
-        _cuda.col2im(cols.data.ptr, _shape(cols.shape), dx.data.ptr, x_shape, int(KH), int(KW),
-                     _pair(stride), _pair(padding), _pair(dilation), cols.dtype.name, _stream())
+        _cuda.col2im(
+            cols.data.ptr,
+            _shape(cols.shape),
+            dx.data.ptr,
+            x_shape,
+            int(KH),
+            int(KW),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            cols.dtype.name,
+            _stream(),
+        )
     return dx
 
 
 def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, keep_cols=False):
     """The reference body (matmul in cuBLAS through CuPy's ``@``) around the CUDA im2col."""
-    return reference.conv2d_forward(x, weight, bias, stride, padding, dilation, groups,
-                                    im2col_fn=im2col, keep_cols=keep_cols)
+    return reference.conv2d_forward(
+        x, weight, bias, stride, padding, dilation, groups, im2col_fn=im2col, keep_cols=keep_cols
+    )
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
-                    cols=None):
+def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask, cols=None):
     """The reference body (cuBLAS matmuls) around the CUDA im2col/col2im."""
-    return reference.conv2d_backward(dy, x, weight, stride, padding, dilation, groups,
-                                     output_mask, im2col_fn=im2col, col2im_fn=col2im,
-                                     cols=cols)
+    return reference.conv2d_backward(
+        dy,
+        x,
+        weight,
+        stride,
+        padding,
+        dilation,
+        groups,
+        output_mask,
+        im2col_fn=im2col,
+        col2im_fn=col2im,
+        cols=cols,
+    )
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -165,10 +198,12 @@ def _pool_out_shape(op, x_shape, kernel, stride, padding, dilation, ceil_mode):
     if len(x_shape) != 4:
         raise ValueError(f"{op}: expected x of shape (N, C, H, W), got {tuple(x_shape)}")
     N, C, H, W = (int(d) for d in x_shape)
-    OH = pool_output_size(H, int(kernel[0]), int(stride[0]), int(padding[0]),
-                          int(dilation[0]), ceil_mode)
-    OW = pool_output_size(W, int(kernel[1]), int(stride[1]), int(padding[1]),
-                          int(dilation[1]), ceil_mode)
+    OH = pool_output_size(
+        H, int(kernel[0]), int(stride[0]), int(padding[0]), int(dilation[0]), ceil_mode
+    )
+    OW = pool_output_size(
+        W, int(kernel[1]), int(stride[1]), int(padding[1]), int(dilation[1]), ceil_mode
+    )
     return (N, C, max(OH, 0), max(OW, 0))
 
 
@@ -185,9 +220,20 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
         x = _contiguous(x)
         y = _cp.empty(y_shape, dtype=x.dtype)
         indices = _cp.empty(y_shape, dtype=_cp.int64)
-        _cuda.maxpool2d_forward(x.data.ptr, _shape(x.shape), y.data.ptr, indices.data.ptr,
-                                _shape(y_shape), _pair(kernel), _pair(stride), _pair(padding),
-                                _pair(dilation), bool(ceil_mode), x.dtype.name, _stream())
+        _cuda.maxpool2d_forward(
+            x.data.ptr,
+            _shape(x.shape),
+            y.data.ptr,
+            indices.data.ptr,
+            _shape(y_shape),
+            _pair(kernel),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            bool(ceil_mode),
+            x.dtype.name,
+            _stream(),
+        )
     return y, indices
 
 
@@ -196,8 +242,7 @@ def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, 
     op = "maxpool2d_backward"
     check_float(op, dy=dy)
     if indices.dtype.name != "int64":
-        raise TypeError(f"{op}: argument 'indices' has dtype {indices.dtype.name}, "
-                        "expected int64")
+        raise TypeError(f"{op}: argument 'indices' has dtype {indices.dtype.name}, expected int64")
     check_same_shape(op, dy=dy, indices=indices)
     _check_same_device(op, dy=dy, indices=indices)
     x_shape = _shape(x_shape)
@@ -205,14 +250,24 @@ def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, 
         dy = _contiguous(dy)
         indices = _contiguous(indices)
         dx = _cp.empty(tuple(max(d, 0) for d in x_shape), dtype=dy.dtype)
-        _cuda.maxpool2d_backward(dy.data.ptr, indices.data.ptr, _shape(dy.shape), dx.data.ptr,
-                                 x_shape, _pair(kernel), _pair(stride), _pair(padding),
-                                 _pair(dilation), bool(ceil_mode), dy.dtype.name, _stream())
+        _cuda.maxpool2d_backward(
+            dy.data.ptr,
+            indices.data.ptr,
+            _shape(dy.shape),
+            dx.data.ptr,
+            x_shape,
+            _pair(kernel),
+            _pair(stride),
+            _pair(padding),
+            _pair(dilation),
+            bool(ceil_mode),
+            dy.dtype.name,
+            _stream(),
+        )
     return dx
 
 
-def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
-                      divisor_override):
+def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     _load()
     op = "avgpool2d_forward"
     check_float(op, x=x)
@@ -220,15 +275,26 @@ def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     with x.device:
         x = _contiguous(x)
         y = _cp.empty(y_shape, dtype=x.dtype)
-        _cuda.avgpool2d_forward(x.data.ptr, _shape(x.shape), y.data.ptr, _shape(y_shape),
-                                _pair(kernel), _pair(stride), _pair(padding), bool(ceil_mode),
-                                bool(count_include_pad), _divisor(divisor_override),
-                                x.dtype.name, _stream())
+        _cuda.avgpool2d_forward(
+            x.data.ptr,
+            _shape(x.shape),
+            y.data.ptr,
+            _shape(y_shape),
+            _pair(kernel),
+            _pair(stride),
+            _pair(padding),
+            bool(ceil_mode),
+            bool(count_include_pad),
+            _divisor(divisor_override),
+            x.dtype.name,
+            _stream(),
+        )
     return y
 
 
-def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override):
+def avgpool2d_backward(
+    dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
     _load()
     op = "avgpool2d_backward"
     check_float(op, dy=dy)
@@ -236,10 +302,20 @@ def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_in
     with dy.device:
         dy = _contiguous(dy)
         dx = _cp.empty(tuple(max(d, 0) for d in x_shape), dtype=dy.dtype)
-        _cuda.avgpool2d_backward(dy.data.ptr, _shape(dy.shape), dx.data.ptr, x_shape,
-                                 _pair(kernel), _pair(stride), _pair(padding), bool(ceil_mode),
-                                 bool(count_include_pad), _divisor(divisor_override),
-                                 dy.dtype.name, _stream())
+        _cuda.avgpool2d_backward(
+            dy.data.ptr,
+            _shape(dy.shape),
+            dx.data.ptr,
+            x_shape,
+            _pair(kernel),
+            _pair(stride),
+            _pair(padding),
+            bool(ceil_mode),
+            bool(count_include_pad),
+            _divisor(divisor_override),
+            dy.dtype.name,
+            _stream(),
+        )
     return dx
 
 
@@ -253,8 +329,10 @@ def lstm_cell_forward(gates, c_prev):
         raise ValueError(f"{op}: c_prev must have shape (N, H), got {tuple(c_prev.shape)}")
     N, H = c_prev.shape
     if gates.ndim != 2 or gates.shape != (N, 4 * H):
-        raise ValueError(f"{op}: gates must have shape (N, 4H) = {(N, 4 * H)} for "
-                         f"c_prev of shape {(N, H)}, got {tuple(gates.shape)}")
+        raise ValueError(
+            f"{op}: gates must have shape (N, 4H) = {(N, 4 * H)} for "
+            f"c_prev of shape {(N, H)}, got {tuple(gates.shape)}"
+        )
     with gates.device:
         gates = _contiguous(gates)
         c_prev = _contiguous(c_prev)
@@ -262,9 +340,18 @@ def lstm_cell_forward(gates, c_prev):
         c = _cp.empty((N, H), dtype=gates.dtype)
         act = _cp.empty((N, 4 * H), dtype=gates.dtype)
         tanh_c = _cp.empty((N, H), dtype=gates.dtype)
-        _cuda.lstm_cell_forward(gates.data.ptr, c_prev.data.ptr, h.data.ptr, c.data.ptr,
-                                act.data.ptr, tanh_c.data.ptr, N, H, gates.dtype.name,
-                                _stream())
+        _cuda.lstm_cell_forward(
+            gates.data.ptr,
+            c_prev.data.ptr,
+            h.data.ptr,
+            c.data.ptr,
+            act.data.ptr,
+            tanh_c.data.ptr,
+            N,
+            H,
+            gates.dtype.name,
+            _stream(),
+        )
     return h, c, act, tanh_c
 
 
@@ -278,15 +365,26 @@ def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
         raise ValueError(f"{op}: c_prev must have shape (N, H), got {tuple(c_prev.shape)}")
     N, H = c_prev.shape
     if act.shape != (N, 4 * H):
-        raise ValueError(f"{op}: act must have shape (N, 4H) = {(N, 4 * H)}, got "
-                         f"{tuple(act.shape)}")
+        raise ValueError(
+            f"{op}: act must have shape (N, 4H) = {(N, 4 * H)}, got {tuple(act.shape)}"
+        )
     with act.device:
         dh, dc, c_prev, act, tanh_c = (_contiguous(a) for a in (dh, dc, c_prev, act, tanh_c))
         dgates = _cp.empty((N, 4 * H), dtype=act.dtype)
         dc_prev = _cp.empty((N, H), dtype=act.dtype)
-        _cuda.lstm_cell_backward(dh.data.ptr, dc.data.ptr, c_prev.data.ptr, act.data.ptr,
-                                 tanh_c.data.ptr, dgates.data.ptr, dc_prev.data.ptr, N, H,
-                                 act.dtype.name, _stream())
+        _cuda.lstm_cell_backward(
+            dh.data.ptr,
+            dc.data.ptr,
+            c_prev.data.ptr,
+            act.data.ptr,
+            tanh_c.data.ptr,
+            dgates.data.ptr,
+            dc_prev.data.ptr,
+            N,
+            H,
+            act.dtype.name,
+            _stream(),
+        )
     return dgates, dc_prev
 
 
@@ -297,22 +395,29 @@ def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
 # contiguous here (a copy is fine: they are only read).
 def _check_list(op, name, arrays, params, *, inplace):
     if len(arrays) != len(params):
-        raise ValueError(f"{op}: '{name}' has {len(arrays)} entries, expected {len(params)} "
-                         "(one per parameter)")
+        raise ValueError(
+            f"{op}: '{name}' has {len(arrays)} entries, expected {len(params)} (one per parameter)"
+        )
     out = []
     for i, (a, p) in enumerate(zip(arrays, params)):
         arg = f"{name}[{i}]"
         if not isinstance(a, _cp.ndarray):
             raise TypeError(f"{op}: argument '{arg}' must be a cupy array, got {type(a).__name__}")
         if a.dtype != p.dtype:
-            raise TypeError(f"{op}: argument '{arg}' has dtype {a.dtype.name}, expected "
-                            f"{p.dtype.name} like params[{i}]")
+            raise TypeError(
+                f"{op}: argument '{arg}' has dtype {a.dtype.name}, expected "
+                f"{p.dtype.name} like params[{i}]"
+            )
         if a.shape != p.shape:
-            raise ValueError(f"{op}: argument '{arg}' has shape {tuple(a.shape)}, expected "
-                             f"{tuple(p.shape)} like params[{i}]")
+            raise ValueError(
+                f"{op}: argument '{arg}' has shape {tuple(a.shape)}, expected "
+                f"{tuple(p.shape)} like params[{i}]"
+            )
         if a.device.id != p.device.id:
-            raise ValueError(f"{op}: argument '{arg}' is on cuda:{a.device.id}, params[{i}] on "
-                             f"cuda:{p.device.id}")
+            raise ValueError(
+                f"{op}: argument '{arg}' is on cuda:{a.device.id}, params[{i}] on "
+                f"cuda:{p.device.id}"
+            )
         if inplace and not a.flags.c_contiguous:
             raise ValueError(f"{op}: argument '{arg}' must be C-contiguous (updated in place)")
         out.append(a if inplace else _contiguous(a))
@@ -323,8 +428,9 @@ def _check_params(op, params):
     params = list(params)
     for i, p in enumerate(params):
         if not isinstance(p, _cp.ndarray):
-            raise TypeError(f"{op}: argument 'params[{i}]' must be a cupy array, got "
-                            f"{type(p).__name__}")
+            raise TypeError(
+                f"{op}: argument 'params[{i}]' must be a cupy array, got {type(p).__name__}"
+            )
     if params:
         check_float(op, **{f"params[{i}]": p for i, p in enumerate(params)})
     return _check_list(op, "params", params, params, inplace=True)
@@ -334,8 +440,9 @@ def _ptrs(arrays):
     return [int(a.data.ptr) for a in arrays]
 
 
-def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov,
-             maximize):
+def sgd_step(
+    params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov, maximize
+):
     _load()
     op = "sgd_step"
     params = _check_params(op, params)
@@ -347,23 +454,51 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_de
     fresh = [False] * n
     if momentum != 0:
         if len(momentum_buffers) != n:
-            raise ValueError(f"{op}: 'momentum_buffers' has {len(momentum_buffers)} entries, "
-                             f"expected {n} (one per parameter)")
+            raise ValueError(
+                f"{op}: 'momentum_buffers' has {len(momentum_buffers)} entries, "
+                f"expected {n} (one per parameter)"
+            )
         for i, p in enumerate(params):
             if momentum_buffers[i] is None:  # first step: the kernel sets it to the gradient
                 with p.device:
                     momentum_buffers[i] = _cp.empty_like(p)
                 fresh[i] = True
-        bufs = _ptrs(_check_list(op, "momentum_buffers", list(momentum_buffers), params,
-                                 inplace=True))
+        bufs = _ptrs(
+            _check_list(op, "momentum_buffers", list(momentum_buffers), params, inplace=True)
+        )
     with params[0].device:
-        _cuda.sgd_step(_ptrs(params), _ptrs(grads), bufs, [int(p.size) for p in params], fresh,
-                       float(lr), float(momentum), float(dampening), float(weight_decay),
-                       bool(nesterov), bool(maximize), params[0].dtype.name, _stream())
+        _cuda.sgd_step(
+            _ptrs(params),
+            _ptrs(grads),
+            bufs,
+            [int(p.size) for p in params],
+            fresh,
+            float(lr),
+            float(momentum),
+            float(dampening),
+            float(weight_decay),
+            bool(nesterov),
+            bool(maximize),
+            params[0].dtype.name,
+            _stream(),
+        )
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, beta1, beta2,
-              eps, weight_decay, amsgrad, decoupled):
+def adam_step(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    max_exp_avg_sqs,
+    step,
+    lr,
+    beta1,
+    beta2,
+    eps,
+    weight_decay,
+    amsgrad,
+    decoupled,
+):
     _load()
     op = "adam_step"
     params = _check_params(op, params)
@@ -387,7 +522,21 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step, lr, b
     if not params:
         return
     with params[0].device:
-        _cuda.adam_step(_ptrs(params), _ptrs(grads), _ptrs(m), _ptrs(v), _ptrs(vmax),
-                        [int(p.size) for p in params], steps, float(lr), float(beta1),
-                        float(beta2), float(eps), float(weight_decay), bool(amsgrad),
-                        bool(decoupled), params[0].dtype.name, _stream())
+        _cuda.adam_step(
+            _ptrs(params),
+            _ptrs(grads),
+            _ptrs(m),
+            _ptrs(v),
+            _ptrs(vmax),
+            [int(p.size) for p in params],
+            steps,
+            float(lr),
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(weight_decay),
+            bool(amsgrad),
+            bool(decoupled),
+            params[0].dtype.name,
+            _stream(),
+        )

@@ -78,8 +78,7 @@ def load_cuda():
 def build_record() -> dict | None:
     """What the installation built, and why not: ``minigrad/_build.json``, written by
     setup.py (None when the package was not built by it, e.g. a bare source checkout)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "_build.json")
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_build.json")
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)

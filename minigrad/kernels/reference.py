@@ -62,8 +62,9 @@ def check_bias_relu(op, x, **others):
     """x is float with ndim >= 2; every other array has x's dtype (ValueError/TypeError)."""
     check_float(op, x=x, **others)
     if x.ndim < 2:
-        raise ValueError(f"{op}: argument 'x' must have at least 2 dims (N, C, ...), got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"{op}: argument 'x' must have at least 2 dims (N, C, ...), got shape {tuple(x.shape)}"
+        )
 
 
 def bias_relu_forward(x, bias):
@@ -71,8 +72,10 @@ def bias_relu_forward(x, bias):
     check_bias_relu("bias_relu_forward", x, bias=bias)
     C = x.shape[1]
     if bias.shape != (C,):
-        raise ValueError(f"bias_relu_forward: argument 'bias' has shape {tuple(bias.shape)}, "
-                         f"expected ({C},) for x of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"bias_relu_forward: argument 'bias' has shape {tuple(bias.shape)}, "
+            f"expected ({C},) for x of shape {tuple(x.shape)}"
+        )
     xp = get_array_module(x)
     per_channel = (1, C) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): broadcasts over n, h, w
     y = x + bias.reshape(per_channel)  # (N, C, *spatial), a fresh array
@@ -178,8 +181,9 @@ def col2im(cols, x_shape, KH, KW, stride, padding, dilation):
     return dx_p[:, :, pH : pH + H, pW : pW + W]  # (N, C, H, W): drop the padding
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn=None,
-                   keep_cols=False):
+def conv2d_forward(
+    x, weight, bias, stride, padding, dilation, groups, im2col_fn=None, keep_cols=False
+):
     """y = weight (as a matrix) @ im2col(x) + bias, one batched matmul over (N, groups).
 
     ``im2col_fn`` lets another variant (cpp, cuda) reuse this body with its own im2col: only
@@ -201,8 +205,19 @@ def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, im2col_fn
     return (y, cols) if keep_cols else y
 
 
-def conv2d_backward(dy, x, weight, stride, padding, dilation, groups, output_mask,
-                    im2col_fn=None, col2im_fn=None, cols=None):
+def conv2d_backward(
+    dy,
+    x,
+    weight,
+    stride,
+    padding,
+    dilation,
+    groups,
+    output_mask,
+    im2col_fn=None,
+    col2im_fn=None,
+    cols=None,
+):
     """dweight = dY @ cols^T (summed over N), dx = col2im(W^T @ dY), dbias = sum of dY.
     (``im2col_fn``/``col2im_fn``: as in :func:`conv2d_forward`; ``cols``: the columns
     forward kept, else they are gathered again from x.)"""
@@ -251,9 +266,11 @@ def maxpool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     N, C, H, W = x.shape
     KH, KW = kernel
     OH, OW, (top, bottom, left, right) = _pool_geometry(
-        x.shape, kernel, stride, padding, dilation, ceil_mode)
-    x_p = xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
-                 constant_values=-xp.inf)  # (N, C, Hp, Wp): padding never wins
+        x.shape, kernel, stride, padding, dilation, ceil_mode
+    )
+    x_p = xp.pad(
+        x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-xp.inf
+    )  # (N, C, Hp, Wp): padding never wins
     win = _windows(x_p, KH, KW, OH, OW, stride, dilation)  # (N, C, KH, KW, OH, OW)
     win = win.reshape(N, C, KH * KW, OH, OW)  # (N, C, KH*KW, OH, OW), copies
     k = win.argmax(axis=2)  # (N, C, OH, OW): first max in window order, like PyTorch
@@ -276,8 +293,9 @@ def maxpool2d_backward(dy, indices, x_shape, kernel, stride, padding, dilation, 
     return dx.astype(dy.dtype, copy=False).reshape(N, C, H, W)
 
 
-def _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
-                 divisor_override, dtype):
+def _avg_divisor(
+    xp, H, W, OH, OW, kernel, stride, padding, count_include_pad, divisor_override, dtype
+):
     """What each window sum is divided by (PyTorch's rule), shape (OH, OW)."""
     if divisor_override:
         return xp.full((OH, OW), divisor_override, dtype=dtype)
@@ -294,32 +312,36 @@ def _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
     return (ch[:, None] * cw[None, :]).astype(dtype)  # (OH, OW)
 
 
-def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
-                      divisor_override):
+def avgpool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
     """Mean of each window (zero padding), divided as PyTorch's avg_pool2d does."""
     check_float("avgpool2d_forward", x=x)
     xp = get_array_module(x)
     N, C, H, W = x.shape
     OH, OW, (top, bottom, left, right) = _pool_geometry(
-        x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+        x.shape, kernel, stride, padding, (1, 1), ceil_mode
+    )
     x_p = xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # (N, C, Hp, Wp)
     win = _windows(x_p, kernel[0], kernel[1], OH, OW, stride, (1, 1))  # (N, C, KH, KW, OH, OW)
-    div = _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
-                       divisor_override, x.dtype)  # (OH, OW)
+    div = _avg_divisor(
+        xp, H, W, OH, OW, kernel, stride, padding, count_include_pad, divisor_override, x.dtype
+    )  # (OH, OW)
     return win.sum(axis=(2, 3)) / div  # (N, C, OH, OW)
 
 
-def avgpool2d_backward(dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override):
+def avgpool2d_backward(
+    dy, x_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
     """Each window gets dy / divisor added to every pixel it covers."""
     check_float("avgpool2d_backward", dy=dy)
     xp = get_array_module(dy)
     N, C, H, W = x_shape
     OH, OW = dy.shape[-2:]
     _, _, (top, bottom, left, right) = _pool_geometry(
-        x_shape, kernel, stride, padding, (1, 1), ceil_mode)
-    div = _avg_divisor(xp, H, W, OH, OW, kernel, stride, padding, count_include_pad,
-                       divisor_override, dy.dtype)  # (OH, OW)
+        x_shape, kernel, stride, padding, (1, 1), ceil_mode
+    )
+    div = _avg_divisor(
+        xp, H, W, OH, OW, kernel, stride, padding, count_include_pad, divisor_override, dy.dtype
+    )  # (OH, OW)
     g = (dy / div)[:, :, None, None]  # (N, C, 1, 1, OH, OW)
     cols = xp.broadcast_to(g, (N, C, kernel[0], kernel[1], OH, OW))  # (N, C, KH, KW, OH, OW)
     dx_p = _add_windows(cols, (N, C, H + top + bottom, W + left + right), stride, (1, 1))
@@ -347,13 +369,15 @@ def lstm_cell_forward(gates, c_prev):
     xp = get_array_module(gates)
     N, H = c_prev.shape
     if gates.ndim != 2 or gates.shape != (N, 4 * H):
-        raise ValueError(f"lstm_cell_forward: gates must have shape (N, 4H) = {(N, 4 * H)} for "
-                         f"c_prev of shape {(N, H)}, got {tuple(gates.shape)}")
+        raise ValueError(
+            f"lstm_cell_forward: gates must have shape (N, 4H) = {(N, 4 * H)} for "
+            f"c_prev of shape {(N, H)}, got {tuple(gates.shape)}"
+        )
     act = xp.empty_like(gates)  # (N, 4H)
-    act[:, :2 * H] = 1.0 / (1.0 + xp.exp(-gates[:, :2 * H]))  # i, f = sigmoid
-    act[:, 2 * H:3 * H] = xp.tanh(gates[:, 2 * H:3 * H])  # g = tanh
-    act[:, 3 * H:] = 1.0 / (1.0 + xp.exp(-gates[:, 3 * H:]))  # o = sigmoid
-    i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    act[:, : 2 * H] = 1.0 / (1.0 + xp.exp(-gates[:, : 2 * H]))  # i, f = sigmoid
+    act[:, 2 * H : 3 * H] = xp.tanh(gates[:, 2 * H : 3 * H])  # g = tanh
+    act[:, 3 * H :] = 1.0 / (1.0 + xp.exp(-gates[:, 3 * H :]))  # o = sigmoid
+    i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
     c = f * c_prev + i * g  # (N, H)
     tanh_c = xp.tanh(c)  # (N, H)
     h = o * tanh_c  # (N, H)
@@ -367,13 +391,13 @@ def lstm_cell_backward(dh, dc, c_prev, act, tanh_c):
     check_same_shape("lstm_cell_backward", dh=dh, dc=dc, c_prev=c_prev, tanh_c=tanh_c)
     xp = get_array_module(act)
     H = c_prev.shape[1]
-    i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    i, f, g, o = act[:, :H], act[:, H : 2 * H], act[:, 2 * H : 3 * H], act[:, 3 * H :]
     dc_total = dc + dh * o * (1.0 - tanh_c * tanh_c)  # h = o*tanh(c) adds to dc
     dgates = xp.empty_like(act)  # (N, 4H)
     dgates[:, :H] = dc_total * g * i * (1.0 - i)  # d/d(pre-i): dc*g * sigmoid'
-    dgates[:, H:2 * H] = dc_total * c_prev * f * (1.0 - f)  # d/d(pre-f): dc*c_prev * sigmoid'
-    dgates[:, 2 * H:3 * H] = dc_total * i * (1.0 - g * g)  # d/d(pre-g): dc*i * tanh'
-    dgates[:, 3 * H:] = dh * tanh_c * o * (1.0 - o)  # d/d(pre-o): dh*tanh(c) * sigmoid'
+    dgates[:, H : 2 * H] = dc_total * c_prev * f * (1.0 - f)  # d/d(pre-f): dc*c_prev * sigmoid'
+    dgates[:, 2 * H : 3 * H] = dc_total * i * (1.0 - g * g)  # d/d(pre-g): dc*i * tanh'
+    dgates[:, 3 * H :] = dh * tanh_c * o * (1.0 - o)  # d/d(pre-o): dh*tanh(c) * sigmoid'
     dc_prev = dc_total * f
     return dgates, dc_prev
 
@@ -404,7 +428,7 @@ def attention_scores(q, k, mask, scale, is_causal, j0=0):
     s = (q @ k.swapaxes(-1, -2)) * scale  # (B, L, Sb)
     L, Sb = s.shape[-2:]
     if mask is not None:
-        s = s + mask[..., j0:j0 + Sb]  # (L, Sb) or (B, L, Sb) broadcasts over B
+        s = s + mask[..., j0 : j0 + Sb]  # (L, Sb) or (B, L, Sb) broadcasts over B
     if is_causal:  # ADDED as -inf, as PyTorch does: a NaN (or +inf) score stays NaN
         future = xp.arange(j0, j0 + Sb)[None, :] > xp.arange(L)[:, None]  # (L, Sb)
         s = s + xp.where(future, -xp.inf, 0.0).astype(s.dtype)
@@ -422,23 +446,36 @@ def may_skip_masked(q, k, v, mask, scale):
     finite, mask free of NaN and +inf. Otherwise PyTorch's NaN + (-inf) = NaN and
     0 * inf = NaN reach the output, so a kernel must visit every key."""
     xp = get_array_module(q)
-    return math.isfinite(scale) and all(bool(xp.isfinite(a).all()) for a in (q, k, v)) and (
-        mask is None or not bool((xp.isnan(mask) | (mask == xp.inf)).any()))
+    return (
+        math.isfinite(scale)
+        and all(bool(xp.isfinite(a).all()) for a in (q, k, v))
+        and (mask is None or not bool((xp.isnan(mask) | (mask == xp.inf)).any()))
+    )
 
 
 def check_attention(op, q, k, v, mask):
     check_float(op, q=q, k=k, v=v)
     B, L, E = q.shape
-    if k.ndim != 3 or v.ndim != 3 or k.shape[0] != B or v.shape[0] != B or k.shape[2] != E \
-            or v.shape[1] != k.shape[1]:
-        raise ValueError(f"{op}: expected q (B, L, E), k (B, S, E), v (B, S, Ev), got "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if (
+        k.ndim != 3
+        or v.ndim != 3
+        or k.shape[0] != B
+        or v.shape[0] != B
+        or k.shape[2] != E
+        or v.shape[1] != k.shape[1]
+    ):
+        raise ValueError(
+            f"{op}: expected q (B, L, E), k (B, S, E), v (B, S, Ev), got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     S = k.shape[1]
     if mask is not None:
         check_float(op, q=q, mask=mask)
         if mask.shape not in ((L, S), (B, L, S)):
-            raise ValueError(f"{op}: mask must have shape (L, S) = {(L, S)} or (B, L, S) = "
-                             f"{(B, L, S)}, got {tuple(mask.shape)}")
+            raise ValueError(
+                f"{op}: mask must have shape (L, S) = {(L, S)} or (B, L, S) = "
+                f"{(B, L, S)}, got {tuple(mask.shape)}"
+            )
 
 
 def attention_forward(q, k, v, mask, scale, is_causal):

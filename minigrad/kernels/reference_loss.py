@@ -30,25 +30,31 @@ def check_cross_entropy(op, logits, target, weight, ignore_index):
     rules as the C++ boundary."""
     check_float(op, logits=logits)
     if logits.ndim != 2:
-        raise ValueError(f"{op}: argument 'logits' must be 2-D (M, C), got shape "
-                         f"{tuple(logits.shape)}")
+        raise ValueError(
+            f"{op}: argument 'logits' must be 2-D (M, C), got shape {tuple(logits.shape)}"
+        )
     M, C = logits.shape
     if target.dtype.name != "int64":
         raise TypeError(f"{op}: argument 'target' has dtype {target.dtype.name}, expected int64")
     if tuple(target.shape) != (M,):
-        raise ValueError(f"{op}: argument 'target' has shape {tuple(target.shape)}, expected "
-                         f"({M},) for logits of shape {tuple(logits.shape)}")
+        raise ValueError(
+            f"{op}: argument 'target' has shape {tuple(target.shape)}, expected "
+            f"({M},) for logits of shape {tuple(logits.shape)}"
+        )
     if weight is not None:
         check_float(op, logits=logits, weight=weight)
         if tuple(weight.shape) != (C,):
-            raise ValueError(f"{op}: argument 'weight' has shape {tuple(weight.shape)}, "
-                             f"expected ({C},)")
+            raise ValueError(
+                f"{op}: argument 'weight' has shape {tuple(weight.shape)}, expected ({C},)"
+            )
     if M:
         bad = (target != ignore_index) & ((target < 0) | (target >= C))
         if bool(bad.any()):
             value = int(target[bad][0])
-            raise IndexError(f"{op}: target {value} is out of bounds for {C} classes "
-                             f"(valid range [0, {C - 1}], ignore_index={ignore_index})")
+            raise IndexError(
+                f"{op}: target {value} is out of bounds for {C} classes "
+                f"(valid range [0, {C - 1}], ignore_index={ignore_index})"
+            )
 
 
 def _ce_rows(xp, logits, target, weight, ignore_index):

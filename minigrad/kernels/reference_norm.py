@@ -41,21 +41,25 @@ def _quiet(xp):
 def _check(op: str, x, **per_channel) -> None:
     """x float32/float64 with ndim >= 2; every other array None or (C,) of x's dtype."""
     if x.dtype.char not in "fd":
-        raise TypeError(f"{op}: argument 'x' has dtype {x.dtype.name}, expected float32 or "
-                        f"float64")
+        raise TypeError(f"{op}: argument 'x' has dtype {x.dtype.name}, expected float32 or float64")
     if x.ndim < 2:
-        raise ValueError(f"{op}: argument 'x' must have at least 2 dims (N, C, ...), got "
-                         f"shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{op}: argument 'x' must have at least 2 dims (N, C, ...), got shape {tuple(x.shape)}"
+        )
     C = x.shape[1]
     for name, a in per_channel.items():
         if a is None:
             continue
         if a.dtype != x.dtype:
-            raise TypeError(f"{op}: argument '{name}' has dtype {a.dtype.name}, expected "
-                            f"{x.dtype.name} (the dtype of x)")
+            raise TypeError(
+                f"{op}: argument '{name}' has dtype {a.dtype.name}, expected "
+                f"{x.dtype.name} (the dtype of x)"
+            )
         if tuple(a.shape) != (C,):
-            raise ValueError(f"{op}: argument '{name}' has shape {tuple(a.shape)}, expected "
-                             f"({C},) for x of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{op}: argument '{name}' has shape {tuple(a.shape)}, expected "
+                f"({C},) for x of shape {tuple(x.shape)}"
+            )
 
 
 def _per_channel(a, ndim):
@@ -90,8 +94,10 @@ def batch_norm_backward(dy, x, mean, var, weight, eps):
     """-> (dx, dweight, dbias) of batch_norm_forward, the statistics being functions of x."""
     _check("batch_norm_backward", x, mean=mean, var=var, weight=weight)
     if dy.shape != x.shape or dy.dtype != x.dtype:
-        raise ValueError(f"batch_norm_backward: 'dy' ({tuple(dy.shape)}, {dy.dtype.name}) must "
-                         f"match 'x' ({tuple(x.shape)}, {x.dtype.name})")
+        raise ValueError(
+            f"batch_norm_backward: 'dy' ({tuple(dy.shape)}, {dy.dtype.name}) must "
+            f"match 'x' ({tuple(x.shape)}, {x.dtype.name})"
+        )
     xp = get_array_module(x)
     axes, ndim, dt = _axes(x.ndim), x.ndim, x.dtype
     M = x.size // x.shape[1] if x.shape[1] else 0
@@ -109,5 +115,6 @@ def batch_norm_backward(dy, x, mean, var, weight, eps):
         k = (dweight64 * invstd64 / M).astype(dt)  # mean(dy * xhat) * invstd
         a = (w64 * invstd64).astype(dt)
         dx = ((dy - _per_channel(grad_mean, ndim)) - xc * _per_channel(k, ndim)) * _per_channel(
-            a, ndim)
+            a, ndim
+        )
     return dx.astype(dt, copy=False), dweight64.astype(dt), sum_dy.astype(dt)

@@ -53,7 +53,5 @@ def get_model(name: str, num_classes: int = 10):
     """A freshly initialised model (initialisation draws from ``minigrad.manual_seed``)."""
     key = name.lower()
     if key not in MODELS:
-        raise KeyError(
-            f"unknown model {name!r}; choose one of: {', '.join(MODELS)}"
-        )
+        raise KeyError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     return MODELS[key](num_classes=num_classes)

@@ -46,8 +46,9 @@ class Residual(nn.Module):
 class ResNet9(nn.Module):
     """ResNet-9 (DAWNBench). ``width`` multiplies every channel count (64/128/256/512)."""
 
-    def __init__(self, num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
-                 scale: float = 0.125):
+    def __init__(
+        self, num_classes: int = 10, width: float = 1.0, in_channels: int = 3, scale: float = 0.125
+    ):
         super().__init__()
         if width <= 0:
             raise ValueError(f"ResNet9: width must be positive, got {width}")

@@ -26,8 +26,10 @@ _REDUCTIONS = ("none", "mean", "sum")
 
 def _check_reduction(reduction: str, op: str) -> None:
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction "
-                         f"(expected one of {_REDUCTIONS})")
+        raise ValueError(
+            f"{op}: {reduction!r} is not a valid value for reduction "
+            f"(expected one of {_REDUCTIONS})"
+        )
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
@@ -51,17 +53,22 @@ def _classes_last(input: Tensor) -> Tensor:
     return input.permute(*perm).reshape(-1, c)
 
 
-def _check_targets(op: str, input: Tensor, target: Tensor,
-                   ignore_index: int) -> tuple[Array, Array]:
+def _check_targets(
+    op: str, input: Tensor, target: Tensor, ignore_index: int
+) -> tuple[Array, Array]:
     """Validate class-index targets (shape, dtype, range). Returns (valid mask, safe indices)
     as raw arrays, flattened."""
     if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: expected class indices of an integer dtype (or probabilities "
-                        f"of the input's shape), got target dtype {target.dtype}")
+        raise TypeError(
+            f"{op}: expected class indices of an integer dtype (or probabilities "
+            f"of the input's shape), got target dtype {target.dtype}"
+        )
     expected = (input.shape[0],) + tuple(input.shape[2:]) if input.ndim >= 2 else ()
     if tuple(target.shape) != expected:
-        raise ValueError(f"{op}: expected target of shape {expected} for input of shape "
-                         f"{tuple(input.shape)}, got target of shape {tuple(target.shape)}")
+        raise ValueError(
+            f"{op}: expected target of shape {expected} for input of shape "
+            f"{tuple(input.shape)}, got target of shape {tuple(target.shape)}"
+        )
     c = input.shape[1] if input.ndim >= 2 else input.shape[0]
     t = data_of(target).reshape(-1)
     xp = get_array_module(t)
@@ -70,14 +77,20 @@ def _check_targets(op: str, input: Tensor, target: Tensor,
         bad = xp.logical_and(valid, xp.logical_or(t < 0, t >= c))
         if bool(bad.any()):
             value = int(t[bad][0])  # explicit check: also catches bad targets on the GPU
-            raise IndexError(f"{op}: target {value} is out of bounds for {c} classes "
-                             f"(valid range [0, {c - 1}], ignore_index={ignore_index})")
+            raise IndexError(
+                f"{op}: target {value} is out of bounds for {c} classes "
+                f"(valid range [0, {c - 1}], ignore_index={ignore_index})"
+            )
     return valid, xp.where(valid, t, 0)
 
 
-def _cross_entropy_indices(logits2d: Tensor, target: Any, weight: Tensor | None = None,
-                           ignore_index: int = -100,
-                           label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+def _cross_entropy_indices(
+    logits2d: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> tuple[Tensor, Tensor]:
     """Cross-entropy of (M, C) logits against (M,) class indices (already validated).
 
     Returns ``(losses, weights)``, both (M,): ``losses[i]`` is the weighted loss of sample i
@@ -93,9 +106,13 @@ def _cross_entropy_indices(logits2d: Tensor, target: Any, weight: Tensor | None 
     return softmax_cross_entropy(logits2d, t, weight, ignore_index, label_smoothing), w
 
 
-def _cross_entropy_indices_composed(logits2d: Tensor, target: Any,
-                                    weight: Tensor | None = None, ignore_index: int = -100,
-                                    label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+def _cross_entropy_indices_composed(
+    logits2d: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> tuple[Tensor, Tensor]:
     """:func:`_cross_entropy_indices` through the composed twin of the fused op
     (``minigrad.ops.loss.cross_entropy_composed``: log_softmax + gather); the same pair."""
     t = data_of(target) if isinstance(target, Tensor) else target
@@ -114,46 +131,69 @@ def _weighted_reduce(losses: Tensor, w: Tensor, reduction: str, out_shape: Shape
         return losses.sum() / w.sum()
 
 
-def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
-             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     """-input[i, target[i]] * w[target[i]]; 'mean' divides by sum of w[target[i]]."""
     _check_reduction(reduction, "nll_loss")
     target = _as_tensor(target)
     if input.ndim == 1:  # unbatched (C,) with a 0-d target
-        return nll_loss(input.unsqueeze(0), target.reshape(1), weight, ignore_index,
-                        reduction).reshape(())
+        return nll_loss(
+            input.unsqueeze(0), target.reshape(1), weight, ignore_index, reduction
+        ).reshape(())
     valid, safe = _check_targets("nll_loss", input, target, ignore_index)
     w = _picked_weights(valid, safe, weight, input.dtype)
     picked = _classes_last(input).gather(1, Tensor(safe.reshape(-1, 1))).reshape(-1)
     return _weighted_reduce(-picked * w, w, reduction, target.shape)
 
 
-def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                  ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """log_softmax over dim 1 + negative log-likelihood. ``target``: class indices of shape
     (N,) / (N, d1, ...), or class probabilities of the input's shape."""
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
-                         f"{label_smoothing}")
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     target = _as_tensor(target)
     if input.ndim == 1:
-        out = cross_entropy(input.unsqueeze(0), target.unsqueeze(0), weight, ignore_index,
-                            reduction, label_smoothing)
+        out = cross_entropy(
+            input.unsqueeze(0),
+            target.unsqueeze(0),
+            weight,
+            ignore_index,
+            reduction,
+            label_smoothing,
+        )
         return out.reshape(()) if reduction == "none" else out
     if target.dtype.kind == "f":
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing)
     _check_targets("cross_entropy", input, target, ignore_index)
-    losses, w = _cross_entropy_indices(_classes_last(input), Tensor(data_of(target).reshape(-1)),
-                                       weight, ignore_index, label_smoothing)
+    losses, w = _cross_entropy_indices(
+        _classes_last(input),
+        Tensor(data_of(target).reshape(-1)),
+        weight,
+        ignore_index,
+        label_smoothing,
+    )
     return _weighted_reduce(losses, w, reduction, target.shape)
 
 
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"cross_entropy: probability targets must have the input's shape "
-                         f"{tuple(input.shape)}, got {tuple(target.shape)}")
+        raise ValueError(
+            f"cross_entropy: probability targets must have the input's shape "
+            f"{tuple(input.shape)}, got {tuple(target.shape)}"
+        )
     c = input.shape[1]
     if label_smoothing > 0.0:
         target = target * (1.0 - label_smoothing) + label_smoothing / c
@@ -166,8 +206,10 @@ def _cross_entropy_probs(input, target, weight, reduction, label_smoothing):
 
 def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
     if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"{op}: target of shape {tuple(target.shape)} does not match the "
-                         f"input of shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{op}: target of shape {tuple(target.shape)} does not match the "
+            f"input of shape {tuple(input.shape)}"
+        )
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -185,8 +227,9 @@ def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce((input - target).abs(), reduction)
 
 
-def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
-                         reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, reduction: str = "mean"
+) -> Tensor:
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
     _check_reduction(reduction, "binary_cross_entropy")
     target = _as_tensor(target)
@@ -211,9 +254,13 @@ def _softplus_neg(x: Tensor) -> Tensor:
     return -x * neg + Log1p.apply((-(x * sign)).exp())
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
-                                     weight: Tensor | None = None, reduction: str = "mean",
-                                     pos_weight: Tensor | None = None) -> Tensor:
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> Tensor:
     """BCE on logits: (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), stable for any x."""
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     target = _as_tensor(target)

@@ -36,8 +36,10 @@ def _float_mask(mask, name, dtype):
     if raw.dtype == np.bool_:
         return xp.where(raw, -xp.inf, 0.0).astype(dtype)
     if raw.dtype.kind != "f":
-        raise DTypeError(f"MultiheadAttention: only bool and floating types of {name} are "
-                         f"supported, got {raw.dtype}")
+        raise DTypeError(
+            f"MultiheadAttention: only bool and floating types of {name} are "
+            f"supported, got {raw.dtype}"
+        )
     return raw.astype(dtype, copy=False)
 
 
@@ -51,12 +53,22 @@ class MultiheadAttention(Module):
     None when ``need_weights=False`` (then the fused attention kernel runs).
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
-                 batch_first: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_first: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if num_heads <= 0 or embed_dim % num_heads:
-            raise ValueError(f"MultiheadAttention: embed_dim must be divisible by num_heads, "
-                             f"got embed_dim={embed_dim} and num_heads={num_heads}")
+            raise ValueError(
+                f"MultiheadAttention: embed_dim must be divisible by num_heads, "
+                f"got embed_dim={embed_dim} and num_heads={num_heads}"
+            )
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, float(dropout)
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
@@ -75,18 +87,31 @@ class MultiheadAttention(Module):
             init.constant_(self.in_proj_bias, 0.0)
             init.constant_(self.out_proj.bias, 0.0)
 
-    def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
-                attn_mask=None, average_attn_weights=True, is_causal=False):
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        key_padding_mask=None,
+        need_weights=True,
+        attn_mask=None,
+        average_attn_weights=True,
+        is_causal=False,
+    ):
         E, nh, hd = self.embed_dim, self.num_heads, self.head_dim
         batched = query.ndim == 3
         for name, t in (("query", query), ("key", key), ("value", value)):
             if t.ndim != query.ndim or t.ndim not in (2, 3):
-                raise ShapeError(f"MultiheadAttention: query, key and value must all be 3-D "
-                                 f"(batched) or 2-D (unbatched); got {name} of shape "
-                                 f"{tuple(t.shape)} with query {tuple(query.shape)}")
+                raise ShapeError(
+                    f"MultiheadAttention: query, key and value must all be 3-D "
+                    f"(batched) or 2-D (unbatched); got {name} of shape "
+                    f"{tuple(t.shape)} with query {tuple(query.shape)}"
+                )
             if t.shape[-1] != E:
-                raise ShapeError(f"MultiheadAttention: was expecting embedding dimension of "
-                                 f"{E}, but got {name} of shape {tuple(t.shape)}")
+                raise ShapeError(
+                    f"MultiheadAttention: was expecting embedding dimension of "
+                    f"{E}, but got {name} of shape {tuple(t.shape)}"
+                )
         if not batched:
             query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
             if key_padding_mask is not None:
@@ -96,20 +121,24 @@ class MultiheadAttention(Module):
         L, N = query.shape[0], query.shape[1]
         S = key.shape[0]
         if key.shape[:2] != value.shape[:2] or key.shape[1] != N:
-            raise ShapeError(f"MultiheadAttention: key shape {tuple(key.shape)} does not match "
-                             f"value shape {tuple(value.shape)} or batch size {N}")
+            raise ShapeError(
+                f"MultiheadAttention: key shape {tuple(key.shape)} does not match "
+                f"value shape {tuple(value.shape)} or batch size {N}"
+            )
         if is_causal and attn_mask is None:
-            raise RuntimeError("MultiheadAttention: need attn_mask if specifying the is_causal "
-                               "hint (it is only a hint; the mask is what gets applied)")
+            raise RuntimeError(
+                "MultiheadAttention: need attn_mask if specifying the is_causal "
+                "hint (it is only a hint; the mask is what gets applied)"
+            )
         mask = self._merged_mask(attn_mask, key_padding_mask, L, S, N, query.dtype)
 
         w, b = self.in_proj_weight, self.in_proj_bias
         bq = bk = bv = None
         if b is not None:
-            bq, bk, bv = b[:E], b[E:2 * E], b[2 * E:]
+            bq, bk, bv = b[:E], b[E : 2 * E], b[2 * E :]
         q = F.linear(query, w[:E], bq)  # (L, N, E)
-        k = F.linear(key, w[E:2 * E], bk)  # (S, N, E)
-        v = F.linear(value, w[2 * E:], bv)  # (S, N, E)
+        k = F.linear(key, w[E : 2 * E], bk)  # (S, N, E)
+        v = F.linear(value, w[2 * E :], bv)  # (S, N, E)
         q, k, v = (t.reshape(t.shape[0], N, nh, hd).permute(1, 2, 0, 3) for t in (q, k, v))
         p = self.dropout if self.training else 0.0
         weights = None
@@ -136,21 +165,29 @@ class MultiheadAttention(Module):
         if mask is not None:
             if mask.ndim == 2:
                 if mask.shape != (L, S):
-                    raise ShapeError(f"MultiheadAttention: the shape of the 2D attn_mask is "
-                                     f"{tuple(mask.shape)}, but should be {(L, S)}")
+                    raise ShapeError(
+                        f"MultiheadAttention: the shape of the 2D attn_mask is "
+                        f"{tuple(mask.shape)}, but should be {(L, S)}"
+                    )
             elif mask.ndim == 3:
                 if mask.shape != (N * nh, L, S):
-                    raise ShapeError(f"MultiheadAttention: the shape of the 3D attn_mask is "
-                                     f"{tuple(mask.shape)}, but should be {(N * nh, L, S)}")
+                    raise ShapeError(
+                        f"MultiheadAttention: the shape of the 3D attn_mask is "
+                        f"{tuple(mask.shape)}, but should be {(N * nh, L, S)}"
+                    )
                 mask = mask.reshape(N, nh, L, S)
             else:
-                raise ShapeError(f"MultiheadAttention: attn_mask's dimension {mask.ndim} is "
-                                 "not supported (expected 2-D (L, S) or 3-D (N*num_heads, L, S))")
+                raise ShapeError(
+                    f"MultiheadAttention: attn_mask's dimension {mask.ndim} is "
+                    "not supported (expected 2-D (L, S) or 3-D (N*num_heads, L, S))"
+                )
         kpm = _float_mask(key_padding_mask, "key_padding_mask", dtype)
         if kpm is not None:
             if kpm.shape != (N, S):
-                raise ShapeError(f"MultiheadAttention: expecting key_padding_mask shape of "
-                                 f"{(N, S)}, but got {tuple(kpm.shape)}")
+                raise ShapeError(
+                    f"MultiheadAttention: expecting key_padding_mask shape of "
+                    f"{(N, S)}, but got {tuple(kpm.shape)}"
+                )
             kpm = kpm.reshape(N, 1, 1, S)
             mask = kpm if mask is None else mask + kpm
         return mask
@@ -172,14 +209,25 @@ class TransformerEncoderLayer(Module):
     ``norm_first=True``:  x = x + sa(norm1(x)); x = x + ff(norm2(x)).
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
-                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation="relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
-                                            batch_first=batch_first, **kw)
+        self.self_attn = MultiheadAttention(
+            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
+        )
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **kw)
         self.dropout = Dropout(dropout)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **kw)
@@ -201,8 +249,15 @@ class TransformerEncoderLayer(Module):
         return x
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
+        x = self.self_attn(
+            x,
+            x,
+            x,
+            attn_mask=attn_mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
+        )[0]
         return self.dropout1(x)
 
     def _ff_block(self, x):

@@ -39,8 +39,9 @@ class Sequential(Module):
 
     def __delitem__(self, idx) -> None:
         keys = list(self._modules)
-        for key in keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys),
-                                                                          "Sequential")]]:
+        for key in (
+            keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "Sequential")]]
+        ):
             del self._modules[key]
 
     def __len__(self) -> int:

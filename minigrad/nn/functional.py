@@ -35,10 +35,31 @@ if TYPE_CHECKING:
     from .._typing import Array, DTypeLike, IntOrTuple
 
 __all__ = [
-    "linear", "relu", "bias_relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "softmax",
-    "log_softmax", "dropout", "batch_norm", "layer_norm", "embedding", "pad", "conv2d",
-    "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "cross_entropy", "nll_loss",
-    "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "linear",
+    "relu",
+    "bias_relu",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "batch_norm",
+    "layer_norm",
+    "embedding",
+    "pad",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "adaptive_avg_pool2d",
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "_cross_entropy_indices",
 ]
 
@@ -47,9 +68,11 @@ __all__ = [
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias`` with weight (out_features, in_features)."""
     if input.shape[-1:] != weight.shape[-1:]:
-        raise ValueError(f"linear: input of shape {tuple(input.shape)} has "
-                         f"{input.shape[-1] if input.ndim else 0} features but weight of shape "
-                         f"{tuple(weight.shape)} expects {weight.shape[-1]}")
+        raise ValueError(
+            f"linear: input of shape {tuple(input.shape)} has "
+            f"{input.shape[-1] if input.ndim else 0} features but weight of shape "
+            f"{tuple(weight.shape)} expects {weight.shape[-1]}"
+        )
     out = input.matmul(weight.t())
     return out if bias is None else out + bias
 
@@ -69,8 +92,7 @@ def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:
     return _bias_relu(input, bias)
 
 
-def leaky_relu(input: Tensor, negative_slope: float = 0.01,
-               inplace: bool = False) -> Tensor:
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     out = where(input > 0, input, input * negative_slope)
     return input.copy_(out) if inplace else out
 
@@ -100,8 +122,11 @@ def sigmoid(input: Tensor) -> Tensor:
 def _softmax_dim(name: str, ndim: int, dim: int | None) -> int:
     if dim is not None:
         return dim
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
-                  "to include dim=X as an argument.", stacklevel=3)
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. Change the call "
+        "to include dim=X as an argument.",
+        stacklevel=3,
+    )
     return 0 if ndim in (0, 1, 3) else 1
 
 
@@ -115,20 +140,31 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype: DTypeLike = None) 
     return x.log_softmax(_softmax_dim("log_softmax", x.ndim, dim))
 
 
-def _batch_norm_fusable(input: Tensor, weight: Tensor | None,
-                        bias: Tensor | None) -> bool:
+def _batch_norm_fusable(input: Tensor, weight: Tensor | None, bias: Tensor | None) -> bool:
     """The fused training-mode op takes float16 (computed in float32), float32 or float64 with
     weight and bias None or (C,) Tensors of the input's dtype; anything else (mixed dtypes)
     takes the composed formula."""
     if input.dtype not in (np.float16, np.float32, np.float64):
         return False
-    return all(p is None or (isinstance(p, Tensor) and p.dtype == input.dtype
-                             and tuple(p.shape) == (input.shape[1],)) for p in (weight, bias))
+    return all(
+        p is None
+        or (
+            isinstance(p, Tensor) and p.dtype == input.dtype and tuple(p.shape) == (input.shape[1],)
+        )
+        for p in (weight, bias)
+    )
 
 
-def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
-               weight: Tensor | None = None, bias: Tensor | None = None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise over every dim but 1 (channels): (N, C) or (N, C, H, W) or (N, C, L).
 
     Training: batch statistics (biased variance) normalise; the running statistics (when
@@ -138,16 +174,20 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if input.ndim < 2 and input.numel() == 0:  # PyTorch returns an empty result here
         return input * 1.0
     if input.ndim < 2:
-        raise ValueError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got "
-                         f"shape {tuple(input.shape)}")
+        raise ValueError(
+            f"batch_norm: expected an input of at least 2 dims (N, C, ...), got "
+            f"shape {tuple(input.shape)}"
+        )
     c = input.shape[1]
     axes = (0,) + tuple(range(2, input.ndim))
     shape = (1, c) + (1,) * (input.ndim - 2)
     if training:
         n = input.numel() // c if c else 0
         if n <= 1:
-            raise ValueError("Expected more than 1 value per channel when training, got input "
-                             f"size {tuple(input.shape)}")
+            raise ValueError(
+                "Expected more than 1 value per channel when training, got input "
+                f"size {tuple(input.shape)}"
+            )
         fused = _batch_norm_fusable(input, weight, bias)
         if fused:  # one kernel each way (ops/norm.py); mean and var come out of it
             from ..ops.norm import batch_norm_train
@@ -166,8 +206,9 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             return out
     else:
         if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are required when "
-                             "training=False")
+            raise ValueError(
+                "batch_norm: running_mean and running_var are required when training=False"
+            )
         mean, var = running_mean, running_var
     out = (input - mean.reshape(shape)) * (var.reshape(shape) + eps).rsqrt()
     if weight is not None:
@@ -177,14 +218,21 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
-def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dims (biased variance)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
-    if tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
-        raise ValueError(f"layer_norm: normalized_shape {list(shape)} does not match the last "
-                         f"dims of the input of shape {tuple(input.shape)}")
+    if tuple(input.shape[input.ndim - k :]) != shape or input.ndim < k:
+        raise ValueError(
+            f"layer_norm: normalized_shape {list(shape)} does not match the last "
+            f"dims of the input of shape {tuple(input.shape)}"
+        )
     dims = tuple(range(input.ndim - k, input.ndim))
     mean = input.mean(dims, keepdim=True)
     var = input.var(dims, unbiased=False, keepdim=True)
@@ -196,9 +244,15 @@ def layer_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Ten
     return out
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
-              max_norm: float | None = None, norm_type: float = 2.0,
-              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+def embedding(
+    input: Tensor,
+    weight: Tensor,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; rows at ``padding_idx`` get no
     gradient. With ``max_norm``, each looked-up row whose ``norm_type``-norm exceeds it is
     first rescaled in place to norm ``max_norm`` (PyTorch's ``embedding_renorm_``). With
@@ -213,8 +267,10 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
-            raise IndexError(f"embedding: index {bad} is out of range for {n} embeddings "
-                             f"(weight of shape {tuple(weight.shape)})")
+            raise IndexError(
+                f"embedding: index {bad} is out of range for {n} embeddings "
+                f"(weight of shape {tuple(weight.shape)})"
+            )
     if max_norm is not None:
         _embedding_renorm_(weight, idx, float(max_norm), float(norm_type))
     out = weight[idx]
@@ -263,30 +319,66 @@ def _unbatched(fn, input, *args):
     return tuple(o.squeeze(0) for o in out) if isinstance(out, tuple) else out.squeeze(0)
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
-           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
     from ..ops.conv import conv2d as _conv2d
 
-    return _unbatched(_conv2d, input, weight, bias, _one(stride), _one(padding), _one(dilation),
-                      groups)
+    return _unbatched(
+        _conv2d, input, weight, bias, _one(stride), _one(padding), _one(dilation), groups
+    )
 
 
-def max_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
-               padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
-               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def max_pool2d(
+    input: Tensor,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     from ..ops.pool import max_pool2d as _max_pool2d
 
-    return _unbatched(_max_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
-                      _one(dilation), ceil_mode, return_indices)
+    return _unbatched(
+        _max_pool2d,
+        input,
+        _one(kernel_size),
+        _one(stride),
+        _one(padding),
+        _one(dilation),
+        ceil_mode,
+        return_indices,
+    )
 
 
-def avg_pool2d(input: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple | None = None,
-               padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
-               divisor_override: int | None = None) -> Tensor:
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     from ..ops.pool import avg_pool2d as _avg_pool2d
 
-    return _unbatched(_avg_pool2d, input, _one(kernel_size), _one(stride), _one(padding),
-                      ceil_mode, count_include_pad, divisor_override)
+    return _unbatched(
+        _avg_pool2d,
+        input,
+        _one(kernel_size),
+        _one(stride),
+        _one(padding),
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: IntOrTuple) -> Tensor:
@@ -295,17 +387,29 @@ def adaptive_avg_pool2d(input: Tensor, output_size: IntOrTuple) -> Tensor:
     return _unbatched(_adaptive_avg_pool2d, input, output_size)
 
 
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
-                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """softmax(q k^T * scale + mask) v, PyTorch's signature (see minigrad/ops/attention.py)."""
     from ..ops.attention import scaled_dot_product_attention as _sdpa
 
     return _sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
 
-def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def lstm_cell(
+    input: Tensor,
+    hx: tuple[Tensor, Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """One fused LSTM step (gate order i, f, g, o) -> (h, c); see minigrad/ops/rnn.py."""
     from ..ops.rnn import lstm_cell as _lstm_cell
 
@@ -328,8 +432,16 @@ from ._functional_layers import (  # noqa: E402
 )
 
 __all__ += [
-    "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
-    "dropout1d", "dropout2d", "conv1d", "conv_transpose2d", "adaptive_max_pool2d",
+    "group_norm",
+    "instance_norm",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "interpolate",
+    "dropout1d",
+    "dropout2d",
+    "conv1d",
+    "conv_transpose2d",
+    "adaptive_max_pool2d",
     "max_unpool2d",
 ]
 

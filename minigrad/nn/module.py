@@ -97,8 +97,10 @@ class _BackwardHookState:
     def _check(self, res, n, what):
         if not isinstance(res, tuple | list) or len(res) != n:
             got = len(res) if isinstance(res, tuple | list) else type(res).__name__
-            raise RuntimeError(f"{type(self.module).__name__}: backward hook returned an invalid "
-                               f"number of {what}, got {got}, but expected {n}")
+            raise RuntimeError(
+                f"{type(self.module).__name__}: backward hook returned an invalid "
+                f"number of {what}, got {got}, but expected {n}"
+            )
         return tuple(res)
 
     def output_grads(self, grads):
@@ -111,16 +113,19 @@ class _BackwardHookState:
         if self.input_index is None:  # no input requires grad: the hooks run now
             grad_input = (None,) * self.n_inputs
             if self.module._backward_hooks:
-                warnings.warn("Full backward hook is firing when gradients are computed with "
-                              "respect to module outputs since no inputs require gradients",
-                              stacklevel=2)
+                warnings.warn(
+                    "Full backward hook is firing when gradients are computed with "
+                    "respect to module outputs since no inputs require gradients",
+                    stacklevel=2,
+                )
             for hook in list(self.module._backward_hooks.values()):
                 res = hook(self.module, grad_input, grad_output)
                 if res is not None and not all(r is None for r in res):
                     raise RuntimeError(
                         f"{type(self.module).__name__}: backward hook for a module where no "
                         "input requires gradient should always return None or None for all "
-                        "gradients")
+                        "gradients"
+                    )
         return tuple(grad_output[i] for i in self.output_index)
 
     def input_grads(self, grads):
@@ -176,8 +181,9 @@ class Module:
         object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
-                                  '"forward" function')
+        raise NotImplementedError(
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
 
     # ------------------------------------------------------------------ registration
     def _check_init(self, what: str) -> None:
@@ -191,8 +197,10 @@ class Module:
         if hasattr(self, name) and name not in self._parameters:
             raise KeyError(f"attribute '{name}' already exists")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
-                            f"'{name}' (minigrad.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter "
+                f"'{name}' (minigrad.nn.Parameter or None required)"
+            )
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -202,8 +210,10 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer "
-                            f"'{name}' (minigrad Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer "
+                f"'{name}' (minigrad Tensor or None required)"
+            )
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -231,8 +241,10 @@ class Module:
                 self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter "
-                                f"'{name}' (minigrad.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter "
+                    f"'{name}' (minigrad.nn.Parameter or None expected)"
+                )
             params[name] = None
         elif isinstance(value, Module):
             self._check_init("child module")
@@ -241,13 +253,17 @@ class Module:
             self._modules[name] = value
         elif "_modules" in self.__dict__ and name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
-                                f"'{name}' (minigrad.nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module "
+                    f"'{name}' (minigrad.nn.Module or None expected)"
+                )
             self._modules[name] = None
         elif "_buffers" in self.__dict__ and name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
-                                "(minigrad Tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                    "(minigrad Tensor or None expected)"
+                )
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
@@ -311,8 +327,11 @@ class Module:
 
     def _named_members(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse \
+        mods = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
             else [(prefix, self)]
+        )
         for mod_prefix, module in mods:
             for name, t in getattr(module, table).items():
                 if t is None or (remove_duplicate and id(t) in seen):
@@ -320,16 +339,16 @@ class Module:
                 seen.add(id(t))
                 yield mod_prefix + ("." if mod_prefix else "") + name, t
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True):
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ):
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
@@ -473,21 +492,31 @@ class Module:
                 continue
             arr = _as_array(state_dict[key], key)
             if tuple(arr.shape) != tuple(target.shape):
-                errors.append(f"size mismatch for {key}: copying a param with shape "
-                              f"{tuple(arr.shape)} from checkpoint, the shape in current model "
-                              f"is {tuple(target.shape)}.")
+                errors.append(
+                    f"size mismatch for {key}: copying a param with shape "
+                    f"{tuple(arr.shape)} from checkpoint, the shape in current model "
+                    f"is {tuple(target.shape)}."
+                )
             else:
                 copies.append((target, arr))
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: "
+                    + ", ".join(f'"{k}"' for k in unexpected)
+                    + ". ",
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ",
+                )
         if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
-                               + "\n\t".join(errors))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                + "\n\t".join(errors)
+            )
         with no_grad():
             for target, arr in copies:
                 src = to_device(arr, target.device)

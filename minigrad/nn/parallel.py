@@ -63,15 +63,17 @@ class _Bucket:
 class DistributedDataParallel(Module):
     """Wrap ``module`` for data-parallel training (the default process group)."""
 
-    def __init__(self, module: Module, bucket_cap_mb: float = 25.0,
-                 broadcast_buffers: bool = True):
+    def __init__(self, module: Module, bucket_cap_mb: float = 25.0, broadcast_buffers: bool = True):
         super().__init__()
         if not dist.is_initialized():
-            raise RuntimeError("DistributedDataParallel: the default process group is not "
-                               "initialised; call minigrad.distributed.init_process_group()")
+            raise RuntimeError(
+                "DistributedDataParallel: the default process group is not "
+                "initialised; call minigrad.distributed.init_process_group()"
+            )
         if bucket_cap_mb <= 0:
-            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be positive, got "
-                             f"{bucket_cap_mb}")
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be positive, got {bucket_cap_mb}"
+            )
         self.module = module
         self.broadcast_buffers = bool(broadcast_buffers)
         self.bucket_cap_bytes = int(bucket_cap_mb * 1024 * 1024)
@@ -90,8 +92,7 @@ class DistributedDataParallel(Module):
             for k, p in enumerate(b.params):
                 self._bucket_of[id(p)] = (b, k)
         self._launched = 0
-        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready)
-                         for _, p in named]
+        self._handles = [p.register_post_accumulate_grad_hook(self._grad_ready) for _, p in named]
 
     # ------------------------------------------------------------------ buckets
     def _make_buckets(self, params):
@@ -123,12 +124,13 @@ class DistributedDataParallel(Module):
         bucket, k = self._bucket_of[id(p)]
         g = dist._storage(p.grad, "DistributedDataParallel")
         n = g.size
-        bucket.flat[bucket.offsets[k]:bucket.offsets[k] + n] = g.reshape(-1)
+        bucket.flat[bucket.offsets[k] : bucket.offsets[k] + n] = g.reshape(-1)
         if bucket.ready[k]:
             raise RuntimeError(
                 f"DistributedDataParallel: parameter {self._param_names[id(p)]!r} received a "
                 "second gradient before the all-reduce of its bucket finished (the previous "
-                "backward did not produce gradients for every parameter)")
+                "backward did not produce gradients for every parameter)"
+            )
         bucket.ready[k] = True
         bucket.pending -= 1
         for b in self._buckets:  # let MPI progress the buckets already in flight
@@ -145,7 +147,7 @@ class DistributedDataParallel(Module):
             b.work.wait()
             for p, off in zip(b.params, b.offsets):
                 g = dist._storage(p.grad, "DistributedDataParallel")
-                g[...] = b.flat[off:off + g.size].reshape(g.shape)
+                g[...] = b.flat[off : off + g.size].reshape(g.shape)
                 bump_version(p.grad)
             b.work = None
             b.pending = len(b.params)
@@ -155,8 +157,12 @@ class DistributedDataParallel(Module):
     def _check_finished(self) -> None:
         if not any(b.pending != len(b.params) for b in self._buckets):
             return
-        missing = [self._param_names[id(p)] for b in self._buckets
-                   for p, ready in zip(b.params, b.ready) if not ready]
+        missing = [
+            self._param_names[id(p)]
+            for b in self._buckets
+            for p, ready in zip(b.params, b.ready)
+            if not ready
+        ]
         raise RuntimeError(
             "DistributedDataParallel: the previous backward produced no gradient for "
             f"{', '.join(missing)}, so no gradient was averaged. Every parameter that requires "
@@ -201,8 +207,10 @@ def _check_same_parameters(module) -> None:
     so they all raise together instead of hanging in a mismatched collective)."""
     from ..tensor import Tensor
 
-    desc = [(n, tuple(int(d) for d in p.shape), str(p.dtype), bool(p.requires_grad))
-            for n, p in module.named_parameters()]
+    desc = [
+        (n, tuple(int(d) for d in p.shape), str(p.dtype), bool(p.requires_grad))
+        for n, p in module.named_parameters()
+    ]
     text = repr(desc).encode()
     code = np.frombuffer(text, dtype=np.uint8).astype(np.int64)
     world = dist.get_world_size()
@@ -216,7 +224,7 @@ def _check_same_parameters(module) -> None:
     dist.all_gather(lengths, on_device(np.array([code.size], dtype=np.int64)))
     width = int(lengths.cpu().numpy().max())
     padded = np.full(width, -1, dtype=np.int64)
-    padded[:code.size] = code
+    padded[: code.size] = code
     table = on_device(np.zeros((world, width), dtype=np.int64))
     dist.all_gather(table, on_device(padded))
     rows = table.cpu().numpy()
@@ -238,8 +246,10 @@ def _check_same_parameters(module) -> None:
 def _first_difference(desc, other, rank: int) -> str:
     for i, (a, b) in enumerate(zip(desc, other)):
         if a != b:
-            return (f"parameter {i} {a[0]!r} of shape {a[1]} {a[2]}{_frozen(a)} where rank "
-                    f"{rank} has {b[0]!r} of shape {b[1]} {b[2]}{_frozen(b)}")
+            return (
+                f"parameter {i} {a[0]!r} of shape {a[1]} {a[2]}{_frozen(a)} where rank "
+                f"{rank} has {b[0]!r} of shape {b[1]} {b[2]}{_frozen(b)}"
+            )
     return f"{len(desc)} parameters where rank {rank} has {len(other)}"
 
 

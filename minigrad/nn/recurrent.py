@@ -43,19 +43,27 @@ def _gru_step(xw, h, w_hh, b_hh, _nonlinearity=None):
     r = (x_r + h_r).sigmoid()
     z = (x_z + h_z).sigmoid()
     n = (x_n + r * h_n).tanh()
-    return (1 - z) * n + z * h           # = n + z (h - n)
+    return (1 - z) * n + z * h  # = n + z (h - n)
 
 
 class _CellBase(Module):
     _gates = 1
     _step = staticmethod(_rnn_step)
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
-                             "'relu'.")
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.nonlinearity = nonlinearity
         g, dev = self._gates * hidden_size, device or "cpu"
@@ -72,8 +80,10 @@ class _CellBase(Module):
     def forward(self, input, hx=None):
         name = type(self).__name__
         if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: expected input (N, {self.input_size}) or "
-                             f"({self.input_size},), got shape {tuple(input.shape)}")
+            raise ShapeError(
+                f"{name}: expected input (N, {self.input_size}) or "
+                f"({self.input_size},), got shape {tuple(input.shape)}"
+            )
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         n, hsz = x.shape[0], self.hidden_size
@@ -82,8 +92,7 @@ class _CellBase(Module):
         else:
             h = hx if batched else hx.unsqueeze(0)
             if tuple(h.shape) != (n, hsz):
-                raise ShapeError(f"{name}: Expected hidden size {(n, hsz)}, got "
-                                 f"{tuple(hx.shape)}")
+                raise ShapeError(f"{name}: Expected hidden size {(n, hsz)}, got {tuple(hx.shape)}")
         xw = x.matmul(self.weight_ih.t())
         if self.bias_ih is not None:
             xw = xw + self.bias_ih
@@ -109,8 +118,9 @@ class GRUCell(_CellBase):
     _gates = 3
     _step = staticmethod(_gru_step)
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__(input_size, hidden_size, bias, "tanh", device, dtype)
 
 
@@ -123,9 +133,19 @@ class _RNNBase(Module):
     _gates = 1
     _step = staticmethod(_rnn_step)
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         if not isinstance(hidden_size, int) or hidden_size <= 0:
@@ -135,8 +155,9 @@ class _RNNBase(Module):
         if not 0.0 <= float(dropout) <= 1.0:
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout}")
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
-                             "'relu'.")
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.nonlinearity, self.bias, self.batch_first = nonlinearity, bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bidirectional
@@ -145,10 +166,12 @@ class _RNNBase(Module):
             layer_in = input_size if layer == 0 else hidden_size * d
             for suffix in ("", "_reverse")[:d]:
                 s = f"_l{layer}{suffix}"
-                setattr(self, "weight_ih" + s, Parameter(empty(g, layer_in, dtype=dtype,
-                                                               device=dev)))
-                setattr(self, "weight_hh" + s, Parameter(empty(g, hidden_size, dtype=dtype,
-                                                               device=dev)))
+                setattr(
+                    self, "weight_ih" + s, Parameter(empty(g, layer_in, dtype=dtype, device=dev))
+                )
+                setattr(
+                    self, "weight_hh" + s, Parameter(empty(g, hidden_size, dtype=dtype, device=dev))
+                )
                 if bias:
                     setattr(self, "bias_ih" + s, Parameter(empty(g, dtype=dtype, device=dev)))
                     setattr(self, "bias_hh" + s, Parameter(empty(g, dtype=dtype, device=dev)))
@@ -164,7 +187,7 @@ class _RNNBase(Module):
 
     def _direction(self, x, h, layer, suffix, reverse):
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, suffix)
-        xw = x.matmul(w_ih.t())                      # (T, N, G*H): all steps in one matmul
+        xw = x.matmul(w_ih.t())  # (T, N, G*H): all steps in one matmul
         if b_ih is not None:
             xw = xw + b_ih
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
@@ -177,16 +200,19 @@ class _RNNBase(Module):
     def forward(self, input, hx=None):
         name = type(self).__name__
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: expected input (T, N, {self.input_size}) (or batch_first,"
-                             f" or unbatched (T, {self.input_size})), got shape "
-                             f"{tuple(input.shape)}")
+            raise ShapeError(
+                f"{name}: expected input (T, N, {self.input_size}) (or batch_first,"
+                f" or unbatched (T, {self.input_size})), got shape "
+                f"{tuple(input.shape)}"
+            )
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)
         if batched and self.batch_first:
             x = x.transpose(0, 1)
         if x.shape[0] == 0:
-            raise ShapeError(f"{name}: expected a sequence of length >= 1, got input shape "
-                             f"{tuple(input.shape)}")
+            raise ShapeError(
+                f"{name}: expected a sequence of length >= 1, got input shape {tuple(input.shape)}"
+            )
         d = 2 if self.bidirectional else 1
         want = (self.num_layers * d, x.shape[1], self.hidden_size)
         if hx is None:
@@ -203,7 +229,7 @@ class _RNNBase(Module):
                 out, h = self._direction(layer_in, h0[layer * d + k], layer, suffix, k == 1)
                 outs.append(out)
                 h_n.append(h)
-            layer_in = outs[0] if d == 1 else cat(outs, dim=2)     # (T, N, D*H)
+            layer_in = outs[0] if d == 1 else cat(outs, dim=2)  # (T, N, D*H)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, True)
         output, h_n = layer_in, stack(h_n, 0)
@@ -213,8 +239,13 @@ class _RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        for key, default in (("num_layers", 1), ("bias", True), ("batch_first", False),
-                             ("dropout", 0.0), ("bidirectional", False)):
+        for key, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+        ):
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)}"
         return s
@@ -230,8 +261,27 @@ class GRU(_RNNBase):
     _gates = 3
     _step = staticmethod(_gru_step)
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, num_layers, "tanh", bias, batch_first,
-                         dropout, bidirectional, device, dtype)
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            "tanh",
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device,
+            dtype,
+        )

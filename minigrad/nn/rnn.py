@@ -37,8 +37,9 @@ def _uniform_params(module, hidden_size):
 class LSTMCell(Module):
     """One LSTM step: ``forward(input, hx=None) -> (h', c')``; input (N, I) or (I,)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None):
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         dev = device or "cpu"
@@ -57,12 +58,16 @@ class LSTMCell(Module):
 
     def forward(self, input, hx=None):
         if input.ndim not in (1, 2):
-            raise ShapeError(f"LSTMCell: Expected input to be 1D or 2D, got {input.ndim}D "
-                             f"(shape {tuple(input.shape)})")
+            raise ShapeError(
+                f"LSTMCell: Expected input to be 1D or 2D, got {input.ndim}D "
+                f"(shape {tuple(input.shape)})"
+            )
         if input.shape[-1] != self.input_size:
-            raise ShapeError(f"LSTMCell: input has inconsistent input_size: got "
-                             f"{input.shape[-1]} expected {self.input_size} (input shape "
-                             f"{tuple(input.shape)})")
+            raise ShapeError(
+                f"LSTMCell: input has inconsistent input_size: got "
+                f"{input.shape[-1]} expected {self.input_size} (input shape "
+                f"{tuple(input.shape)})"
+            )
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         N, H = x.shape[0], self.hidden_size
@@ -74,8 +79,10 @@ class LSTMCell(Module):
                 h, c = h.unsqueeze(0), c.unsqueeze(0)
             for k, t in enumerate((h, c)):
                 if tuple(t.shape) != (N, H):
-                    raise ShapeError(f"LSTMCell: Expected hidden[{k}] size {(N, H)}, got "
-                                     f"{list(t.shape) if batched else list(t.shape[1:])}")
+                    raise ShapeError(
+                        f"LSTMCell: Expected hidden[{k}] size {(N, H)}, got "
+                        f"{list(t.shape) if batched else list(t.shape[1:])}"
+                    )
         from ..ops.rnn import lstm_cell
 
         h, c = lstm_cell(x, (h, c), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
@@ -100,9 +107,18 @@ class LSTM(Module):
 
     fused = True
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, device=None, dtype=None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if not isinstance(hidden_size, int) or hidden_size <= 0:
             raise ValueError(f"LSTM: hidden_size must be a positive int, got {hidden_size!r}")
@@ -121,8 +137,11 @@ class LSTM(Module):
             layer_in = input_size if layer == 0 else H * D
             for suffix in ("", "_reverse")[:D]:
                 s = f"_l{layer}{suffix}"
-                setattr(self, "weight_ih" + s,
-                        Parameter(empty(4 * H, layer_in, dtype=dtype, device=dev)))
+                setattr(
+                    self,
+                    "weight_ih" + s,
+                    Parameter(empty(4 * H, layer_in, dtype=dtype, device=dev)),
+                )
                 setattr(self, "weight_hh" + s, Parameter(empty(4 * H, H, dtype=dtype, device=dev)))
                 if bias:
                     setattr(self, "bias_ih" + s, Parameter(empty(4 * H, dtype=dtype, device=dev)))
@@ -138,18 +157,26 @@ class LSTM(Module):
     def _weights(self, layer, suffix):
         s = f"_l{layer}{suffix}"
         if self.bias:
-            return (getattr(self, "weight_ih" + s), getattr(self, "weight_hh" + s),
-                    getattr(self, "bias_ih" + s), getattr(self, "bias_hh" + s))
+            return (
+                getattr(self, "weight_ih" + s),
+                getattr(self, "weight_hh" + s),
+                getattr(self, "bias_ih" + s),
+                getattr(self, "bias_hh" + s),
+            )
         return getattr(self, "weight_ih" + s), getattr(self, "weight_hh" + s), None, None
 
     def forward(self, input, hx=None):
         if input.ndim not in (2, 3):
-            raise ShapeError(f"LSTM: Expected input to be 2D or 3D, got {input.ndim}D instead "
-                             f"(shape {tuple(input.shape)})")
+            raise ShapeError(
+                f"LSTM: Expected input to be 2D or 3D, got {input.ndim}D instead "
+                f"(shape {tuple(input.shape)})"
+            )
         if input.shape[-1] != self.input_size:
-            raise ShapeError(f"LSTM: input.size(-1) must be equal to input_size. Expected "
-                             f"{self.input_size}, got {input.shape[-1]} (input shape "
-                             f"{tuple(input.shape)})")
+            raise ShapeError(
+                f"LSTM: input.size(-1) must be equal to input_size. Expected "
+                f"{self.input_size}, got {input.shape[-1]} (input shape "
+                f"{tuple(input.shape)})"
+            )
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)  # (T, N, I) after the next line
         if batched and self.batch_first:
@@ -167,9 +194,11 @@ class LSTM(Module):
             if not batched:
                 for k, t in enumerate((h0, c0)):
                     if t.ndim != 2:
-                        raise ShapeError(f"LSTM: For unbatched 2-D input, hx and cx should "
-                                         f"also be 2-D but got hidden[{k}] of shape "
-                                         f"{tuple(t.shape)}")
+                        raise ShapeError(
+                            f"LSTM: For unbatched 2-D input, hx and cx should "
+                            f"also be 2-D but got hidden[{k}] of shape "
+                            f"{tuple(t.shape)}"
+                        )
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
             for k, t in enumerate((h0, c0)):
                 if tuple(t.shape) != want:
@@ -177,16 +206,23 @@ class LSTM(Module):
                     exp = want if batched else (want[0], H)
                     raise ShapeError(f"LSTM: Expected hidden[{k}] size {exp}, got {got}")
         if T == 0:
-            raise ShapeError(f"LSTM: expected a sequence of length >= 1, got input shape "
-                             f"{tuple(input.shape)}")
+            raise ShapeError(
+                f"LSTM: expected a sequence of length >= 1, got input shape {tuple(input.shape)}"
+            )
         h_n, c_n = [], []
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d, suffix in enumerate(("", "_reverse")[:D]):
                 k = layer * D + d
-                out, h, c = _run_direction(layer_in, h0[k], c0[k], *self._weights(layer, suffix),
-                                           reverse=d == 1, fused=self.fused)
+                out, h, c = _run_direction(
+                    layer_in,
+                    h0[k],
+                    c0[k],
+                    *self._weights(layer, suffix),
+                    reverse=d == 1,
+                    fused=self.fused,
+                )
                 outs.append(out)
                 h_n.append(h)
                 c_n.append(c)

@@ -27,8 +27,7 @@ def _as_list(parameters, what: str) -> list:
     is_generator = isinstance(parameters, types.GeneratorType)
     parameters = list(parameters)
     if is_generator and not parameters:
-        warnings.warn(f"`parameters` is an empty generator, no {what} will occur.",
-                      stacklevel=3)
+        warnings.warn(f"`parameters` is an empty generator, no {what} will occur.", stacklevel=3)
     return parameters
 
 
@@ -55,8 +54,9 @@ def _vector_norm(x, ord: float):
     return xp.asarray(value, dtype=dtype)
 
 
-def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                   foreach=None) -> Tensor:
+def get_total_norm(
+    tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False, foreach=None
+) -> Tensor:
     """The ``norm_type`` norm of all ``tensors`` together, as if concatenated into one vector
     (``inf``: the largest absolute value; ``-inf``: the smallest; ``0``: PyTorch's count of
     non-zeros of the per-tensor norms).  A 0-d Tensor; ``tensor(0.)`` for an empty list."""
@@ -98,8 +98,13 @@ def clip_grads_with_norm_(parameters, max_norm: float, total_norm, foreach=None)
             g.mul_(Tensor(xp.asarray(clip_coef_clamped, dtype=g.dtype)))
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+def clip_grad_norm_(
+    parameters,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach=None,
+) -> Tensor:
     """Scale every ``.grad`` in place so that their joint norm is at most ``max_norm``.
 
     The norm is taken over all gradients together, as if concatenated into one vector

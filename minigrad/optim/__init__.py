@@ -11,5 +11,16 @@ from minigrad.optim.adaptive import Adagrad, Adamax, NAdam, RAdam, RMSprop
 from minigrad.optim.optimizer import Optimizer
 from minigrad.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-           "lr_scheduler", "swa_utils"]
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "RMSprop",
+    "Adagrad",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "lr_scheduler",
+    "swa_utils",
+]

@@ -31,10 +31,21 @@ def _neg_if(grad, maximize: bool):
     return -grad if maximize else grad
 
 
-def rmsprop_step(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_avgs: Sequence,
-                 momentum_buffers: Sequence, *, lr: float, alpha: float, eps: float,
-                 weight_decay: float, momentum: float, centered: bool,
-                 maximize: bool) -> None:
+def rmsprop_step(
+    params: Sequence,
+    grads: Sequence,
+    square_avgs: Sequence,
+    grad_avgs: Sequence,
+    momentum_buffers: Sequence,
+    *,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+    maximize: bool,
+) -> None:
     """RMSprop.  ``grad_avgs`` is read only when ``centered``, ``momentum_buffers`` only when
     ``momentum > 0``::
 
@@ -69,9 +80,18 @@ def rmsprop_step(params: Sequence, grads: Sequence, square_avgs: Sequence, grad_
             param += -lr * grad / avg
 
 
-def adagrad_step(params: Sequence, grads: Sequence, state_sums: Sequence, steps: Sequence[int],
-                 *, lr: float, lr_decay: float, weight_decay: float, eps: float,
-                 maximize: bool) -> None:
+def adagrad_step(
+    params: Sequence,
+    grads: Sequence,
+    state_sums: Sequence,
+    steps: Sequence[int],
+    *,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+) -> None:
     """Adagrad: ``clr = lr / (1 + (t - 1) lr_decay)``, ``s <- s + g^2``,
     ``p <- p - clr g / (sqrt(s) + eps)`` (``g`` with the L2 term ``wd p`` added)."""
     for i, param in enumerate(params):
@@ -86,14 +106,25 @@ def adagrad_step(params: Sequence, grads: Sequence, state_sums: Sequence, steps:
         param += -clr * grad / std
 
 
-def adamax_step(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_infs: Sequence,
-                steps: Sequence[int], *, lr: float, beta1: float, beta2: float, eps: float,
-                weight_decay: float, maximize: bool) -> None:
+def adamax_step(
+    params: Sequence,
+    grads: Sequence,
+    exp_avgs: Sequence,
+    exp_infs: Sequence,
+    steps: Sequence[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+) -> None:
     """Adamax (Adam with the infinity norm)::
 
-        m <- lerp(m, g, 1 - beta1)
-        u <- max(beta2 u, |g| + eps)
-        p <- p - lr / (1 - beta1^t) * m / u
+    m <- lerp(m, g, 1 - beta1)
+    u <- max(beta2 u, |g| + eps)
+    p <- p - lr / (1 - beta1^t) * m / u
     """
     for i, param in enumerate(params):
         xp = get_array_module(param)
@@ -114,10 +145,23 @@ def nadam_mu_product(mu_product: float, mu: float) -> float:
     return float(np.float32(mu_product) * np.float32(mu))
 
 
-def nadam_step(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
-               mu_products: list, steps: Sequence[int], *, lr: float, beta1: float,
-               beta2: float, eps: float, weight_decay: float, momentum_decay: float,
-               decoupled_weight_decay: bool, maximize: bool) -> None:
+def nadam_step(
+    params: Sequence,
+    grads: Sequence,
+    exp_avgs: Sequence,
+    exp_avg_sqs: Sequence,
+    mu_products: list,
+    steps: Sequence[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    momentum_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
     """NAdam (Adam with Nesterov momentum and a momentum schedule ``mu_t``)::
 
         mu_t = beta1 (1 - 0.5 * 0.96^(t psi))        (psi = momentum_decay)
@@ -152,9 +196,21 @@ def nadam_step(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sq
         param += ((-lr * mu_next) / (1.0 - mu_product_next)) * exp_avg / denom
 
 
-def radam_step(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sqs: Sequence,
-               steps: Sequence[int], *, lr: float, beta1: float, beta2: float, eps: float,
-               weight_decay: float, decoupled_weight_decay: bool, maximize: bool) -> None:
+def radam_step(
+    params: Sequence,
+    grads: Sequence,
+    exp_avgs: Sequence,
+    exp_avg_sqs: Sequence,
+    steps: Sequence[int],
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+) -> None:
     """RAdam (Adam whose adaptive term is switched on once the variance is tractable)::
 
         m <- lerp(m, g, 1 - beta1);  v <- beta2 v + (1 - beta2) g^2
@@ -183,8 +239,9 @@ def radam_step(params: Sequence, grads: Sequence, exp_avgs: Sequence, exp_avg_sq
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
         if rho_t > 5.0:
-            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
-                    / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            rect = (
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
             adaptive_lr = (bias_correction2**0.5) / (xp.sqrt(exp_avg_sq) + eps)
             param -= bias_corrected_exp_avg * lr * adaptive_lr * rect
         else:

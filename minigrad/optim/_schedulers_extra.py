@@ -63,22 +63,26 @@ class _LambdaState:
 class LambdaLR(_LambdaState, LRScheduler):
     """``lr = initial_lr * lr_lambda(epoch)`` (one function, or one per parameter group)."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1
+    ):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas("LambdaLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [base_lr * fn(self.last_epoch)
-                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
+        return [
+            base_lr * fn(self.last_epoch)
+            for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)
+        ]
 
 
 class MultiplicativeLR(_LambdaState, LRScheduler):
     """Multiply the lr by ``lr_lambda(epoch)`` at every step after the first."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list,
-                 last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1
+    ):
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas("MultiplicativeLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
@@ -86,15 +90,22 @@ class MultiplicativeLR(_LambdaState, LRScheduler):
     def get_lr(self) -> list[float]:
         if self._is_initial:
             return _group_lrs(self.optimizer)
-        return [group["lr"] * fn(self.last_epoch)
-                for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups, strict=True)]
+        return [
+            group["lr"] * fn(self.last_epoch)
+            for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups, strict=True)
+        ]
 
 
 class ConstantLR(LRScheduler):
     """Multiply the lr by ``factor`` until epoch ``total_iters``, then restore it."""
 
-    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
-                 last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ):
         if factor > 1.0 or factor < 0:
             raise ValueError(f"ConstantLR: factor must be in [0, 1], got {factor!r}")
         self.factor = factor
@@ -110,8 +121,10 @@ class ConstantLR(LRScheduler):
         return [group["lr"] * (1.0 / self.factor) for group in groups]
 
     def _get_closed_form_lr(self) -> list[float]:
-        return [base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
-                for base_lr in self.base_lrs]
+        return [
+            base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+            for base_lr in self.base_lrs
+        ]
 
 
 def _check_same_optimizer(name: str, optimizer: Optimizer, schedulers) -> None:
@@ -151,8 +164,9 @@ class SequentialLR(_Composite, LRScheduler):
     """Run ``schedulers[i]`` between ``milestones[i-1]`` and ``milestones[i]``; at a milestone the
     next scheduler restarts from epoch 0 (its closed form, as in PyTorch)."""
 
-    def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list[int],
-                 last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, schedulers: list, milestones: list[int], last_epoch: int = -1
+    ):
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, got none")
         _check_same_optimizer("SequentialLR", optimizer, schedulers)
@@ -222,9 +236,18 @@ class ReduceLROnPlateau(LRScheduler):
     change smaller than ``eps`` is skipped.
     """
 
-    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
-                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
-                 cooldown: int = 0, min_lr: float | list[float] = 0, eps: float = 1e-8):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | list[float] = 0,
+        eps: float = 1e-8,
+    ):
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor should be < 1.0, got {factor!r}")
         self.factor = factor
@@ -306,11 +329,14 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in {"min", "max"}:
-            raise ValueError(f"ReduceLROnPlateau: mode {mode!r} is unknown (expected 'min' or "
-                             "'max')")
+            raise ValueError(
+                f"ReduceLROnPlateau: mode {mode!r} is unknown (expected 'min' or 'max')"
+            )
         if threshold_mode not in {"rel", "abs"}:
-            raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode!r} is unknown "
-                             "(expected 'rel' or 'abs')")
+            raise ValueError(
+                f"ReduceLROnPlateau: threshold mode {threshold_mode!r} is unknown "
+                "(expected 'rel' or 'abs')"
+            )
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
@@ -318,8 +344,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.__dict__.update(state_dict)
-        self._init_is_better(mode=self.mode, threshold=self.threshold,
-                             threshold_mode=self.threshold_mode)
+        self._init_is_better(
+            mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode
+        )
 
 
 class CyclicLR(LRScheduler):
@@ -330,11 +357,22 @@ class CyclicLR(LRScheduler):
     ``cycle_momentum`` the momentum (or Adam's beta1) moves between ``max_momentum`` and
     ``base_momentum`` the opposite way.  Step it once per batch."""
 
-    def __init__(self, optimizer: Optimizer, base_lr, max_lr, step_size_up: int = 2000,
-                 step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
-                 scale_fn: Callable[[float], float] | None = None, scale_mode: str = "cycle",
-                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9,
-                 last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        base_lr,
+        max_lr,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: str = "triangular",
+        gamma: float = 1.0,
+        scale_fn: Callable[[float], float] | None = None,
+        scale_mode: str = "cycle",
+        cycle_momentum: bool = True,
+        base_momentum=0.8,
+        max_momentum=0.9,
+        last_epoch: int = -1,
+    ):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
@@ -365,8 +403,9 @@ class CyclicLR(LRScheduler):
             self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
-                                                optimizer.param_groups, strict=True):
+                for m_max, m_base, group in zip(
+                    self.max_momentums, self.base_momentums, optimizer.param_groups, strict=True
+                ):
                     self._set_momentum(group, m_max)
                     group["max_momentum"] = m_max
                     group["base_momentum"] = m_base
@@ -410,8 +449,9 @@ class CyclicLR(LRScheduler):
             base_height = (max_lr - base_lr) * scale_factor
             lrs.append(base_lr + base_height * self.scale_fn(scale_at))
         if self.cycle_momentum:
-            for base_m, max_m, group in zip(self.base_momentums, self.max_momentums,
-                                            self.optimizer.param_groups, strict=True):
+            for base_m, max_m, group in zip(
+                self.base_momentums, self.max_momentums, self.optimizer.param_groups, strict=True
+            ):
                 base_height = (max_m - base_m) * scale_factor
                 self._set_momentum(group, max_m - base_height * self.scale_fn(scale_at))
         return lrs
@@ -451,17 +491,27 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     the period starts at ``T_0`` and is multiplied by ``T_mult`` after each restart (SGDR).
     ``step(epoch)`` accepts a fractional epoch (e.g. ``epoch + i / iters_per_epoch``)."""
 
-    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,
-                 eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ):
         if not isinstance(T_0, int) or T_0 <= 0:
-            raise ValueError(f"CosineAnnealingWarmRestarts: expected a positive int T_0, got "
-                             f"{T_0!r}")
+            raise ValueError(
+                f"CosineAnnealingWarmRestarts: expected a positive int T_0, got {T_0!r}"
+            )
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise ValueError(f"CosineAnnealingWarmRestarts: expected an int T_mult >= 1, got "
-                             f"{T_mult!r}")
+            raise ValueError(
+                f"CosineAnnealingWarmRestarts: expected an int T_mult >= 1, got {T_mult!r}"
+            )
         if not isinstance(eta_min, float | int):
-            raise ValueError(f"CosineAnnealingWarmRestarts: expected a float eta_min, got "
-                             f"{eta_min!r} of type {type(eta_min).__name__}")
+            raise ValueError(
+                f"CosineAnnealingWarmRestarts: expected a float eta_min, got "
+                f"{eta_min!r} of type {type(eta_min).__name__}"
+            )
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -470,9 +520,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [self.eta_min + (base_lr - self.eta_min)
-                * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-                for base_lr in self.base_lrs]
+        return [
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+            for base_lr in self.base_lrs
+        ]
 
     def step(self, epoch: float | None = None) -> None:
         if epoch is None and self.last_epoch < 0:
@@ -485,8 +537,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_i = self.T_i * self.T_mult
         else:
             if epoch < 0:
-                raise ValueError(f"CosineAnnealingWarmRestarts: expected a non-negative epoch, "
-                                 f"got {epoch!r}")
+                raise ValueError(
+                    f"CosineAnnealingWarmRestarts: expected a non-negative epoch, got {epoch!r}"
+                )
             if epoch >= self.T_0:
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0

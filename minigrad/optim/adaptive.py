@@ -95,20 +95,40 @@ class RMSprop(_Adaptive):
     ``grad_avg`` (centered).  Update: :func:`minigrad.optim._functional_extra.rmsprop_step`.
     """
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
-                 weight_decay: float = 0, momentum: float = 0, centered: bool = False,
-                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
-                 differentiable: bool = False):
-        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, capturable=capturable, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum: float = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            alpha=alpha,
+            eps=eps,
+            centered=centered,
+            weight_decay=weight_decay,
+            capturable=capturable,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict) -> None:
         _check_nonneg("RMSprop", group, "lr", "eps", "momentum", "weight_decay", "alpha")
-        _check_unsupported("RMSprop", capturable=group["capturable"],
-                           differentiable=group["differentiable"])
+        _check_unsupported(
+            "RMSprop", capturable=group["capturable"], differentiable=group["differentiable"]
+        )
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         state = {"step": 0, "square_avg": Tensor(_zeros_like(p))}
@@ -119,20 +139,27 @@ class RMSprop(_Adaptive):
         return state
 
     def _run(self, group, params, grads, states) -> None:
-        for key, wanted in (("momentum_buffer", group["momentum"] > 0),
-                            ("grad_avg", group["centered"])):
+        for key, wanted in (
+            ("momentum_buffer", group["momentum"] > 0),
+            ("grad_avg", group["centered"]),
+        ):
             for state, p in zip(states, params):
                 if wanted and key not in state:  # option switched on after the first step
                     state[key] = Tensor(get_array_module(p).zeros_like(p))
         momentum = group["momentum"]
         F.rmsprop_step(
-            params, grads,
+            params,
+            grads,
             [data_of(s["square_avg"]) for s in states],
             [data_of(s["grad_avg"]) for s in states] if group["centered"] else [],
             [data_of(s["momentum_buffer"]) for s in states] if momentum > 0 else [],
-            lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=momentum,
-            centered=group["centered"], maximize=group["maximize"],
+            lr=group["lr"],
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=momentum,
+            centered=group["centered"],
+            maximize=group["maximize"],
         )
 
 
@@ -145,13 +172,31 @@ class Adagrad(_Adaptive):
     :func:`minigrad.optim._functional_extra.adagrad_step`.
     """
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10,
-                 foreach: bool | None = None, *, maximize: bool = False,
-                 differentiable: bool = False, fused: bool | None = None):
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, foreach=foreach,
-                        maximize=maximize, differentiable=differentiable, fused=fused)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+    ):
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            fused=fused,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
         for group in self.param_groups:
@@ -159,10 +204,10 @@ class Adagrad(_Adaptive):
                 self.state[p] = self._init_state(p, group)
 
     def _check_group(self, group: dict) -> None:
-        _check_nonneg("Adagrad", group, "lr", "lr_decay", "weight_decay",
-                      "initial_accumulator_value", "eps")
-        _check_unsupported("Adagrad", differentiable=group["differentiable"],
-                           fused=group["fused"])
+        _check_nonneg(
+            "Adagrad", group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"
+        )
+        _check_unsupported("Adagrad", differentiable=group["differentiable"], fused=group["fused"])
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         # PyTorch reads the constructor's value, not a per-group one
@@ -171,10 +216,17 @@ class Adagrad(_Adaptive):
         return {"step": 0, "sum": Tensor(xp.full_like(data_of(p), value))}
 
     def _run(self, group, params, grads, states) -> None:
-        F.adagrad_step(params, grads, [data_of(s["sum"]) for s in states],
-                       [s["step"] for s in states], lr=group["lr"], lr_decay=group["lr_decay"],
-                       weight_decay=group["weight_decay"], eps=group["eps"],
-                       maximize=group["maximize"])
+        F.adagrad_step(
+            params,
+            grads,
+            [data_of(s["sum"]) for s in states],
+            [s["step"] for s in states],
+            lr=group["lr"],
+            lr_decay=group["lr_decay"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
 
 
 class Adamax(_Adaptive):
@@ -185,13 +237,29 @@ class Adamax(_Adaptive):
     :func:`minigrad.optim._functional_extra.adamax_step`.
     """
 
-    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, foreach: bool | None = None, *,
-                 maximize: bool = False, differentiable: bool = False,
-                 capturable: bool = False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        foreach=foreach, maximize=maximize, differentiable=differentiable,
-                        capturable=capturable)
+    def __init__(
+        self,
+        params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            foreach=foreach,
+            maximize=maximize,
+            differentiable=differentiable,
+            capturable=capturable,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
 
@@ -199,18 +267,28 @@ class Adamax(_Adaptive):
         _check_nonneg("Adamax", group, "lr", "eps")
         _check_betas("Adamax", group)
         _check_nonneg("Adamax", group, "weight_decay")
-        _check_unsupported("Adamax", capturable=group["capturable"],
-                           differentiable=group["differentiable"])
+        _check_unsupported(
+            "Adamax", capturable=group["capturable"], differentiable=group["differentiable"]
+        )
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
         return {"step": 0, "exp_avg": Tensor(_zeros_like(p)), "exp_inf": Tensor(_zeros_like(p))}
 
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
-        F.adamax_step(params, grads, [data_of(s["exp_avg"]) for s in states],
-                      [data_of(s["exp_inf"]) for s in states], [s["step"] for s in states],
-                      lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                      weight_decay=group["weight_decay"], maximize=group["maximize"])
+        F.adamax_step(
+            params,
+            grads,
+            [data_of(s["exp_avg"]) for s in states],
+            [data_of(s["exp_inf"]) for s in states],
+            [s["step"] for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            maximize=group["maximize"],
+        )
 
 
 class NAdam(_Adaptive):
@@ -223,15 +301,33 @@ class NAdam(_Adaptive):
     :func:`minigrad.optim._functional_extra.nadam_step`.
     """
 
-    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        momentum_decay=momentum_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
-                        foreach=foreach, capturable=capturable, differentiable=differentiable)
+    def __init__(
+        self,
+        params,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum_decay=momentum_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            differentiable=differentiable,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
 
@@ -239,23 +335,37 @@ class NAdam(_Adaptive):
         _check_nonneg("NAdam", group, "lr", "eps")
         _check_betas("NAdam", group)
         _check_nonneg("NAdam", group, "weight_decay", "momentum_decay")
-        _check_unsupported("NAdam", capturable=group["capturable"],
-                           differentiable=group["differentiable"])
+        _check_unsupported(
+            "NAdam", capturable=group["capturable"], differentiable=group["differentiable"]
+        )
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
-        return {"step": 0, "mu_product": 1.0, "exp_avg": Tensor(_zeros_like(p)),
-                "exp_avg_sq": Tensor(_zeros_like(p))}
+        return {
+            "step": 0,
+            "mu_product": 1.0,
+            "exp_avg": Tensor(_zeros_like(p)),
+            "exp_avg_sq": Tensor(_zeros_like(p)),
+        }
 
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
         mu_products = [s["mu_product"] for s in states]
-        F.nadam_step(params, grads, [data_of(s["exp_avg"]) for s in states],
-                     [data_of(s["exp_avg_sq"]) for s in states], mu_products,
-                     [s["step"] for s in states], lr=group["lr"], beta1=beta1, beta2=beta2,
-                     eps=group["eps"], weight_decay=group["weight_decay"],
-                     momentum_decay=group["momentum_decay"],
-                     decoupled_weight_decay=group["decoupled_weight_decay"],
-                     maximize=group["maximize"])
+        F.nadam_step(
+            params,
+            grads,
+            [data_of(s["exp_avg"]) for s in states],
+            [data_of(s["exp_avg_sq"]) for s in states],
+            mu_products,
+            [s["step"] for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum_decay=group["momentum_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )
         for state, mu_product in zip(states, mu_products):
             state["mu_product"] = mu_product
 
@@ -286,15 +396,31 @@ class RAdam(_Adaptive):
     :func:`minigrad.optim._functional_extra.radam_step`.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0,
-                 decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
-                 maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False):
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach, capturable=capturable,
-                        decoupled_weight_decay=decoupled_weight_decay,
-                        differentiable=differentiable)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        decoupled_weight_decay: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            maximize=maximize,
+            foreach=foreach,
+            capturable=capturable,
+            decoupled_weight_decay=decoupled_weight_decay,
+            differentiable=differentiable,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
 
@@ -302,18 +428,26 @@ class RAdam(_Adaptive):
         _check_nonneg("RAdam", group, "lr", "eps")
         _check_betas("RAdam", group)
         _check_nonneg("RAdam", group, "weight_decay")
-        _check_unsupported("RAdam", capturable=group["capturable"],
-                           differentiable=group["differentiable"])
+        _check_unsupported(
+            "RAdam", capturable=group["capturable"], differentiable=group["differentiable"]
+        )
 
     def _init_state(self, p: Tensor, group: dict) -> dict:
-        return {"step": 0, "exp_avg": Tensor(_zeros_like(p)),
-                "exp_avg_sq": Tensor(_zeros_like(p))}
+        return {"step": 0, "exp_avg": Tensor(_zeros_like(p)), "exp_avg_sq": Tensor(_zeros_like(p))}
 
     def _run(self, group, params, grads, states) -> None:
         beta1, beta2 = group["betas"]
-        F.radam_step(params, grads, [data_of(s["exp_avg"]) for s in states],
-                     [data_of(s["exp_avg_sq"]) for s in states], [s["step"] for s in states],
-                     lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                     weight_decay=group["weight_decay"],
-                     decoupled_weight_decay=group["decoupled_weight_decay"],
-                     maximize=group["maximize"])
+        F.radam_step(
+            params,
+            grads,
+            [data_of(s["exp_avg"]) for s in states],
+            [data_of(s["exp_avg_sq"]) for s in states],
+            [s["step"] for s in states],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=group["decoupled_weight_decay"],
+            maximize=group["maximize"],
+        )

@@ -26,9 +26,7 @@ required = _Required()
 
 def _check_param(p, where: str) -> None:
     if not isinstance(p, Tensor):
-        raise TypeError(
-            f"optimizer can only optimize Tensors, but {where} is a {type(p).__name__}"
-        )
+        raise TypeError(f"optimizer can only optimize Tensors, but {where} is a {type(p).__name__}")
     if p.dtype.kind != "f":
         raise TypeError(
             f"optimizer can only optimize floating-point Tensors, but {where} has dtype "

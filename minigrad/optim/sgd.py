@@ -21,10 +21,25 @@ class SGD(Optimizer):
         p <- p - lr * g
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
-                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         self._check_group(defaults)
         super().__init__(params, defaults)
 
@@ -34,9 +49,7 @@ class SGD(Optimizer):
         if not group["momentum"] >= 0:
             raise ValueError(f"SGD: invalid momentum={group['momentum']} (expected >= 0)")
         if not group["weight_decay"] >= 0:
-            raise ValueError(
-                f"SGD: invalid weight_decay={group['weight_decay']} (expected >= 0)"
-            )
+            raise ValueError(f"SGD: invalid weight_decay={group['weight_decay']} (expected >= 0)")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 "SGD: Nesterov momentum requires momentum > 0 and zero dampening, got "

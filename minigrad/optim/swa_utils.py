@@ -139,8 +139,9 @@ class AveragedModel(Module):
     :func:`get_ema_multi_avg_fn`).  ``n_averaged`` (an int64 buffer) counts the updates.
     """
 
-    def __init__(self, model: Module, device=None, avg_fn=None, multi_avg_fn=None,
-                 use_buffers: bool = False):
+    def __init__(
+        self, model: Module, device=None, avg_fn=None, multi_avg_fn=None, use_buffers: bool = False
+    ):
         super().__init__()
         if avg_fn is not None and multi_avg_fn is not None:
             raise ValueError("AveragedModel: pass only one of avg_fn and multi_avg_fn")
@@ -220,8 +221,14 @@ class SWALR(LRScheduler):
     """Anneal each group's lr to ``swa_lr`` over ``anneal_epochs`` epochs ("cos" or "linear"),
     then hold it there."""
 
-    def __init__(self, optimizer: Optimizer, swa_lr, anneal_epochs: int = 10,
-                 anneal_strategy: str = "cos", last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        swa_lr,
+        anneal_epochs: int = 10,
+        anneal_strategy: str = "cos",
+        last_epoch: int = -1,
+    ):
         swa_lrs = _per_group("swa_lr", optimizer, swa_lr)
         for lr, group in zip(swa_lrs, optimizer.param_groups, strict=True):
             group["swa_lr"] = lr
@@ -263,8 +270,9 @@ class SWALR(LRScheduler):
         prev_lrs = [self._get_initial_lr(g["lr"], g["swa_lr"], prev_alpha) for g in groups]
         t = max(0, min(1, step / max(1, self.anneal_epochs)))
         alpha = self.anneal_func(t)
-        return [g["swa_lr"] * alpha + lr * (1 - alpha)
-                for g, lr in zip(groups, prev_lrs, strict=True)]
+        return [
+            g["swa_lr"] * alpha + lr * (1 - alpha) for g, lr in zip(groups, prev_lrs, strict=True)
+        ]
 
     def state_dict(self) -> dict:
         return {k: v for k, v in super().state_dict().items() if k != "anneal_func"}

@@ -79,14 +79,18 @@ def mg_args(sample: Sample, dtype, requires_grad=True, transform=None, device="c
 def torch_args(sample: Sample, dtype, device="cpu"):
     torch = _torch()
     mask = grad_mask(sample)
-    tdtype = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
-              np.dtype(np.float16): torch.float16}[np.dtype(dtype)]
+    tdtype = {
+        np.dtype(np.float64): torch.float64,
+        np.dtype(np.float32): torch.float32,
+        np.dtype(np.float16): torch.float16,
+    }[np.dtype(dtype)]
     out = []
     for a, g in zip(sample.args, mask):
         if isinstance(a, np.ndarray):
             if a.dtype.kind == "f":
-                t = torch.tensor(a, dtype=tdtype, device=torch_device(device),
-                                 requires_grad=bool(g))
+                t = torch.tensor(
+                    a, dtype=tdtype, device=torch_device(device), requires_grad=bool(g)
+                )
             else:
                 t = torch.from_numpy(a.copy()).to(device)
             out.append(t)
@@ -99,30 +103,37 @@ def _diff_tensors(args, mask):
     return [a for a, g in zip(args, mask) if g and isinstance(a, (mg.Tensor, _torch().Tensor))]
 
 
-def mg_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
-                        transform=None, device="cpu"):
+def mg_forward_backward(
+    spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None, transform=None, device="cpu"
+):
     args = mg_args(sample, dtype, transform=transform, device=device)
     out = spec.fn(*args, **sample.kwargs)
     grads = []
     inputs = _diff_tensors(args, grad_mask(sample))
     if v is not None and inputs and out.requires_grad:
-        gs = mg.autograd.grad(out, inputs,
-                              grad_outputs=mg.tensor(v.astype(out.dtype), device=out.device),
-                              allow_unused=True)
+        gs = mg.autograd.grad(
+            out,
+            inputs,
+            grad_outputs=mg.tensor(v.astype(out.dtype), device=out.device),
+            allow_unused=True,
+        )
         grads = [None if g is None else _host(g) for g in gs]
     return _host(out), grads, inputs
 
 
-def torch_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None,
-                           device="cpu"):
+def torch_forward_backward(spec: OpSpec, sample: Sample, dtype, v: np.ndarray | None, device="cpu"):
     torch = _torch()
     args = torch_args(sample, dtype, device)
     out = spec.ref(torch, *args, **sample.kwargs)
     grads = []
     inputs = _diff_tensors(args, grad_mask(sample))
     if v is not None and inputs and out.requires_grad:
-        gs = torch.autograd.grad(out, inputs, grad_outputs=torch.from_numpy(
-            v.astype(_host(out).dtype)).to(out.device), allow_unused=True)
+        gs = torch.autograd.grad(
+            out,
+            inputs,
+            grad_outputs=torch.from_numpy(v.astype(_host(out).dtype)).to(out.device),
+            allow_unused=True,
+        )
         grads = [None if g is None else _host(g) for g in gs]
     return _host(out), grads
 
@@ -133,8 +144,9 @@ def assert_close(actual, expected, dtype, what: str, scale: float = 1.0):
     expected = np.asarray(expected)
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}")
-    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"] * scale,
-                               atol=tol["atol"] * scale, err_msg=what)
+    np.testing.assert_allclose(
+        actual, expected, rtol=tol["rtol"] * scale, atol=tol["atol"] * scale, err_msg=what
+    )
 
 
 def upstream(rng, shape):
@@ -158,7 +170,8 @@ def check_against_torch(spec: OpSpec, sample: Sample, dtype, device="cpu") -> di
     n = max(1, max((a.size for a in sample.args if isinstance(a, np.ndarray)), default=1))
     scale = max(1.0, float(np.sqrt(n)) / 4)  # reductions accumulate rounding with size
     assert out.dtype == ref_out.dtype or np.dtype(dtype) != np.float32, (
-        f"{spec.name}: dtype {out.dtype} != torch {ref_out.dtype}")
+        f"{spec.name}: dtype {out.dtype} != torch {ref_out.dtype}"
+    )
     assert_close(out, ref_out, dtype, f"{spec.name}[{sample.name}] forward", scale)
     assert len(grads) == len(ref_grads), f"{spec.name}: {len(grads)} grads vs {len(ref_grads)}"
     errors = {"forward": _err(out, ref_out)}
@@ -209,17 +222,30 @@ def check_double_backward(spec: OpSpec, sample: Sample, dtype, device="cpu"):
         args = mg_args(sample, dtype, device=dev)
         inputs = _diff_tensors(args, mask)
         ws = [mg.tensor(x.astype(dtype), device=dev) for x in w]
-        return _second_order(spec.fn, mg.autograd.grad, sample, args, inputs,
-                             lambda out: mg.tensor(v.astype(out.dtype), device=dev), ws)
+        return _second_order(
+            spec.fn,
+            mg.autograd.grad,
+            sample,
+            args,
+            inputs,
+            lambda out: mg.tensor(v.astype(out.dtype), device=dev),
+            ws,
+        )
 
     targs = torch_args(sample, dtype, device)
     tinputs = _diff_tensors(targs, mask)
     tws = [torch.tensor(x, dtype=tinputs[0].dtype, device=device) for x in w] if tinputs else []
     others = []
     try:
-        want = _second_order(lambda *a, **k: spec.ref(torch, *a, **k), torch.autograd.grad,
-                             sample, targs, tinputs,
-                             lambda out: torch.tensor(v, dtype=out.dtype, device=device), tws)
+        want = _second_order(
+            lambda *a, **k: spec.ref(torch, *a, **k),
+            torch.autograd.grad,
+            sample,
+            targs,
+            tinputs,
+            lambda out: torch.tensor(v, dtype=out.dtype, device=device),
+            tws,
+        )
         others.append(("torch", want))
     except RuntimeError as e:  # e.g. no double backward for torch's fused CPU attention
         if "not implemented" not in str(e):
@@ -234,14 +260,19 @@ def check_double_backward(spec: OpSpec, sample: Sample, dtype, device="cpu"):
     for who, ref in others:
         if ref is None or got is None:
             assert (ref is None) == (got is None) or not any(
-                g is not None and np.any(g) for g in (got or ref or [])), (
-                f"{spec.name}[{sample.name}]: second-order graph exists on one side only")
+                g is not None and np.any(g) for g in (got or ref or [])
+            ), f"{spec.name}[{sample.name}]: second-order graph exists on one side only"
             continue
         for k, (g, r) in enumerate(zip(got, ref)):
             g = np.zeros(shapes[k]) if g is None else g
             r = np.zeros(shapes[k]) if r is None else r
-            assert_close(g, r, dtype, f"{spec.name}[{sample.name}] double backward, input {k}, "
-                         f"vs {who}", scale)
+            assert_close(
+                g,
+                r,
+                dtype,
+                f"{spec.name}[{sample.name}] double backward, input {k}, vs {who}",
+                scale,
+            )
 
 
 def _err(a, b):
@@ -302,8 +333,7 @@ def check_noncontiguous(spec: OpSpec, sample: Sample, dtype=np.float64):
     np.testing.assert_allclose(out2, out, rtol=1e-12, atol=0, err_msg=f"{spec.name} forward")
     for g, g2 in zip(grads, grads2):
         if g is not None:
-            np.testing.assert_allclose(g2, g, rtol=1e-12, atol=1e-15,
-                                       err_msg=f"{spec.name} grad")
+            np.testing.assert_allclose(g2, g, rtol=1e-12, atol=1e-15, err_msg=f"{spec.name} grad")
 
 
 def check_inputs_unchanged(spec: OpSpec, sample: Sample, dtype=np.float64):
@@ -328,7 +358,8 @@ def check_zero_grad(spec: OpSpec, sample: Sample, dtype=np.float64):
         if g is None:
             continue
         assert g.shape == x.shape and g.dtype == x.dtype, (
-            f"{spec.name}: grad {g.shape} {g.dtype} vs input {x.shape} {x.dtype}")
+            f"{spec.name}: grad {g.shape} {g.dtype} vs input {x.shape} {x.dtype}"
+        )
         assert not np.any(g.numpy()), f"{spec.name}: zero upstream gave non-zero grad"
 
 
@@ -343,6 +374,7 @@ def check_error(spec: OpSpec, sample: Sample, exc, pattern):
     except exc as e:
         if not re.search(pattern, str(e)):
             raise AssertionError(
-                f"{spec.name}: message {str(e)!r} does not match {pattern!r}") from e
+                f"{spec.name}: message {str(e)!r} does not match {pattern!r}"
+            ) from e
         return
     raise AssertionError(f"{spec.name}: expected {exc.__name__} for {sample.name or sample.args}")

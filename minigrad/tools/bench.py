@@ -43,8 +43,9 @@ outputs: bench.md (table), bench.json (every timing), bench.png (time / PyTorch 
 
 
 # ----------------------------------------------------------------------------- timing
-def measure(fn, warmup: int = 3, reps: int = 20, max_seconds: float = 2.0,
-            min_reps: int = 3) -> dict:
+def measure(
+    fn, warmup: int = 3, reps: int = 20, max_seconds: float = 2.0, min_reps: int = 3
+) -> dict:
     """Median and quartiles (ms) of up to ``reps`` calls after ``warmup`` calls; stops after
     ``min_reps`` once ``max_seconds`` of timed calls have passed."""
     for _ in range(max(warmup, 1)):
@@ -58,14 +59,16 @@ def measure(fn, warmup: int = 3, reps: int = 20, max_seconds: float = 2.0,
         if len(times) >= min_reps and time.perf_counter() - start > max_seconds:
             break
     q1, med, q3 = np.percentile(times, [25, 50, 75])
-    return {"median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3),
-            "reps": len(times)}
+    return {"median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3), "reps": len(times)}
 
 
 def worker(framework: str, spec: dict) -> dict:
     """Run every case for one framework in this process; return {case name: {impl: t}}."""
-    kw = (dict(warmup=1, reps=3, max_seconds=0.2, min_reps=1) if spec["quick"] else
-          dict(warmup=3, reps=20, max_seconds=2.0, min_reps=3))
+    kw = (
+        dict(warmup=1, reps=3, max_seconds=0.2, min_reps=1)
+        if spec["quick"]
+        else dict(warmup=3, reps=20, max_seconds=2.0, min_reps=3)
+    )
     torch = None
     if framework == "torch":
         import torch
@@ -93,8 +96,11 @@ def worker(framework: str, spec: dict) -> dict:
                 errors.append(f"{framework} {impl}: {case['name']}: {type(e).__name__}: {e}")
                 continue
             results[case["name"]][impl] = t
-            print(f"  {framework:8s} {impl:8s} {case['name']:40s} {t['median_ms']:9.3g} ms",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {framework:8s} {impl:8s} {case['name']:40s} {t['median_ms']:9.3g} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     return {"results": results, "errors": errors, "versions": versions}
 
 
@@ -105,11 +111,24 @@ def _run_worker(framework: str, spec: dict, out_dir: str) -> dict:
         json.dump(spec, f)
     env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
     try:
-        r = subprocess.run([sys.executable, "-m", "minigrad.tools.bench", "--worker",
-                            framework, spec_path, result_path], env=env)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "minigrad.tools.bench",
+                "--worker",
+                framework,
+                spec_path,
+                result_path,
+            ],
+            env=env,
+        )
         if r.returncode != 0 or not os.path.exists(result_path):
-            return {"results": {}, "errors": [f"{framework} worker exited with "
-                                              f"{r.returncode}"], "versions": {}}
+            return {
+                "results": {},
+                "errors": [f"{framework} worker exited with {r.returncode}"],
+                "versions": {},
+            }
         with open(result_path) as f:
             return json.load(f)
     finally:
@@ -128,18 +147,28 @@ def _ratio(times: dict, impl: str) -> float | None:
 def to_markdown(report: dict) -> str:
     impls = report["impls"]
     m = report["machine"]
-    lines = [f"# minigrad bench: {m['cpu']}, {m['threads']} threads, {m['date']}", "",
-             "Median ms (± interquartile range); ratio = minigrad time / PyTorch time "
-             "(lower is better). Each framework ran in its own process.", "",
-             "| case | " + " | ".join(f"{i} ms" for i in impls) + " | "
-             + " | ".join(f"{i}/torch" for i in impls if i != "torch") + " | rate (best) |",
-             "|---|" + "---:|" * (len(impls) + len([i for i in impls if i != "torch"]) + 1)]
+    lines = [
+        f"# minigrad bench: {m['cpu']}, {m['threads']} threads, {m['date']}",
+        "",
+        "Median ms (± interquartile range); ratio = minigrad time / PyTorch time "
+        "(lower is better). Each framework ran in its own process.",
+        "",
+        "| case | "
+        + " | ".join(f"{i} ms" for i in impls)
+        + " | "
+        + " | ".join(f"{i}/torch" for i in impls if i != "torch")
+        + " | rate (best) |",
+        "|---|" + "---:|" * (len(impls) + len([i for i in impls if i != "torch"]) + 1),
+    ]
     for row in report["rows"]:
         t = row["times"]
-        cells = [f"{t[i]['median_ms']:.3g} ± {t[i]['q3_ms'] - t[i]['q1_ms']:.2g}" if i in t
-                 else "-" for i in impls]
-        ratios = [f"{r:.2f}" if (r := _ratio(t, i)) is not None else "-"
-                  for i in impls if i != "torch"]
+        cells = [
+            f"{t[i]['median_ms']:.3g} ± {t[i]['q3_ms'] - t[i]['q1_ms']:.2g}" if i in t else "-"
+            for i in impls
+        ]
+        ratios = [
+            f"{r:.2f}" if (r := _ratio(t, i)) is not None else "-" for i in impls if i != "torch"
+        ]
         mine = [i for i in t if i != "torch"]
         rate = "-"
         if mine:
@@ -167,16 +196,19 @@ def bar_chart(report: dict, path: str) -> str | None:
     height = 0.8 / len(impls)
     for j, impl in enumerate(impls):
         ys = [i + j * height for i in range(len(rows))]
-        ax.barh(ys, [_ratio(r["times"], impl) or 0.0 for r in rows], height=height,
-                label=f"minigrad {impl}")
+        ax.barh(
+            ys,
+            [_ratio(r["times"], impl) or 0.0 for r in rows],
+            height=height,
+            label=f"minigrad {impl}",
+        )
     ax.axvline(1.0, color="k", lw=1)
     ax.set_xscale("log")
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(rows))])
     ax.set_yticklabels([r["name"] for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("time / PyTorch time (log scale; < 1: faster than PyTorch)")
-    ax.set_title(f"{report['machine']['cpu']}, {report['machine']['threads']} threads",
-                 fontsize=9)
+    ax.set_title(f"{report['machine']['cpu']}, {report['machine']['threads']} threads", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -186,16 +218,27 @@ def bar_chart(report: dict, path: str) -> str | None:
 
 # ----------------------------------------------------------------------------- command
 def build_parser(prog: str = "minigrad bench") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__, epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="small cases, few repetitions")
-    p.add_argument("--only", default="", metavar="LIST",
-                   help=f"comma-separated sections out of {','.join(SECTIONS)}")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for both frameworks (default: OMP_NUM_THREADS, else cores)")
+    p.add_argument(
+        "--only",
+        default="",
+        metavar="LIST",
+        help=f"comma-separated sections out of {','.join(SECTIONS)}",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both frameworks (default: OMP_NUM_THREADS, else cores)",
+    )
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    p.add_argument("--out", default=None,
-                   help="output folder (default runs/bench-<date>-<time>)")
+    p.add_argument("--out", default=None, help="output folder (default runs/bench-<date>-<time>)")
     p.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     return p
 
@@ -214,21 +257,28 @@ def main(argv: list[str] | None = None, prog: str = "minigrad bench") -> int:
     only = [s for s in args.only.split(",") if s] or list(SECTIONS)
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
-        print(f"{prog}: error: unknown sections {unknown}; choose from {list(SECTIONS)}",
-              file=sys.stderr)
+        print(
+            f"{prog}: error: unknown sections {unknown}; choose from {list(SECTIONS)}",
+            file=sys.stderr,
+        )
         return 2
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count()
     out = args.out or os.path.join("runs", f"bench-{dt.datetime.now():%Y%m%d-%H%M%S}")
     os.makedirs(out, exist_ok=True)
-    spec = {"quick": args.quick, "threads": threads,
-            "cases": [c for c in cases(args.quick) if c["section"] in only]}
+    spec = {
+        "quick": args.quick,
+        "threads": threads,
+        "cases": [c for c in cases(args.quick) if c["section"] in only],
+    }
     frameworks = ["minigrad"]
     have_torch = importlib.util.find_spec("torch") is not None
     if have_torch and not args.no_torch:
         frameworks.append("torch")
     elif not args.no_torch:
-        print("PyTorch is not installed: timing minigrad only (pip install torch to compare)",
-              file=sys.stderr)
+        print(
+            "PyTorch is not installed: timing minigrad only (pip install torch to compare)",
+            file=sys.stderr,
+        )
     t0 = time.perf_counter()
     runs = {fw: _run_worker(fw, spec, out) for fw in frameworks}
     rows, impls = [], []
@@ -239,24 +289,39 @@ def main(argv: list[str] | None = None, prog: str = "minigrad bench") -> int:
         for impl in times:
             if impl not in impls:
                 impls.append(impl)
-        rows.append({**{k: case[k] for k in ("section", "name", "work", "unit")},
-                     "times": times,
-                     "ratio_to_torch": {i: _ratio(times, i) for i in times if i != "torch"}})
+        rows.append(
+            {
+                **{k: case[k] for k in ("section", "name", "work", "unit")},
+                "times": times,
+                "ratio_to_torch": {i: _ratio(times, i) for i in times if i != "torch"},
+            }
+        )
     order = ("numpy", "cpp", "tiled", "blocked", "torch")
     impls.sort(key=lambda i: (order.index(i) if i in order else len(order) - 1, i))
     from minigrad.tools.info import cpu_info
 
     cpu = cpu_info()
     report = {
-        "machine": {"cpu": cpu["model"], "cores": cpu["cores"], "threads": threads,
-                    "features": cpu["features"], "platform": platform.platform(),
-                    "python": platform.python_version(), "numpy": np.__version__,
-                    "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-                    "date": dt.datetime.now().isoformat(timespec="seconds"),
-                    **{k: v for fw in frameworks for k, v in runs[fw]["versions"].items()}},
-        "args": {"quick": args.quick, "only": only, "torch": "torch" in frameworks,
-                 "seconds": round(time.perf_counter() - t0, 1)},
-        "impls": impls, "rows": rows,
+        "machine": {
+            "cpu": cpu["model"],
+            "cores": cpu["cores"],
+            "threads": threads,
+            "features": cpu["features"],
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "date": dt.datetime.now().isoformat(timespec="seconds"),
+            **{k: v for fw in frameworks for k, v in runs[fw]["versions"].items()},
+        },
+        "args": {
+            "quick": args.quick,
+            "only": only,
+            "torch": "torch" in frameworks,
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        "impls": impls,
+        "rows": rows,
         "errors": [e for fw in frameworks for e in runs[fw]["errors"]],
     }
     paths = {"md": os.path.join(out, "bench.md"), "json": os.path.join(out, "bench.json")}

@@ -24,31 +24,74 @@ def cases(quick: bool) -> list[dict]:
         oh = H + 2 * p - k + 1
         flops = 2.0 * N * O * C * k * k * oh * oh
         for d in ("fwd", "bwd"):
-            out.append({"section": "conv", "name": f"conv2d {d} {name} N={N}", "dir": d,
-                        "shape": [N, C, O, H, k, p], "work": flops * (1 if d == "fwd" else 2),
-                        "unit": "GFLOP/s"})
+            out.append(
+                {
+                    "section": "conv",
+                    "name": f"conv2d {d} {name} N={N}",
+                    "dir": d,
+                    "shape": [N, C, O, H, k, p],
+                    "work": flops * (1 if d == "fwd" else 2),
+                    "unit": "GFLOP/s",
+                }
+            )
     pool = [("LeNet pool1", 32, 6, 28), ("LeNet pool2", 32, 16, 10)]
     if not quick:
         pool += [("64ch 32x32", 128, 64, 32)]
     for name, N, C, H in pool:
         nbytes = 4.0 * N * C * H * H * (1 + 3 / 4)
         for d in ("fwd", "bwd"):
-            out.append({"section": "pool", "name": f"maxpool2d {d} {name} N={N}", "dir": d,
-                        "shape": [N, C, H], "work": nbytes, "unit": "GB/s"})
+            out.append(
+                {
+                    "section": "pool",
+                    "name": f"maxpool2d {d} {name} N={N}",
+                    "dir": d,
+                    "shape": [N, C, H],
+                    "work": nbytes,
+                    "unit": "GB/s",
+                }
+            )
     for count, size in [(10, 100_000)] + ([] if quick else [(10, 1_000_000)]):
-        out.append({"section": "adam", "name": f"adam step {count * size // 10**6}M params",
-                    "shape": [count, size], "work": 7 * 4.0 * count * size, "unit": "GB/s"})
+        out.append(
+            {
+                "section": "adam",
+                "name": f"adam step {count * size // 10**6}M params",
+                "shape": [count, size],
+                "work": 7 * 4.0 * count * size,
+                "unit": "GB/s",
+            }
+        )
     for N, C in [(32, 10), (128, 10)] + ([] if quick else [(4096, 1000)]):
-        out.append({"section": "ce", "name": f"cross_entropy fwd+bwd N={N} C={C}",
-                    "shape": [N, C], "work": 3 * 4.0 * N * C, "unit": "GB/s"})
+        out.append(
+            {
+                "section": "ce",
+                "name": f"cross_entropy fwd+bwd N={N} C={C}",
+                "shape": [N, C],
+                "work": 3 * 4.0 * N * C,
+                "unit": "GB/s",
+            }
+        )
     for T in [256] + ([] if quick else [1024]):
         B = 4
-        out.append({"section": "attention", "name": f"attention fwd B*H={B} T={T} D=64",
-                    "shape": [B, T, 64], "work": 4.0 * B * T * T * 64, "unit": "GFLOP/s"})
+        out.append(
+            {
+                "section": "attention",
+                "name": f"attention fwd B*H={B} T={T} D=64",
+                "shape": [B, T, 64],
+                "work": 4.0 * B * T * T * 64,
+                "unit": "GFLOP/s",
+            }
+        )
     for N in [32] + ([] if quick else [128]):
         flops = 3 * 2.0 * N * (6 * 75 * 784 + 16 * 150 * 100 + 400 * 120 + 120 * 84 + 840)
-        out.append({"section": "train", "name": f"LeNet SGD step N={N}", "shape": [N],
-                    "work": flops, "unit": "GFLOP/s"})
+        out.append(
+            {
+                "section": "train",
+                "name": f"LeNet SGD step N={N}",
+                "shape": [N],
+                "work": flops,
+                "unit": "GFLOP/s",
+            }
+        )
     return out
 
 
@@ -60,13 +103,18 @@ def _inputs(case: dict):
     if sec == "conv":
         N, C, O, H, k, p = s
         oh = H + 2 * p - k + 1
-        return (rng.standard_normal((N, C, H, H), dtype=f32),
-                rng.standard_normal((O, C, k, k), dtype=f32) * f32(0.1),
-                rng.standard_normal(O, dtype=f32), rng.standard_normal((N, O, oh, oh), dtype=f32))
+        return (
+            rng.standard_normal((N, C, H, H), dtype=f32),
+            rng.standard_normal((O, C, k, k), dtype=f32) * f32(0.1),
+            rng.standard_normal(O, dtype=f32),
+            rng.standard_normal((N, O, oh, oh), dtype=f32),
+        )
     if sec == "pool":
         N, C, H = s
-        return (rng.standard_normal((N, C, H, H), dtype=f32),
-                rng.standard_normal((N, C, H // 2, H // 2), dtype=f32))
+        return (
+            rng.standard_normal((N, C, H, H), dtype=f32),
+            rng.standard_normal((N, C, H // 2, H // 2), dtype=f32),
+        )
     if sec == "adam":
         count, size = s
         return [rng.standard_normal(size, dtype=f32) for _ in range(2 * count)]
@@ -87,11 +135,20 @@ def _minigrad_impls(case: dict) -> dict:
     import minigrad.kernels as kernels
 
     sec = case["section"]
-    op = {"conv": "conv2d", "pool": "maxpool2d", "adam": "adam", "ce": "cross_entropy",
-          "attention": "attention"}.get(sec)
-    variants = ([v for v in kernels.available()[op] if v in kernels.VARIANTS["cpu"]]
-                if op else ["numpy", "cpp"] if "cpp" in kernels.available()["conv2d"]
-                else ["numpy"])
+    op = {
+        "conv": "conv2d",
+        "pool": "maxpool2d",
+        "adam": "adam",
+        "ce": "cross_entropy",
+        "attention": "attention",
+    }.get(sec)
+    variants = (
+        [v for v in kernels.available()[op] if v in kernels.VARIANTS["cpu"]]
+        if op
+        else ["numpy", "cpp"]
+        if "cpp" in kernels.available()["conv2d"]
+        else ["numpy"]
+    )
 
     def module(v):
         with kernels.use(op, v):
@@ -104,6 +161,7 @@ def _minigrad_impls(case: dict) -> dict:
                     if v in kernels.available()[o]:
                         stack.enter_context(kernels.use(o, v))
                 fn()
+
         return run
 
     impls = {}
@@ -137,7 +195,8 @@ def _minigrad_impls(case: dict) -> dict:
             ms = [np.zeros_like(a) for a in params]
             vs = [np.zeros_like(a) for a in params]
             impls[v] = lambda m=m, p=params, g=grads, ms=ms, vs=vs: m.adam_step(
-                p, g, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False)
+                p, g, ms, vs, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False
+            )
     elif sec == "ce":
         from minigrad.nn import functional as F
 
@@ -181,16 +240,21 @@ def _torch_impls(case: dict, torch) -> dict:
         p = case["shape"][5]
         if case["dir"] == "fwd":
             return {"torch": lambda: F.conv2d(x, w, b, padding=p)}
-        return {"torch": lambda: torch.ops.aten.convolution_backward(
-            dy, x, w, [w.shape[0]], [1, 1], [p, p], [1, 1], False, [0, 0], 1,
-            [True, True, True])}
+        return {
+            "torch": lambda: torch.ops.aten.convolution_backward(
+                dy, x, w, [w.shape[0]], [1, 1], [p, p], [1, 1], False, [0, 0], 1, [True, True, True]
+            )
+        }
     if sec == "pool":
         x, dy = data
         if case["dir"] == "fwd":
             return {"torch": lambda: F.max_pool2d_with_indices(x, 2, 2)}
         _, ind = F.max_pool2d_with_indices(x, 2, 2)
-        return {"torch": lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            dy, x, [2, 2], [2, 2], [0, 0], [1, 1], False, ind)}
+        return {
+            "torch": lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+                dy, x, [2, 2], [2, 2], [0, 0], [1, 1], False, ind
+            )
+        }
     if sec == "adam":
         count = case["shape"][0]
         params = [a.clone().requires_grad_() for a in data[:count]]
@@ -211,12 +275,24 @@ def _torch_impls(case: dict, torch) -> dict:
         def attn():
             with torch.no_grad():
                 F.scaled_dot_product_attention(q, k, v)
+
         return {"torch": attn}
     nn = torch.nn
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120),
-                          nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = data
 
@@ -225,4 +301,5 @@ def _torch_impls(case: dict, torch) -> dict:
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     return {"torch": step}

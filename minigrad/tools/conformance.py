@@ -57,8 +57,11 @@ def _kernel_names(specs) -> dict[str, list[str]]:
     from minigrad import kernels
 
     names = set(kernels.available()) | {s.kernel for s in specs if s.kernel}
-    return {k: [s.name for s in specs if s.kernel == k]
-            or [s.name for s in specs if s.name in (k, f"nn.{k}")] for k in sorted(names)}
+    return {
+        k: [s.name for s in specs if s.kernel == k]
+        or [s.name for s in specs if s.name in (k, f"nn.{k}")]
+        for k in sorted(names)
+    }
 
 
 def _deliberate_refusal(e: BaseException, dtype: str) -> bool:
@@ -83,9 +86,12 @@ def _variants(spec, device: str = "cpu") -> list[str]:
 def _rounded(sample, dtype):
     """The sample with every float array rounded to ``dtype`` and back to float64, so the
     oracle sees exactly the inputs the op under test sees."""
-    args = tuple(a.astype(dtype).astype(np.float64)
-                 if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
-                 for a in sample.args)
+    args = tuple(
+        a.astype(dtype).astype(np.float64)
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f"
+        else a
+        for a in sample.args
+    )
     return dataclasses.replace(sample, args=args)
 
 
@@ -129,9 +135,21 @@ def check_dtype(spec, variant: str, dtype: str, device: str = "cpu") -> dict:
 
     np_dtype = np.dtype(dtype)
     tol = checks.TOL[np_dtype]
-    row = {"op": spec.name, "family": spec.family, "variant": variant, "dtype": dtype,
-           "rtol": tol["rtol"], "atol": tol["atol"], "fwd_abs": 0.0, "fwd_rel": 0.0,
-           "grad_abs": 0.0, "grad_rel": 0.0, "samples": 0, "status": "pass", "detail": ""}
+    row = {
+        "op": spec.name,
+        "family": spec.family,
+        "variant": variant,
+        "dtype": dtype,
+        "rtol": tol["rtol"],
+        "atol": tol["atol"],
+        "fwd_abs": 0.0,
+        "fwd_rel": 0.0,
+        "grad_abs": 0.0,
+        "grad_rel": 0.0,
+        "samples": 0,
+        "status": "pass",
+        "detail": "",
+    }
     rng = np.random.default_rng(0)
     failures = []
     # ops whose result depends on the dtype itself (nan_to_num's default: the dtype's largest
@@ -151,8 +169,7 @@ def check_dtype(spec, variant: str, dtype: str, device: str = "cpu") -> dict:
                 else:
                     v = None
                 what = "minigrad"
-                out, grads, _ = checks.mg_forward_backward(spec, rs, np_dtype, v,
-                                                           device=device)
+                out, grads, _ = checks.mg_forward_backward(spec, rs, np_dtype, v, device=device)
                 what = "the oracle (torch float64)"
                 ref_out, ref_grads = checks.torch_forward_backward(spec, rs, oracle, v)
             except Exception as e:
@@ -163,8 +180,7 @@ def check_dtype(spec, variant: str, dtype: str, device: str = "cpu") -> dict:
                     return row
                 failures.append(f"{detail} (raised by {what})"[:300])
                 continue
-            n = max(1, max((a.size for a in sample.args if isinstance(a, np.ndarray)),
-                           default=1))
+            n = max(1, max((a.size for a in sample.args if isinstance(a, np.ndarray)), default=1))
             scale = max(1.0, math.sqrt(n) / 4)
             rtol, atol = tol["rtol"] * scale, tol["atol"] * scale
             row["samples"] += 1
@@ -209,8 +225,10 @@ def check_finite_differences(spec, variant: str) -> tuple[str, str, str]:
     samples = spec.samples(rng)
     results = []
     detail = []
-    for which, fn, wanted in (("gradcheck", checks.check_gradcheck, True),
-                              ("gradgradcheck", checks.check_gradgradcheck, spec.gradgrad)):
+    for which, fn, wanted in (
+        ("gradcheck", checks.check_gradcheck, True),
+        ("gradgradcheck", checks.check_gradgradcheck, spec.gradgrad),
+    ):
         if not wanted:
             results.append("n/a")
             continue
@@ -223,15 +241,18 @@ def check_finite_differences(spec, variant: str) -> tuple[str, str, str]:
                         raise AssertionError("returned False")
                 except Exception as e:
                     ok = False
-                    detail.append(f"{which} {sample.name}: {type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:150] if str(e) else ''}")
+                    detail.append(
+                        f"{which} {sample.name}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:150] if str(e) else ''}"
+                    )
                     break
         results.append("pass" if ok else "FAIL")
     return results[0], results[1], "; ".join(detail)
 
 
-def run(specs, dtypes=DTYPES, finite_differences=True, progress=None,
-        device: str = "cpu") -> list[dict]:
+def run(
+    specs, dtypes=DTYPES, finite_differences=True, progress=None, device: str = "cpu"
+) -> list[dict]:
     rows = []
     finite_differences = finite_differences and device == "cpu"  # gradcheck runs on the CPU
     for spec in specs:
@@ -261,11 +282,20 @@ def run(specs, dtypes=DTYPES, finite_differences=True, progress=None,
 
 
 # ----------------------------------------------------------------------------- output
-COLUMNS = [("op", "op"), ("variant", "variant"), ("dtype", "dtype"), ("fwd_abs", "fwd abs err"),
-           ("fwd_rel", "fwd rel err"), ("grad_abs", "grad abs err"), ("grad_rel", "grad rel err"),
-           ("tol", "tolerance (rtol/atol)"), ("gradcheck", "gradcheck"),
-           ("gradgradcheck", "gradgradcheck"), ("opdb", "op_db samples (pass/run)"),
-           ("status", "result")]
+COLUMNS = [
+    ("op", "op"),
+    ("variant", "variant"),
+    ("dtype", "dtype"),
+    ("fwd_abs", "fwd abs err"),
+    ("fwd_rel", "fwd rel err"),
+    ("grad_abs", "grad abs err"),
+    ("grad_rel", "grad rel err"),
+    ("tol", "tolerance (rtol/atol)"),
+    ("gradcheck", "gradcheck"),
+    ("gradgradcheck", "gradgradcheck"),
+    ("opdb", "op_db samples (pass/run)"),
+    ("status", "result"),
+]
 
 
 def _cells(row) -> list[str]:
@@ -295,23 +325,33 @@ def summary(rows) -> dict:
     counts = {"pass": 0, "FAIL": 0, "unsupported": 0}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return {"rows": len(rows), "ops": len({r["op"] for r in rows}), **counts,
-            "failed": sorted({f"{r['op']}[{r['variant']},{r['dtype']}]" for r in rows
-                              if r["status"] == "FAIL"})}
+    return {
+        "rows": len(rows),
+        "ops": len({r["op"] for r in rows}),
+        **counts,
+        "failed": sorted(
+            {f"{r['op']}[{r['variant']},{r['dtype']}]" for r in rows if r["status"] == "FAIL"}
+        ),
+    }
 
 
 def format_markdown(rows, meta) -> str:
     s = summary(rows)
-    lines = ["# minigrad conformance report", "",
-             f"Generated by `python -m minigrad.tools.conformance` ({meta['date']}, torch "
-             f"{meta['torch']}, numpy {meta['numpy']}, {meta['machine']}).", "",
-             f"**{s['ops']} ops, {s['rows']} (op, variant, dtype) rows: {s['pass']} pass, "
-             f"{s['FAIL']} fail, {s['unsupported']} unsupported.**", "",
-             "Oracle: PyTorch float64 on the same (rounded) inputs. Errors are maxima over the "
-             "spec's samples; relative error only where |oracle| > atol. gradcheck / "
-             "gradgradcheck: finite differences in float64. Tolerances: "
-             "`minigrad.testing.checks.TOL`, scaled by max(1, sqrt(n)/4) for n-element inputs.",
-             ""]
+    lines = [
+        "# minigrad conformance report",
+        "",
+        f"Generated by `python -m minigrad.tools.conformance` ({meta['date']}, torch "
+        f"{meta['torch']}, numpy {meta['numpy']}, {meta['machine']}).",
+        "",
+        f"**{s['ops']} ops, {s['rows']} (op, variant, dtype) rows: {s['pass']} pass, "
+        f"{s['FAIL']} fail, {s['unsupported']} unsupported.**",
+        "",
+        "Oracle: PyTorch float64 on the same (rounded) inputs. Errors are maxima over the "
+        "spec's samples; relative error only where |oracle| > atol. gradcheck / "
+        "gradgradcheck: finite differences in float64. Tolerances: "
+        "`minigrad.testing.checks.TOL`, scaled by max(1, sqrt(n)/4) for n-element inputs.",
+        "",
+    ]
     if s["failed"]:
         lines += ["Failing: " + ", ".join(f"`{f}`" for f in s["failed"]), ""]
     lines += _opdb_summary(rows, meta.get("opdb"))
@@ -338,14 +378,17 @@ def _opdb_summary(rows, opdb) -> list[str]:
     ops = {r["op"]: r.get("opdb", "-") for r in rows}
     covered = [op for op, c in ops.items() if c != "-"]
     total = opdb["totals"]
-    return [f"op_db samples (pass/run): PyTorch's OpInfo samples (`op_db`, float64) run "
-            f"against minigrad in `tests/test_opdb_*.py`, outputs and first-input gradients "
-            f"compared, through the tests' own harness; an op's cell sums its op_db entries "
-            f"(ops that share an entry, such as `sort` and `sort_indices`, show the same "
-            f"samples); `-` where the tests run none. **{len(covered)} of {len(ops)} ops "
-            f"here run them; the tests run {len(opdb['entries'])} op_db entries, "
-            f"{total['passed']}/{total['run']} samples pass** (the tests require >= 99% per "
-            f"entry).", ""]
+    return [
+        f"op_db samples (pass/run): PyTorch's OpInfo samples (`op_db`, float64) run "
+        f"against minigrad in `tests/test_opdb_*.py`, outputs and first-input gradients "
+        f"compared, through the tests' own harness; an op's cell sums its op_db entries "
+        f"(ops that share an entry, such as `sort` and `sort_indices`, show the same "
+        f"samples); `-` where the tests run none. **{len(covered)} of {len(ops)} ops "
+        f"here run them; the tests run {len(opdb['entries'])} op_db entries, "
+        f"{total['passed']}/{total['run']} samples pass** (the tests require >= 99% per "
+        f"entry).",
+        "",
+    ]
 
 
 def _opdb_unmapped(opdb) -> list[str]:
@@ -354,8 +397,13 @@ def _opdb_unmapped(opdb) -> list[str]:
     extra = [e for e in opdb["entries"] if not e["specs"]]
     if not extra:
         return []
-    lines = ["", "## op_db entries run in the tests without a row above", "",
-             "| op_db entry | test file | samples (pass/run) |", "|---|---|---|"]
+    lines = [
+        "",
+        "## op_db entries run in the tests without a row above",
+        "",
+        "| op_db entry | test file | samples (pass/run) |",
+        "|---|---|---|",
+    ]
     for e in extra:
         name = e["name"] + (f".{e['variant']}" if e["variant"] else "")
         lines.append(f"| {name} | {e['file']} | {e['passed']}/{e['run']} |")
@@ -368,18 +416,34 @@ def add_opdb(rows, specs, progress=None) -> dict:
     from minigrad.tools import opdb_coverage as oc
 
     listed = oc.listed_entries()
-    mapped = {k: [s.name for s in specs if k in oc.entries_for(s.name, listed)]
-              for k in listed}
-    wanted = listed if len(specs) == len(_all_spec_names()) else {
-        k: f for k, f in listed.items() if mapped[k]}
+    mapped = {k: [s.name for s in specs if k in oc.entries_for(s.name, listed)] for k in listed}
+    wanted = (
+        listed
+        if len(specs) == len(_all_spec_names())
+        else {k: f for k, f in listed.items() if mapped[k]}
+    )
     results, reason = oc.run_entries(wanted, progress=progress)
     for r in rows:
         r["opdb"] = oc.cell(r["op"], results, listed) if not reason else "-"
-    entries = [{"name": k[0], "variant": k[1], "file": v["file"], "passed": v["passed"],
-                "run": v["run"], "specs": mapped[k]} for k, v in sorted(results.items())]
-    return {"reason": reason, "entries": entries,
-            "totals": {"passed": sum(e["passed"] for e in entries),
-                       "run": sum(e["run"] for e in entries)}}
+    entries = [
+        {
+            "name": k[0],
+            "variant": k[1],
+            "file": v["file"],
+            "passed": v["passed"],
+            "run": v["run"],
+            "specs": mapped[k],
+        }
+        for k, v in sorted(results.items())
+    ]
+    return {
+        "reason": reason,
+        "entries": entries,
+        "totals": {
+            "passed": sum(e["passed"] for e in entries),
+            "run": sum(e["run"] for e in entries),
+        },
+    }
 
 
 def _all_spec_names() -> list[str]:
@@ -391,38 +455,63 @@ def _all_spec_names() -> list[str]:
 def _meta() -> dict:
     import torch
 
-    return {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-            "numpy": np.__version__, "machine": f"{platform.machine()} {platform.system()}",
-            "python": platform.python_version()}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "machine": f"{platform.machine()} {platform.system()}",
+        "python": platform.python_version(),
+    }
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="minigrad conformance",
-        description="Check every op against PyTorch float64 and finite differences.")
-    parser.add_argument("--op", action="append", default=[], metavar="NAME",
-                        help="only this op (repeatable, or comma-separated)")
-    parser.add_argument("--dtype", action="append", default=[], choices=DTYPES,
-                        help="only this dtype (repeatable)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                        help="write DIR/conformance.json and DIR/conformance.md (default: "
-                        f"{DEFAULT_OUT}; --out docs regenerates the committed report)")
-    parser.add_argument("--no-fd", action="store_true",
-                        help="skip the finite-difference gradcheck/gradgradcheck")
-    parser.add_argument("--no-opdb", action="store_true",
-                        help="skip the op_db column (PyTorch's OpInfo samples run through "
-                        "the tests' harness, tests/test_opdb_*.py)")
+        description="Check every op against PyTorch float64 and finite differences.",
+    )
+    parser.add_argument(
+        "--op",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this op (repeatable, or comma-separated)",
+    )
+    parser.add_argument(
+        "--dtype", action="append", default=[], choices=DTYPES, help="only this dtype (repeatable)"
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="write DIR/conformance.json and DIR/conformance.md (default: "
+        f"{DEFAULT_OUT}; --out docs regenerates the committed report)",
+    )
+    parser.add_argument(
+        "--no-fd", action="store_true", help="skip the finite-difference gradcheck/gradgradcheck"
+    )
+    parser.add_argument(
+        "--no-opdb",
+        action="store_true",
+        help="skip the op_db column (PyTorch's OpInfo samples run through "
+        "the tests' harness, tests/test_opdb_*.py)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="run minigrad on this device and its kernel variants (cuda: "
-                        "cuda, cupy; needs CuPy and a GPU; finite differences stay on the CPU)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="run minigrad on this device and its kernel variants (cuda: "
+        "cuda, cupy; needs CuPy and a GPU; finite differences stay on the CPU)",
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda":
         import minigrad
 
         if not minigrad.cuda_available():
-            print("minigrad: error: --device cuda needs CuPy and a CUDA GPU (none found)",
-                  file=sys.stderr)
+            print(
+                "minigrad: error: --device cuda needs CuPy and a CUDA GPU (none found)",
+                file=sys.stderr,
+            )
             return 2
 
     from minigrad.testing.opinfo import all_specs
@@ -434,9 +523,12 @@ def main(argv=None) -> int:
         kernels = _kernel_names(specs)
         unknown = [n for n in names if n not in valid and not kernels.get(n)]
         if unknown:
-            print(f"minigrad conformance: unknown op(s): {', '.join(unknown)}\n"
-                  f"valid ops: {', '.join(valid)}\nkernel names: "
-                  f"{', '.join(k for k, v in kernels.items() if v)}", file=sys.stderr)
+            print(
+                f"minigrad conformance: unknown op(s): {', '.join(unknown)}\n"
+                f"valid ops: {', '.join(valid)}\nkernel names: "
+                f"{', '.join(k for k, v in kernels.items() if v)}",
+                file=sys.stderr,
+            )
             return 2
         wanted = {n for n in names if n in valid}  # a spec name means that spec only
         wanted |= {op for n in names if n not in valid for op in kernels[n]}
@@ -445,32 +537,45 @@ def main(argv=None) -> int:
     try:
         import torch  # noqa: F401
     except ImportError as e:
-        print(f"minigrad: error: the conformance suite compares every op with PyTorch, which "
-              f"is not importable here ({e}): install it with `pip install torch`",
-              file=sys.stderr)
+        print(
+            f"minigrad: error: the conformance suite compares every op with PyTorch, which "
+            f"is not importable here ({e}): install it with `pip install torch`",
+            file=sys.stderr,
+        )
         return 2
 
     def progress(row):
         if not args.quiet:
-            print(f"  {row['op']:<20} {row['variant']:<8} {row['dtype']:<8} {row['status']}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {row['op']:<20} {row['variant']:<8} {row['dtype']:<8} {row['status']}",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    rows = run(specs, dtypes, finite_differences=not args.no_fd, progress=progress,
-               device=args.device)
+    rows = run(
+        specs, dtypes, finite_differences=not args.no_fd, progress=progress, device=args.device
+    )
     meta = {**_meta(), "device": args.device}
     if not args.no_opdb:
+
         def opdb_progress(name, variant, row):
             if not args.quiet:
-                print(f"  op_db {name + ('.' + variant if variant else ''):<40} "
-                      f"{row['passed']}/{row['run']}", file=sys.stderr, flush=True)
+                print(
+                    f"  op_db {name + ('.' + variant if variant else ''):<40} "
+                    f"{row['passed']}/{row['run']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         meta["opdb"] = add_opdb(rows, specs, opdb_progress)
     s = summary(rows)
     if not args.quiet:
         print(format_table(rows))
-    print(f"{s['ops']} ops, {s['rows']} rows: {s['pass']} pass, {s['FAIL']} fail, "
-          f"{s['unsupported']} unsupported" + (f" (failing: {', '.join(s['failed'])})"
-                                                if s["failed"] else ""))
+    print(
+        f"{s['ops']} ops, {s['rows']} rows: {s['pass']} pass, {s['FAIL']} fail, "
+        f"{s['unsupported']} unsupported"
+        + (f" (failing: {', '.join(s['failed'])})" if s["failed"] else "")
+    )
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "conformance.json")
     md_path = os.path.join(args.out, "conformance.md")

@@ -36,8 +36,7 @@ from minigrad.data import cifar10
 
 __all__ = ["CLASSES", "check", "convert", "main", "build_parser"]
 
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-           "truck")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 DEFAULT_DIR = "data"
 OFFICIAL = {"train": 50000, "test": 10000}
@@ -68,8 +67,11 @@ def _locate(path: str) -> tuple[str, str | None, str | None]:
         root = path
     folder = os.path.join(root, cifar10.FOLDER)
     tarball = os.path.join(root, cifar10.TARBALL)
-    return (root, folder if os.path.isdir(folder) else None,
-            tarball if os.path.isfile(tarball) else None)
+    return (
+        root,
+        folder if os.path.isdir(folder) else None,
+        tarball if os.path.isfile(tarball) else None,
+    )
 
 
 def _not_found(path: str) -> str:
@@ -90,8 +92,7 @@ def _infer_counts(folder: str) -> dict:
             raise DataError(f"{folder}: incomplete CIFAR-10 folder, missing {fname}")
         try:
             obj = cifar10.restricted_load(path)
-            counts[key] = int(np.asarray(obj[b"data"] if b"data" in obj else obj["data"])
-                              .shape[0])
+            counts[key] = int(np.asarray(obj[b"data"] if b"data" in obj else obj["data"]).shape[0])
         except (ValueError, pickle.UnpicklingError, KeyError, TypeError) as e:
             raise DataError(f"{path}: {e}") from None
     return counts
@@ -119,33 +120,40 @@ def check(path: str = DEFAULT_DIR, any_size: bool = False) -> dict:
         counts = _infer_counts(folder) if any_size else None
         try:
             totals = cifar10.validate_folder(folder, counts)
-            train = cifar10.CIFAR10(os.path.dirname(folder), train=True,
-                                    _expected_counts=counts)
-            test = cifar10.CIFAR10(os.path.dirname(folder), train=False,
-                                   _expected_counts=counts)
+            train = cifar10.CIFAR10(os.path.dirname(folder), train=True, _expected_counts=counts)
+            test = cifar10.CIFAR10(os.path.dirname(folder), train=False, _expected_counts=counts)
         except (ValueError, pickle.UnpicklingError, FileNotFoundError) as e:
             raise DataError(f"CIFAR-10 copy in {root} is unusable: {e}") from None
-        report.update({
-            "train": totals["train"], "test": totals["test"], "classes": list(train.classes),
-            "train_per_class": np.bincount(train.targets, minlength=10).tolist(),
-            "test_per_class": np.bincount(test.targets, minlength=10).tolist(),
-            "official_size": totals == OFFICIAL,
-        })
+        report.update(
+            {
+                "train": totals["train"],
+                "test": totals["test"],
+                "classes": list(train.classes),
+                "train_per_class": np.bincount(train.targets, minlength=10).tolist(),
+                "test_per_class": np.bincount(test.targets, minlength=10).tolist(),
+                "official_size": totals == OFFICIAL,
+            }
+        )
     return report
 
 
 def format_check(r: dict) -> str:
     where = r["folder"] or r["tarball"]
-    lines = [f"CIFAR-10 in {where}: OK (structure checked: 6 batch files, uint8 images, "
-             "labels 0..9, 10 class names)",
-             f"  {r['train']} train + {r['test']} test images"
-             + ("" if r["official_size"] else " (not the official 50000 + 10000)"),
-             f"  classes: {', '.join(r['classes'])}",
-             f"  train per class: {r['train_per_class']}",
-             f"  test per class:  {r['test_per_class']}"]
+    lines = [
+        f"CIFAR-10 in {where}: OK (structure checked: 6 batch files, uint8 images, "
+        "labels 0..9, 10 class names)",
+        f"  {r['train']} train + {r['test']} test images"
+        + ("" if r["official_size"] else " (not the official 50000 + 10000)"),
+        f"  classes: {', '.join(r['classes'])}",
+        f"  train per class: {r['train_per_class']}",
+        f"  test per class:  {r['test_per_class']}",
+    ]
     if r["tarball"]:
-        kind = ("the official archive" if r["official"] else
-                "not the official archive: accepted through the structural checks")
+        kind = (
+            "the official archive"
+            if r["official"]
+            else "not the official archive: accepted through the structural checks"
+        )
         lines.append(f"  {r['tarball']}: MD5 {r['tarball_md5']} ({kind})")
     lines.append(f"train on it with: minigrad train --data-dir {r['root']}")
     return "\n".join(lines)
@@ -155,8 +163,9 @@ def format_check(r: dict) -> str:
 def _class_index(name: str, where: str) -> int:
     low = name.lower()
     if low not in CLASSES:
-        raise DataError(f"{where}: unknown class folder {name!r}; CIFAR-10's classes are "
-                        f"{', '.join(CLASSES)}")
+        raise DataError(
+            f"{where}: unknown class folder {name!r}; CIFAR-10's classes are {', '.join(CLASSES)}"
+        )
     return CLASSES.index(low)
 
 
@@ -179,7 +188,8 @@ def _scan(src: str):
     if os.path.isdir(src):
         for split in sorted(os.listdir(src)):
             if split.lower() not in ("train", "test") or not os.path.isdir(
-                    os.path.join(src, split)):
+                os.path.join(src, split)
+            ):
                 continue
             for cls in sorted(os.listdir(os.path.join(src, split))):
                 cdir = os.path.join(src, split, cls)
@@ -217,25 +227,38 @@ def _decode(read, where: str, Image) -> np.ndarray:
 
 def _write_batches(out: str, split: dict, train_per_batch: int) -> None:
     def write(fname, rows, label):
-        batch = {b"batch_label": label.encode(),
-                 b"labels": [r[1] for r in rows],
-                 b"data": np.stack([r[2] for r in rows]),
-                 b"filenames": [r[0].encode() for r in rows]}
+        batch = {
+            b"batch_label": label.encode(),
+            b"labels": [r[1] for r in rows],
+            b"data": np.stack([r[2] for r in rows]),
+            b"filenames": [r[0].encode() for r in rows],
+        }
         with open(os.path.join(out, fname), "wb") as f:
             pickle.dump(batch, f, protocol=4)
 
     train = split["train"]
     for i in range(5):
-        write(f"data_batch_{i + 1}", train[i * train_per_batch:(i + 1) * train_per_batch],
-              f"training batch {i + 1} of 5")
+        write(
+            f"data_batch_{i + 1}",
+            train[i * train_per_batch : (i + 1) * train_per_batch],
+            f"training batch {i + 1} of 5",
+        )
     write("test_batch", split["test"], "testing batch 1 of 1")
     with open(os.path.join(out, cifar10.META_FILE), "wb") as f:
-        pickle.dump({b"label_names": [c.encode() for c in CLASSES],
-                     b"num_cases_per_batch": train_per_batch, b"num_vis": 3072}, f, protocol=4)
+        pickle.dump(
+            {
+                b"label_names": [c.encode() for c in CLASSES],
+                b"num_cases_per_batch": train_per_batch,
+                b"num_vis": 3072,
+            },
+            f,
+            protocol=4,
+        )
 
 
-def convert(src: str, out: str = DEFAULT_DIR, any_size: bool = False, force: bool = False,
-            seed: int = 0) -> dict:
+def convert(
+    src: str, out: str = DEFAULT_DIR, any_size: bool = False, force: bool = False, seed: int = 0
+) -> dict:
     """Build ``out/cifar-10-batches-py`` from ``src/{train,test}/<class>/*.png|jpg``.
 
     Images are ordered by ``<class>_<file stem>`` and shuffled with ``random.Random(seed)``
@@ -244,35 +267,44 @@ def convert(src: str, out: str = DEFAULT_DIR, any_size: bool = False, force: boo
     try:
         from PIL import Image
     except ImportError:
-        raise DataError("`minigrad data convert` needs Pillow to read PNG/JPEG files: "
-                        "pip install pillow (the [plot] extra brings it too)") from None
+        raise DataError(
+            "`minigrad data convert` needs Pillow to read PNG/JPEG files: "
+            "pip install pillow (the [plot] extra brings it too)"
+        ) from None
     src = os.path.abspath(os.path.expanduser(src))
     out = os.path.abspath(os.path.expanduser(out))
     if not os.path.exists(src):
         raise DataError(f"{src} does not exist")
     dest = os.path.join(out, cifar10.FOLDER)
     if os.path.exists(dest) and not force:
-        raise DataError(f"{dest} already exists; check it with `minigrad data check {out}`, "
-                        "or pass --force to replace it")
+        raise DataError(
+            f"{dest} already exists; check it with `minigrad data check {out}`, "
+            "or pass --force to replace it"
+        )
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
+
         def tqdm(x, **kw):
             return x
+
     split: dict[str, list] = {"train": [], "test": []}
-    for part, cls, name, read in tqdm(_scan(src), desc="reading images", unit="img",
-                                      disable=None):
+    for part, cls, name, read in tqdm(_scan(src), desc="reading images", unit="img", disable=None):
         where = f"{src}: {part}/{cls}/{name}"
         label = _class_index(cls, where)
         stem = os.path.splitext(name)[0]
         split[part].append((f"{CLASSES[label]}_{stem}.png", label, _decode(read, where, Image)))
     n_train, n_test = len(split["train"]), len(split["test"])
     if n_train == 0 or n_test == 0:
-        raise DataError(f"{src}: found {n_train} train and {n_test} test images; expected "
-                        "images in SRC/train/<class>/ and SRC/test/<class>/ (png or jpg)")
+        raise DataError(
+            f"{src}: found {n_train} train and {n_test} test images; expected "
+            "images in SRC/train/<class>/ and SRC/test/<class>/ (png or jpg)"
+        )
     if not any_size and (n_train, n_test) != (OFFICIAL["train"], OFFICIAL["test"]):
-        raise DataError(f"{src}: found {n_train} train and {n_test} test images, CIFAR-10 has "
-                        "50000 and 10000; pass --any-size to convert a smaller copy anyway")
+        raise DataError(
+            f"{src}: found {n_train} train and {n_test} test images, CIFAR-10 has "
+            "50000 and 10000; pass --any-size to convert a smaller copy anyway"
+        )
     if n_train % 5:
         raise DataError(f"{src}: {n_train} train images do not split into 5 equal batches")
     rng = random.Random(seed)
@@ -293,32 +325,57 @@ def convert(src: str, out: str = DEFAULT_DIR, any_size: bool = False, force: boo
         os.replace(folder, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {"folder": dest, "train": n_train, "test": n_test,
-            "train_per_class": np.bincount([r[1] for r in split["train"]], minlength=10).tolist(),
-            "official_size": (n_train, n_test) == (OFFICIAL["train"], OFFICIAL["test"])}
+    return {
+        "folder": dest,
+        "train": n_train,
+        "test": n_test,
+        "train_per_class": np.bincount([r[1] for r in split["train"]], minlength=10).tolist(),
+        "official_size": (n_train, n_test) == (OFFICIAL["train"], OFFICIAL["test"]),
+    }
 
 
 # ----------------------------------------------------------------------------- command
 def build_parser(prog: str = "minigrad data") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0] + "\n\n" +
-                                __doc__.split("\n\n", 1)[1],
-                                epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 1)[1],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="action", metavar="{check,convert}")
-    c = sub.add_parser("check", help="validate a CIFAR-10 copy (structure, counts, MD5)",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("dir", nargs="?", default=DEFAULT_DIR,
-                   help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz "
-                   "(default ./data), or that folder or tarball itself")
-    c.add_argument("--any-size", action="store_true",
-                   help="accept counts other than 50000/10000 (small test copies)")
-    v = sub.add_parser("convert", help="build the layout from class folders of images",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c = sub.add_parser(
+        "check",
+        help="validate a CIFAR-10 copy (structure, counts, MD5)",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument(
+        "dir",
+        nargs="?",
+        default=DEFAULT_DIR,
+        help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz "
+        "(default ./data), or that folder or tarball itself",
+    )
+    c.add_argument(
+        "--any-size",
+        action="store_true",
+        help="accept counts other than 50000/10000 (small test copies)",
+    )
+    v = sub.add_parser(
+        "convert",
+        help="build the layout from class folders of images",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     v.add_argument("src", help="folder (or .tar/.tar.gz) with {train,test}/<class>/*.png|jpg")
-    v.add_argument("--out", default=DEFAULT_DIR,
-                   help="data dir to write cifar-10-batches-py/ into (default ./data)")
-    v.add_argument("--any-size", action="store_true",
-                   help="allow other counts than 50000 train / 10000 test")
+    v.add_argument(
+        "--out",
+        default=DEFAULT_DIR,
+        help="data dir to write cifar-10-batches-py/ into (default ./data)",
+    )
+    v.add_argument(
+        "--any-size", action="store_true", help="allow other counts than 50000 train / 10000 test"
+    )
     v.add_argument("--force", action="store_true", help="replace an existing copy")
     v.add_argument("--seed", type=int, default=0, help="shuffle seed of the batches (0)")
     return p
@@ -334,8 +391,9 @@ def main(argv: list[str] | None = None, prog: str = "minigrad data") -> int:
         if args.action == "check":
             print(format_check(check(args.dir, any_size=args.any_size)))
         else:
-            r = convert(args.src, args.out, any_size=args.any_size, force=args.force,
-                        seed=args.seed)
+            r = convert(
+                args.src, args.out, any_size=args.any_size, force=args.force, seed=args.seed
+            )
             print(f"wrote {r['train']} train and {r['test']} test images to {r['folder']}")
             if not r["official_size"]:
                 print("note: not the official 50000/10000 split; `minigrad train` expects it")

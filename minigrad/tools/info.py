@@ -28,8 +28,19 @@ examples:
 """
 
 # Instruction-set extensions the C++ kernels' compiler can use (x86 and Arm names).
-CPU_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16",
-                "amx_tile", "neon", "asimd", "sve")
+CPU_FEATURES = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_bf16",
+    "amx_tile",
+    "neon",
+    "asimd",
+    "sve",
+)
 
 
 def _version(dist: str) -> str | None:
@@ -57,9 +68,13 @@ def cpu_info() -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         usable = os.cpu_count()
-    return {"model": model, "cores": os.cpu_count(), "usable_cores": usable,
-            "machine": platform.machine(),
-            "features": [f for f in CPU_FEATURES if f in flags]}
+    return {
+        "model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "machine": platform.machine(),
+        "features": [f for f in CPU_FEATURES if f in flags],
+    }
 
 
 def collect() -> dict:
@@ -81,12 +96,14 @@ def collect() -> dict:
             for i in range(info["cuda_devices"]):
                 props = cp.cuda.runtime.getDeviceProperties(i)
                 name = props["name"]
-                devices["cuda"].append({
-                    "index": i,
-                    "name": name.decode() if isinstance(name, bytes) else str(name),
-                    "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
-                    "compute_capability": f"{props['major']}.{props['minor']}",
-                })
+                devices["cuda"].append(
+                    {
+                        "index": i,
+                        "name": name.decode() if isinstance(name, bytes) else str(name),
+                        "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                        "compute_capability": f"{props['major']}.{props['minor']}",
+                    }
+                )
         except Exception as e:  # no CuPy, or a driver problem: report, do not fail
             devices["cuda"].append({"error": f"{type(e).__name__}: {e}"})
 
@@ -106,18 +123,29 @@ def collect() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "native": {
-            "_C": info["_C"], "_C_error": info["_C_error"], "_C_built_with": built_with,
-            "_cuda": info["_cuda"], "_cuda_error": info["_cuda_error"],
+            "_C": info["_C"],
+            "_C_error": info["_C_error"],
+            "_C_built_with": built_with,
+            "_cuda": info["_cuda"],
+            "_cuda_error": info["_cuda_error"],
             "openmp_threads": info["openmp_threads"],
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         },
         "build": info.get("build"),
-        "kernels": {"available": available, "default": default,
-                    "MINIGRAD_KERNELS": os.environ.get("MINIGRAD_KERNELS")},
+        "kernels": {
+            "available": available,
+            "default": default,
+            "MINIGRAD_KERNELS": os.environ.get("MINIGRAD_KERNELS"),
+        },
         "devices": devices,
-        "versions": {"numpy": np.__version__, "cupy": _cupy_version(),
-                     "torch": _version("torch"), "tqdm": _version("tqdm"),
-                     "matplotlib": _version("matplotlib"), "pillow": _version("pillow")},
+        "versions": {
+            "numpy": np.__version__,
+            "cupy": _cupy_version(),
+            "torch": _version("torch"),
+            "tqdm": _version("tqdm"),
+            "matplotlib": _version("matplotlib"),
+            "pillow": _version("pillow"),
+        },
     }
 
 
@@ -131,10 +159,14 @@ def _cupy_version() -> str | None:
 
 def _build_lines(build: dict | None) -> list[str]:
     if not build:
-        return ["  none: installed before build records existed, or a source checkout that "
-                "was never built; (re)install with `pip install -e .`"]
-    out = [f"  built {build.get('built_at')} with Python {build.get('python')}, pybind11 "
-           f"{build.get('pybind11')}, {build.get('jobs')} parallel jobs"]
+        return [
+            "  none: installed before build records existed, or a source checkout that "
+            "was never built; (re)install with `pip install -e .`"
+        ]
+    out = [
+        f"  built {build.get('built_at')} with Python {build.get('python')}, pybind11 "
+        f"{build.get('pybind11')}, {build.get('jobs')} parallel jobs"
+    ]
     env = build.get("env") or {}
     if env:
         out.append("  environment: " + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
@@ -154,61 +186,79 @@ def _build_lines(build: dict | None) -> list[str]:
 def format_text(data: dict) -> str:
     n = data["native"]
     cpu = data["devices"]["cpu"]
-    lines = [f"minigrad {data['minigrad'] or '(not installed as a package)'} at "
-             f"{data['location']}",
-             f"python {data['python']} on {data['platform']}", "", "native kernels:"]
+    lines = [
+        f"minigrad {data['minigrad'] or '(not installed as a package)'} at {data['location']}",
+        f"python {data['python']} on {data['platform']}",
+        "",
+        "native kernels:",
+    ]
     exts = (data["build"] or {}).get("extensions") or {}
 
     def stale(name):  # a module left from an earlier build that the last install skipped
         ext = exts.get(f"minigrad.{name}") or {}
         if n[name] and ext.get("status") in ("skipped", "failed"):
-            return (f"; left from an earlier build: the last install {ext['status']} it "
-                    f"({ext.get('reason')})")
+            return (
+                f"; left from an earlier build: the last install {ext['status']} it "
+                f"({ext.get('reason')})"
+            )
         return ""
 
     if n["_C"]:
         flags = (n["_C_built_with"] or {}).get("flags", "")
-        lines.append(f"  minigrad._C     imports (C++ CPU kernels; OpenMP threads "
-                     f"{n['openmp_threads']}; flags {flags}{stale('_C')})")
+        lines.append(
+            f"  minigrad._C     imports (C++ CPU kernels; OpenMP threads "
+            f"{n['openmp_threads']}; flags {flags}{stale('_C')})"
+        )
     else:
-        lines.append(f"  minigrad._C     MISSING: {n['_C_error']} -> ops run on NumPy "
-                     "(slower); reinstall with `pip install -e .` and read its error")
+        lines.append(
+            f"  minigrad._C     MISSING: {n['_C_error']} -> ops run on NumPy "
+            "(slower); reinstall with `pip install -e .` and read its error"
+        )
     if n["_cuda"]:
         lines.append(f"  minigrad._cuda  imports (CUDA kernels{stale('_cuda')})")
     else:
         lines.append(f"  minigrad._cuda  not available: {n['_cuda_error']}")
     lines += ["", "build record (minigrad/_build.json):", *_build_lines(data["build"])]
-    lines += ["", "devices:",
-              f"  cpu: {cpu['model']}, {cpu['usable_cores']} usable of {cpu['cores']} cores, "
-              f"features {' '.join(cpu['features']) or '(none detected)'}"]
+    lines += [
+        "",
+        "devices:",
+        f"  cpu: {cpu['model']}, {cpu['usable_cores']} usable of {cpu['cores']} cores, "
+        f"features {' '.join(cpu['features']) or '(none detected)'}",
+    ]
     if n["OMP_NUM_THREADS"]:
         lines.append(f"  OMP_NUM_THREADS={n['OMP_NUM_THREADS']}")
     for gpu in data["devices"]["cuda"]:
         if "error" in gpu:
             lines.append(f"  cuda: {gpu['error']}")
         else:
-            lines.append(f"  cuda:{gpu['index']}: {gpu['name']}, {gpu['memory_gib']} GiB, "
-                         f"compute capability {gpu['compute_capability']}")
+            lines.append(
+                f"  cuda:{gpu['index']}: {gpu['name']}, {gpu['memory_gib']} GiB, "
+                f"compute capability {gpu['compute_capability']}"
+            )
     if not data["devices"]["cuda"]:
         lines.append("  cuda: none (needs a CUDA GPU and CuPy: pip install -e '.[cuda]')")
     k = data["kernels"]
     lines += ["", "kernels (default cpu / cuda variant; available variants):"]
     for op, variants in k["available"].items():
         d = k["default"][op]
-        lines.append(f"  {op:14s} {d['cpu'] or '-':8s} {d['cuda'] or '-':8s} "
-                     f"{', '.join(variants)}")
+        lines.append(f"  {op:14s} {d['cpu'] or '-':8s} {d['cuda'] or '-':8s} {', '.join(variants)}")
     if k["MINIGRAD_KERNELS"]:
         lines.append(f"  MINIGRAD_KERNELS={k['MINIGRAD_KERNELS']}")
-    lines += ["", "versions: " + ", ".join(
-        f"{name} {v or '-'}" for name, v in data["versions"].items())]
+    lines += [
+        "",
+        "versions: " + ", ".join(f"{name} {v or '-'}" for name, v in data["versions"].items()),
+    ]
     return "\n".join(lines)
 
 
 def build_parser(prog: str = "minigrad info") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=prog, description="Report the build (which native kernels were compiled, or why "
+        prog=prog,
+        description="Report the build (which native kernels were compiled, or why "
         "not), devices, kernel variants, OpenMP threads, CPU features and library versions.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 

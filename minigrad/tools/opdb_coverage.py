@@ -18,24 +18,35 @@ import os
 import sys
 import warnings
 
-TESTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "tests")
+TESTS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "tests"
+)
 
 # OpSpec names whose op_db entries are not found by the name rules of ``entries_for``
 ALIASES = {
-    "max_dim": [("max", "reduction_with_dim")], "min_dim": [("min", "reduction_with_dim")],
-    "max_all_ties": [("max", "reduction_no_dim")], "getitem": [("__getitem__", "")],
+    "max_dim": [("max", "reduction_with_dim")],
+    "min_dim": [("min", "reduction_with_dim")],
+    "max_all_ties": [("max", "reduction_no_dim")],
+    "getitem": [("__getitem__", "")],
     "matmul": [("mm", ""), ("bmm", ""), ("__rmatmul__", "")],
-    "clamp_tensor": [("clamp", "")], "scatter_value": [("scatter", "")],
-    "sort_indices": [("sort", "")], "topk_indices": [("topk", "")],
-    "kthvalue_indices": [("kthvalue", "")], "median_indices": [("median", "")],
-    "relu": [("nn.functional.relu", "")], "nn.softmax": [("softmax", "")],
-    "nn.log_softmax": [("log_softmax", "")], "nn.sigmoid": [("sigmoid", "")],
-    "nn.tanh": [("tanh", "")], "pad": [("nn.functional.pad", "*")],
+    "clamp_tensor": [("clamp", "")],
+    "scatter_value": [("scatter", "")],
+    "sort_indices": [("sort", "")],
+    "topk_indices": [("topk", "")],
+    "kthvalue_indices": [("kthvalue", "")],
+    "median_indices": [("median", "")],
+    "relu": [("nn.functional.relu", "")],
+    "nn.softmax": [("softmax", "")],
+    "nn.log_softmax": [("log_softmax", "")],
+    "nn.sigmoid": [("sigmoid", "")],
+    "nn.tanh": [("tanh", "")],
+    "pad": [("nn.functional.pad", "*")],
     "nn.pad_constant": [("nn.functional.pad", "constant")],
     "nn.pad_reflect": [("nn.functional.pad", "reflect")],
-    "nn.pad_replicate": [("nn.functional.pad", "replicate"),
-                         ("nn.functional.pad", "replicate_negative")],
+    "nn.pad_replicate": [
+        ("nn.functional.pad", "replicate"),
+        ("nn.functional.pad", "replicate_negative"),
+    ],
     "nn.pad_circular": [("nn.functional.pad", "circular")],
 }
 
@@ -51,8 +62,11 @@ def listed_entries(tests_dir: str = TESTS_DIR) -> dict[tuple[str, str], str]:
         with open(os.path.join(tests_dir, fname)) as f:
             tree = ast.parse(f.read())
         for node in tree.body:
-            if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                    and getattr(node.targets[0], "id", None) == "OPS"):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and getattr(node.targets[0], "id", None) == "OPS"
+            ):
                 for item in ast.literal_eval(node.value):
                     key = (item, "") if isinstance(item, str) else tuple(item)
                     out.setdefault(key, fname)
@@ -65,7 +79,7 @@ def entries_for(spec_name: str, listed) -> list[tuple[str, str]]:
     names = {spec_name, "nn.functional." + spec_name}
     for prefix in ("nn.", "F."):
         if spec_name.startswith(prefix):
-            names.add("nn.functional." + spec_name[len(prefix):])
+            names.add("nn.functional." + spec_name[len(prefix) :])
     wanted = [k for k in listed if k[0] in names]
     for name, variant in ALIASES.get(spec_name, []):
         wanted += [k for k in listed if k[0] == name and variant in ("*", k[1])]
@@ -81,8 +95,9 @@ def _tests_on_path(tests_dir):
         sys.path.remove(tests_dir)
 
 
-def run_entries(entries: dict[tuple[str, str], str], tests_dir: str = TESTS_DIR,
-                progress=None) -> tuple[dict, str]:
+def run_entries(
+    entries: dict[tuple[str, str], str], tests_dir: str = TESTS_DIR, progress=None
+) -> tuple[dict, str]:
     """Run every sample of each (name, variant) through its test file's harness.
     Returns ({(name, variant): {"passed", "run", "file"}}, reason-if-nothing-ran)."""
     if not entries:

@@ -84,8 +84,10 @@ class Checkpoint(Function):
         if create_graph:  # differentiate through the original inputs: double backward
             inputs = [t if n else t.detach() for t, n in zip(saved, ctx.needs_input_grad)]
         else:
-            inputs = [t.detach().requires_grad_(n) if n else t.detach()
-                      for t, n in zip(saved, ctx.needs_input_grad)]
+            inputs = [
+                t.detach().requires_grad_(n) if n else t.detach()
+                for t, n in zip(saved, ctx.needs_input_grad)
+            ]
         with enable_grad():
             outs = ctx.run.recompute(inputs)
         roots, root_grads = [], []
@@ -95,8 +97,9 @@ class Checkpoint(Function):
                 root_grads.append(g)
         targets = list(inputs) + list(leaves)
         needs = ctx.needs_input_grad
-        capture = [t._edge() if (need and t.requires_grad) else None
-                   for t, need in zip(targets, needs)]
+        capture = [
+            t._edge() if (need and t.requires_grad) else None for t, need in zip(targets, needs)
+        ]
         if not roots:
             return (None,) * len(targets)
         # The captured nodes' tensor hooks run in the outer backward, once: not here too.
@@ -105,9 +108,14 @@ class Checkpoint(Function):
         for node, _ in stripped:
             node._hooks = None
         try:
-            got = autograd.run_backward(roots, root_grads, retain_graph=create_graph,
-                                        create_graph=create_graph, capture=capture,
-                                        accumulate=False)
+            got = autograd.run_backward(
+                roots,
+                root_grads,
+                retain_graph=create_graph,
+                create_graph=create_graph,
+                capture=capture,
+                accumulate=False,
+            )
         finally:
             for node, hooks in stripped:
                 node._hooks = hooks
@@ -142,9 +150,16 @@ class _Run:
         return outs
 
 
-def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
-               determinism_check: str = "default", debug: bool = False,
-               preserve_rng_state: bool = True, **kwargs):
+def checkpoint(
+    fn,
+    *args,
+    use_reentrant: bool | None = False,
+    context_fn=None,
+    determinism_check: str = "default",
+    debug: bool = False,
+    preserve_rng_state: bool = True,
+    **kwargs,
+):
     """``fn(*args, **kwargs)``, keeping only the tensor ``args`` for backward (PyTorch's
     ``torch.utils.checkpoint.checkpoint``).
 
@@ -163,9 +178,11 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
         return fn(*args, **kwargs)
     tensor_pos = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
     if any(args[i].is_cuda for i in tensor_pos) and preserve_rng_state:
-        warnings.warn("checkpoint: only the CPU random generator's state is restored before "
-                      "the recomputation; dropout on CUDA tensors may draw other masks",
-                      stacklevel=2)
+        warnings.warn(
+            "checkpoint: only the CPU random generator's state is restored before "
+            "the recomputation; dropout on CUDA tensors may draw other masks",
+            stacklevel=2,
+        )
     rng_state = backend.get_rng_state() if preserve_rng_state else None
     # First run, recorded so the leaves fn reads can be found; the graph goes when we return.
     inputs = [args[i].detach().requires_grad_(args[i].requires_grad) for i in tensor_pos]
@@ -177,8 +194,10 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
     outs, single = _as_tuple(out)
     for o in outs:
         if not isinstance(o, Tensor):
-            raise TypeError(f"checkpoint: fn must return a Tensor or a tuple of Tensors, got "
-                            f"an element of type {type(o).__name__}")
+            raise TypeError(
+                f"checkpoint: fn must return a Tensor or a tuple of Tensors, got "
+                f"an element of type {type(o).__name__}"
+            )
     if not outs:
         raise ValueError("checkpoint: fn returned an empty tuple")
     leaves = _external_edges(outs, start_seq, inputs)
@@ -187,15 +206,17 @@ def checkpoint(fn, *args, use_reentrant: bool | None = False, context_fn=None,
     run = _Run(fn, args, kwargs, tensor_pos, rng_state)
     run.leaves = tuple(leaves)
     tensors = [args[i] for i in tensor_pos] + list(leaves)
-    result = Checkpoint.apply(*tensors, run=run, n_args=len(tensor_pos),
-                              outputs=[data_of(a) for a in arrays])
+    result = Checkpoint.apply(
+        *tensors, run=run, n_args=len(tensor_pos), outputs=[data_of(a) for a in arrays]
+    )
     if single:
         return result
     return result if isinstance(result, tuple) else (result,)
 
 
-def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool | None = False,
-                          **kwargs):
+def checkpoint_sequential(
+    functions, segments: int, input, use_reentrant: bool | None = False, **kwargs
+):
     """Run ``functions`` (a Sequential or a list of modules) in ``segments`` checkpointed
     chunks; the last chunk runs normally (PyTorch's ``checkpoint_sequential``)."""
     if hasattr(functions, "children"):
@@ -207,15 +228,14 @@ def checkpoint_sequential(functions, segments: int, input, use_reentrant: bool |
 
     def run_chunk(start, end):
         def chunk(x):
-            for f in functions[start:end + 1]:
+            for f in functions[start : end + 1]:
                 x = f(x)
             return x
+
         return chunk
 
     end = -1
     for start in range(0, size * (segments - 1), size):
         end = start + size - 1
-        input = checkpoint(run_chunk(start, end), input, use_reentrant=use_reentrant,
-                           **kwargs)
+        input = checkpoint(run_chunk(start, end), input, use_reentrant=use_reentrant, **kwargs)
     return run_chunk(end + 1, len(functions) - 1)(input)
-

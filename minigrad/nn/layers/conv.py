@@ -29,22 +29,36 @@ class Conv2d(Module):
     """2-D convolution over (N, C_in, H, W); weight (C_out, C_in / groups, kH, kW).
     Initialised as PyTorch: kaiming_uniform_(a=sqrt(5)), bias U(+-1/sqrt(fan_in))."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         _check_groups("Conv2d", in_channels, out_channels, groups)
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise ValueError(f"padding_mode must be one of 'zeros', 'reflect', 'replicate' or "
-                             f"'circular', but got padding_mode={padding_mode!r}")
+            raise ValueError(
+                f"padding_mode must be one of 'zeros', 'reflect', 'replicate' or "
+                f"'circular', but got padding_mode={padding_mode!r}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.dilation, self.groups = _pair(dilation), groups
         self.padding_mode = padding_mode
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
-                                 "{'valid', 'same'}")
+                raise ValueError(
+                    f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+                )
             if padding == "same" and self.stride != (1, 1):
                 raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
@@ -84,18 +98,21 @@ class Conv2d(Module):
         x, padding = self._explicit_padding(input)
         if self.padding_mode != "zeros" and padding != (0, 0):
             # pad with the mode first (F.pad: last dim first), then convolve unpadded
-            x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]),
-                      mode=self.padding_mode)
+            x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]), mode=self.padding_mode)
             padding = (0, 0)
-        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
-                        self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
         if self.padding != (0, 0):
-            s += f", padding={self.padding!r}" if isinstance(self.padding, str) \
+            s += (
+                f", padding={self.padding!r}"
+                if isinstance(self.padding, str)
                 else f", padding={self.padding}"
+            )
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -109,22 +126,37 @@ class Conv1d(Module):
     """1-D convolution over (N, C_in, L) or (C_in, L); weight (C_out, C_in / groups, K).
     Initialised as PyTorch (as ``Conv2d``)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         _check_groups("Conv1d", in_channels, out_channels, groups)
         if padding_mode != "zeros":
-            raise NotImplementedError(f"Conv1d: padding_mode {padding_mode!r} is not supported "
-                                      "(only 'zeros')")
+            raise NotImplementedError(
+                f"Conv1d: padding_mode {padding_mode!r} is not supported (only 'zeros')"
+            )
         one = lambda v: v[0] if isinstance(v, tuple | list) else v  # noqa: E731
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = (one(kernel_size),), (one(stride),)
         self.dilation, self.padding_mode = (one(dilation),), padding_mode
         self.padding = padding if isinstance(padding, str) else (one(padding),)
         dev = device or "cpu"
-        self.weight = Parameter(factories.empty(out_channels, in_channels // groups,
-                                                self.kernel_size[0], dtype=dtype, device=dev))
+        self.weight = Parameter(
+            factories.empty(
+                out_channels, in_channels // groups, self.kernel_size[0], dtype=dtype, device=dev
+            )
+        )
         if bias:
             self.bias = Parameter(factories.empty(out_channels, dtype=dtype, device=dev))
         else:
@@ -133,12 +165,15 @@ class Conv1d(Module):
 
     def forward(self, input):
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
-        return F.conv1d(input, self.weight, self.bias, self.stride[0], padding,
-                        self.dilation[0], self.groups)
+        return F.conv1d(
+            input, self.weight, self.bias, self.stride[0], padding, self.dilation[0], self.groups
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
 
 
 class ConvTranspose2d(Module):
@@ -146,14 +181,27 @@ class ConvTranspose2d(Module):
     ``forward(input, output_size=None)``: ``output_size`` picks the output_padding that gives
     that size, as PyTorch. Initialised as PyTorch (fan-in from weight dim 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
-                 padding_mode: str = "zeros", device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation=1,
+        padding_mode: str = "zeros",
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         _check_groups("ConvTranspose2d", in_channels, out_channels, groups)
         if padding_mode != "zeros":
-            raise ValueError(f"Only \"zeros\" padding mode is supported for ConvTranspose2d, "
-                             f"got {padding_mode!r}")
+            raise ValueError(
+                f'Only "zeros" padding mode is supported for ConvTranspose2d, got {padding_mode!r}'
+            )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride = _pair(kernel_size), _pair(stride)
         self.padding, self.output_padding = _pair(padding), _pair(output_padding)
@@ -174,22 +222,37 @@ class ConvTranspose2d(Module):
         pads = []
         for i, n in enumerate(want):
             size = input.shape[-2 + i]
-            base = ((size - 1) * self.stride[i] - 2 * self.padding[i]
-                    + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            base = (
+                (size - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (self.kernel_size[i] - 1)
+                + 1
+            )
             extra = n - base
             if not 0 <= extra < max(self.stride[i], self.dilation[i]):
-                raise ValueError(f"ConvTranspose2d: requested an output size of {want}, but "
-                                 f"the valid sizes range from {base} to "
-                                 f"{base + max(self.stride[i], self.dilation[i]) - 1} "
-                                 f"(for an input of {tuple(input.shape[-2:])})")
+                raise ValueError(
+                    f"ConvTranspose2d: requested an output size of {want}, but "
+                    f"the valid sizes range from {base} to "
+                    f"{base + max(self.stride[i], self.dilation[i]) - 1} "
+                    f"(for an input of {tuple(input.shape[-2:])})"
+                )
             pads.append(extra)
         return tuple(pads)
 
     def forward(self, input, output_size=None):
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  self._output_padding(input, output_size), self.groups,
-                                  self.dilation)
+        return F.conv_transpose2d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self._output_padding(input, output_size),
+            self.groups,
+            self.dilation,
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )

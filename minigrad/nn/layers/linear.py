@@ -25,16 +25,19 @@ class Linear(Module):
     """y = x W^T + b, W of shape (out_features, in_features). Initialised as PyTorch:
     kaiming_uniform_(a=sqrt(5)) for W (= U(+-1/sqrt(in))), U(+-1/sqrt(in)) for b."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 device=None, dtype=None):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(factories.empty(out_features, in_features, dtype=dtype,
-                                                device=device or "cpu"))
+        self.weight = Parameter(
+            factories.empty(out_features, in_features, dtype=dtype, device=device or "cpu")
+        )
         if bias:
-            self.bias = Parameter(factories.empty(out_features, dtype=dtype,
-                                                  device=device or "cpu"))
+            self.bias = Parameter(
+                factories.empty(out_features, dtype=dtype, device=device or "cpu")
+            )
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -50,8 +53,10 @@ class Linear(Module):
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Flatten(Module):

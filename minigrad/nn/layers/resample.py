@@ -38,17 +38,32 @@ class PixelUnshuffle(Module):
 class Upsample(Module):
     """``F.interpolate`` as a layer: ``nearest``, ``linear`` or ``bilinear``."""
 
-    def __init__(self, size=None, scale_factor=None, mode: str = "nearest",
-                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None):
+    def __init__(
+        self,
+        size=None,
+        scale_factor=None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+    ):
         super().__init__()
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
     def forward(self, input):
-        return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
-                             self.recompute_scale_factor)
+        return F.interpolate(
+            input,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
 
     def extra_repr(self) -> str:
-        what = f"size={self.size}" if self.size is not None else \
-            f"scale_factor={float(self.scale_factor)}"
+        what = (
+            f"size={self.size}"
+            if self.size is not None
+            else f"scale_factor={float(self.scale_factor)}"
+        )
         return f"{what}, mode='{self.mode}'"
