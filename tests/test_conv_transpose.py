@@ -14,8 +14,8 @@ from minigrad import kernels
 
 # (x shape, weight shape, stride, padding, output_padding, groups, dilation)
 CASES = [
-    ((2, 4, 5, 6), (4, 3, 3, 3), 1, 1, 0, 1, 1),      # cpp: the direct kernels
-    ((2, 4, 5, 6), (4, 3, 3, 3), 2, 1, 1, 1, 1),      # cpp: folded im2col GEMMs
+    ((2, 4, 5, 6), (4, 3, 3, 3), 1, 1, 0, 1, 1),  # cpp: the direct kernels
+    ((2, 4, 5, 6), (4, 3, 3, 3), 2, 1, 1, 1, 1),  # cpp: folded im2col GEMMs
     ((2, 4, 5, 6), (4, 2, 3, 2), (2, 1), (0, 1), (1, 0), 2, (1, 2)),  # grouped: reference
     ((1, 3, 4, 4), (3, 5, 1, 1), 1, 0, 0, 1, 1),
 ]

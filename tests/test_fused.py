@@ -29,8 +29,18 @@ import minigrad.ops.rnn  # every fused op registered
 from minigrad import kernels
 from minigrad.autograd.fused import FUSED_OPS, FusedFunction
 
-EXPECTED = {"Conv2d", "SoftmaxCrossEntropy", "LSTMCell", "LSTMSequence", "Attention",
-            "MaxPool2d", "AvgPool2d", "BiasReLU", "BatchNorm", "ConvTranspose2d"}
+EXPECTED = {
+    "Conv2d",
+    "SoftmaxCrossEntropy",
+    "LSTMCell",
+    "LSTMSequence",
+    "Attention",
+    "MaxPool2d",
+    "AvgPool2d",
+    "BiasReLU",
+    "BatchNorm",
+    "ConvTranspose2d",
+}
 
 
 def _t(rng, *shape):
@@ -49,8 +59,17 @@ def _conv(rng):
 
 def _conv_transpose(stride, padding, output_padding, groups, dilation):
     def build(rng):  # x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW), bias (C_out,)
-        return (_t(rng, 2, 4, 3, 4), _t(rng, 4, 3, 3, 2), _t(rng, 3 * groups), stride,
-                padding, output_padding, groups, dilation)
+        return (
+            _t(rng, 2, 4, 3, 4),
+            _t(rng, 4, 3, 3, 2),
+            _t(rng, 3 * groups),
+            stride,
+            padding,
+            output_padding,
+            groups,
+            dilation,
+        )
+
     return build
 
 
@@ -96,8 +115,15 @@ def _batch_norm(affine, shape):
 
 def _avgpool(divisor_override, count_include_pad):
     def make(rng):
-        return (_t(rng, 2, 2, 5, 6), (3, 2), (2, 2), (1, 1), True, count_include_pad,
-                divisor_override)
+        return (
+            _t(rng, 2, 2, 5, 6),
+            (3, 2),
+            (2, 2),
+            (1, 1),
+            True,
+            count_include_pad,
+            divisor_override,
+        )
 
     return make
 
@@ -114,21 +140,36 @@ def _bias_relu(rng):
 # class name -> (kernel name, [(case name, builder)])
 CASES = {
     "Conv2d": ("conv2d", [("groups-stride-pad-dilation", _conv)]),
-    "ConvTranspose2d": ("conv2d", [
-        ("stride-outpad-groups-dilation", _conv_transpose((2, 1), (1, 0), (1, 0), 2, (1, 2))),
-        ("stride1-direct", _conv_transpose((1, 1), (0, 1), (0, 0), 1, (1, 1)))]),
+    "ConvTranspose2d": (
+        "conv2d",
+        [
+            ("stride-outpad-groups-dilation", _conv_transpose((2, 1), (1, 0), (1, 0), 2, (1, 2))),
+            ("stride1-direct", _conv_transpose((1, 1), (0, 1), (0, 0), 1, (1, 1))),
+        ],
+    ),
     "SoftmaxCrossEntropy": ("cross_entropy", [("weight-ignore-smoothing", _cross_entropy)]),
     "LSTMCell": ("lstm_cell", [("N3-H2", _lstm_cell)]),
-    "LSTMSequence": ("lstm_cell", [("forward", _lstm_sequence(False)),
-                                   ("reverse", _lstm_sequence(True))]),
-    "Attention": ("attention", [("broadcast-mask", _attention_broadcast_mask),
-                                ("self-causal", _attention_self_causal)]),
+    "LSTMSequence": (
+        "lstm_cell",
+        [("forward", _lstm_sequence(False)), ("reverse", _lstm_sequence(True))],
+    ),
+    "Attention": (
+        "attention",
+        [("broadcast-mask", _attention_broadcast_mask), ("self-causal", _attention_self_causal)],
+    ),
     "MaxPool2d": ("maxpool2d", [("ceil-dilation-pad", _maxpool)]),
-    "AvgPool2d": ("avgpool2d", [("ceil-exclude-pad", _avgpool(None, False)),
-                                ("divisor-override", _avgpool(5, True))]),
+    "AvgPool2d": (
+        "avgpool2d",
+        [("ceil-exclude-pad", _avgpool(None, False)), ("divisor-override", _avgpool(5, True))],
+    ),
     "BiasReLU": ("bias_relu", [("N2-C3-4x5", _bias_relu)]),
-    "BatchNorm": ("batch_norm", [("affine-NCHW", _batch_norm(True, (3, 2, 3, 2))),
-                                 ("no-affine-NC", _batch_norm(False, (5, 3)))]),
+    "BatchNorm": (
+        "batch_norm",
+        [
+            ("affine-NCHW", _batch_norm(True, (3, 2, 3, 2))),
+            ("no-affine-NC", _batch_norm(False, (5, 3))),
+        ],
+    ),
 }
 
 
@@ -136,9 +177,12 @@ def _fused_classes() -> dict[str, type]:
     return {c.__name__: c for c in FUSED_OPS.values() if c.__module__.startswith("minigrad.")}
 
 
-PARAMS = [pytest.param(cls, case, variant, id=f"{cls}-{case}-{variant}")
-          for cls, (kernel, cases) in CASES.items() for case, _ in cases
-          for variant in cpu_variants(kernel)]
+PARAMS = [
+    pytest.param(cls, case, variant, id=f"{cls}-{case}-{variant}")
+    for cls, (kernel, cases) in CASES.items()
+    for case, _ in cases
+    for variant in cpu_variants(kernel)
+]
 
 
 def test_every_fused_op_has_a_case():
@@ -176,8 +220,10 @@ def _diff_inputs(args):
 
 
 def _upstream(outs, rng, requires_grad=False):
-    return [mg.tensor(rng.standard_normal(o.shape), requires_grad=requires_grad)
-            for o in _float_outputs(outs)]
+    return [
+        mg.tensor(rng.standard_normal(o.shape), requires_grad=requires_grad)
+        for o in _float_outputs(outs)
+    ]
 
 
 @pytest.mark.parametrize("cls_name, case, variant", PARAMS)
@@ -208,8 +254,9 @@ def test_kernel_matches_composed_twin(cls_name, case, variant):
 
 def _first_grads(cls, args, inputs, ups, create_graph, through_twin=False):
     outs = _as_tuple(cls.composed(*args) if through_twin else cls.apply(*args))
-    return mg.autograd.grad(_float_outputs(outs), inputs, grad_outputs=ups,
-                            create_graph=create_graph)
+    return mg.autograd.grad(
+        _float_outputs(outs), inputs, grad_outputs=ups, create_graph=create_graph
+    )
 
 
 @pytest.mark.parametrize("cls_name, case, variant", PARAMS)
@@ -240,11 +287,13 @@ def test_double_backward_matches_twin_and_finite_differences(cls_name, case, var
         dirs = [rng.standard_normal(x.shape) for x in leaves]
 
         def s_kernel(eps):
-            moved = [mg.tensor(_np(x) + eps * d, requires_grad=k < len(inputs))
-                     for k, (x, d) in enumerate(zip(leaves, dirs))]
+            moved = [
+                mg.tensor(_np(x) + eps * d, requires_grad=k < len(inputs))
+                for k, (x, d) in enumerate(zip(leaves, dirs))
+            ]
             new = dict(zip(map(id, leaves), moved))
             args2 = tuple(new.get(id(a), a) for a in args)
-            g = _first_grads(cls, args2, moved[:len(inputs)], moved[len(inputs):], False)
+            g = _first_grads(cls, args2, moved[: len(inputs)], moved[len(inputs) :], False)
             return sum(float((_np(gi) * w).sum()) for gi, w in zip(g, ws))
 
         eps = 1e-6
@@ -256,6 +305,7 @@ def test_double_backward_matches_twin_and_finite_differences(cls_name, case, var
 # ----------------------------------------------------------------------------- the base class
 def test_subclass_must_define_composed():
     with pytest.raises(TypeError, match="must define composed"):
+
         class NoTwin(FusedFunction):
             @staticmethod
             def forward(ctx, x):

@@ -31,8 +31,16 @@ if TYPE_CHECKING:
     from .._typing import IntOrTuple
 
 __all__ = [
-    "group_norm", "instance_norm", "pixel_shuffle", "pixel_unshuffle", "interpolate",
-    "dropout1d", "dropout2d", "conv1d", "conv_transpose2d", "adaptive_max_pool2d",
+    "group_norm",
+    "instance_norm",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "interpolate",
+    "dropout1d",
+    "dropout2d",
+    "conv1d",
+    "conv_transpose2d",
+    "adaptive_max_pool2d",
     "max_unpool2d",
 ]
 
@@ -56,17 +64,25 @@ def _channel_view(t: Tensor | None, ndim: int) -> Tensor | None:
 
 
 # ----------------------------------------------------------------------------- normalisation
-def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
-               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise each group of C / num_groups channels of each sample (biased variance),
     then scale and shift per channel. input (N, C, *)."""
     if input.ndim < 2:
-        raise ValueError(f"group_norm: expected an input of at least 2 dims (N, C, ...), got "
-                         f"shape {tuple(input.shape)}")
+        raise ValueError(
+            f"group_norm: expected an input of at least 2 dims (N, C, ...), got "
+            f"shape {tuple(input.shape)}"
+        )
     n, c = input.shape[0], input.shape[1]
     if num_groups <= 0 or c % num_groups:
-        raise ValueError(f"group_norm: num_channels {c} must be divisible by num_groups "
-                         f"{num_groups}")
+        raise ValueError(
+            f"group_norm: num_channels {c} must be divisible by num_groups {num_groups}"
+        )
     x = input.reshape(n, num_groups, (c // num_groups) * math.prod(input.shape[2:]))
     mean = x.mean(2, keepdim=True)
     var = x.var(2, unbiased=False, keepdim=True)
@@ -78,16 +94,23 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return out
 
 
-def instance_norm(input: Tensor, running_mean: Tensor | None = None,
-                  running_var: Tensor | None = None, weight: Tensor | None = None,
-                  bias: Tensor | None = None, use_input_stats: bool = True,
-                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise each (sample, channel) plane over its spatial dims. With running buffers and
     ``use_input_stats``, they move towards the batch average of the per-instance mean and
     unbiased variance (as PyTorch); without ``use_input_stats`` they are used instead."""
     if input.ndim < 3:
-        raise ValueError(f"instance_norm: expected (N, C, *spatial), got shape "
-                         f"{tuple(input.shape)}")
+        raise ValueError(
+            f"instance_norm: expected (N, C, *spatial), got shape {tuple(input.shape)}"
+        )
     dims = tuple(range(2, input.ndim))
     if use_input_stats:
         mean = input.mean(dims, keepdim=True)
@@ -103,8 +126,9 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
                     running_var.mul_(1 - momentum).add_(v * momentum)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
-                             "running_var")
+            raise ValueError(
+                "instance_norm: use_input_stats=False needs running_mean and running_var"
+            )
         mean = _channel_view(running_mean, input.ndim)
         var = _channel_view(running_var, input.ndim)
     out = (input - mean) * (var + eps).rsqrt()
@@ -127,10 +151,11 @@ def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     r = int(upscale_factor)
     *lead, c, h, w = input.shape
     if r <= 0 or c % (r * r):
-        raise ValueError(f"pixel_shuffle: channels {c} must be divisible by upscale_factor^2 "
-                         f"= {r * r}")
+        raise ValueError(
+            f"pixel_shuffle: channels {c} must be divisible by upscale_factor^2 = {r * r}"
+        )
     x = input.reshape(math.prod(lead), c // (r * r), r, r, h, w)  # (B, C, r, r, H, W)
-    x = x.permute(0, 1, 4, 2, 5, 3)                             # (B, C, H, r, W, r)
+    x = x.permute(0, 1, 4, 2, 5, 3)  # (B, C, H, r, W, r)
     return x.reshape(*lead, c // (r * r), h * r, w * r)
 
 
@@ -139,10 +164,11 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     r = int(downscale_factor)
     *lead, c, h, w = input.shape
     if r <= 0 or h % r or w % r:
-        raise ValueError(f"pixel_unshuffle: height {h} and width {w} must be divisible by "
-                         f"downscale_factor {r}")
+        raise ValueError(
+            f"pixel_unshuffle: height {h} and width {w} must be divisible by downscale_factor {r}"
+        )
     x = input.reshape(math.prod(lead), c, h // r, r, w // r, r)  # (B, C, H, r, W, r)
-    x = x.permute(0, 1, 3, 5, 2, 4)                             # (B, C, r, r, H, W)
+    x = x.permute(0, 1, 3, 5, 2, 4)  # (B, C, r, r, H, W)
     return x.reshape(*lead, c * r * r, h // r, w // r)
 
 
@@ -157,8 +183,9 @@ def _out_sizes(in_sizes, size, scale_factor, name):
         return tuple(int(s) for s in out), None
     sf = tuple(scale_factor) if isinstance(scale_factor, tuple | list) else (scale_factor,) * k
     if len(sf) != k:
-        raise ValueError(f"{name}: scale_factor {scale_factor!r} does not match the {k} "
-                         "spatial dims")
+        raise ValueError(
+            f"{name}: scale_factor {scale_factor!r} does not match the {k} spatial dims"
+        )
     return tuple(int(math.floor(n * s)) for n, s in zip(in_sizes, sf)), sf
 
 
@@ -182,8 +209,9 @@ def _nearest_source(n_in, n_out, sf, exact, shortcuts):
         return dst
     if shortcuts and n_out == 2 * n_in:
         return dst >> 1
-    scale = (np.float32(1.0 / sf) if sf is not None and sf > 0
-             else np.float32(n_in) / np.float32(n_out))
+    scale = (
+        np.float32(1.0 / sf) if sf is not None and sf > 0 else np.float32(n_in) / np.float32(n_out)
+    )
     if exact:  # (dst + 0.5) is a double in PyTorch; floorf rounds the product to float
         src = np.floor(((dst + 0.5) * np.float64(scale)).astype(np.float32))
     else:
@@ -191,14 +219,24 @@ def _nearest_source(n_in, n_out, sf, exact, shortcuts):
     return np.minimum(src.astype(np.int64), n_in - 1)
 
 
-_MODES = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "linear": (3,), "bilinear": (4,),
-          "trilinear": (5,)}
+_MODES = {
+    "nearest": (3, 4, 5),
+    "nearest-exact": (3, 4, 5),
+    "linear": (3,),
+    "bilinear": (4,),
+    "trilinear": (5,),
+}
 
 
-def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
-                scale_factor: float | Sequence[float] | None = None, mode: str = "nearest",
-                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
-                antialias: bool = False) -> Tensor:
+def interpolate(
+    input: Tensor,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
     """Resize the spatial dims of (N, C, L), (N, C, H, W) or (N, C, D, H, W): ``nearest`` and
     ``nearest-exact`` (any of the three), ``linear`` (3-d), ``bilinear`` (4-d), ``trilinear``
     (5-d), with PyTorch's coordinate rules (``align_corners``, ``scale_factor``,
@@ -208,23 +246,30 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
     size or doubles it under a scale_factor that says otherwise: its backward takes the 2-d
     kernel's shortcuts, its forward does not.)"""
     if mode not in _MODES:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (supported: "
-                                  f"{', '.join(_MODES)})")
+        raise NotImplementedError(
+            f"interpolate: mode {mode!r} is not supported (supported: {', '.join(_MODES)})"
+        )
     if input.ndim not in _MODES[mode]:
         want = " or ".join(f"{d}-d" for d in _MODES[mode])
-        raise ValueError(f"interpolate: mode {mode!r} expects a {want} input (N, C, spatial), "
-                         f"got shape {tuple(input.shape)}")
+        raise ValueError(
+            f"interpolate: mode {mode!r} expects a {want} input (N, C, spatial), "
+            f"got shape {tuple(input.shape)}"
+        )
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported")
     linear = mode in ("linear", "bilinear", "trilinear")
     if not linear and align_corners is not None:
-        raise ValueError("align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear | bicubic | trilinear")
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: "
+            "linear | bilinear | bicubic | trilinear"
+        )
     spatial = tuple(input.shape[2:])
     out_sizes, sf = _out_sizes(spatial, size, scale_factor, "interpolate")
     if min(out_sizes + spatial) <= 0:
-        raise ValueError(f"interpolate: input and output sizes should be greater than 0, got "
-                         f"input {spatial} (shape {tuple(input.shape)}) and output {out_sizes}")
+        raise ValueError(
+            f"interpolate: input and output sizes should be greater than 0, got "
+            f"input {spatial} (shape {tuple(input.shape)}) and output {out_sizes}"
+        )
     if recompute_scale_factor:
         sf = None
     x = input
@@ -233,8 +278,9 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
         axis_sf = None if sf is None else sf[axis]
         index = [slice(None)] * x.ndim
         if not linear:
-            index[dim] = _nearest_source(n_in, n_out, axis_sf, mode == "nearest-exact",
-                                         mode == "nearest" and input.ndim == 4)
+            index[dim] = _nearest_source(
+                n_in, n_out, axis_sf, mode == "nearest-exact", mode == "nearest" and input.ndim == 4
+            )
             x = x[tuple(index)]
             continue
         if n_out == n_in:  # PyTorch's linear kernels copy a same-size axis, whatever the scale
@@ -252,7 +298,7 @@ def interpolate(input: Tensor, size: int | Sequence[int] | None = None,
         lo = x[tuple(index)]
         index[dim] = i1
         hi = x[tuple(index)]
-        x = lo + (hi - lo) * lam_t                                  # (1 - l) lo + l hi
+        x = lo + (hi - lo) * lam_t  # (1 - l) lo + l hi
     return x
 
 
@@ -261,12 +307,14 @@ def _feature_dropout(input, p, training, inplace, name, feature_dims):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if input.ndim not in feature_dims:
-        raise ValueError(f"{name}: expected a {' or '.join(map(str, feature_dims))}-d input, "
-                         f"got shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{name}: expected a {' or '.join(map(str, feature_dims))}-d input, "
+            f"got shape {tuple(input.shape)}"
+        )
     if not training or p == 0.0:
         return input
     batched = input.ndim == feature_dims[-1]
-    lead = input.shape[:2] if batched else input.shape[:1]          # (N, C) or (C,)
+    lead = input.shape[:2] if batched else input.shape[:1]  # (N, C) or (C,)
     mask_shape = tuple(lead) + (1,) * (input.ndim - len(lead))
     if p == 1.0:
         data = data_of(input)
@@ -278,41 +326,66 @@ def _feature_dropout(input, p, training, inplace, name, feature_dims):
     return input.copy_(out) if inplace else out
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
-              inplace: bool = False) -> Tensor:
+def dropout2d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
     """Zero whole channels of (N, C, H, W) or (C, H, W) with probability ``p``; scale the
     rest by 1 / (1 - p)."""
     return _feature_dropout(input, p, training, inplace, "dropout2d", (3, 4))
 
 
-def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
-              inplace: bool = False) -> Tensor:
+def dropout1d(
+    input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> Tensor:
     """Zero whole channels of (N, C, L) or (C, L)."""
     return _feature_dropout(input, p, training, inplace, "dropout1d", (2, 3))
 
 
 # ----------------------------------------------------------------------------- convolution
-def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
-           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
     """(N, C_in, L) or (C_in, L) with weight (C_out, C_in / groups, K): conv2d on a height-1
     image."""
     if weight.ndim != 3:
-        raise ValueError(f"conv1d: expected a 3-d weight (C_out, C_in/groups, K), got shape "
-                         f"{tuple(weight.shape)}")
+        raise ValueError(
+            f"conv1d: expected a 3-d weight (C_out, C_in/groups, K), got shape "
+            f"{tuple(weight.shape)}"
+        )
     if input.ndim not in (2, 3):
-        raise ValueError(f"conv1d: expected a 2-d (C, L) or 3-d (N, C, L) input, got shape "
-                         f"{tuple(input.shape)}")
+        raise ValueError(
+            f"conv1d: expected a 2-d (C, L) or 3-d (N, C, L) input, got shape {tuple(input.shape)}"
+        )
     unbatched = input.ndim == 2
     x = input.unsqueeze(0) if unbatched else input
     one = lambda v: v[0] if isinstance(v, tuple | list) else v  # noqa: E731
     pad_arg = padding if isinstance(padding, str) else (0, one(padding))
-    y = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, one(stride)), pad_arg,
-               (1, one(dilation)), groups).squeeze(2)
+    y = conv2d(
+        x.unsqueeze(2),
+        weight.unsqueeze(2),
+        bias,
+        (1, one(stride)),
+        pad_arg,
+        (1, one(dilation)),
+        groups,
+    ).squeeze(2)
     return y.squeeze(0) if unbatched else y
 
 
-def _transpose_maps_back(hw: Sequence[int], k: tuple[int, int], s: tuple[int, int],
-                         p: tuple[int, int], op: tuple[int, int], d: tuple[int, int]) -> bool:
+def _transpose_maps_back(
+    hw: Sequence[int],
+    k: tuple[int, int],
+    s: tuple[int, int],
+    p: tuple[int, int],
+    op: tuple[int, int],
+    d: tuple[int, int],
+) -> bool:
     """conv2d (stride s, padding p, dilation d) of the transposed output has size ``hw``."""
     for i in range(2):
         out = transpose_output_size(hw[i], k[i], s[i], p[i], op[i], d[i])
@@ -321,38 +394,56 @@ def _transpose_maps_back(hw: Sequence[int], k: tuple[int, int], s: tuple[int, in
     return True
 
 
-def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
-                     stride: IntOrTuple = 1, padding: IntOrTuple = 0,
-                     output_padding: IntOrTuple = 0, groups: int = 1,
-                     dilation: IntOrTuple = 1) -> Tensor:
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+) -> Tensor:
     """The adjoint of conv2d: weight (C_in, C_out / groups, kH, kW); output size
     ``(H - 1) s - 2 p + d (k - 1) + output_padding + 1``. One fused op on conv2d's kernels
     with the roles swapped (col2im of ``W^T x``; :mod:`minigrad.ops.conv_transpose`); its
     composed twin spreads the input ``stride`` apart with zeros, pads by ``d (k - 1) - p`` and
     convolves with the flipped, transposed kernel."""
     if input.ndim not in (3, 4) or weight.ndim != 4:
-        raise ValueError(f"conv_transpose2d: expected a 4-d input (N, C, H, W) or 3-d, and a "
-                         f"4-d weight; got {tuple(input.shape)} and {tuple(weight.shape)}")
+        raise ValueError(
+            f"conv_transpose2d: expected a 4-d input (N, C, H, W) or 3-d, and a "
+            f"4-d weight; got {tuple(input.shape)} and {tuple(weight.shape)}"
+        )
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
-    s, p, op, d = (_pair(v, "conv_transpose2d") for v in (stride, padding, output_padding,
-                                                          dilation))
+    s, p, op, d = (
+        _pair(v, "conv_transpose2d") for v in (stride, padding, output_padding, dilation)
+    )
     c_in, c_out_g, kh, kw = weight.shape
     if x.shape[1] != c_in:
-        raise ValueError(f"conv_transpose2d: input has {x.shape[1]} channels, the weight "
-                         f"{tuple(weight.shape)} expects {c_in}")
+        raise ValueError(
+            f"conv_transpose2d: input has {x.shape[1]} channels, the weight "
+            f"{tuple(weight.shape)} expects {c_in}"
+        )
     if groups <= 0 or c_in % groups:
-        raise ValueError(f"conv_transpose2d: in_channels {c_in} must be divisible by groups "
-                         f"{groups}")
+        raise ValueError(
+            f"conv_transpose2d: in_channels {c_in} must be divisible by groups {groups}"
+        )
     if min(s) <= 0 or min(d) <= 0 or min(p) < 0 or min(op) < 0:
-        raise ValueError(f"conv_transpose2d: stride {s} and dilation {d} must be positive, "
-                         f"padding {p} and output_padding {op} non-negative")
+        raise ValueError(
+            f"conv_transpose2d: stride {s} and dilation {d} must be positive, "
+            f"padding {p} and output_padding {op} non-negative"
+        )
     if op[0] >= max(s[0], d[0]) or op[1] >= max(s[1], d[1]):
-        raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either "
-                         f"stride {s} or dilation {d}")
+        raise ValueError(
+            f"conv_transpose2d: output_padding {op} must be smaller than either "
+            f"stride {s} or dilation {d}"
+        )
     if bias is not None and tuple(bias.shape) != (c_out_g * groups,):
-        raise ValueError(f"conv_transpose2d: bias of shape {tuple(bias.shape)} does not match "
-                         f"the {c_out_g * groups} output channels")
+        raise ValueError(
+            f"conv_transpose2d: bias of shape {tuple(bias.shape)} does not match "
+            f"the {c_out_g * groups} output channels"
+        )
     # One fused node on conv2d's kernels (ops/conv_transpose.py) where conv2d's geometry maps
     # the output back onto the input exactly and the input is finite; otherwise the composed
     # twin (zero-spread + pad + flipped-kernel conv2d). The twin is taken when
@@ -360,8 +451,9 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     #     would not come back to H x W;
     #   * x holds inf/NaN: the kernels multiply the padded zeros of conv2d's im2col by it in the
     #     weight gradient (0 * inf = NaN in taps PyTorch leaves finite).
-    if _transpose_maps_back(x.shape[2:], (kh, kw), s, p, op, d) and \
-            bool(np.isfinite(data_of(x)).all()):
+    if _transpose_maps_back(x.shape[2:], (kh, kw), s, p, op, d) and bool(
+        np.isfinite(data_of(x)).all()
+    ):
         out = ConvTranspose2d.apply(x, weight, bias, s, p, op, groups, d)
     else:
         out = conv_transpose2d_composed(x, weight, bias, s, p, op, groups, d)
@@ -374,27 +466,31 @@ def _adaptive_bounds(n_in: int, n_out: int) -> list[tuple[int, int]]:
     return [((i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)) for i in range(n_out)]
 
 
-def adaptive_max_pool2d(input: Tensor, output_size: IntOrTuple,
-                        return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def adaptive_max_pool2d(
+    input: Tensor, output_size: IntOrTuple, return_indices: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Max over PyTorch's adaptive windows; the gradient goes to each window's first maximum
     (the returned flat ``h * W + w`` index), as PyTorch's."""
     if input.ndim not in (3, 4):
-        raise ValueError(f"adaptive_max_pool2d: expected a 3-d or 4-d input, got shape "
-                         f"{tuple(input.shape)}")
+        raise ValueError(
+            f"adaptive_max_pool2d: expected a 3-d or 4-d input, got shape {tuple(input.shape)}"
+        )
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
     n, c, h, w = x.shape
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
     oh, ow = oh if oh is not None else h, ow if ow is not None else w
     if oh <= 0 or ow <= 0 or h == 0 or w == 0:
-        raise ValueError(f"adaptive_max_pool2d: output size ({oh}, {ow}) and input size "
-                         f"({h}, {w}) must be positive")
+        raise ValueError(
+            f"adaptive_max_pool2d: output size ({oh}, {ow}) and input size "
+            f"({h}, {w}) must be positive"
+        )
     data = data_of(x)
     xp = get_array_module(data)
     idx = xp.empty((n, c, oh, ow), dtype=np.int64)
     for i, (h0, h1) in enumerate(_adaptive_bounds(h, oh)):
         for j, (w0, w1) in enumerate(_adaptive_bounds(w, ow)):
-            win = data[:, :, h0:h1, w0:w1].reshape(n, c, -1)     # (N, C, window)
+            win = data[:, :, h0:h1, w0:w1].reshape(n, c, -1)  # (N, C, window)
             # first NaN wins, else the first maximum (np.argmax on a NaN-aware key)
             key = xp.where(xp.isnan(win), xp.inf, win)
             k = xp.argmax(key, axis=2)
@@ -406,14 +502,21 @@ def adaptive_max_pool2d(input: Tensor, output_size: IntOrTuple,
     return (out, Tensor(idx)) if return_indices else out
 
 
-def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: IntOrTuple,
-                 stride: IntOrTuple | None = None, padding: IntOrTuple = 0,
-                 output_size: Sequence[int] | None = None) -> Tensor:
+def max_unpool2d(
+    input: Tensor,
+    indices: Tensor,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    output_size: Sequence[int] | None = None,
+) -> Tensor:
     """Put each value of ``input`` at its flat ``h * W + w`` index (from
     ``max_pool2d(..., return_indices=True)``) in a zero map; backward gathers."""
     if input.ndim not in (3, 4) or tuple(indices.shape) != tuple(input.shape):
-        raise ValueError(f"max_unpool2d: expected a 3-d or 4-d input and indices of the same "
-                         f"shape, got {tuple(input.shape)} and {tuple(indices.shape)}")
+        raise ValueError(
+            f"max_unpool2d: expected a 3-d or 4-d input and indices of the same "
+            f"shape, got {tuple(input.shape)} and {tuple(indices.shape)}"
+        )
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
     ind = indices.unsqueeze(0) if unbatched else indices
@@ -427,8 +530,10 @@ def max_unpool2d(input: Tensor, indices: Tensor, kernel_size: IntOrTuple,
         oh, ow = tuple(output_size)[-2:]
     index = data_of(ind).reshape(n, c, h * w)
     if index.size and (int(index.min()) < 0 or int(index.max()) >= oh * ow):
-        raise ValueError(f"max_unpool2d: found an invalid max index (min {int(index.min())}, "
-                         f"max {int(index.max())}) for an output of size ({oh}, {ow})")
+        raise ValueError(
+            f"max_unpool2d: found an invalid max index (min {int(index.min())}, "
+            f"max {int(index.max())}) for an output of size ({oh}, {ow})"
+        )
     # the adjoint of a gather: scatter each value to its index (backward gathers it back)
     flat = ScatterAdd.apply(x.reshape(n, c, h * w), index, 2, (n, c, oh * ow))
     out = flat.reshape(n, c, oh, ow)
