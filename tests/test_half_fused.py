@@ -1,5 +1,5 @@
-"""float16 through the fused ops (conv2d, pools, cross-entropy, LSTM cell and sequence,
-attention, batch norm, bias_relu), which ``FusedFunction`` computes in float32.
+"""float16 through the fused ops (conv2d, conv_transpose2d, pools, cross-entropy, LSTM cell
+and sequence, attention, batch norm, bias_relu), which ``FusedFunction`` computes in float32.
 
 * every OpSpec marked ``extra["float16"]``, on every CPU kernel variant: forward and backward
   in float16 against PyTorch's float16 (the battery's float16 tolerance), float16 results;
@@ -41,9 +41,18 @@ F16, F32 = np.float16, np.float32
 
 # ----------------------------------------------------------------------------- OpSpec battery
 HALF_SPECS = [s for s in all_specs() if s.extra.get("float16")]
-SPEC_NAMES = {"conv2d", "max_pool2d", "avg_pool2d", "nn.cross_entropy", "lstm_cell",
-              "scaled_dot_product_attention", "nn.batch_norm", "nn.bias_relu", "nn.conv1d",
-              "nn.conv_transpose2d"}
+SPEC_NAMES = {
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "nn.cross_entropy",
+    "lstm_cell",
+    "scaled_dot_product_attention",
+    "nn.batch_norm",
+    "nn.bias_relu",
+    "nn.conv1d",
+    "nn.conv_transpose2d",
+}
 
 
 def _spec_cases():
@@ -97,27 +106,58 @@ def _distinct(rng, *shape):
 
 def _conv(rng):
     args = [_n(rng, 2, 4, 5, 7), _n(rng, 6, 2, 3, 3, scale=0.5), _n(rng, 6)]
-    return ("conv2d", args, [True, True, True],
-            lambda x, w, b: F.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2),
-            lambda x, w, b: TF.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2))
+    return (
+        "conv2d",
+        args,
+        [True, True, True],
+        lambda x, w, b: F.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2),
+        lambda x, w, b: TF.conv2d(x, w, b, (2, 1), (1, 0), (1, 2), 2),
+    )
+
+
+def _conv_transpose(stride, padding, output_padding, groups, dilation):
+    def make(rng):
+        args = [_n(rng, 2, 4, 3, 4), _n(rng, 4, 6 // groups, 3, 2, scale=0.5), _n(rng, 6)]
+        call = (stride, padding, output_padding, groups, dilation)
+        return (
+            "conv2d",
+            args,
+            [True, True, True],
+            lambda x, w, b: F.conv_transpose2d(x, w, b, *call),
+            lambda x, w, b: TF.conv_transpose2d(x, w, b, *call),
+        )
+
+    return make
 
 
 def _maxpool(rng):
-    return ("maxpool2d", [_distinct(rng, 2, 2, 5, 6)], [True],
-            lambda x: F.max_pool2d(x, (3, 2), (2, 2), (1, 1), (1, 2), True, True),
-            lambda x: TF.max_pool2d(x, (3, 2), (2, 2), (1, 1), (1, 2), True, True))
+    return (
+        "maxpool2d",
+        [_distinct(rng, 2, 2, 5, 6)],
+        [True],
+        lambda x: F.max_pool2d(x, (3, 2), (2, 2), (1, 1), (1, 2), True, True),
+        lambda x: TF.max_pool2d(x, (3, 2), (2, 2), (1, 1), (1, 2), True, True),
+    )
 
 
 def _avgpool(rng):
-    return ("avgpool2d", [_n(rng, 2, 2, 5, 6)], [True],
-            lambda x: F.avg_pool2d(x, (3, 2), (2, 2), (1, 1), True, False),
-            lambda x: TF.avg_pool2d(x, (3, 2), (2, 2), (1, 1), True, False))
+    return (
+        "avgpool2d",
+        [_n(rng, 2, 2, 5, 6)],
+        [True],
+        lambda x: F.avg_pool2d(x, (3, 2), (2, 2), (1, 1), True, False),
+        lambda x: TF.avg_pool2d(x, (3, 2), (2, 2), (1, 1), True, False),
+    )
 
 
 def _avgpool_divisor(rng):
-    return ("avgpool2d", [_n(rng, 2, 2, 5, 6)], [True],
-            lambda x: F.avg_pool2d(x, 3, 2, 1, False, True, 5),
-            lambda x: TF.avg_pool2d(x, 3, 2, 1, False, True, 5))
+    return (
+        "avgpool2d",
+        [_n(rng, 2, 2, 5, 6)],
+        [True],
+        lambda x: F.avg_pool2d(x, 3, 2, 1, False, True, 5),
+        lambda x: TF.avg_pool2d(x, 3, 2, 1, False, True, 5),
+    )
 
 
 _TARGET = np.array([0, 3, -100, 2, 1], dtype=np.int64)  # one ignored sample
@@ -125,11 +165,17 @@ _TARGET = np.array([0, 3, -100, 2, 1], dtype=np.int64)  # one ignored sample
 
 def _cross_entropy(rng):
     w = rng.uniform(0.5, 1.5, 4)
-    return (None, [_n(rng, 5, 4, scale=2.0), w], [True, False],
-            lambda x, w: F.cross_entropy(x, mg.tensor(_TARGET), w, reduction="none",
-                                         label_smoothing=0.1),
-            lambda x, w: TF.cross_entropy(x, torch.tensor(_TARGET), w, reduction="none",
-                                          label_smoothing=0.1))
+    return (
+        None,
+        [_n(rng, 5, 4, scale=2.0), w],
+        [True, False],
+        lambda x, w: F.cross_entropy(
+            x, mg.tensor(_TARGET), w, reduction="none", label_smoothing=0.1
+        ),
+        lambda x, w: TF.cross_entropy(
+            x, torch.tensor(_TARGET), w, reduction="none", label_smoothing=0.1
+        ),
+    )
 
 
 def _lstm_cell(rng):
@@ -140,8 +186,13 @@ def _lstm_cell(rng):
         zeros = torch.zeros(4 * H, H, dtype=gates.dtype)
         return torch.lstm_cell(gates, (torch.zeros_like(c), c), eye, zeros)
 
-    return ("lstm_cell", [_n(rng, 4, 4 * H, scale=2.0), _n(rng, 4, H)], [True, True],
-            lambda g, c: LSTMCell.apply(g, c), ref)
+    return (
+        "lstm_cell",
+        [_n(rng, 4, 4 * H, scale=2.0), _n(rng, 4, H)],
+        [True, True],
+        lambda g, c: LSTMCell.apply(g, c),
+        ref,
+    )
 
 
 def _lstm_sequence(reverse):
@@ -150,16 +201,20 @@ def _lstm_sequence(reverse):
 
         def ref(xw, h0, c0, w_hh):  # the recurrence, step by step, each op in torch
             h, c, outs = h0, c0, [None] * T
-            for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            for t in range(T - 1, -1, -1) if reverse else range(T):
                 i, f, g, o = (xw[t] + h @ w_hh.t()).chunk(4, 1)
                 c = f.sigmoid() * c + i.sigmoid() * g.tanh()
                 h = o.sigmoid() * c.tanh()
                 outs[t] = h
             return torch.stack(outs), h, c
 
-        return ("lstm_cell", [_n(rng, T, N, 4 * H), _n(rng, N, H), _n(rng, N, H),
-                              _n(rng, 4 * H, H, scale=0.5)], [True] * 4,
-                lambda *a: lstm_sequence(*a, reverse), ref)
+        return (
+            "lstm_cell",
+            [_n(rng, T, N, 4 * H), _n(rng, N, H), _n(rng, N, H), _n(rng, 4 * H, H, scale=0.5)],
+            [True] * 4,
+            lambda *a: lstm_sequence(*a, reverse),
+            ref,
+        )
 
     return make
 
@@ -167,37 +222,55 @@ def _lstm_sequence(reverse):
 def _attention_mask(rng):
     mask = rng.standard_normal((3, 5))
 
-    return ("attention", [_n(rng, 2, 1, 3, 4), _n(rng, 1, 2, 5, 4), _n(rng, 1, 2, 5, 3), mask],
-            [True, True, True, False],
-            lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, m, scale=0.7),
-            lambda q, k, v, m: TF.scaled_dot_product_attention(q, k, v, m, scale=0.7))
+    return (
+        "attention",
+        [_n(rng, 2, 1, 3, 4), _n(rng, 1, 2, 5, 4), _n(rng, 1, 2, 5, 3), mask],
+        [True, True, True, False],
+        lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, m, scale=0.7),
+        lambda q, k, v, m: TF.scaled_dot_product_attention(q, k, v, m, scale=0.7),
+    )
 
 
 def _attention_causal(rng):
-    return ("attention", [_n(rng, 2, 4, 3), _n(rng, 2, 4, 3), _n(rng, 2, 4, 3)], [True] * 3,
-            lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-            lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True))
+    return (
+        "attention",
+        [_n(rng, 2, 4, 3), _n(rng, 2, 4, 3), _n(rng, 2, 4, 3)],
+        [True] * 3,
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True),
+    )
 
 
 def _batch_norm(rng):
-    return ("batch_norm", [_n(rng, 3, 2, 3, 2, scale=2.0) + 1, _n(rng, 2), _n(rng, 2)],
-            [True] * 3,
-            lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, eps=1e-3),
-            lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True, eps=1e-3))
+    return (
+        "batch_norm",
+        [_n(rng, 3, 2, 3, 2, scale=2.0) + 1, _n(rng, 2), _n(rng, 2)],
+        [True] * 3,
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True, eps=1e-3),
+        lambda x, w, b: TF.batch_norm(x, None, None, w, b, training=True, eps=1e-3),
+    )
 
 
 def _bias_relu(rng):
     bias = rng.standard_normal(3)
     z = rng.standard_normal((2, 3, 4, 5))
     z = np.sign(z) * (np.abs(z) + 0.1)  # away from the kink after rounding
-    return ("bias_relu", [z - bias.reshape(1, 3, 1, 1), bias], [True, True],
-            lambda x, b: F.bias_relu(x, b),
-            lambda x, b: TF.relu(x + b.reshape(1, 3, 1, 1)))
+    return (
+        "bias_relu",
+        [z - bias.reshape(1, 3, 1, 1), bias],
+        [True, True],
+        lambda x, b: F.bias_relu(x, b),
+        lambda x, b: TF.relu(x + b.reshape(1, 3, 1, 1)),
+    )
 
 
 # fused class -> [(case name, builder)]
 CASES = {
     "Conv2d": [("groups-stride-pad-dilation", _conv)],
+    "ConvTranspose2d": [
+        ("stride-outpad-groups-dilation", _conv_transpose((2, 1), (1, 0), (1, 0), 2, (1, 2))),
+        ("stride1-direct", _conv_transpose((1, 1), (0, 1), (0, 0), 1, (1, 1))),
+    ],
     "MaxPool2d": [("ceil-dilation-pad", _maxpool)],
     "AvgPool2d": [("ceil-exclude-pad", _avgpool), ("divisor-override", _avgpool_divisor)],
     "SoftmaxCrossEntropy": [("weight-ignore-smoothing", _cross_entropy)],
@@ -213,7 +286,7 @@ def _params():
     for cls, cases in CASES.items():
         for case, build in cases:
             kernel = build(np.random.default_rng(0))[0]
-            for variant in (cpu_variants(kernel) if kernel else [None]):
+            for variant in cpu_variants(kernel) if kernel else [None]:
                 yield pytest.param(build, variant, id=f"{cls}-{case}-{variant}")
 
 
@@ -241,14 +314,14 @@ def _mg_run(values, needs, fn, dtype, seed=1, double=False):
     wanted = [t for t, need in zip(ts, needs) if need]
     flo = [o for o in outs if o.dtype.kind == "f"]
     vs = [mg.tensor(rng.standard_normal(o.shape).astype(F16).astype(dtype)) for o in flo]
-    gs = mg.autograd.grad(flo, wanted, grad_outputs=vs, create_graph=double,
-                          allow_unused=True)
+    gs = mg.autograd.grad(flo, wanted, grad_outputs=vs, create_graph=double, allow_unused=True)
     result = [[o.detach().numpy() for o in outs], [g.detach().numpy() for g in gs]]
     if double:
         ws = [mg.tensor(rng.standard_normal(t.shape).astype(F16).astype(dtype)) for t in wanted]
         pairs = [(g, w) for g, w in zip(gs, ws) if g is not None and g.requires_grad]
-        ggs = mg.autograd.grad([g for g, _ in pairs], wanted,
-                               grad_outputs=[w for _, w in pairs], allow_unused=True)
+        ggs = mg.autograd.grad(
+            [g for g, _ in pairs], wanted, grad_outputs=[w for _, w in pairs], allow_unused=True
+        )
         result.append([None if g is None else g.numpy() for g in ggs])
     return result
 
@@ -282,8 +355,9 @@ def test_float16_double_backward_is_float32_rounded(build, variant):
     order gradient are the float32 ones rounded to float16."""
     kernel, values, needs, fn, _ = _setup(build)
     with _use(kernel, variant):
-        (_, g16, gg16), (_, g32, gg32) = (_mg_run(values, needs, fn, dt, double=True)
-                                          for dt in (F16, F32))
+        (_, g16, gg16), (_, g32, gg32) = (
+            _mg_run(values, needs, fn, dt, double=True) for dt in (F16, F32)
+        )
     for a, b in zip(g16, g32):
         np.testing.assert_array_equal(a, b.astype(F16))
     for a, b in zip(gg16, gg32):
@@ -347,9 +421,12 @@ def test_saved_float16_input_modified_in_place_is_detected():
 def test_float16_mixed_with_another_float_dtype_is_refused():
     x = mg.tensor(np.ones((1, 2, 4, 4), F16))
     w = mg.tensor(np.ones((3, 2, 3, 3), F32))
-    with pytest.raises(DTypeError, match=r"Conv2d: float16 inputs are computed in float32 and "
-                                         r"cannot be mixed with other float dtypes, got "
-                                         r"float16, float32"):
+    with pytest.raises(
+        DTypeError,
+        match=r"Conv2d: float16 inputs are computed in float32 and "
+        r"cannot be mixed with other float dtypes, got "
+        r"float16, float32",
+    ):
         F.conv2d(x, w)
     with pytest.raises(DTypeError, match=r"LSTMCell: float16 .* float16, float64"):
         LSTMCell.apply(mg.tensor(np.ones((2, 8), F16)), mg.tensor(np.ones((2, 2))))
@@ -358,9 +435,12 @@ def test_float16_mixed_with_another_float_dtype_is_refused():
 @pytest.mark.parametrize("dtype", [np.int64, np.bool_])
 def test_int_and_bool_inputs_name_the_op_and_the_accepted_dtypes(dtype):
     x = mg.tensor(np.ones((1, 2, 4, 4), dtype))
-    with pytest.raises(DTypeError, match=r"MaxPool2d: maxpool2d_forward: argument 'x' has "
-                                         rf"dtype {np.dtype(dtype).name}, expected float16 "
-                                         r"\(computed in float32\), float32 or float64"):
+    with pytest.raises(
+        DTypeError,
+        match=r"MaxPool2d: maxpool2d_forward: argument 'x' has "
+        rf"dtype {np.dtype(dtype).name}, expected float16 "
+        r"\(computed in float32\), float32 or float64",
+    ):
         F.max_pool2d(x, 2)
     with pytest.raises(DTypeError, match=r"Conv2d: .*expected float16 \(computed in float32\)"):
         F.conv2d(x, mg.tensor(np.ones((3, 2, 3, 3), dtype)))

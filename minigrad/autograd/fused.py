@@ -72,8 +72,12 @@ _WIDE = np.dtype(np.float32)
 def _is_float_array(a) -> bool:
     """A NumPy/CuPy float array (not a Tensor, not a NumPy scalar)."""
     dtype = getattr(a, "dtype", None)
-    return (getattr(dtype, "kind", "") == "f" and hasattr(a, "astype")
-            and not isinstance(a, np.generic) and not isinstance(a, tensor_class()))
+    return (
+        getattr(dtype, "kind", "") == "f"
+        and hasattr(a, "astype")
+        and not isinstance(a, np.generic)
+        and not isinstance(a, tensor_class())
+    )
 
 
 def _all_half(arrays) -> bool:
@@ -83,8 +87,10 @@ def _all_half(arrays) -> bool:
     dtypes = {a.dtype for a in arrays if _is_float_array(a)}
     if _HALF in dtypes and len(dtypes) > 1:
         names = ", ".join(sorted(d.name for d in dtypes))
-        raise TypeError(f"float16 inputs are computed in float32 and cannot be mixed with "
-                        f"other float dtypes, got {names}; cast the inputs to one dtype")
+        raise TypeError(
+            f"float16 inputs are computed in float32 and cannot be mixed with "
+            f"other float dtypes, got {names}; cast the inputs to one dtype"
+        )
     return dtypes == {_HALF}
 
 
@@ -121,9 +127,11 @@ def _in_float32(forward):
             except TypeError as e:  # int/bool input: the op takes float16 as well
                 if _KERNEL_DTYPES not in str(e):
                     raise
-                raise type(e)(str(e).replace(
-                    _KERNEL_DTYPES, "expected float16 (computed in float32), float32 or "
-                    "float64")) from e
+                raise type(e)(
+                    str(e).replace(
+                        _KERNEL_DTYPES, "expected float16 (computed in float32), float32 or float64"
+                    )
+                ) from e
         wide = [_widen(a) for a in args]
         outs = forward(ctx, *wide, **kwargs)
         ctx._half = True
@@ -191,8 +199,10 @@ class FusedFunction(Function):
     @classmethod
     def apply(cls, *args, **kwargs):
         if kwargs:
-            raise TypeError(f"{cls.__name__}.apply: pass every argument positionally (got "
-                            f"keywords {sorted(kwargs)}); the composed twin takes the same ones")
+            raise TypeError(
+                f"{cls.__name__}.apply: pass every argument positionally (got "
+                f"keywords {sorted(kwargs)}); the composed twin takes the same ones"
+            )
         return super().apply(*args)
 
     def _link(self, args, arrays, outs, results) -> None:
@@ -214,8 +224,10 @@ class FusedFunction(Function):
         if not self._half:
             return saved
         Tensor = tensor_class()  # float16 inputs saved by a float32 forward: widened again
-        return tuple(Tensor(s._data.astype(_WIDE)) if isinstance(s, Tensor) and s.dtype == _HALF
-                     else s for s in saved)
+        return tuple(
+            Tensor(s._data.astype(_WIDE)) if isinstance(s, Tensor) and s.dtype == _HALF else s
+            for s in saved
+        )
 
     def backward_through_composed(self, *grads) -> tuple:
         """Gradients of the op's inputs through ``composed``, recorded (create_graph=True)."""
@@ -237,13 +249,25 @@ class FusedFunction(Function):
             outs = type(self).composed(*inputs)
         outs = outs if isinstance(outs, tuple) else (outs,)
         if len(outs) != len(grads):
-            raise RuntimeError(f"{self.name()}: composed returned {len(outs)} outputs but the "
-                               f"op has {len(grads)}")
-        pairs = [(o, g) for o, g in zip(outs, grads)
-                 if g is not None and isinstance(o, Tensor) and o.requires_grad]
+            raise RuntimeError(
+                f"{self.name()}: composed returned {len(outs)} outputs but the op has {len(grads)}"
+            )
+        pairs = [
+            (o, g)
+            for o, g in zip(outs, grads)
+            if g is not None and isinstance(o, Tensor) and o.requires_grad
+        ]
         if not pairs:
             return (None,) * len(needs)
         wanted = [a for a, need in zip(inputs, needs) if need]
-        found = iter(_grad([o for o, _ in pairs], wanted, grad_outputs=[g for _, g in pairs],
-                           create_graph=True, retain_graph=True, allow_unused=True))
+        found = iter(
+            _grad(
+                [o for o, _ in pairs],
+                wanted,
+                grad_outputs=[g for _, g in pairs],
+                create_graph=True,
+                retain_graph=True,
+                allow_unused=True,
+            )
+        )
         return tuple(next(found) if need else None for need in needs)

@@ -73,8 +73,10 @@ def _binary(gen_a, gen_b=None):
     gen_b = gen_b or gen_a
 
     def samples(rng):
-        out = [Sample((gen_a(rng, *sa), gen_b(rng, *sb)), name=f"{sa}x{sb}") for sa, sb in
-               BINARY_SHAPES]
+        out = [
+            Sample((gen_a(rng, *sa), gen_b(rng, *sb)), name=f"{sa}x{sb}")
+            for sa, sb in BINARY_SHAPES
+        ]
         out.append(Sample((gen_a(rng, 2, 3), 1.5), name="tensor-scalar"))
         out.append(Sample((0.5, gen_b(rng, 2, 3)), name="scalar-tensor"))
         return out
@@ -118,8 +120,15 @@ def _softmax_samples(rng):
 
 
 def _matmul_samples(rng):
-    shapes = [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (4, 3)),
-              ((3, 4), (4,)), ((4,), (4,)), ((0, 4), (4, 3))]
+    shapes = [
+        ((3, 4), (4, 5)),
+        ((2, 3, 4), (4, 2)),
+        ((2, 1, 3, 4), (5, 4, 2)),
+        ((4,), (4, 3)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((0, 4), (4, 3)),
+    ]
     return [Sample((_r(rng, *a), _r(rng, *b)), name=f"{a}@{b}") for a, b in shapes]
 
 
@@ -210,8 +219,10 @@ SPECS: list[OpSpec] = [
         "maximum",
         lambda a, b: mg.maximum(a, b),
         lambda T, a, b: T.maximum(a, b),
-        lambda rng: [Sample((_distinct(rng, 3, 4), _distinct(rng, 3, 4) + 0.005)),
-                     Sample((_distinct(rng, 3, 4), _distinct(rng, 4) + 0.005))],
+        lambda rng: [
+            Sample((_distinct(rng, 3, 4), _distinct(rng, 3, 4) + 0.005)),
+            Sample((_distinct(rng, 3, 4), _distinct(rng, 4) + 0.005)),
+        ],
     ),
     OpSpec(
         "minimum",
@@ -223,117 +234,281 @@ SPECS: list[OpSpec] = [
         "clamp",
         lambda a, lo, hi: a.clamp(lo, hi),
         lambda T, a, lo, hi: a.clamp(lo, hi),
-        lambda rng: [Sample((_away(rng, 3, 4) * 0.95, -0.5, 0.5)),
-                     Sample((_away(rng, 5) * 0.95, None, 0.3))],
+        lambda rng: [
+            Sample((_away(rng, 3, 4) * 0.95, -0.5, 0.5)),
+            Sample((_away(rng, 5) * 0.95, None, 0.3)),
+        ],
         errors=[(Sample((np.ones(3), None, None)), ValueError, "clamp")],
     ),
-    OpSpec("where", lambda c, a, b: mg.where(c, a, b), lambda T, c, a, b: T.where(c, a, b),
-           _where_samples),
+    OpSpec(
+        "where",
+        lambda c, a, b: mg.where(c, a, b),
+        lambda T, c, a, b: T.where(c, a, b),
+        _where_samples,
+    ),
     OpSpec(
         "masked_fill",
         lambda a, m: a.masked_fill(m, -2.0),
         lambda T, a, m: a.masked_fill(m, -2.0),
-        lambda rng: [Sample((_r(rng, 3, 4), _r(rng, 3, 4) > 0), grad=(True, False)),
-                     Sample((_r(rng, 3, 4), _r(rng, 4) > 0), grad=(True, False))],
+        lambda rng: [
+            Sample((_r(rng, 3, 4), _r(rng, 3, 4) > 0), grad=(True, False)),
+            Sample((_r(rng, 3, 4), _r(rng, 4) > 0), grad=(True, False)),
+        ],
     ),
-    OpSpec("sum", lambda a, **k: a.sum(**k), lambda T, a, **k: a.sum(**k), _reduce_samples(),
-           family="reduce"),
-    OpSpec("mean", lambda a, **k: a.mean(**k), lambda T, a, **k: a.mean(**k),
-           _reduce_samples(), family="reduce"),
+    OpSpec(
+        "sum",
+        lambda a, **k: a.sum(**k),
+        lambda T, a, **k: a.sum(**k),
+        _reduce_samples(),
+        family="reduce",
+    ),
+    OpSpec(
+        "mean",
+        lambda a, **k: a.mean(**k),
+        lambda T, a, **k: a.mean(**k),
+        _reduce_samples(),
+        family="reduce",
+    ),
     OpSpec(
         "var",
         lambda a, **k: a.var(**k),
         lambda T, a, **k: a.var(**k),
-        lambda rng: [Sample((_r(rng, 3, 4),)), Sample((_r(rng, 3, 4),), {"dim": 1}),
-                     Sample((_r(rng, 2, 3, 4),), {"dim": (0, 2), "keepdim": True,
-                                                  "unbiased": False})],
+        lambda rng: [
+            Sample((_r(rng, 3, 4),)),
+            Sample((_r(rng, 3, 4),), {"dim": 1}),
+            Sample((_r(rng, 2, 3, 4),), {"dim": (0, 2), "keepdim": True, "unbiased": False}),
+        ],
         family="reduce",
     ),
-    OpSpec("std", lambda a, **k: a.std(**k), lambda T, a, **k: a.std(**k),
-           lambda rng: [Sample((_r(rng, 3, 4),), {"dim": 0})], family="reduce"),
-    OpSpec("amax", lambda a, **k: a.amax(**k), lambda T, a, **k: a.amax(**k),
-           _reduce_samples(_distinct), family="reduce",
-           errors=[(Sample((np.ones((0, 3)),)), ValueError, "empty")]),
-    OpSpec("amin", lambda a, **k: a.amin(**k), lambda T, a, **k: a.amin(**k),
-           _reduce_samples(_distinct), family="reduce"),
-    OpSpec("max_all_ties", lambda a: a.max(), lambda T, a: a.max(),
-           lambda rng: [Sample((np.array([[1.0, 3.0], [3.0, 0.5]]),), name="ties")],
-           family="reduce", gradgrad=False, extra={"no_gradcheck": True}),
-    OpSpec("max_dim", lambda a, **k: a.max(**k).values, lambda T, a, **k: a.max(**k).values,
-           lambda rng: [Sample((_distinct(rng, 3, 4),), {"dim": 1}),
-                        Sample((_distinct(rng, 2, 3, 4),), {"dim": 0, "keepdim": True})],
-           family="reduce"),
-    OpSpec("min_dim", lambda a, **k: a.min(**k).values, lambda T, a, **k: a.min(**k).values,
-           lambda rng: [Sample((_distinct(rng, 3, 4),), {"dim": -1})], family="reduce"),
-    OpSpec("logsumexp", lambda a, **k: a.logsumexp(**k), lambda T, a, **k: T.logsumexp(a, **k),
-           lambda rng: [Sample((_r(rng, 3, 4) * 30,), {"dim": 1}),
-                        Sample((_r(rng, 2, 3, 4),), {"dim": (0, 2), "keepdim": True})],
-           family="reduce"),
-    OpSpec("softmax", lambda a, dim: a.softmax(dim), lambda T, a, dim: a.softmax(dim),
-           _softmax_samples, family="reduce"),
-    OpSpec("log_softmax", lambda a, dim: a.log_softmax(dim),
-           lambda T, a, dim: a.log_softmax(dim), _softmax_samples, family="reduce"),
-    OpSpec("reshape", lambda a, s: a.reshape(s), lambda T, a, s: a.reshape(s),
-           lambda rng: [Sample((_r(rng, 3, 4), (2, 6))), Sample((_r(rng, 3, 4), (-1,))),
-                        Sample((_r(rng), (1, 1)))],
-           family="shape",
-           errors=[(Sample((np.ones((3, 4)), (5,))), ValueError, r"\(3, 4\).*\(5,\)")]),
-    OpSpec("permute", lambda a, d: a.permute(*d), lambda T, a, d: a.permute(*d),
-           lambda rng: [Sample((_r(rng, 2, 3, 4), (2, 0, 1)))], family="shape",
-           errors=[(Sample((np.ones((2, 3)), (0, 0))), ValueError, "permute")]),
-    OpSpec("transpose", lambda a, i, j: a.transpose(i, j), lambda T, a, i, j: a.transpose(i, j),
-           lambda rng: [Sample((_r(rng, 2, 3, 4), 0, 2)), Sample((_r(rng, 3, 4), -1, -2))],
-           family="shape"),
-    OpSpec("flatten", lambda a, **k: a.flatten(**k), lambda T, a, **k: a.flatten(**k),
-           lambda rng: [Sample((_r(rng, 2, 3, 4),)), Sample((_r(rng, 2, 3, 4),), {"start_dim": 1})],
-           family="shape"),
-    OpSpec("squeeze", lambda a, *d: a.squeeze(*d), lambda T, a, *d: a.squeeze(*d),
-           lambda rng: [Sample((_r(rng, 2, 1, 3, 1),)), Sample((_r(rng, 2, 1, 3), 1))],
-           family="shape"),
-    OpSpec("unsqueeze", lambda a, d: a.unsqueeze(d), lambda T, a, d: a.unsqueeze(d),
-           lambda rng: [Sample((_r(rng, 2, 3), 1)), Sample((_r(rng, 2, 3), -1))],
-           family="shape"),
-    OpSpec("expand", lambda a, s: a.expand(*s), lambda T, a, s: a.expand(*s),
-           lambda rng: [Sample((_r(rng, 3, 1), (2, 3, 4))), Sample((_r(rng, 1, 4), (3, -1)))],
-           family="shape",
-           errors=[(Sample((np.ones((3, 2)), (3, 4))), ValueError, "expand")]),
-    OpSpec("broadcast_to", lambda a, s: a.broadcast_to(s), lambda T, a, s: a.broadcast_to(s),
-           lambda rng: [Sample((_r(rng, 3, 1), (2, 3, 4)))], family="shape"),
-    OpSpec("getitem", _mg_getitem, _torch_getitem, _getitem_samples, family="indexing",
-           errors=[(Sample((np.ones((3, 4)), 5)), IndexError, r"out of bounds.*\(3, 4\)"),
-                   (Sample((np.ones((3, 4)), np.array([0, 7]))), IndexError, "getitem")]),
-    OpSpec("setitem", _mg_setitem, _torch_setitem,
-           lambda rng: [Sample((_r(rng, 4, 5), _r(rng, 2, 5), slice(1, 3))),
-                        Sample((_r(rng, 4, 5), _r(rng, 5), np.array([0, 3])))],
-           family="indexing"),
-    OpSpec("gather", lambda a, d, i: a.gather(d, i),
-           lambda T, a, d, i: a.gather(d, i),
-           lambda rng: [Sample((_r(rng, 3, 4), 1, rng.integers(0, 4, (3, 6)))),
-                        Sample((_r(rng, 3, 4), 0, rng.integers(0, 3, (2, 4))))],
-           family="indexing",
-           errors=[(Sample((np.ones((3, 4)), 1, np.array([[9]] * 3))), IndexError, "gather")]),
-    OpSpec("cat", lambda *ts, dim: mg.cat(ts, dim), lambda T, *ts, dim: T.cat(ts, dim),
-           _cat_samples, family="shape",
-           errors=[(Sample((np.ones((2, 3)), np.ones((2, 4))), {"dim": 0}), ValueError,
-                    r"\(2, 3\).*\(2, 4\)")]),
-    OpSpec("stack", lambda *ts, dim: mg.stack(ts, dim), lambda T, *ts, dim: T.stack(ts, dim),
-           lambda rng: [Sample((_r(rng, 2, 3), _r(rng, 2, 3)), {"dim": 1})], family="shape"),
-    OpSpec("split", lambda a, s, d: mg.cat(a.split(s, d)[::-1], d),
-           lambda T, a, s, d: T.cat(a.split(s, d)[::-1], d),
-           lambda rng: [Sample((_r(rng, 5, 3), 2, 0)), Sample((_r(rng, 2, 6), [1, 2, 3], 1))],
-           family="shape"),
-    OpSpec("chunk", lambda a, c, d: a.chunk(c, d)[-1] * 2.0,
-           lambda T, a, c, d: a.chunk(c, d)[-1] * 2.0,
-           lambda rng: [Sample((_r(rng, 5, 3), 2, 0)), Sample((_r(rng, 2, 6), 3, 1))],
-           family="shape"),
-    OpSpec("pad", lambda a, p, **k: mg.pad(a, p, **k),
-           lambda T, a, p, **k: T.nn.functional.pad(a, p, **k), _pad_samples, family="shape",
-           errors=[(Sample((np.ones((2, 3)), (1,))), ValueError, "pad")]),
-    OpSpec("matmul", lambda a, b: a @ b, lambda T, a, b: a @ b, _matmul_samples, family="matmul",
-           errors=[(Sample((np.ones((2, 3)), np.ones((4, 5)))), ValueError, r"2x3 and 4x5"),
-                   (Sample((np.ones((2, 3)), np.ones((3, 5), np.float32))), TypeError, "dtype")]),
-    OpSpec("to_float32", lambda a: a.float() * 3.0, lambda T, a: a.float() * 3.0,
-           _unary(_r, ((3, 4),)), gradgrad=False, extra={"no_gradcheck": True}),
+    OpSpec(
+        "std",
+        lambda a, **k: a.std(**k),
+        lambda T, a, **k: a.std(**k),
+        lambda rng: [Sample((_r(rng, 3, 4),), {"dim": 0})],
+        family="reduce",
+    ),
+    OpSpec(
+        "amax",
+        lambda a, **k: a.amax(**k),
+        lambda T, a, **k: a.amax(**k),
+        _reduce_samples(_distinct),
+        family="reduce",
+        errors=[(Sample((np.ones((0, 3)),)), ValueError, "empty")],
+    ),
+    OpSpec(
+        "amin",
+        lambda a, **k: a.amin(**k),
+        lambda T, a, **k: a.amin(**k),
+        _reduce_samples(_distinct),
+        family="reduce",
+    ),
+    OpSpec(
+        "max_all_ties",
+        lambda a: a.max(),
+        lambda T, a: a.max(),
+        lambda rng: [Sample((np.array([[1.0, 3.0], [3.0, 0.5]]),), name="ties")],
+        family="reduce",
+        gradgrad=False,
+        extra={"no_gradcheck": True},
+    ),
+    OpSpec(
+        "max_dim",
+        lambda a, **k: a.max(**k).values,
+        lambda T, a, **k: a.max(**k).values,
+        lambda rng: [
+            Sample((_distinct(rng, 3, 4),), {"dim": 1}),
+            Sample((_distinct(rng, 2, 3, 4),), {"dim": 0, "keepdim": True}),
+        ],
+        family="reduce",
+    ),
+    OpSpec(
+        "min_dim",
+        lambda a, **k: a.min(**k).values,
+        lambda T, a, **k: a.min(**k).values,
+        lambda rng: [Sample((_distinct(rng, 3, 4),), {"dim": -1})],
+        family="reduce",
+    ),
+    OpSpec(
+        "logsumexp",
+        lambda a, **k: a.logsumexp(**k),
+        lambda T, a, **k: T.logsumexp(a, **k),
+        lambda rng: [
+            Sample((_r(rng, 3, 4) * 30,), {"dim": 1}),
+            Sample((_r(rng, 2, 3, 4),), {"dim": (0, 2), "keepdim": True}),
+        ],
+        family="reduce",
+    ),
+    OpSpec(
+        "softmax",
+        lambda a, dim: a.softmax(dim),
+        lambda T, a, dim: a.softmax(dim),
+        _softmax_samples,
+        family="reduce",
+    ),
+    OpSpec(
+        "log_softmax",
+        lambda a, dim: a.log_softmax(dim),
+        lambda T, a, dim: a.log_softmax(dim),
+        _softmax_samples,
+        family="reduce",
+    ),
+    OpSpec(
+        "reshape",
+        lambda a, s: a.reshape(s),
+        lambda T, a, s: a.reshape(s),
+        lambda rng: [
+            Sample((_r(rng, 3, 4), (2, 6))),
+            Sample((_r(rng, 3, 4), (-1,))),
+            Sample((_r(rng), (1, 1))),
+        ],
+        family="shape",
+        errors=[(Sample((np.ones((3, 4)), (5,))), ValueError, r"\(3, 4\).*\(5,\)")],
+    ),
+    OpSpec(
+        "permute",
+        lambda a, d: a.permute(*d),
+        lambda T, a, d: a.permute(*d),
+        lambda rng: [Sample((_r(rng, 2, 3, 4), (2, 0, 1)))],
+        family="shape",
+        errors=[(Sample((np.ones((2, 3)), (0, 0))), ValueError, "permute")],
+    ),
+    OpSpec(
+        "transpose",
+        lambda a, i, j: a.transpose(i, j),
+        lambda T, a, i, j: a.transpose(i, j),
+        lambda rng: [Sample((_r(rng, 2, 3, 4), 0, 2)), Sample((_r(rng, 3, 4), -1, -2))],
+        family="shape",
+    ),
+    OpSpec(
+        "flatten",
+        lambda a, **k: a.flatten(**k),
+        lambda T, a, **k: a.flatten(**k),
+        lambda rng: [Sample((_r(rng, 2, 3, 4),)), Sample((_r(rng, 2, 3, 4),), {"start_dim": 1})],
+        family="shape",
+    ),
+    OpSpec(
+        "squeeze",
+        lambda a, *d: a.squeeze(*d),
+        lambda T, a, *d: a.squeeze(*d),
+        lambda rng: [Sample((_r(rng, 2, 1, 3, 1),)), Sample((_r(rng, 2, 1, 3), 1))],
+        family="shape",
+    ),
+    OpSpec(
+        "unsqueeze",
+        lambda a, d: a.unsqueeze(d),
+        lambda T, a, d: a.unsqueeze(d),
+        lambda rng: [Sample((_r(rng, 2, 3), 1)), Sample((_r(rng, 2, 3), -1))],
+        family="shape",
+    ),
+    OpSpec(
+        "expand",
+        lambda a, s: a.expand(*s),
+        lambda T, a, s: a.expand(*s),
+        lambda rng: [Sample((_r(rng, 3, 1), (2, 3, 4))), Sample((_r(rng, 1, 4), (3, -1)))],
+        family="shape",
+        errors=[(Sample((np.ones((3, 2)), (3, 4))), ValueError, "expand")],
+    ),
+    OpSpec(
+        "broadcast_to",
+        lambda a, s: a.broadcast_to(s),
+        lambda T, a, s: a.broadcast_to(s),
+        lambda rng: [Sample((_r(rng, 3, 1), (2, 3, 4)))],
+        family="shape",
+    ),
+    OpSpec(
+        "getitem",
+        _mg_getitem,
+        _torch_getitem,
+        _getitem_samples,
+        family="indexing",
+        errors=[
+            (Sample((np.ones((3, 4)), 5)), IndexError, r"out of bounds.*\(3, 4\)"),
+            (Sample((np.ones((3, 4)), np.array([0, 7]))), IndexError, "getitem"),
+        ],
+    ),
+    OpSpec(
+        "setitem",
+        _mg_setitem,
+        _torch_setitem,
+        lambda rng: [
+            Sample((_r(rng, 4, 5), _r(rng, 2, 5), slice(1, 3))),
+            Sample((_r(rng, 4, 5), _r(rng, 5), np.array([0, 3]))),
+        ],
+        family="indexing",
+    ),
+    OpSpec(
+        "gather",
+        lambda a, d, i: a.gather(d, i),
+        lambda T, a, d, i: a.gather(d, i),
+        lambda rng: [
+            Sample((_r(rng, 3, 4), 1, rng.integers(0, 4, (3, 6)))),
+            Sample((_r(rng, 3, 4), 0, rng.integers(0, 3, (2, 4)))),
+        ],
+        family="indexing",
+        errors=[(Sample((np.ones((3, 4)), 1, np.array([[9]] * 3))), IndexError, "gather")],
+    ),
+    OpSpec(
+        "cat",
+        lambda *ts, dim: mg.cat(ts, dim),
+        lambda T, *ts, dim: T.cat(ts, dim),
+        _cat_samples,
+        family="shape",
+        errors=[
+            (
+                Sample((np.ones((2, 3)), np.ones((2, 4))), {"dim": 0}),
+                ValueError,
+                r"\(2, 3\).*\(2, 4\)",
+            )
+        ],
+    ),
+    OpSpec(
+        "stack",
+        lambda *ts, dim: mg.stack(ts, dim),
+        lambda T, *ts, dim: T.stack(ts, dim),
+        lambda rng: [Sample((_r(rng, 2, 3), _r(rng, 2, 3)), {"dim": 1})],
+        family="shape",
+    ),
+    OpSpec(
+        "split",
+        lambda a, s, d: mg.cat(a.split(s, d)[::-1], d),
+        lambda T, a, s, d: T.cat(a.split(s, d)[::-1], d),
+        lambda rng: [Sample((_r(rng, 5, 3), 2, 0)), Sample((_r(rng, 2, 6), [1, 2, 3], 1))],
+        family="shape",
+    ),
+    OpSpec(
+        "chunk",
+        lambda a, c, d: a.chunk(c, d)[-1] * 2.0,
+        lambda T, a, c, d: a.chunk(c, d)[-1] * 2.0,
+        lambda rng: [Sample((_r(rng, 5, 3), 2, 0)), Sample((_r(rng, 2, 6), 3, 1))],
+        family="shape",
+    ),
+    OpSpec(
+        "pad",
+        lambda a, p, **k: mg.pad(a, p, **k),
+        lambda T, a, p, **k: T.nn.functional.pad(a, p, **k),
+        _pad_samples,
+        family="shape",
+        errors=[(Sample((np.ones((2, 3)), (1,))), ValueError, "pad")],
+    ),
+    OpSpec(
+        "matmul",
+        lambda a, b: a @ b,
+        lambda T, a, b: a @ b,
+        _matmul_samples,
+        family="matmul",
+        errors=[
+            (Sample((np.ones((2, 3)), np.ones((4, 5)))), ValueError, r"2x3 and 4x5"),
+            (Sample((np.ones((2, 3)), np.ones((3, 5), np.float32))), TypeError, "dtype"),
+        ],
+    ),
+    OpSpec(
+        "to_float32",
+        lambda a: a.float() * 3.0,
+        lambda T, a: a.float() * 3.0,
+        _unary(_r, ((3, 4),)),
+        gradgrad=False,
+        extra={"no_gradcheck": True},
+    ),
 ]
 
 SPECS_BY_NAME = {s.name: s for s in SPECS}
@@ -356,19 +531,21 @@ def nonfinite_samples(spec: OpSpec, rng) -> list[Sample]:
     forward and backward with PyTorch, NaN and inf positions included."""
     base = None
     for sample in spec.samples(rng):
-        if any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size
-               for a in sample.args):
+        if any(isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size for a in sample.args):
             base = sample
             break
     if base is None:
         return []
-    k = next(i for i, a in enumerate(base.args)
-             if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size)
+    k = next(
+        i
+        for i, a in enumerate(base.args)
+        if isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size
+    )
     out = []
     for name, value in (("nan", np.nan), ("inf", np.inf)):
         arr = np.array(base.args[k], dtype=np.float64, copy=True)
         arr.reshape(-1)[arr.size // 2] = value
-        args = base.args[:k] + (arr,) + base.args[k + 1:]
+        args = base.args[:k] + (arr,) + base.args[k + 1 :]
         out.append(Sample(args, dict(base.kwargs), base.grad, f"{base.name}-{name}"))
     return out
 
