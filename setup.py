@@ -60,8 +60,11 @@ NATIVE_OFF = os.environ.get("MINIGRAD_NATIVE", "").strip() == "0"
 # MINIGRAD_SANITIZE=1: _C (only) with AddressSanitizer + UndefinedBehaviorSanitizer, for
 # .ci/sanitize; import it with LD_PRELOAD=$(gcc -print-file-name=libasan.so).
 SANITIZE = os.environ.get("MINIGRAD_SANITIZE", "").strip() == "1"
-SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                  "-fno-sanitize-recover=undefined"]
+SANITIZE_FLAGS = [
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-fno-sanitize-recover=undefined",
+]
 BUILD_RECORD = "_build.json"  # written into the package: what was built, and why not
 
 # Default GPU architectures (no GPU visible at build time, MINIGRAD_CUDA_ARCH unset): A100
@@ -77,8 +80,12 @@ def detected_cuda_archs() -> list[str]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return []
     caps = {line.strip().replace(".", "") for line in out.stdout.splitlines()}
@@ -90,8 +97,11 @@ def cuda_archs() -> list[str]:
     nvidia-smi sees, else CUDA_DEFAULT_ARCHS."""
     env = os.environ.get("MINIGRAD_CUDA_ARCH", "").strip().lower()
     if env and env != "auto":
-        archs = [a.strip().replace(".", "").removeprefix("sm_") for a in env.replace(";", ",")
-                 .split(",") if a.strip()]
+        archs = [
+            a.strip().replace(".", "").removeprefix("sm_")
+            for a in env.replace(";", ",").split(",")
+            if a.strip()
+        ]
         bad = [a for a in archs if not a.isdigit()]
         if bad or not archs:
             raise RuntimeError(f"MINIGRAD_CUDA_ARCH={env!r}: expected e.g. '90' or '80;90'")
@@ -270,8 +280,10 @@ class BuildExt(build_ext):
             "cache": build_cache_dir(),
             "env": {k: v for k, v in os.environ.items() if k.startswith("MINIGRAD_")},
             "extensions": {
-                **{name: {"status": "skipped", "reason": why}
-                   for name, why in NOT_REQUESTED.items()},
+                **{
+                    name: {"status": "skipped", "reason": why}
+                    for name, why in NOT_REQUESTED.items()
+                },
                 **self._record,
             },
         }
@@ -324,8 +336,15 @@ class BuildExt(build_ext):
         # -g0: Python's own CFLAGS carry -g; debug info for pybind11's templates made every
         # file's compile ~35% slower (and _C 10x larger) for nothing a user needs.  Flags
         # appended later (MINIGRAD_SANITIZE's -g) still win.
-        flags = ["-O3", "-g0", "-std=c++17", "-fvisibility=hidden", "-Wall", "-fno-math-errno",
-                 "-fno-trapping-math"]
+        flags = [
+            "-O3",
+            "-g0",
+            "-std=c++17",
+            "-fvisibility=hidden",
+            "-Wall",
+            "-fno-math-errno",
+            "-fno-trapping-math",
+        ]
         if NATIVE_ARCH:
             flags.append("-march=native")
         if self._openmp:
@@ -348,8 +367,11 @@ class BuildExt(build_ext):
             self._record[ext.name]["seconds"] = round(time.perf_counter() - t0, 1)
         except Exception as e:
             self._failed = self._failed | {ext.name}
-            self._record[ext.name] = {"status": "failed", "reason": f"{type(e).__name__}: {e}",
-                                      "seconds": round(time.perf_counter() - t0, 1)}
+            self._record[ext.name] = {
+                "status": "failed",
+                "reason": f"{type(e).__name__}: {e}",
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
             if not is_cuda:
                 log(
                     f"ERROR: building {ext.name} (the C++ CPU kernels) failed: "
@@ -416,8 +438,9 @@ class BuildExt(build_ext):
         cc = list(self.compiler.compiler_so)
         if not hasattr(self, "_cc_version"):
             try:
-                out = subprocess.run([cc[0], "--version"], capture_output=True, text=True,
-                                     timeout=60)
+                out = subprocess.run(
+                    [cc[0], "--version"], capture_output=True, text=True, timeout=60
+                )
                 self._cc_version = out.stdout
             except (OSError, subprocess.SubprocessError):
                 self._cc_version = ""
@@ -425,9 +448,19 @@ class BuildExt(build_ext):
         incs = [f"pybind11-{pybind11_version()}" if d == pyb else d for d in ext.include_dirs]
         headers = [sha256(os.path.relpath(h, ROOT), file_bytes(h)) for h in local_headers()]
         return sha256(
-            json.dumps([cc, self._cc_version, ext.extra_compile_args, ext.define_macros,
-                        ext.undef_macros, incs, sysconfig.get_paths()["include"],
-                        sysconfig.get_config_var("EXT_SUFFIX"), self.debug]),
+            json.dumps(
+                [
+                    cc,
+                    self._cc_version,
+                    ext.extra_compile_args,
+                    ext.define_macros,
+                    ext.undef_macros,
+                    incs,
+                    sysconfig.get_paths()["include"],
+                    sysconfig.get_config_var("EXT_SUFFIX"),
+                    self.debug,
+                ]
+            ),
             *headers,
         )
 
@@ -454,14 +487,25 @@ class BuildExt(build_ext):
         cache = self._cache_dir()
         target = self.get_ext_fullpath(ext.name)
         fingerprint = self._fingerprint(ext)
-        keys = {src: sha256(fingerprint, src, file_bytes(os.path.join(ROOT, src)))[:24]
-                for src in ext.sources}
-        objects = {src: os.path.join(cache, "obj", f"{os.path.basename(src)}-{k}.o")
-                   for src, k in keys.items()}
+        keys = {
+            src: sha256(fingerprint, src, file_bytes(os.path.join(ROOT, src)))[:24]
+            for src in ext.sources
+        }
+        objects = {
+            src: os.path.join(cache, "obj", f"{os.path.basename(src)}-{k}.o")
+            for src, k in keys.items()
+        }
         link_key = sha256(
-            json.dumps([list(self.compiler.linker_so), ext.extra_link_args,
-                        self.get_libraries(ext), ext.library_dirs, ext.runtime_library_dirs,
-                        sorted(keys.values())]),
+            json.dumps(
+                [
+                    list(self.compiler.linker_so),
+                    ext.extra_link_args,
+                    self.get_libraries(ext),
+                    ext.library_dirs,
+                    ext.runtime_library_dirs,
+                    sorted(keys.values()),
+                ]
+            ),
             *(file_bytes(o) for o in ext.extra_objects),  # e.g. nvcc's objects for _cuda
         )[:24]
         linked = os.path.join(cache, "lib", link_key, os.path.basename(target))
@@ -475,8 +519,10 @@ class BuildExt(build_ext):
         todo = [s for s in ext.sources if self.force or not os.path.exists(objects[s])]
         todo.sort(key=lambda s: -os.path.getsize(os.path.join(ROOT, s)))  # longest first
         jobs = min(build_jobs(), max(1, len(todo)))
-        log(f"building {ext.name}: compiling {len(todo)} of {len(keys)} files with {jobs} "
-            f"parallel jobs ({len(keys) - len(todo)} unchanged, from the cache in {cache})")
+        log(
+            f"building {ext.name}: compiling {len(todo)} of {len(keys)} files with {jobs} "
+            f"parallel jobs ({len(keys) - len(todo)} unchanged, from the cache in {cache})"
+        )
         for src in todo:
             log(f"  queued {src}")
 
@@ -485,9 +531,14 @@ class BuildExt(build_ext):
             tmp = tempfile.mkdtemp(dir=os.path.join(cache, "tmp"))
             try:
                 (obj,) = self.compiler.compile(
-                    [src], output_dir=tmp, macros=ext.define_macros,
-                    include_dirs=ext.include_dirs, debug=self.debug,
-                    extra_postargs=ext.extra_compile_args, depends=ext.depends)
+                    [src],
+                    output_dir=tmp,
+                    macros=ext.define_macros,
+                    include_dirs=ext.include_dirs,
+                    debug=self.debug,
+                    extra_postargs=ext.extra_compile_args,
+                    depends=ext.depends,
+                )
                 # the key hashed the source before the compiler read it: a file edited in
                 # between must not be cached under its old text's key
                 now = sha256(fingerprint, src, file_bytes(os.path.join(ROOT, src)))[:24]
@@ -529,10 +580,16 @@ class BuildExt(build_ext):
         seconds = time.perf_counter() - t0
         cpu = children_cpu_seconds() - cpu0
         log(f"  linked {ext.name} in {time.perf_counter() - t:.1f} s")
-        log(f"built {ext.name} in {seconds:.1f} s ({len(todo)} files compiled; the compiler "
-            f"used {cpu:.1f} CPU seconds)")
-        return {"status": "built", "compiled": len(todo), "reused": len(keys) - len(todo),
-                "compiler_cpu_seconds": round(cpu, 1)}
+        log(
+            f"built {ext.name} in {seconds:.1f} s ({len(todo)} files compiled; the compiler "
+            f"used {cpu:.1f} CPU seconds)"
+        )
+        return {
+            "status": "built",
+            "compiled": len(todo),
+            "reused": len(keys) - len(todo),
+            "compiler_cpu_seconds": round(cpu, 1),
+        }
 
     def _build_cuda(self, ext):
         nvcc = find_nvcc()
@@ -554,8 +611,11 @@ class BuildExt(build_ext):
         log(f"nvcc: {len(cu_sources)} .cu files for sm_{', sm_'.join(archs)}, {jobs} parallel jobs")
         # nvcc runs as a subprocess, so threads give real parallelism; map keeps source order.
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            objects = list(pool.map(
-                lambda src: self._nvcc_compile(nvcc, src, ext.include_dirs, gencode), cu_sources))
+            objects = list(
+                pool.map(
+                    lambda src: self._nvcc_compile(nvcc, src, ext.include_dirs, gencode), cu_sources
+                )
+            )
 
         ext.include_dirs = [*ext.include_dirs, include]
         ext.extra_objects = [*ext.extra_objects, *objects]
@@ -566,11 +626,13 @@ class BuildExt(build_ext):
         self._record[ext.name] = self._build_cached(ext)
         self._record[ext.name]["archs"] = archs
 
-    def _nvcc_compile(self, nvcc: str, src: str, include_dirs: list[str],
-                      gencode: list[str]) -> str:
+    def _nvcc_compile(
+        self, nvcc: str, src: str, include_dirs: list[str], gencode: list[str]
+    ) -> str:
         # the object name carries the architectures: switching MINIGRAD_CUDA_ARCH recompiles
-        tag = "sm" + "_".join(a.split("=")[-1].removeprefix("sm_") for a in gencode
-                              if "code=sm_" in a)
+        tag = "sm" + "_".join(
+            a.split("=")[-1].removeprefix("sm_") for a in gencode if "code=sm_" in a
+        )
         # Objects live in the persistent cache under the hash of the source, every header
         # under csrc/, nvcc and its flags: a reinstall of an unchanged tree compiles nothing.
         out_dir = os.path.join(self._cache_dir(), "cuda")
@@ -580,15 +642,16 @@ class BuildExt(build_ext):
             flags += ["-ccbin", os.environ["MINIGRAD_NVCC_CCBIN"]]
         pyb = pybind11_include()
         incs = [f"pybind11-{pybind11_version()}" if d == pyb else d for d in include_dirs]
-        key = sha256(json.dumps([os.path.realpath(nvcc), flags, incs, src]),
-                     file_bytes(os.path.join(ROOT, src)),
-                     *(sha256(os.path.relpath(h, ROOT), file_bytes(h)) for h in local_headers()))
+        key = sha256(
+            json.dumps([os.path.realpath(nvcc), flags, incs, src]),
+            file_bytes(os.path.join(ROOT, src)),
+            *(sha256(os.path.relpath(h, ROOT), file_bytes(h)) for h in local_headers()),
+        )
         obj = os.path.join(out_dir, f"{os.path.basename(src)}.{tag}-{key[:24]}.o")
         if not self.force and os.path.exists(obj):
             log(f"nvcc: {src} unchanged (cached)")
             return obj
-        cmd = [nvcc, "-c", src, "-o", obj + ".part.o", *flags,
-               *[f"-I{d}" for d in include_dirs]]
+        cmd = [nvcc, "-c", src, "-o", obj + ".part.o", *flags, *[f"-I{d}" for d in include_dirs]]
         log(" ".join(cmd))
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=ROOT)
@@ -626,8 +689,7 @@ def extensions() -> list[Extension]:
             Extension(
                 "minigrad._cuda",
                 sources=rel("csrc/cuda/*.cu") + rel("csrc/cuda/*.cpp"),
-                include_dirs=[*pyb, os.path.join("csrc", "cuda"),
-                              os.path.join("csrc", "common")],
+                include_dirs=[*pyb, os.path.join("csrc", "cuda"), os.path.join("csrc", "common")],
                 depends=rel("csrc/cuda/*.cuh") + rel("csrc/cuda/*.h") + rel("csrc/common/*.h"),
                 language="c++",
             )

@@ -46,8 +46,9 @@ class Attention(FusedFunction):
     """(q, k, v) -> softmax(scale q k^T + mask) v, through the ``attention`` kernel."""
 
     @staticmethod
-    def forward(ctx: Ctx, q: Array, k: Array, v: Array, mask: Array | None, scale: float,
-                is_causal: bool) -> Array:
+    def forward(
+        ctx: Ctx, q: Array, k: Array, v: Array, mask: Array | None, scale: float, is_causal: bool
+    ) -> Array:
         xp = get_array_module(q)
         batch = _batch_shape(q.shape, k.shape, v.shape, None if mask is None else mask.shape)
         qb, kb, vb = (_flat(xp, a, batch) for a in (q, k, v))  # (B, L, E), (B, S, E), (B, S, Ev)
@@ -66,14 +67,22 @@ class Attention(FusedFunction):
         qb, kb, vb, ob, gb = (_flat(xp, t._data, batch) for t in (q, k, v, out, grad))
         m = None if mb is None else mb._data
         dq, dk, dv = dispatch("attention", qb).attention_backward(
-            gb, qb, kb, vb, ob, lse._data, m, scale, is_causal)
+            gb, qb, kb, vb, ob, lse._data, m, scale, is_causal
+        )
         # (B, ...) -> (batch..., ...); the engine sums broadcast batch dims back to each input
-        return (dq.reshape(batch + dq.shape[1:]), dk.reshape(batch + dk.shape[1:]),
-                dv.reshape(batch + dv.shape[1:]), None, None, None)
+        return (
+            dq.reshape(batch + dq.shape[1:]),
+            dk.reshape(batch + dk.shape[1:]),
+            dv.reshape(batch + dv.shape[1:]),
+            None,
+            None,
+            None,
+        )
 
     @staticmethod
-    def composed(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
-                 is_causal: bool) -> Tensor:
+    def composed(
+        q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, is_causal: bool
+    ) -> Tensor:
         return sdpa_composed(q, k, v, mask, scale, is_causal)
 
 
@@ -81,20 +90,27 @@ def _batch_shape(q_shape, k_shape, v_shape, mask_shape):
     """Broadcast batch shape of q, k, v, checking every attention shape rule."""
     for name, s in (("query", q_shape), ("key", k_shape), ("value", v_shape)):
         if len(s) < 2:
-            raise ShapeError(f"scaled_dot_product_attention: {name} must have at least 2 dims "
-                             f"(..., length, features), got shape {tuple(s)}")
+            raise ShapeError(
+                f"scaled_dot_product_attention: {name} must have at least 2 dims "
+                f"(..., length, features), got shape {tuple(s)}"
+            )
     shapes = f"query {tuple(q_shape)}, key {tuple(k_shape)}, value {tuple(v_shape)}"
     if q_shape[-1] != k_shape[-1]:
-        raise ShapeError(f"scaled_dot_product_attention: query and key must have the same "
-                         f"last dim (E), got {shapes}")
+        raise ShapeError(
+            f"scaled_dot_product_attention: query and key must have the same "
+            f"last dim (E), got {shapes}"
+        )
     if k_shape[-2] != v_shape[-2]:
-        raise ShapeError(f"scaled_dot_product_attention: key and value must have the same "
-                         f"length (S), got {shapes}")
+        raise ShapeError(
+            f"scaled_dot_product_attention: key and value must have the same "
+            f"length (S), got {shapes}"
+        )
     try:
         batch = np.broadcast_shapes(q_shape[:-2], k_shape[:-2], v_shape[:-2])
     except ValueError:
-        raise ShapeError(f"scaled_dot_product_attention: batch dims of {shapes} are not "
-                         "broadcastable") from None
+        raise ShapeError(
+            f"scaled_dot_product_attention: batch dims of {shapes} are not broadcastable"
+        ) from None
     if mask_shape is not None:
         L, S = q_shape[-2], k_shape[-2]
         target = tuple(batch) + (L, S)
@@ -103,9 +119,11 @@ def _batch_shape(q_shape, k_shape, v_shape, mask_shape):
         except ValueError:
             ok = False
         if not ok:
-            raise ShapeError(f"scaled_dot_product_attention: attn_mask of shape "
-                             f"{tuple(mask_shape)} cannot be broadcast to the attention shape "
-                             f"{target} (batch..., L, S) for {shapes}")
+            raise ShapeError(
+                f"scaled_dot_product_attention: attn_mask of shape "
+                f"{tuple(mask_shape)} cannot be broadcast to the attention shape "
+                f"{target} (batch..., L, S) for {shapes}"
+            )
     return tuple(batch)
 
 
@@ -130,14 +148,20 @@ def additive_mask(mask: Array, dtype: DTypeLike, xp: Any = np) -> Array:
     if mask.dtype == np.bool_:
         return xp.where(mask, 0.0, -xp.inf).astype(dtype)
     if mask.dtype.kind != "f":
-        raise DTypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got "
-                         f"{mask.dtype}")
+        raise DTypeError(
+            f"scaled_dot_product_attention: attn_mask must be bool or float, got {mask.dtype}"
+        )
     return mask.astype(dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- composed twin
-def attention_probs(query: Tensor, key: Tensor, mask: Tensor | None = None,
-                    scale: float | None = None, is_causal: bool = False) -> Tensor:
+def attention_probs(
+    query: Tensor,
+    key: Tensor,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    is_causal: bool = False,
+) -> Tensor:
     """softmax(scale q k^T + mask) from primitives, (..., L, S); all-masked rows are 0."""
     from ..tensor import Tensor, where
 
@@ -160,9 +184,15 @@ def attention_probs(query: Tensor, key: Tensor, mask: Tensor | None = None,
     return e / where(denom > 0, denom, 1.0)
 
 
-def sdpa_composed(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
-                  scale: float | None = None, is_causal: bool = False,
-                  dropout_p: float = 0.0) -> Tensor:
+def sdpa_composed(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    is_causal: bool = False,
+    dropout_p: float = 0.0,
+) -> Tensor:
     """The op-by-op twin of :class:`Attention` (materialises the probabilities)."""
     p = attention_probs(query, key, mask, scale, is_causal)
     if dropout_p > 0.0:
@@ -171,25 +201,37 @@ def sdpa_composed(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None
 
 
 # ----------------------------------------------------------------------------- functional API
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
-                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
-                                 is_causal: bool = False, scale: float | None = None) -> Tensor:
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """As ``torch.nn.functional.scaled_dot_product_attention`` (see the module docstring)."""
     from ..tensor import Tensor
 
     if attn_mask is not None and is_causal:
-        raise ValueError("scaled_dot_product_attention: pass either attn_mask or "
-                         "is_causal=True, not both (PyTorch's documented rule)")
+        raise ValueError(
+            "scaled_dot_product_attention: pass either attn_mask or "
+            "is_causal=True, not both (PyTorch's documented rule)"
+        )
     if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), got "
-                         f"{dropout_p}")
+        raise ValueError(
+            f"scaled_dot_product_attention: dropout_p must be in [0, 1), got {dropout_p}"
+        )
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor):
-            raise TypeError(f"scaled_dot_product_attention: {name} must be a Tensor, got "
-                            f"{type(t).__name__}")
+            raise TypeError(
+                f"scaled_dot_product_attention: {name} must be a Tensor, got {type(t).__name__}"
+            )
         if t.dtype.kind != "f" or t.dtype != query.dtype:
-            raise DTypeError(f"scaled_dot_product_attention: query, key and value must share "
-                             f"one float dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+            raise DTypeError(
+                f"scaled_dot_product_attention: query, key and value must share "
+                f"one float dtype, got {query.dtype}, {key.dtype}, {value.dtype}"
+            )
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     mask = None
     if attn_mask is not None:
@@ -198,6 +240,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         mask = additive_mask(raw, query.dtype, get_array_module(query._data))
     if dropout_p > 0.0:
         _batch_shape(query.shape, key.shape, value.shape, None)
-        return sdpa_composed(query, key, value, None if mask is None else Tensor(mask), scale,
-                             is_causal, dropout_p)
+        return sdpa_composed(
+            query, key, value, None if mask is None else Tensor(mask), scale, is_causal, dropout_p
+        )
     return Attention.apply(query, key, value, mask, scale, bool(is_causal))

@@ -42,15 +42,17 @@ def _parse_bytes(text: str) -> int:
 
 
 IM2COL_LIMIT_BYTES: int = _parse_bytes(os.environ.get("MINIGRAD_IM2COL_LIMIT", str(2**31)))
-KEEP_COLS_LIMIT_BYTES: int = _parse_bytes(os.environ.get("MINIGRAD_KEEP_COLS_LIMIT",
-                                                         str(2**30)))
+KEEP_COLS_LIMIT_BYTES: int = _parse_bytes(os.environ.get("MINIGRAD_KEEP_COLS_LIMIT", str(2**30)))
 
 
 def _pair(v: IntOrTuple, name: str, op: str = "conv2d") -> tuple[int, int]:
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return (int(v), int(v))
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, (int, np.integer))
-                                                             for i in v):
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(i, (int, np.integer)) for i in v)
+    ):
         return (int(v[0]), int(v[1]))
     raise ShapeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
 
@@ -58,9 +60,15 @@ def _pair(v: IntOrTuple, name: str, op: str = "conv2d") -> tuple[int, int]:
 INT64_MAX = 2**63 - 1
 
 
-def check_window_fits_int64(op: str, x_shape: Shape, kernel: tuple[int, int],
-                            stride: tuple[int, int], padding: tuple[int, int],
-                            dilation: tuple[int, int], out_hw: tuple[int, int]) -> None:
+def check_window_fits_int64(
+    op: str,
+    x_shape: Shape,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> None:
     """ShapeError when an index the kernels derive from this window would overflow int64.
 
     Python ints never overflow, but the C++/CUDA kernels index in int64: the largest magnitude
@@ -77,8 +85,13 @@ def check_window_fits_int64(op: str, x_shape: Shape, kernel: tuple[int, int],
             )
 
 
-def check_im2col_size(x_shape: Shape, kernel_hw: tuple[int, int], out_hw: tuple[int, int],
-                      itemsize: int, op: str = "conv2d") -> None:
+def check_im2col_size(
+    x_shape: Shape,
+    kernel_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    itemsize: int,
+    op: str = "conv2d",
+) -> None:
     """MemoryError, before allocating, when the im2col buffer would exceed the limit."""
     N, C = x_shape[:2]
     nbytes = N * C * kernel_hw[0] * kernel_hw[1] * out_hw[0] * out_hw[1] * itemsize
@@ -91,10 +104,18 @@ def check_im2col_size(x_shape: Shape, kernel_hw: tuple[int, int], out_hw: tuple[
         )
 
 
-def check_conv2d_args(x_shape: Shape, x_dtype: np.dtype, w_shape: Shape, w_dtype: np.dtype,
-                      b_shape: Shape | None, stride: tuple[int, int], padding: tuple[int, int],
-                      dilation: tuple[int, int], groups: int,
-                      b_dtype: np.dtype | None = None) -> tuple:
+def check_conv2d_args(
+    x_shape: Shape,
+    x_dtype: np.dtype,
+    w_shape: Shape,
+    w_dtype: np.dtype,
+    b_shape: Shape | None,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    b_dtype: np.dtype | None = None,
+) -> tuple:
     """Validate a conv2d call (ValueError/TypeError naming shapes); return (OH, OW)."""
     if len(x_shape) != 4:
         raise ShapeError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {x_shape}")
@@ -146,24 +167,42 @@ class Conv2d(FusedFunction):
     """y[n, o] = sum_c weight[o, c] (x) x[n, c] + bias[o], as im2col + one matmul."""
 
     @staticmethod
-    def forward(ctx: Ctx, x: Array, weight: Array, bias: Array | None, stride: tuple[int, int],
-                padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> Array:
+    def forward(
+        ctx: Ctx,
+        x: Array,
+        weight: Array,
+        bias: Array | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> Array:
         OH, OW = check_conv2d_args(
-            x.shape, x.dtype, weight.shape, weight.dtype,
-            None if bias is None else bias.shape, stride, padding, dilation, groups,
-            None if bias is None else bias.dtype)
+            x.shape,
+            x.dtype,
+            weight.shape,
+            weight.dtype,
+            None if bias is None else bias.shape,
+            stride,
+            padding,
+            dilation,
+            groups,
+            None if bias is None else bias.dtype,
+        )
         check_im2col_size(x.shape, weight.shape[2:], (OH, OW), x.dtype.itemsize)
         ctx.args = (stride, padding, dilation, groups)
         N, C = x.shape[:2]
         cols_bytes = N * C * weight.shape[2] * weight.shape[3] * OH * OW * x.dtype.itemsize
         if ctx.needs_input_grad[1] and cols_bytes <= KEEP_COLS_LIMIT_BYTES:
             y, cols = dispatch("conv2d", x).conv2d_forward(
-                x, weight, bias, stride, padding, dilation, groups, keep_cols=True)
+                x, weight, bias, stride, padding, dilation, groups, keep_cols=True
+            )
             ctx.save_for_backward(x, weight, bias, cols)  # released after backward
             return y
         ctx.save_for_backward(x, weight, bias, None)
-        return dispatch("conv2d", x).conv2d_forward(x, weight, bias, stride, padding, dilation,
-                                                    groups)
+        return dispatch("conv2d", x).conv2d_forward(
+            x, weight, bias, stride, padding, dilation, groups
+        )
 
     @staticmethod
     def backward(ctx: Ctx, grad: Tensor) -> Grads:
@@ -172,20 +211,41 @@ class Conv2d(FusedFunction):
         stride, padding, dilation, groups = ctx.args
         check_im2col_size(x.shape, weight.shape[2:], grad.shape[2:], x.dtype.itemsize)
         dx, dweight, dbias = dispatch("conv2d", x._data).conv2d_backward(
-            grad._data, x._data, weight._data, stride, padding, dilation, groups, needs,
-            cols=None if cols is None else cols._data)
+            grad._data,
+            x._data,
+            weight._data,
+            stride,
+            padding,
+            dilation,
+            groups,
+            needs,
+            cols=None if cols is None else cols._data,
+        )
         # d(W*x)/dx = W^T (col2im), d(W*x)/dW = x (im2col), d(+b)/db = 1 (summed)
         return dx, dweight, dbias, None, None, None, None
 
     @staticmethod
-    def composed(x: Tensor, weight: Tensor, bias: Tensor | None, stride: tuple[int, int],
-                 padding: tuple[int, int], dilation: tuple[int, int], groups: int) -> Tensor:
+    def composed(
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int],
+        groups: int,
+    ) -> Tensor:
         return conv2d_composed(x, weight, bias, stride, padding, dilation, groups)
 
 
 # ----------------------------------------------------------------------------- composed twin
-def im2col_composed(x: Tensor, KH: int, KW: int, stride: tuple[int, int],
-                    padding: tuple[int, int], dilation: tuple[int, int]) -> Tensor:
+def im2col_composed(
+    x: Tensor,
+    KH: int,
+    KW: int,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+) -> Tensor:
     """im2col as Tensor ops: pad, then one gather with index arrays -> (N, C, KH, KW, OH, OW)."""
     from ..tensor import pad
 
@@ -195,20 +255,37 @@ def im2col_composed(x: Tensor, KH: int, KW: int, stride: tuple[int, int],
     OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
     if padding != (0, 0):
         x = pad(x, (padding[1], padding[1], padding[0], padding[0]))  # (N, C, Hp, Wp)
-    rows = (xp.arange(KH) * dilation[0]).reshape(KH, 1, 1, 1) + (
-        xp.arange(OH) * stride[0]).reshape(1, 1, OH, 1)  # (KH, 1, OH, 1)
-    cols = (xp.arange(KW) * dilation[1]).reshape(1, KW, 1, 1) + (
-        xp.arange(OW) * stride[1]).reshape(1, 1, 1, OW)  # (1, KW, 1, OW)
+    rows = (xp.arange(KH) * dilation[0]).reshape(KH, 1, 1, 1) + (xp.arange(OH) * stride[0]).reshape(
+        1, 1, OH, 1
+    )  # (KH, 1, OH, 1)
+    cols = (xp.arange(KW) * dilation[1]).reshape(1, KW, 1, 1) + (xp.arange(OW) * stride[1]).reshape(
+        1, 1, 1, OW
+    )  # (1, KW, 1, OW)
     return x[:, :, rows, cols]  # (N, C, KH, KW, OH, OW)
 
 
-def conv2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None = None,
-                    stride: tuple[int, int] = (1, 1), padding: tuple[int, int] = (0, 0),
-                    dilation: tuple[int, int] = (1, 1), groups: int = 1) -> Tensor:
+def conv2d_composed(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> Tensor:
     """The reference twin of :class:`Conv2d` from differentiable primitives (slow, readable)."""
-    OH, OW = check_conv2d_args(tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
-                      None if bias is None else bias.shape, stride, padding, dilation, groups,
-                      None if bias is None else bias.dtype)
+    OH, OW = check_conv2d_args(
+        tuple(x.shape),
+        x.dtype,
+        tuple(weight.shape),
+        weight.dtype,
+        None if bias is None else bias.shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        None if bias is None else bias.dtype,
+    )
     N, C, H, W = x.shape
     O, Cg, KH, KW = weight.shape
     G = groups
@@ -232,14 +309,22 @@ def _xp(t):
 def _same_padding(weight_hw, dilation, stride):
     """'same': total padding d*(k-1) per dim, split left = total // 2, right = the rest."""
     if stride != (1, 1):
-        raise ShapeError(f"conv2d: padding='same' is not supported for strided convolutions "
-                         f"(stride {stride})")
+        raise ShapeError(
+            f"conv2d: padding='same' is not supported for strided convolutions (stride {stride})"
+        )
     totals = [d * (k - 1) for k, d in zip(weight_hw, dilation)]
     return tuple(t // 2 for t in totals), tuple(t - t // 2 for t in totals)
 
 
-def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntOrTuple = 1,
-           padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Tensor:
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
     ``input`` (N, C, H, W), ``weight`` (O, C/groups, KH, KW), ``bias`` (O,) or None;
@@ -262,8 +347,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
                 input = pad(input, (0, extra[0], 0, extra[1]))
             padding = left
         else:
-            raise ShapeError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', "
-                             f"got {padding!r}")
+            raise ShapeError(
+                f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}"
+            )
     else:
         padding = _pair(padding, "padding")
     if not isinstance(input, Tensor):

@@ -42,8 +42,17 @@ class ConvTranspose2d(FusedFunction):
     weight (C_in, C_out / groups, KH, KW), bias (C_out,) or None."""
 
     @staticmethod
-    def forward(ctx: Ctx, x: Array, weight: Array, bias: Array | None, stride: Pair,
-                padding: Pair, output_padding: Pair, groups: int, dilation: Pair) -> Array:
+    def forward(
+        ctx: Ctx,
+        x: Array,
+        weight: Array,
+        bias: Array | None,
+        stride: Pair,
+        padding: Pair,
+        output_padding: Pair,
+        groups: int,
+        dilation: Pair,
+    ) -> Array:
         N, _, H, W = x.shape
         _, c_out_g, KH, KW = weight.shape
         OH = transpose_output_size(H, KH, stride[0], padding[0], output_padding[0], dilation[0])
@@ -53,7 +62,8 @@ class ConvTranspose2d(FusedFunction):
         # stand-in costs nothing
         stand_in = np.broadcast_to(np.zeros((), dtype=x.dtype), out_shape)
         y, _, _ = dispatch("conv2d", x).conv2d_backward(
-            x, stand_in, weight, stride, padding, dilation, groups, (True, False, False))
+            x, stand_in, weight, stride, padding, dilation, groups, (True, False, False)
+        )
         if bias is not None:
             y = y + bias.reshape(1, -1, 1, 1)
         ctx.args = (stride, padding, dilation, groups)
@@ -69,18 +79,35 @@ class ConvTranspose2d(FusedFunction):
         kern = dispatch("conv2d", g)
         # d(adjoint)/dx: conv2d itself; d/dW: conv2d's weight gradient with x as its output
         # gradient and dy as its input; d/dbias: the sum of dy over all but the channels
-        dx = (kern.conv2d_forward(g, weight._data, None, stride, padding, dilation, groups)
-              if need_x else None)
-        dw = (kern.conv2d_backward(x._data, g, weight._data, stride, padding, dilation, groups,
-                                   (False, True, False))[1] if need_w else None)
+        dx = (
+            kern.conv2d_forward(g, weight._data, None, stride, padding, dilation, groups)
+            if need_x
+            else None
+        )
+        dw = (
+            kern.conv2d_backward(
+                x._data, g, weight._data, stride, padding, dilation, groups, (False, True, False)
+            )[1]
+            if need_w
+            else None
+        )
         db = g.sum(axis=(0, 2, 3)) if need_b else None
         return dx, dw, db, None, None, None, None, None
 
     @staticmethod
-    def composed(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair, padding: Pair,
-                 output_padding: Pair, groups: int, dilation: Pair) -> Tensor:
-        return conv_transpose2d_composed(x, weight, bias, stride, padding, output_padding,
-                                         groups, dilation)
+    def composed(
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: Pair,
+        padding: Pair,
+        output_padding: Pair,
+        groups: int,
+        dilation: Pair,
+    ) -> Tensor:
+        return conv_transpose2d_composed(
+            x, weight, bias, stride, padding, output_padding, groups, dilation
+        )
 
 
 def _dilate(x: Tensor, dim: int, s: int) -> Tensor:
@@ -91,16 +118,22 @@ def _dilate(x: Tensor, dim: int, s: int) -> Tensor:
     if s == 1:
         return x
     n = x.shape[dim]
-    gaps = zeros(*x.shape[:dim + 1], s - 1, *x.shape[dim + 1:], dtype=x.dtype,
-                 device=x.device)
+    gaps = zeros(*x.shape[: dim + 1], s - 1, *x.shape[dim + 1 :], dtype=x.dtype, device=x.device)
     y = cat([x.unsqueeze(dim + 1), gaps], dim + 1)  # (..., L, s, ...)
-    y = y.reshape(*x.shape[:dim], n * s, *x.shape[dim + 1:])
+    y = y.reshape(*x.shape[:dim], n * s, *x.shape[dim + 1 :])
     return y.narrow(dim, 0, (n - 1) * s + 1)
 
 
-def conv_transpose2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Pair,
-                              padding: Pair, output_padding: Pair, groups: int,
-                              dilation: Pair) -> Tensor:
+def conv_transpose2d_composed(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: Pair,
+    padding: Pair,
+    output_padding: Pair,
+    groups: int,
+    dilation: Pair,
+) -> Tensor:
     """The twin from primitives: spread ``x`` ``stride`` apart with zeros, pad (or crop) by
     ``d (k - 1) - p`` (plus ``output_padding`` at the bottom/right), and convolve with the
     flipped, transposed kernel."""
@@ -116,7 +149,7 @@ def conv_transpose2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None, st
     y = pad(y, tuple(max(v, 0) for v in pads))
     if any(crop):
         h, w = y.shape[2], y.shape[3]
-        y = y[:, :, crop[2]:h - crop[3], crop[0]:w - crop[1]]
+        y = y[:, :, crop[2] : h - crop[3], crop[0] : w - crop[1]]
     # (C_in, C_out/g, kH, kW) -> (C_out, C_in/g, kH, kW), flipped in space
     wt = weight.reshape(groups, c_in // groups, c_out_g, kh, kw).transpose(1, 2)
     wt = wt.reshape(groups * c_out_g, c_in // groups, kh, kw)

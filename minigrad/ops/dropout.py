@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     from ..tensor import Tensor
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True,
-            inplace: bool = False) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` (minigrad's seeded generator) and scale the
     rest by 1/(1-p); the identity when not training."""
     from ..factories import _random

@@ -99,8 +99,11 @@ class DivRounding(Function):
     @staticmethod
     def backward(ctx: Ctx, grad: Tensor) -> Grads:
         zero = grad * 0.0
-        return (zero if ctx.needs_input_grad[0] else None,
-                zero if ctx.needs_input_grad[1] else None, None)
+        return (
+            zero if ctx.needs_input_grad[0] else None,
+            zero if ctx.needs_input_grad[1] else None,
+            None,
+        )
 
 
 class Pow(Function):
@@ -313,11 +316,15 @@ def _per_channel(ndim, C):
 
 def _check_bias_relu(x_shape, x_dtype, b_shape, b_dtype):
     if len(x_shape) < 2 or len(b_shape) != 1 or b_shape[0] != x_shape[1]:
-        raise ShapeError(f"bias_relu: expected input (N, C, ...) and bias (C,), got input "
-                         f"{tuple(x_shape)} and bias {tuple(b_shape)}")
+        raise ShapeError(
+            f"bias_relu: expected input (N, C, ...) and bias (C,), got input "
+            f"{tuple(x_shape)} and bias {tuple(b_shape)}"
+        )
     if x_dtype != b_dtype or x_dtype.kind != "f":
-        raise DTypeError(f"bias_relu: input and bias must have one float dtype, got input "
-                         f"{x_dtype} {tuple(x_shape)} and bias {b_dtype} {tuple(b_shape)}")
+        raise DTypeError(
+            f"bias_relu: input and bias must have one float dtype, got input "
+            f"{x_dtype} {tuple(x_shape)} and bias {b_dtype} {tuple(b_shape)}"
+        )
 
 
 def bias_relu(input: Tensor, bias: Tensor | None) -> Tensor:

@@ -65,7 +65,6 @@ from .linalg_extra import (
 from .scan import argsort, cumprod, cumsum, kthvalue, median, prod, sort, topk
 
 if TYPE_CHECKING:
-
     from .._typing import Dims, Scalar, TensorOrScalar
     from ..tensor import Tensor
 
@@ -215,16 +214,22 @@ def addcmul(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 
 
 def addcdiv(input: Tensor, tensor1: Tensor, tensor2: Tensor, *, value: Scalar = 1) -> Tensor:
     Tensor = _ag.tensor_class()
-    if isinstance(tensor1, Tensor) and isinstance(tensor2, Tensor) and (
-            tensor1.dtype.kind in "biu" and tensor2.dtype.kind in "biu"):
-        raise TypeError("addcdiv: integer division with addcdiv is not supported; use a "
-                        f"float tensor (got {tensor1.dtype} and {tensor2.dtype})")
+    if (
+        isinstance(tensor1, Tensor)
+        and isinstance(tensor2, Tensor)
+        and (tensor1.dtype.kind in "biu" and tensor2.dtype.kind in "biu")
+    ):
+        raise TypeError(
+            "addcdiv: integer division with addcdiv is not supported; use a "
+            f"float tensor (got {tensor1.dtype} and {tensor2.dtype})"
+        )
     q = tensor1 / tensor2
     return input + (q * value if value != 1 else q)
 
 
-def nan_to_num(x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
-              ) -> Tensor:
+def nan_to_num(
+    x: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None
+) -> Tensor:
     """NaN, +inf and -inf replaced by ``nan``, ``posinf`` (default: the dtype's largest
     value) and ``neginf`` (its lowest); those positions get a zero gradient."""
     x = _tensor(x)
@@ -258,18 +263,21 @@ def _pred(fn, *xs):
 def logical_and(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_and(xp, a, b):
         return xp.logical_and(a, b)
+
     return _pred(logical_and, input, other)
 
 
 def logical_or(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_or(xp, a, b):
         return xp.logical_or(a, b)
+
     return _pred(logical_or, input, other)
 
 
 def logical_xor(input: Tensor, other: TensorOrScalar) -> Tensor:
     def logical_xor(xp, a, b):
         return xp.logical_xor(a, b)
+
     return _pred(logical_xor, input, other)
 
 
@@ -323,14 +331,69 @@ JVP: dict[Any, Any] = {**_sp.JVP, **_scan.JVP, **_ix.JVP}
 LINEAR = set(_scan.LINEAR) | set(_ix.LINEAR)
 
 __all__ = [
-    "log1p", "expm1", "log2", "log10", "sinh", "cosh", "asin", "acos", "atan", "atan2", "erf",
-    "erfinv", "lgamma", "digamma", "polygamma", "floor", "ceil", "round", "trunc", "sign",
-    "lerp", "addcmul", "addcdiv", "nan_to_num", "logical_and", "logical_or", "logical_xor",
-    "logical_not", "isinf", "isposinf", "isneginf", "isfinite", "isnan", "any", "all",
-    "cumsum", "cumprod", "prod", "sort", "argsort", "topk", "kthvalue", "median",
-    "flip", "roll", "repeat_interleave", "tile", "index_select", "scatter", "scatter_add",
-    "index_add", "take_along_dim", "einsum", "tril", "triu", "diag", "diagonal", "trace",
-    "outer", "kron", "cross", "norm", "cdist",
+    "log1p",
+    "expm1",
+    "log2",
+    "log10",
+    "sinh",
+    "cosh",
+    "asin",
+    "acos",
+    "atan",
+    "atan2",
+    "erf",
+    "erfinv",
+    "lgamma",
+    "digamma",
+    "polygamma",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "sign",
+    "lerp",
+    "addcmul",
+    "addcdiv",
+    "nan_to_num",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+    "isinf",
+    "isposinf",
+    "isneginf",
+    "isfinite",
+    "isnan",
+    "any",
+    "all",
+    "cumsum",
+    "cumprod",
+    "prod",
+    "sort",
+    "argsort",
+    "topk",
+    "kthvalue",
+    "median",
+    "flip",
+    "roll",
+    "repeat_interleave",
+    "tile",
+    "index_select",
+    "scatter",
+    "scatter_add",
+    "index_add",
+    "take_along_dim",
+    "einsum",
+    "tril",
+    "triu",
+    "diag",
+    "diagonal",
+    "trace",
+    "outer",
+    "kron",
+    "cross",
+    "norm",
+    "cdist",
 ]
 
 # used by Tensor methods and nn.functional, not exported at the top level

@@ -87,8 +87,10 @@ def repeat(x: Tensor, *sizes: int | Sequence[int]) -> Tensor:
     when ``sizes`` is longer than ``x.ndim``)."""
     sizes = _ints(sizes)
     if len(sizes) < x.ndim:
-        raise ValueError(f"repeat: the number of repeat sizes ({len(sizes)}) can't be smaller "
-                         f"than the number of dimensions ({x.ndim}) of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"repeat: the number of repeat sizes ({len(sizes)}) can't be smaller "
+            f"than the number of dimensions ({x.ndim}) of shape {tuple(x.shape)}"
+        )
     if any(r < 0 for r in sizes):
         raise ValueError(f"repeat: negative repeat size in {sizes}")
     shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
@@ -107,8 +109,13 @@ def tile(x: Tensor, dims: int | tuple[int, ...] | list[int]) -> Tensor:
     return repeat(x, reps)
 
 
-def repeat_interleave(x: Tensor, repeats: Tensor | int | None = None, dim: int | None = None, *,
-                      output_size: IntOrTuple | None = None) -> Tensor:
+def repeat_interleave(
+    x: Tensor,
+    repeats: Tensor | int | None = None,
+    dim: int | None = None,
+    *,
+    output_size: IntOrTuple | None = None,
+) -> Tensor:
     """Each element repeated ``repeats`` times along ``dim`` (flattened for None).
     ``repeat_interleave(counts)`` with one integer tensor repeats its own indices."""
     Tensor = type(x)
@@ -128,8 +135,10 @@ def repeat_interleave(x: Tensor, repeats: Tensor | int | None = None, dim: int |
         if reps.shape[0] == 1:
             reps = int(reps[0])
         elif reps.shape[0] != n:
-            raise ShapeError(f"repeat_interleave: repeats has {reps.shape[0]} entries but "
-                             f"dimension {d} has size {n} (shape {tuple(x.shape)})")
+            raise ShapeError(
+                f"repeat_interleave: repeats has {reps.shape[0]} entries but "
+                f"dimension {d} has size {n} (shape {tuple(x.shape)})"
+            )
     if np.any(np.asarray(reps) < 0):
         raise ValueError("repeat_interleave: repeats must be non-negative")
     idx = xp.repeat(xp.arange(n), reps)
@@ -147,14 +156,17 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
         raise ShapeError(f"index_select: index must be 0-d or 1-d, got shape {idx.shape}")
     if x.ndim == 0:
         if idx.size != 1 or idx.min() < -1 or idx.max() > 0:
-            raise OpIndexError(f"index_select: index {idx.tolist()} out of range for a 0-d "
-                               "tensor (one index, 0)")
+            raise OpIndexError(
+                f"index_select: index {idx.tolist()} out of range for a 0-d tensor (one index, 0)"
+            )
         return x * 1
     d = _dim(dim, x.ndim, "index_select")
     n = x.shape[d]
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
-        raise OpIndexError(f"index_select: index out of range for dimension {d} of size {n} "
-                           f"(min {int(idx.min())}, max {int(idx.max())})")
+        raise OpIndexError(
+            f"index_select: index out of range for dimension {d} of size {n} "
+            f"(min {int(idx.min())}, max {int(idx.max())})"
+        )
     return x[(slice(None),) * d + (idx.reshape(-1),)]
 
 
@@ -164,34 +176,45 @@ def take_along_dim(x: Tensor, indices: Tensor, dim: int | None = None) -> Tensor
     if dim is None:
         return x.reshape(-1).gather(0, Tensor(idx.reshape(-1)))
     if idx.ndim != x.ndim:
-        raise ShapeError(f"take_along_dim: input and indices should have the same number of "
-                         f"dimensions, got {tuple(x.shape)} and {tuple(idx.shape)}")
+        raise ShapeError(
+            f"take_along_dim: input and indices should have the same number of "
+            f"dimensions, got {tuple(x.shape)} and {tuple(idx.shape)}"
+        )
     d = _dim(dim, x.ndim, "take_along_dim")
     xs = [1 if i == d else s for i, s in enumerate(x.shape)]
     ys = [1 if i == d else s for i, s in enumerate(idx.shape)]
     try:
         common = np.broadcast_shapes(tuple(xs), tuple(ys))
     except ValueError:
-        raise ShapeError(f"take_along_dim: shapes {tuple(x.shape)} and {tuple(idx.shape)} "
-                         f"do not broadcast outside dim {d}") from None
+        raise ShapeError(
+            f"take_along_dim: shapes {tuple(x.shape)} and {tuple(idx.shape)} "
+            f"do not broadcast outside dim {d}"
+        ) from None
     xb = x.expand(tuple(x.shape[d] if i == d else s for i, s in enumerate(common)))
-    ib = _xp(x).broadcast_to(idx, tuple(idx.shape[d] if i == d else s
-                                        for i, s in enumerate(common)))
+    ib = _xp(x).broadcast_to(
+        idx, tuple(idx.shape[d] if i == d else s for i, s in enumerate(common))
+    )
     return xb.gather(d, Tensor(ib))
 
 
 def _check_scatter(op, x, d, idx, src_shape):
     if idx.ndim != x.ndim:
-        raise ShapeError(f"{op}: index has {idx.ndim} dims but the input has {x.ndim} "
-                         f"(input {tuple(x.shape)}, index {tuple(idx.shape)})")
+        raise ShapeError(
+            f"{op}: index has {idx.ndim} dims but the input has {x.ndim} "
+            f"(input {tuple(x.shape)}, index {tuple(idx.shape)})"
+        )
     for i, s in enumerate(idx.shape):
         if (i != d and s > x.shape[i]) or (src_shape is not None and s > src_shape[i]):
-            raise ShapeError(f"{op}: index {tuple(idx.shape)} is larger than the input "
-                             f"{tuple(x.shape)} or src {src_shape} in dimension {i}")
+            raise ShapeError(
+                f"{op}: index {tuple(idx.shape)} is larger than the input "
+                f"{tuple(x.shape)} or src {src_shape} in dimension {i}"
+            )
     n = x.shape[d]
     if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
-        raise OpIndexError(f"{op}: index out of range for dimension {d} of size {n} "
-                           f"(min {int(idx.min())}, max {int(idx.max())})")
+        raise OpIndexError(
+            f"{op}: index out of range for dimension {d} of size {n} "
+            f"(min {int(idx.min())}, max {int(idx.max())})"
+        )
 
 
 class Scatter(Function):
@@ -234,8 +257,15 @@ def _scatter_jvp(cls, args, kwargs, outs, tan):
     return (Scatter.apply(tan(0), dim, index, tsrc),)
 
 
-def scatter(x: Tensor, dim: int, index: Tensor, src: TensorOrScalar | None = None, *,
-            value: Scalar | None = None, reduce: str | None = None) -> Tensor:
+def scatter(
+    x: Tensor,
+    dim: int,
+    index: Tensor,
+    src: TensorOrScalar | None = None,
+    *,
+    value: Scalar | None = None,
+    reduce: str | None = None,
+) -> Tensor:
     Tensor = type(x)
     if src is None:
         src = value
@@ -267,8 +297,10 @@ def _scatter_multiply(x, dim, index, src):
     from ..autograd import is_grad_enabled
 
     if is_grad_enabled() and (x.requires_grad or src.requires_grad):
-        raise NotImplementedError("scatter: reduce='multiply' has no gradient (as in PyTorch); "
-                                  "call it under no_grad() or on tensors without grad")
+        raise NotImplementedError(
+            "scatter: reduce='multiply' has no gradient (as in PyTorch); "
+            "call it under no_grad() or on tensors without grad"
+        )
     idx = _index_array(index, "scatter")
     d = _dim(dim, x.ndim, "scatter")
     _check_scatter("scatter", x, d, idx, tuple(src.shape))
@@ -280,8 +312,10 @@ def _scatter_multiply(x, dim, index, src):
         np.multiply.at(out, key, part)
     else:  # pragma: no cover - CuPy has no multiply.at: repeats are applied one by one
         for k in np.ndindex(*idx.shape):
-            pos = tuple(int(a[k]) if a.ndim else int(a) for a in
-                        (xp.broadcast_to(c, idx.shape) for c in key))
+            pos = tuple(
+                int(a[k]) if a.ndim else int(a)
+                for a in (xp.broadcast_to(c, idx.shape) for c in key)
+            )
             out[pos] *= part[k]
     return type(x)(out)
 
@@ -307,10 +341,12 @@ def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha: Scal
     idx = _index_array(index, "index_add").reshape(-1)
     d = _dim(dim, x.ndim, "index_add") if x.ndim else 0
     n = x.shape[d] if x.ndim else 1
-    want = tuple(x.shape[:d]) + (idx.shape[0],) + tuple(x.shape[d + 1:]) if x.ndim else ()
+    want = tuple(x.shape[:d]) + (idx.shape[0],) + tuple(x.shape[d + 1 :]) if x.ndim else ()
     if tuple(source.shape) != want and not (x.ndim == 0 and source.numel() == idx.size):
-        raise ShapeError(f"index_add: source shape {tuple(source.shape)} should be {want} "
-                         f"(input {tuple(x.shape)}, {idx.shape[0]} indices along dim {d})")
+        raise ShapeError(
+            f"index_add: source shape {tuple(source.shape)} should be {want} "
+            f"(input {tuple(x.shape)}, {idx.shape[0]} indices along dim {d})"
+        )
     if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n):
         raise OpIndexError(f"index_add: index out of range for dimension {d} of size {n}")
     if x.ndim == 0:
@@ -335,8 +371,9 @@ def unfold_dim(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
     d = _dim(dimension, x.ndim, "unfold")
     n = x.shape[d]
     if not 0 <= size <= n:
-        raise ShapeError(f"unfold: size {size} exceeds dimension {d} of size {n} "
-                         f"(tensor shape {tuple(x.shape)})")
+        raise ShapeError(
+            f"unfold: size {size} exceeds dimension {d} of size {n} (tensor shape {tuple(x.shape)})"
+        )
     xp = _xp(x)
     count = (n - size) // step + 1
     idx = xp.arange(count)[:, None] * step + xp.arange(size)[None, :]  # (count, size)
@@ -357,9 +394,11 @@ def _geometry(op, kernel_size, dilation, padding, stride):
     k, dil = _pair(kernel_size, "kernel_size", op), _pair(dilation, "dilation", op)
     pad, st = _pair(padding, "padding", op), _pair(stride, "stride", op)
     if min(k) <= 0 or min(dil) <= 0 or min(st) <= 0 or min(pad) < 0:
-        raise ValueError(f"{op}: kernel_size, dilation and stride must be positive and "
-                         f"padding non-negative, got kernel_size={k}, dilation={dil}, "
-                         f"padding={pad}, stride={st}")
+        raise ValueError(
+            f"{op}: kernel_size, dilation and stride must be positive and "
+            f"padding non-negative, got kernel_size={k}, dilation={dil}, "
+            f"padding={pad}, stride={st}"
+        )
     return k, dil, pad, st
 
 
@@ -367,14 +406,22 @@ class Unfold(Function):
     """im2col: (N, C, H, W) -> (N, C*KH*KW, L), every sliding block as a column."""
 
     @staticmethod
-    def forward(ctx: Ctx, x: Array, k: tuple[int, int], dil: tuple[int, int], pad: tuple[int, ...],
-                st: tuple[int, int]) -> Array:
+    def forward(
+        ctx: Ctx,
+        x: Array,
+        k: tuple[int, int],
+        dil: tuple[int, int],
+        pad: tuple[int, ...],
+        st: tuple[int, int],
+    ) -> Array:
         N, C, H, W = x.shape
         oh = conv_output_size(H, k[0], st[0], pad[0], dil[0])
         ow = conv_output_size(W, k[1], st[1], pad[1], dil[1])
         if oh <= 0 or ow <= 0:
-            raise ShapeError(f"unfold: kernel {k} with dilation {dil} does not fit the padded "
-                             f"input {H + 2 * pad[0]}x{W + 2 * pad[1]} (input {x.shape})")
+            raise ShapeError(
+                f"unfold: kernel {k} with dilation {dil} does not fit the padded "
+                f"input {H + 2 * pad[0]}x{W + 2 * pad[1]} (input {x.shape})"
+            )
         ctx.geometry = (x.shape[2:], k, dil, pad, st)
         cols = im2col(x, k[0], k[1], st, pad, dil)  # (N, C, KH, KW, OH, OW)
         return cols.reshape(N, C * k[0] * k[1], oh * ow)
@@ -390,8 +437,15 @@ class Fold(Function):
     overlapping entries."""
 
     @staticmethod
-    def forward(ctx: Ctx, cols: Array, size: Shape, k: tuple[int, int], dil: tuple[int, int],
-                pad: tuple[int, ...], st: tuple[int, int]) -> Array:
+    def forward(
+        ctx: Ctx,
+        cols: Array,
+        size: Shape,
+        k: tuple[int, int],
+        dil: tuple[int, int],
+        pad: tuple[int, ...],
+        st: tuple[int, int],
+    ) -> Array:
         N, CK, L = cols.shape
         oh = conv_output_size(size[0], k[0], st[0], pad[0], dil[0])
         ow = conv_output_size(size[1], k[1], st[1], pad[1], dil[1])
@@ -399,7 +453,8 @@ class Fold(Function):
             raise ShapeError(
                 f"fold: input {cols.shape} does not match output_size {tuple(size)}, "
                 f"kernel_size {k}, dilation {dil}, padding {pad}, stride {st}: expected "
-                f"(N, C*{k[0] * k[1]}, {max(oh, 0) * max(ow, 0)})")
+                f"(N, C*{k[0] * k[1]}, {max(oh, 0) * max(ow, 0)})"
+            )
         C = CK // (k[0] * k[1])
         ctx.geometry = (k, dil, pad, st)
         six = cols.reshape(N, C, k[0], k[1], oh, ow)
@@ -411,8 +466,13 @@ class Fold(Function):
         return Unfold.apply(grad, k, dil, pad, st), None, None, None, None, None
 
 
-def unfold(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
-           padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:
+def unfold(
+    input: Tensor,
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    stride: IntOrTuple = 1,
+) -> Tensor:
     """``F.unfold``: (N, C, H, W) or (C, H, W) -> (N, C*KH*KW, L) (or without N)."""
     if input.ndim not in (3, 4):
         raise ShapeError(f"unfold: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
@@ -422,8 +482,14 @@ def unfold(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
     return Unfold.apply(input, *geo)
 
 
-def fold(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
-         padding: IntOrTuple = 0, stride: IntOrTuple = 1) -> Tensor:
+def fold(
+    input: Tensor,
+    output_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    dilation: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    stride: IntOrTuple = 1,
+) -> Tensor:
     """``F.fold``: (N, C*KH*KW, L) or (C*KH*KW, L) -> (N, C, H, W) (or without N)."""
     if input.ndim not in (2, 3):
         raise ShapeError(f"fold: expected a 2-D or 3-D input, got shape {tuple(input.shape)}")

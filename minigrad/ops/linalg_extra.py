@@ -44,8 +44,10 @@ def _parse(equation, operands):
         lhs, out, explicit = eq, None, False
     terms = lhs.split(",")
     if len(terms) != len(operands):
-        raise ValueError(f"einsum: the equation {equation!r} has {len(terms)} operand(s) but "
-                         f"{len(operands)} tensor(s) were given")
+        raise ValueError(
+            f"einsum: the equation {equation!r} has {len(terms)} operand(s) but "
+            f"{len(operands)} tensor(s) were given"
+        )
     ell_dims = 0
     for t, x in zip(terms, operands):
         if "..." in t:
@@ -59,21 +61,24 @@ def _parse(equation, operands):
         if "..." in t:
             n = x.ndim - len(body)
             if n < 0:
-                raise ValueError(f"einsum: subscripts {t!r} need at least {len(body)} dims, "
-                                 f"got shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"einsum: subscripts {t!r} need at least {len(body)} dims, "
+                    f"got shape {tuple(x.shape)}"
+                )
             i = t.index("...")
-            labels.append(list(t[:i]) + ell[ell_dims - n:] + list(t[i + 3:]))
+            labels.append(list(t[:i]) + ell[ell_dims - n :] + list(t[i + 3 :]))
         else:
             if len(t) != x.ndim:
-                raise ValueError(f"einsum: subscripts {t!r} name {len(t)} dims but the operand "
-                                 f"has shape {tuple(x.shape)}")
+                raise ValueError(
+                    f"einsum: subscripts {t!r} name {len(t)} dims but the operand "
+                    f"has shape {tuple(x.shape)}"
+                )
             labels.append(list(t))
     if explicit:
         if not all(c.isalpha() for c in out.replace("...", "")):
             raise ValueError(f"einsum: invalid output subscripts {out!r}")
         i = out.find("...")
-        out_labels = (list(out) if i < 0 else
-                      list(out[:i]) + ell + list(out[i + 3:]))
+        out_labels = list(out) if i < 0 else list(out[:i]) + ell + list(out[i + 3 :])
         if len(set(out_labels)) != len(out_labels):
             raise ValueError(f"einsum: output subscripts {out!r} repeat a label")
         seen = {c for lab in labels for c in lab}
@@ -96,8 +101,10 @@ def _take_diagonals(x, lab):
             j = lab.index(c, i + 1) if lab.count(c) > 1 else -1
             if j > 0:
                 if x.shape[i] != x.shape[j]:
-                    raise ValueError(f"einsum: label {c!r} has sizes {x.shape[i]} and "
-                                     f"{x.shape[j]} in one operand")
+                    raise ValueError(
+                        f"einsum: label {c!r} has sizes {x.shape[i]} and "
+                        f"{x.shape[j]} in one operand"
+                    )
                 x = diagonal(x, 0, i, j)  # the diagonal goes last
                 lab = [d for k, d in enumerate(lab) if k not in (i, j)] + [c]
                 break
@@ -157,8 +164,10 @@ def einsum(equation: str, *operands: Tensor) -> Tensor:
     for lab, x in zip(labels, operands):
         for c, s in zip(lab, x.shape):
             if sizes.get(c, 1) != 1 and s not in (1, sizes[c]):
-                raise ValueError(f"einsum: label {c!r} has sizes {sizes[c]} and {s} "
-                                 f"(operand shapes {[tuple(o.shape) for o in operands]})")
+                raise ValueError(
+                    f"einsum: label {c!r} has sizes {sizes[c]} and {s} "
+                    f"(operand shapes {[tuple(o.shape) for o in operands]})"
+                )
             sizes[c] = max(sizes.get(c, 1), s) if s != 0 else 0
     xs, labs = [], []
     for k, (x, lab) in enumerate(zip(operands, labels)):
@@ -169,7 +178,7 @@ def einsum(equation: str, *operands: Tensor) -> Tensor:
         labs.append(lab)
     x, lab = xs[0], labs[0]
     for k in range(1, len(xs)):
-        keep = set(out_labels).union(*[set(lb) for lb in labs[k + 1:]])
+        keep = set(out_labels).union(*[set(lb) for lb in labs[k + 1 :]])
         x, lab = _contract(x, lab, xs[k], labs[k], keep, sizes)
     x, lab = _sum_labels(x, lab, {c for c in lab if c not in out_labels})
     want = tuple(sizes[c] for c in lab)
@@ -184,12 +193,17 @@ def einsum(equation: str, *operands: Tensor) -> Tensor:
 
 def _tri_mask(x, diagonal, upper):
     if x.ndim < 2:
-        raise ShapeError(f"{'triu' if upper else 'tril'}: expected a tensor with at least 2 "
-                         f"dimensions, got shape {tuple(x.shape)}")
+        raise ShapeError(
+            f"{'triu' if upper else 'tril'}: expected a tensor with at least 2 "
+            f"dimensions, got shape {tuple(x.shape)}"
+        )
     xp = _xp(x)
     r, c = x.shape[-2:]
-    keep = xp.triu(xp.ones((r, c), bool), diagonal) if upper else xp.tril(
-        xp.ones((r, c), bool), diagonal)
+    keep = (
+        xp.triu(xp.ones((r, c), bool), diagonal)
+        if upper
+        else xp.tril(xp.ones((r, c), bool), diagonal)
+    )
     return type(x)(~keep)
 
 
@@ -205,8 +219,10 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     """The diagonal of the (dim1, dim2) planes, as a new last dim."""
     if x.ndim < 2:
         raise ShapeError(f"diagonal: expected at least 2 dimensions, got shape {tuple(x.shape)}")
-    d1, d2 = normalize_dims(dim1, x.ndim, "diagonal")[0], normalize_dims(dim2, x.ndim,
-                                                                         "diagonal")[0]
+    d1, d2 = (
+        normalize_dims(dim1, x.ndim, "diagonal")[0],
+        normalize_dims(dim2, x.ndim, "diagonal")[0],
+    )
     if d1 == d2:
         raise ValueError(f"diagonal: dim1 and dim2 cannot be the same dimension ({dim1})")
     rest = [i for i in range(x.ndim) if i not in (d1, d2)]
@@ -241,8 +257,9 @@ def trace(x: Tensor) -> Tensor:
 
 def outer(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 1 or b.ndim != 1:
-        raise ShapeError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
+        raise ShapeError(
+            f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     return a.reshape(-1, 1) * b.reshape(1, -1)
 
 
@@ -274,8 +291,11 @@ def cross(a: Tensor, b: Tensor, dim: int | None = None) -> Tensor:
     def c(t, i):
         return t.narrow(d, i, 1)
 
-    parts = [c(a, 1) * c(b, 2) - c(a, 2) * c(b, 1), c(a, 2) * c(b, 0) - c(a, 0) * c(b, 2),
-             c(a, 0) * c(b, 1) - c(a, 1) * c(b, 0)]
+    parts = [
+        c(a, 1) * c(b, 2) - c(a, 2) * c(b, 1),
+        c(a, 2) * c(b, 0) - c(a, 0) * c(b, 2),
+        c(a, 0) * c(b, 1) - c(a, 1) * c(b, 0),
+    ]
     return Cat.apply(*parts, dim=d)
 
 
@@ -293,8 +313,14 @@ def _safe_root(s, p):
     return root.masked_fill(zero, 0.0)
 
 
-def vector_norm(x: Tensor, ord: float = 2, dim: Dims = None, keepdim: bool = False, *,
-                dtype: DTypeLike | None = None) -> Tensor:
+def vector_norm(
+    x: Tensor,
+    ord: float = 2,
+    dim: Dims = None,
+    keepdim: bool = False,
+    *,
+    dtype: DTypeLike | None = None,
+) -> Tensor:
     """``torch.linalg.vector_norm``: ord 2 (default), 1, inf, -inf, 0 or any real p."""
     if dtype is not None:
         x = x.to(dtype)
@@ -309,8 +335,10 @@ def vector_norm(x: Tensor, ord: float = 2, dim: Dims = None, keepdim: bool = Fal
     if x.numel() == 0 and reduced > 0:  # an empty result (another dim is 0)
         return x.sum(dims, keepdim)
     if reduced == 0 and ord in (math.inf, -math.inf):
-        raise ValueError(f"vector_norm: the {ord} norm over an empty dimension is undefined "
-                         f"(input shape {tuple(x.shape)})")
+        raise ValueError(
+            f"vector_norm: the {ord} norm over an empty dimension is undefined "
+            f"(input shape {tuple(x.shape)})"
+        )
     a = x.abs()
     if ord == math.inf:
         return a.amax(dims, keepdim)
@@ -332,11 +360,16 @@ def vector_norm(x: Tensor, ord: float = 2, dim: Dims = None, keepdim: bool = Fal
         # adds 0 to the sum (p > 0) or makes it inf, so the norm 0 (p < 0), as a constant.
         powed = (a.masked_fill(zero, 1.0) ** p).masked_fill(zero, 0.0 if p > 0 else math.inf)
         return _safe_root(powed.sum(dims, keepdim), p)
-    return _safe_root((a ** p).sum(dims, keepdim), p)
+    return _safe_root((a**p).sum(dims, keepdim), p)
 
 
-def norm(x: Tensor, p: float | str | None = "fro", dim: Dims = None, keepdim: bool = False,
-         dtype: DTypeLike | None = None) -> Tensor:
+def norm(
+    x: Tensor,
+    p: float | str | None = "fro",
+    dim: Dims = None,
+    keepdim: bool = False,
+    dtype: DTypeLike | None = None,
+) -> Tensor:
     """``torch.norm``: a number p (None: 2) is ``vector_norm(x, p, dim)``; 'fro' over at most
     two dims is the 2-norm of the selected elements; 'nuc' is the nuclear norm of the
     matrices in the two dims ``dim`` (None: a 2-D input), via :func:`matrix_norm`."""
@@ -354,8 +387,10 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = Non
     """Pairwise p-norm distances: (B?, P, M) and (B?, R, M) -> (B?, P, R)."""
     del compute_mode  # always the direct difference (exact; no matmul shortcut)
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
-        raise ShapeError(f"cdist: expected (.., P, M) and (.., R, M) with one M, got "
-                         f"{tuple(x1.shape)} and {tuple(x2.shape)}")
+        raise ShapeError(
+            f"cdist: expected (.., P, M) and (.., R, M) with one M, got "
+            f"{tuple(x1.shape)} and {tuple(x2.shape)}"
+        )
     if p < 0:
         raise ValueError(f"cdist: p must be non-negative, got {p}")
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (.., P, R, M)
@@ -368,15 +403,20 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0, compute_mode: str | None = Non
 def _svd_arrays(a, name, full_matrices=False):
     """LAPACK's SVD of the last two dims of a raw array, after checking it."""
     if a.ndim < 2:
-        raise ShapeError(f"{name}: the input must have at least 2 dimensions, got shape "
-                         f"{tuple(a.shape)}")
+        raise ShapeError(
+            f"{name}: the input must have at least 2 dimensions, got shape {tuple(a.shape)}"
+        )
     if a.dtype not in (np.float32, np.float64):
-        raise DTypeError(f"{name}: expected a float32 or float64 input, got {a.dtype} "
-                         f"(shape {tuple(a.shape)}); LAPACK has no {a.dtype} SVD")
+        raise DTypeError(
+            f"{name}: expected a float32 or float64 input, got {a.dtype} "
+            f"(shape {tuple(a.shape)}); LAPACK has no {a.dtype} SVD"
+        )
     xp = get_array_module(a)
     if a.size and not bool(xp.isfinite(a).all()):
-        raise ValueError(f"{name}: the input of shape {tuple(a.shape)} contains non-finite "
-                         "values, so the SVD does not converge")
+        raise ValueError(
+            f"{name}: the input of shape {tuple(a.shape)} contains non-finite "
+            "values, so the SVD does not converge"
+        )
     return xp.linalg.svd(a, full_matrices=full_matrices)
 
 
@@ -398,17 +438,17 @@ def _svd_backward(gu, gs, gvh, u, s, vh):
     e = s2.unsqueeze(-2) - s2.unsqueeze(-1) + eye  # E_ij = S_j^2 - S_i^2, 1 on the diagonal
     if has_u:
         uhgu = u.mT @ gu
-        uhgu = uhgu - uhgu.mT                       # skew(U^T gU)
+        uhgu = uhgu - uhgu.mT  # skew(U^T gU)
     if has_v:
         vhgv = vh @ gvh.mT
-        vhgv = vhgv - vhgv.mT                       # skew(V^T gV)
+        vhgv = vhgv - vhgv.mT  # skew(V^T gV)
     if has_u and has_v:
         ga = (uhgu * s.unsqueeze(-2) + s.unsqueeze(-1) * vhgv) / e
     elif has_u:
         ga = (uhgu / e) * s.unsqueeze(-2)
     else:
         ga = s.unsqueeze(-1) * (vhgv / e)
-    ga = ga + gs.unsqueeze(-1) * eye                # + diag(gS)
+    ga = ga + gs.unsqueeze(-1) * eye  # + diag(gS)
     if m > k and has_u:  # the part of gU outside span(U): (I - U U^T) gU S^-1
         ga = u @ ga
         gu_sinv = gu / s.unsqueeze(-2)
@@ -476,20 +516,29 @@ def svdvals(a: Tensor) -> Tensor:
 MATRIX_ORDS = ("fro", "nuc", 2, -2, 1, -1, math.inf, -math.inf)
 
 
-def matrix_norm(a: Tensor, ord: str | float = "fro", dim: Sequence[int] = (-2, -1),
-                keepdim: bool = False, *, dtype: DTypeLike | None = None) -> Tensor:
+def matrix_norm(
+    a: Tensor,
+    ord: str | float = "fro",
+    dim: Sequence[int] = (-2, -1),
+    keepdim: bool = False,
+    *,
+    dtype: DTypeLike | None = None,
+) -> Tensor:
     """``torch.linalg.matrix_norm`` over the two dims ``dim``: 'fro', 'nuc' (sum of the
     singular values), 2 / -2 (largest / smallest singular value), 1 / -1 (max / min column
     abs-sum), inf / -inf (max / min row abs-sum). Other dims are batch dims."""
     name = "linalg.matrix_norm"
     if a.ndim < 2:
-        raise ShapeError(f"{name}: the input must have at least 2 dimensions, got shape "
-                         f"{tuple(a.shape)}")
+        raise ShapeError(
+            f"{name}: the input must have at least 2 dimensions, got shape {tuple(a.shape)}"
+        )
     if not isinstance(dim, tuple | list) or len(dim) != 2:
         raise ValueError(f"{name}: dim must be a 2-tuple, got {dim!r}")
     if ord not in MATRIX_ORDS or isinstance(ord, bool):
-        raise ValueError(f"{name}: ord={ord!r} is not supported (supported: 'fro', 'nuc', 2, "
-                         "-2, 1, -1, inf, -inf)")
+        raise ValueError(
+            f"{name}: ord={ord!r} is not supported (supported: 'fro', 'nuc', 2, "
+            "-2, 1, -1, inf, -inf)"
+        )
     d0, d1 = (normalize_dims(d, a.ndim, name)[0] for d in dim)
     if d0 == d1:
         raise ValueError(f"{name}: the two dims must be different, got {tuple(dim)}")
@@ -505,20 +554,23 @@ def matrix_norm(a: Tensor, ord: str | float = "fro", dim: Sequence[int] = (-2, -
         sum_dim, ext_dim = (d0, d1) if abs(ord) == 1 else (d1, d0)
         if a.shape[ext_dim] == 0:  # as PyTorch: 0 for a max over nothing, min undefined
             if ord < 0:
-                raise ValueError(f"{name}: ord={ord} of a matrix with no "
-                                 f"{'columns' if abs(ord) == 1 else 'rows'} is undefined "
-                                 f"(shape {tuple(a.shape)}, dims ({d0}, {d1}))")
+                raise ValueError(
+                    f"{name}: ord={ord} of a matrix with no "
+                    f"{'columns' if abs(ord) == 1 else 'rows'} is undefined "
+                    f"(shape {tuple(a.shape)}, dims ({d0}, {d1}))"
+                )
             out = a.sum((d0, d1), keepdim=True) * 0.0
         else:
             sums = a.abs().sum(sum_dim, keepdim=True)
-            out = sums.amax(ext_dim, keepdim=True) if ord > 0 else sums.amin(ext_dim,
-                                                                             keepdim=True)
+            out = sums.amax(ext_dim, keepdim=True) if ord > 0 else sums.amin(ext_dim, keepdim=True)
         return out if keepdim else out.squeeze((d0, d1))
     if empty and ord == -2:
-        raise ValueError(f"{name}: ord=-2 of an empty matrix is undefined (shape "
-                         f"{tuple(a.shape)}, dims ({d0}, {d1}))")
+        raise ValueError(
+            f"{name}: ord=-2 of an empty matrix is undefined (shape "
+            f"{tuple(a.shape)}, dims ({d0}, {d1}))"
+        )
     rest = [i for i in range(a.ndim) if i not in (d0, d1)]
-    s = svdvals(a.permute(*rest, d0, d1))          # (*batch, k)
+    s = svdvals(a.permute(*rest, d0, d1))  # (*batch, k)
     if ord == "nuc" or empty:
         out = s.sum(-1)
     else:

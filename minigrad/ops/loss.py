@@ -29,10 +29,17 @@ class SoftmaxCrossEntropy(FusedFunction):
     """losses_i = (1 - ls) w[t_i] (lse_i - x_i[t_i]) + ls/C sum_c w[c] (lse_i - x_ic)."""
 
     @staticmethod
-    def forward(ctx: Ctx, logits: Array, target: Array, weight: Array | None, ignore_index: int,
-                label_smoothing: float) -> Array:
+    def forward(
+        ctx: Ctx,
+        logits: Array,
+        target: Array,
+        weight: Array | None,
+        ignore_index: int,
+        label_smoothing: float,
+    ) -> Array:
         losses, lse = dispatch("cross_entropy", logits).cross_entropy_forward(
-            logits, target, weight, ignore_index, label_smoothing)
+            logits, target, weight, ignore_index, label_smoothing
+        )
         ctx.args = (target, weight, ignore_index, label_smoothing)
         ctx.save_for_backward(logits, lse)
         return losses
@@ -43,18 +50,25 @@ class SoftmaxCrossEntropy(FusedFunction):
         target, weight, ignore_index, label_smoothing = ctx.args
         # d loss_i / d x_ic = softmax_ic (w[t](1-ls) + ls/C sum w) - (1-ls) w[t] [c=t] - ls/C w[c]
         dlogits = dispatch("cross_entropy", logits._data).cross_entropy_backward(
-            grad._data, logits._data, target, lse._data, weight, ignore_index, label_smoothing)
+            grad._data, logits._data, target, lse._data, weight, ignore_index, label_smoothing
+        )
         return dlogits, None, None, None, None
 
     @staticmethod
-    def composed(logits: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
-                 label_smoothing: float) -> Tensor:
+    def composed(
+        logits: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        ignore_index: int,
+        label_smoothing: float,
+    ) -> Tensor:
         return cross_entropy_composed(logits, target, weight, ignore_index, label_smoothing)
 
 
 # ----------------------------------------------------------------------------- composed twin
-def picked_weights(valid: Array, safe: Array, weight: Tensor | Array | None,
-                   dtype: DTypeLike) -> Tensor:
+def picked_weights(
+    valid: Array, safe: Array, weight: Tensor | Array | None, dtype: DTypeLike
+) -> Tensor:
     """Per-sample weight w[target] (0 where ignored), as a constant Tensor. ``valid`` and
     ``safe`` are raw arrays (target != ignore_index, and target with 0 where ignored);
     ``weight`` is a (C,) Tensor, a raw array or None."""
@@ -67,8 +81,13 @@ def picked_weights(valid: Array, safe: Array, weight: Tensor | Array | None,
     return Tensor(w)
 
 
-def cross_entropy_composed(logits: Tensor, target: Tensor, weight: Tensor | None = None,
-                           ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy_composed(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """The twin of :class:`SoftmaxCrossEntropy` from differentiable primitives (log_softmax
     + gather): per-sample losses (M,) of (M, C) ``logits`` against (M,) class indices
     ``target`` (a raw array or Tensor, already validated); ``weight`` (C,) (a Tensor or raw
@@ -93,8 +112,13 @@ def cross_entropy_composed(logits: Tensor, target: Tensor, weight: Tensor | None
     return nll * (1.0 - label_smoothing) + smooth * (label_smoothing / c)
 
 
-def softmax_cross_entropy(logits: Tensor, target: Any, weight: Tensor | None = None,
-                          ignore_index: int = -100, label_smoothing: float = 0.0) -> Tensor:
+def softmax_cross_entropy(
+    logits: Tensor,
+    target: Any,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Per-sample losses (M,) of (M, C) ``logits`` against (M,) class indices ``target``
     (a Tensor or array); ``weight`` (C,) Tensor or None is a constant."""
     t = target._data if hasattr(target, "_data") else target

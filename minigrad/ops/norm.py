@@ -41,8 +41,9 @@ class BatchNorm(FusedFunction):
     but 1; outputs (y, mean, var)."""
 
     @staticmethod
-    def forward(ctx: Ctx, x: Array, weight: Array | None, bias: Array | None,
-                eps: float) -> tuple[Array, Array, Array]:
+    def forward(
+        ctx: Ctx, x: Array, weight: Array | None, bias: Array | None, eps: float
+    ) -> tuple[Array, Array, Array]:
         y, mean, var = dispatch("batch_norm", x).batch_norm_forward(x, weight, bias, eps)
         ctx.eps = eps
         ctx.save_for_backward(x, mean, var, weight)
@@ -55,27 +56,37 @@ class BatchNorm(FusedFunction):
         # dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight;
         # dweight = sum(dy * xhat), dbias = sum(dy)   (per channel)
         dx, dweight, dbias = dispatch("batch_norm", x_).batch_norm_backward(
-            dy._data, x_, mean_, var_, None if weight is None else weight._data, ctx.eps)
+            dy._data, x_, mean_, var_, None if weight is None else weight._data, ctx.eps
+        )
         # the statistics as outputs: d mean/dx = 1/M, d var/dx = 2 (x - mean)/M (usually unused:
         # the engine then passes zeros)
         dm, dv = dmean._data, dvar._data
         if dm.any() or dv.any():
             M = x_.size // x_.shape[1]
             shape = _channel_shape(x_.ndim, x_.shape[1])
-            dx = dx + (dm / M).reshape(shape) + (x_ - mean_.reshape(shape)) * (
-                2 * dv / M).reshape(shape)
+            dx = (
+                dx
+                + (dm / M).reshape(shape)
+                + (x_ - mean_.reshape(shape)) * (2 * dv / M).reshape(shape)
+            )
         needs = ctx.needs_input_grad
-        return (dx if needs[0] else None, dweight if needs[1] else None,
-                dbias if needs[2] else None, None)
+        return (
+            dx if needs[0] else None,
+            dweight if needs[1] else None,
+            dbias if needs[2] else None,
+            None,
+        )
 
     @staticmethod
-    def composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                 eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    def composed(
+        x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
         return batch_norm_composed(x, weight, bias, eps)
 
 
-def batch_norm_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                        eps: float) -> tuple[Tensor, Tensor, Tensor]:
+def batch_norm_composed(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """The twin of :class:`BatchNorm` from primitives: (y, mean, biased var)."""
     axes = (0,) + tuple(range(2, x.ndim))
     shape = _channel_shape(x.ndim, x.shape[1])
@@ -89,7 +100,8 @@ def batch_norm_composed(x: Tensor, weight: Tensor | None, bias: Tensor | None,
     return y, mean, var
 
 
-def batch_norm_train(x: Tensor, weight: Tensor | None, bias: Tensor | None,
-                     eps: float) -> tuple[Tensor, Tensor, Tensor]:
+def batch_norm_train(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
     """(y, mean, var) of training-mode batch normalisation, through the fused op."""
     return BatchNorm.apply(x, weight, bias, float(eps))

@@ -22,9 +22,7 @@ def normalize_dims(dim: Dims, ndim: int, op: str = "reduce") -> tuple[int, ...]:
         if not isinstance(d, int):
             raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
         if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(
-                f"{op}: dim {d} is out of range for a tensor with {ndim} dimension(s)"
-            )
+            raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimension(s)")
         out.append(d % max(ndim, 1) if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dim!r} repeats an axis")
@@ -60,16 +58,18 @@ class Var(Function):
     to zero exactly but turns an inf input into NaN everywhere)."""
 
     @staticmethod
-    def forward(ctx: Ctx, a: Array, dims: tuple[int, ...], correction: float,
-                keepdim: bool) -> Array:
+    def forward(
+        ctx: Ctx, a: Array, dims: tuple[int, ...], correction: float, keepdim: bool
+    ) -> Array:
         xp = get_array_module(a)
         n = 1
         for d in dims:
             n *= a.shape[d]
         ax = _axis(dims, a.ndim)
         c = a - a.mean(axis=ax, keepdims=True)
-        out = xp.asarray((c * c).sum(axis=ax, keepdims=keepdim) / max(n - correction, 0),
-                         dtype=a.dtype)
+        out = xp.asarray(
+            (c * c).sum(axis=ax, keepdims=keepdim) / max(n - correction, 0), dtype=a.dtype
+        )
         ctx.save_for_backward(a)
         ctx.dims, ctx.keepdim = dims, keepdim
         ctx.scale = 2.0 / (n - correction) if n - correction > 0 else float("inf")
@@ -103,14 +103,16 @@ class _Extreme(Function):
                 "(the operation has no identity)"
             )
         ax = _axis(dims, a.ndim)
-        out_keep = a.max(axis=ax, keepdims=True) if cls.reducer == "max" else a.min(
-            axis=ax, keepdims=True
+        out_keep = (
+            a.max(axis=ax, keepdims=True) if cls.reducer == "max" else a.min(axis=ax, keepdims=True)
         )
         ctx.save_for_backward(a, out_keep)
         ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
         ctx.nan_ties = cls.nan_ties
-        return out_keep if keepdim else out_keep.reshape(
-            tuple(s for i, s in enumerate(a.shape) if i not in dims)
+        return (
+            out_keep
+            if keepdim
+            else out_keep.reshape(tuple(s for i, s in enumerate(a.shape) if i not in dims))
         )
 
     @staticmethod
@@ -151,8 +153,10 @@ class LogSumExp(Function):
         xp = get_array_module(a)
         dims = normalize_dims(dim, a.ndim, "logsumexp")
         ax = _axis(dims, a.ndim)
-        m = a.max(axis=ax, keepdims=True) if a.size else xp.zeros(
-            keepdim_shape(a.shape, dims), a.dtype
+        m = (
+            a.max(axis=ax, keepdims=True)
+            if a.size
+            else xp.zeros(keepdim_shape(a.shape, dims), a.dtype)
         )
         m = xp.where(xp.isfinite(m), m, 0).astype(a.dtype, copy=False)
         out = xp.log(xp.exp(a - m).sum(axis=ax, keepdims=True)) + m

@@ -42,7 +42,8 @@ class LSTMCell(FusedFunction):
     def backward(ctx: Ctx, dh: Tensor, dc: Tensor) -> Grads:
         gates, c_prev, act, tanh_c = ctx.saved_tensors
         dgates, dc_prev = dispatch("lstm_cell", act._data).lstm_cell_backward(
-            dh._data, dc._data, c_prev._data, act._data, tanh_c._data)
+            dh._data, dc._data, c_prev._data, act._data, tanh_c._data
+        )
         return dgates, dc_prev
 
     @staticmethod
@@ -51,10 +52,15 @@ class LSTMCell(FusedFunction):
 
 
 def _check_cell_shapes(gates_shape, c_shape):
-    if len(c_shape) != 2 or len(gates_shape) != 2 or tuple(gates_shape) != (
-            c_shape[0], 4 * c_shape[1]):
-        raise ShapeError(f"lstm_cell: gates must have shape (N, 4H) and c_prev (N, H); got "
-                         f"gates {tuple(gates_shape)} and c_prev {tuple(c_shape)}")
+    if (
+        len(c_shape) != 2
+        or len(gates_shape) != 2
+        or tuple(gates_shape) != (c_shape[0], 4 * c_shape[1])
+    ):
+        raise ShapeError(
+            f"lstm_cell: gates must have shape (N, 4H) and c_prev (N, H); got "
+            f"gates {tuple(gates_shape)} and c_prev {tuple(c_shape)}"
+        )
 
 
 def lstm_cell_composed(gates: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,19 +78,28 @@ def lstm_cell_fused(gates: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
     return LSTMCell.apply(gates, c_prev)
 
 
-def lstm_cell(input: Tensor, hx: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
-              b_ih: Tensor | None = None, b_hh: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def lstm_cell(
+    input: Tensor,
+    hx: tuple[Tensor, Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """One LSTM step, as ``torch._VF.lstm_cell``: ``input`` (N, I), ``hx = (h, c)`` each (N, H),
     ``w_ih`` (4H, I), ``w_hh`` (4H, H), biases (4H,) or None. Returns ``(h', c')``."""
     h, c = hx
     if input.ndim != 2 or input.shape[1] != w_ih.shape[1]:
-        raise ShapeError(f"lstm_cell: input of shape {tuple(input.shape)} does not match "
-                         f"w_ih of shape {tuple(w_ih.shape)} (expected (N, {w_ih.shape[1]}))")
+        raise ShapeError(
+            f"lstm_cell: input of shape {tuple(input.shape)} does not match "
+            f"w_ih of shape {tuple(w_ih.shape)} (expected (N, {w_ih.shape[1]}))"
+        )
     H = w_hh.shape[1]
     for name, t in (("h", h), ("c", c)):
         if tuple(t.shape) != (input.shape[0], H):
-            raise ShapeError(f"lstm_cell: expected {name} of shape {(input.shape[0], H)}, got "
-                             f"{tuple(t.shape)}")
+            raise ShapeError(
+                f"lstm_cell: expected {name} of shape {(input.shape[0], H)}, got {tuple(t.shape)}"
+            )
     gates = input.matmul(w_ih.t()) + h.matmul(w_hh.t())
     if b_ih is not None:
         gates = gates + b_ih
@@ -115,8 +130,9 @@ class LSTMSequence(FusedFunction):
     """
 
     @staticmethod
-    def forward(ctx: Ctx, xw: Array, h0: Array, c0: Array, w_hh: Array,
-                reverse: bool = False) -> tuple[Array, Array, Array]:
+    def forward(
+        ctx: Ctx, xw: Array, h0: Array, c0: Array, w_hh: Array, reverse: bool = False
+    ) -> tuple[Array, Array, Array]:
         T, N, G = xw.shape
         H = G // 4
         K = dispatch("lstm_cell", xw)
@@ -127,7 +143,7 @@ class LSTMSequence(FusedFunction):
         c_prevs = xp.empty((T, N, H), xw.dtype)  # the cell state each step started from
         w_t = w_hh.T
         h, c = h0, c0
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        for t in range(T - 1, -1, -1) if reverse else range(T):
             gates = xw[t] + h @ w_t
             c_prevs[t] = c
             h, c, acts[t], tanh_cs[t] = K.lstm_cell_forward(gates, c)
@@ -168,8 +184,9 @@ class LSTMSequence(FusedFunction):
         return dgates_all, dh, dc, dw, None
 
     @staticmethod
-    def composed(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                 reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    def composed(
+        xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, reverse: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
         return lstm_sequence_composed(xw, h0, c0, w_hh, reverse)
 
 
@@ -194,15 +211,17 @@ def _unbind(x):
     return _Unbind.apply(x)
 
 
-def lstm_sequence_stepwise(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                           reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def lstm_sequence_stepwise(
+    xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, reverse: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """:class:`LSTMSequence` step by step: one matmul and one fused ``lstm_cell`` node per
     step (readable in ``autograd.explain``; differentiable twice)."""
     return _steps(xw, h0, c0, w_hh, reverse, LSTMCell.apply)
 
 
-def lstm_sequence_composed(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                           reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def lstm_sequence_composed(
+    xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, reverse: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """The twin of :class:`LSTMSequence` from primitives only (``lstm_cell_composed`` per
     step): what ``create_graph=True`` differentiates."""
     return _steps(xw, h0, c0, w_hh, reverse, lstm_cell_composed)
@@ -216,19 +235,26 @@ def _steps(xw, h0, c0, w_hh, reverse, cell):
     steps = _unbind(xw)
     h, c = h0, c0
     outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+    for t in range(T - 1, -1, -1) if reverse else range(T):
         h, c = cell(steps[t] + h.matmul(w_t), c)
         outs[t] = h
     return stack(outs, 0), h, c
 
 
-def lstm_sequence(xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                  reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def lstm_sequence(
+    xw: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, reverse: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """(out (T, N, H), h_T, c_T) through the fused whole-sequence op (see LSTMSequence)."""
     T, N, G = xw.shape
-    if G % 4 or tuple(h0.shape) != (N, G // 4) or tuple(c0.shape) != (N, G // 4) or tuple(
-            w_hh.shape) != (G, G // 4):
-        raise ShapeError(f"lstm_sequence: expected xw (T, N, 4H), h0 and c0 (N, H), w_hh "
-                         f"(4H, H); got xw {tuple(xw.shape)}, h0 {tuple(h0.shape)}, c0 "
-                         f"{tuple(c0.shape)}, w_hh {tuple(w_hh.shape)}")
+    if (
+        G % 4
+        or tuple(h0.shape) != (N, G // 4)
+        or tuple(c0.shape) != (N, G // 4)
+        or tuple(w_hh.shape) != (G, G // 4)
+    ):
+        raise ShapeError(
+            f"lstm_sequence: expected xw (T, N, 4H), h0 and c0 (N, H), w_hh "
+            f"(4H, H); got xw {tuple(xw.shape)}, h0 {tuple(h0.shape)}, c0 "
+            f"{tuple(c0.shape)}, w_hh {tuple(w_hh.shape)}"
+        )
     return LSTMSequence.apply(xw, h0, c0, w_hh, reverse)

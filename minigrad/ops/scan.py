@@ -159,8 +159,9 @@ def cumprod(x: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
     return Cumprod.apply(x, _dim(dim, x.ndim, "cumprod"))
 
 
-def prod(x: Tensor, dim: int | None = None, keepdim: bool = False, *,
-         dtype: DTypeLike | None = None) -> Tensor:
+def prod(
+    x: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype: DTypeLike | None = None
+) -> Tensor:
     """The product along ``dim`` (every element for None); see :class:`Prod`."""
     x = _acc_dtype(x, dtype)
     if dim is None:
@@ -218,13 +219,16 @@ def argsort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = F
     return sort(x, dim, descending, stable).indices
 
 
-def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True,
-         sorted: bool = True) -> ValuesIndices:
+def topk(
+    x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
+) -> ValuesIndices:
     d = _dim(dim, x.ndim, "topk") if x.ndim else 0
     n = x.shape[d] if x.ndim else 1
     if not 0 <= k <= n:
-        raise OpIndexError(f"topk: k ({k}) is out of range for dimension {d} of size {n} "
-                           f"(tensor shape {tuple(x.shape)})")
+        raise OpIndexError(
+            f"topk: k ({k}) is out of range for dimension {d} of size {n} "
+            f"(tensor shape {tuple(x.shape)})"
+        )
     if x.ndim == 0:
         return _result("topk")(*sort(x))
     values, indices = sort(x, d, descending=largest)
@@ -252,10 +256,12 @@ def kthvalue(x: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesI
     d = _dim(dim, x.ndim, "kthvalue")
     n = x.shape[d]
     if not 1 <= k <= n:
-        raise OpIndexError(f"kthvalue: k ({k}) is out of range for dimension {d} of size {n} "
-                           f"(tensor shape {tuple(x.shape)})")
+        raise OpIndexError(
+            f"kthvalue: k ({k}) is out of range for dimension {d} of size {n} "
+            f"(tensor shape {tuple(x.shape)})"
+        )
     xp = get_array_module(x._data)
-    pos = xp.full(x.shape[:d] + x.shape[d + 1:], k - 1, dtype=np.int64)
+    pos = xp.full(x.shape[:d] + x.shape[d + 1 :], k - 1, dtype=np.int64)
     return _pick(x, d, pos, keepdim, "kthvalue")
 
 
@@ -271,10 +277,11 @@ def median(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor |
     d = _dim(dim, x.ndim, "median")
     n = x.shape[d]
     if n == 0:
-        raise ValueError(f"median: cannot reduce dimension {d} of size 0 "
-                         f"(tensor shape {tuple(x.shape)})")
+        raise ValueError(
+            f"median: cannot reduce dimension {d} of size 0 (tensor shape {tuple(x.shape)})"
+        )
     xp = get_array_module(x._data)
     nans = xp.isnan(x._data).sum(axis=d) if x.dtype.kind == "f" else 0
     pos = xp.where(nans > 0, n - nans, (n - 1) // 2).astype(np.int64)  # the first NaN
-    pos = xp.broadcast_to(pos, x.shape[:d] + x.shape[d + 1:])
+    pos = xp.broadcast_to(pos, x.shape[:d] + x.shape[d + 1 :])
     return _pick(x, d, pos, keepdim, "median")

@@ -83,9 +83,7 @@ class Cat(Function):
         if d is None:
             raise IndexError(f"cat: dim {dim} is out of range for {nd}-d tensors")
         for i, a in enumerate(arrays):
-            if a.ndim != nd or any(
-                a.shape[k] != arrays[0].shape[k] for k in range(nd) if k != d
-            ):
+            if a.ndim != nd or any(a.shape[k] != arrays[0].shape[k] for k in range(nd) if k != d):
                 raise ShapeError(
                     f"cat: sizes must match except in dimension {d}: tensor 0 has shape "
                     f"{arrays[0].shape} but tensor {i} has shape {a.shape}"
@@ -130,10 +128,13 @@ class Pad(Function):
 
 def _pad_index(xp: Any, n: int, lo: int, hi: int, mode: str, dim: int, shape: Shape) -> Array:
     """Source positions along one dim for PyTorch's non-constant padding modes."""
-    if mode in ("reflect", "circular") and (lo > n - (mode == "reflect") or
-                                           hi > n - (mode == "reflect")):
-        raise ShapeError(f"pad: padding ({lo}, {hi}) of dim {dim} is too large for mode "
-                         f"{mode!r} and size {n} (tensor shape {tuple(shape)})")
+    if mode in ("reflect", "circular") and (
+        lo > n - (mode == "reflect") or hi > n - (mode == "reflect")
+    ):
+        raise ShapeError(
+            f"pad: padding ({lo}, {hi}) of dim {dim} is too large for mode "
+            f"{mode!r} and size {n} (tensor shape {tuple(shape)})"
+        )
     i = xp.arange(-lo, n + hi)
     if mode == "reflect":
         i = xp.abs(i)
@@ -143,16 +144,19 @@ def _pad_index(xp: Any, n: int, lo: int, hi: int, mode: str, dim: int, shape: Sh
     # circular (PyTorch): crop the negative sides first, then wrap around what is left
     start, m = max(-lo, 0), n - max(-lo, 0) - max(-hi, 0)
     if m < 0 or max(lo, hi, 0) > m:
-        raise ShapeError(f"pad: padding ({lo}, {hi}) of dim {dim} wraps around more than the "
-                         f"{max(m, 0)} elements left for mode 'circular' (tensor shape "
-                         f"{tuple(shape)})")
+        raise ShapeError(
+            f"pad: padding ({lo}, {hi}) of dim {dim} wraps around more than the "
+            f"{max(m, 0)} elements left for mode 'circular' (tensor shape "
+            f"{tuple(shape)})"
+        )
     if m == 0:
         return xp.arange(0)
     return start + xp.arange(-max(lo, 0), m + max(hi, 0)) % m
 
 
-def pad_general(x: Tensor, pad: tuple[int, ...], mode: str = "constant",
-                value: Scalar | None = 0.0) -> Tensor:
+def pad_general(
+    x: Tensor, pad: tuple[int, ...], mode: str = "constant", value: Scalar | None = 0.0
+) -> Tensor:
     """``F.pad`` with modes reflect, replicate and circular, and negative (cropping) pads.
 
     Composed from indexing: each padded dim reads ``x`` at an index array (reflect: mirror
@@ -164,8 +168,10 @@ def pad_general(x: Tensor, pad: tuple[int, ...], mode: str = "constant",
     if mode not in modes:
         raise NotImplementedError(f"pad: mode {mode!r} is not supported ({', '.join(modes)})")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ShapeError(f"pad: padding length {len(pad)} must be even and at most 2 * ndim "
-                         f"(= {2 * x.ndim}) for a tensor of shape {tuple(x.shape)}")
+        raise ShapeError(
+            f"pad: padding length {len(pad)} must be even and at most 2 * ndim "
+            f"(= {2 * x.ndim}) for a tensor of shape {tuple(x.shape)}"
+        )
     if mode != "constant" and value not in (None, 0, 0.0):
         raise ValueError(f"pad: mode {mode!r} doesn't take a value argument (got {value})")
     # negative pads crop in every mode: the index arrays below start/stop inside the input
@@ -177,8 +183,10 @@ def pad_general(x: Tensor, pad: tuple[int, ...], mode: str = "constant",
             dim, lo, hi = x.ndim - 1 - k, pad[2 * k], pad[2 * k + 1]
             n = x.shape[dim]
             if -min(lo, 0) - min(hi, 0) > n:
-                raise ShapeError(f"pad: negative padding ({lo}, {hi}) removes more than the "
-                                 f"{n} elements of dim {dim} (tensor shape {tuple(x.shape)})")
+                raise ShapeError(
+                    f"pad: negative padding ({lo}, {hi}) removes more than the "
+                    f"{n} elements of dim {dim} (tensor shape {tuple(x.shape)})"
+                )
             key[dim] = slice(-min(lo, 0), n + min(hi, 0))
         x = x[tuple(key)]
         return Pad.apply(x, tuple(max(p, 0) for p in pad), 0.0 if value is None else value)
