@@ -41,6 +41,8 @@ A call mixing float16 with another float dtype is left to the op's own dtype che
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -69,7 +71,7 @@ _HALF = np.dtype(np.float16)
 _WIDE = np.dtype(np.float32)
 
 
-def _is_float_array(a) -> bool:
+def _is_float_array(a: Any) -> bool:
     """A NumPy/CuPy float array (not a Tensor, not a NumPy scalar)."""
     dtype = getattr(a, "dtype", None)
     return (
@@ -80,7 +82,7 @@ def _is_float_array(a) -> bool:
     )
 
 
-def _all_half(arrays) -> bool:
+def _all_half(arrays: Iterable[Any]) -> bool:
     """True when the float arrays among ``arrays`` are all float16 (and there is one); a
     TypeError (the op's DTypeError, from ``Function.apply``) when float16 is mixed with
     another float dtype."""
@@ -220,7 +222,7 @@ class FusedFunction(Function):
 
     @property
     def saved_tensors(self) -> tuple:
-        saved = Function.saved_tensors.fget(self)
+        saved = super().saved_tensors
         if not self._half:
             return saved
         Tensor = tensor_class()  # float16 inputs saved by a float32 forward: widened again
