@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -23,11 +24,19 @@ _warned_missing_C = False
 
 
 def _import_C():
-    # libgomp reads this when _C loads it. Its default (spin ~300k iterations after each
-    # parallel region) fights NumPy's OpenBLAS threads on small machines: a LeNet step at
-    # batch 32 on 2 cores took 36 ms with the default and 11.4 ms with 1000. A value the
-    # user set wins.
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+    # libgomp reads this when _C loads it: how long an OpenMP thread spins after a parallel
+    # region before it sleeps. Waking a sleeping thread costs tens of microseconds per region,
+    # and a training step runs dozens of short regions: LeNet's step at batch 32 on 2 threads
+    # took 5.5-7.2 ms with 1000 and 4.4-5.8 ms with 200000 (1 thread: 5.0 ms). Spinning only
+    # hurts when another thread pool competes for the cores: NumPy's multi-threaded OpenBLAS
+    # (kernels/blas.py makes it single-threaded unless MINIGRAD_BLAS_THREADS=keep) or
+    # PyTorch's OpenMP in the same process (a LeNet step at batch 32 took 36 ms with the
+    # default spin and 11.4 ms with 1000 then). So: 1000 in those cases, else 200000. A value
+    # the user set wins.
+    competing = (
+        os.environ.get("MINIGRAD_BLAS_THREADS", "").lower() == "keep" or "torch" in sys.modules
+    )
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000" if competing else "200000")
     from minigrad import _C  # compiled; absent in a bare source checkout
 
     return _C
