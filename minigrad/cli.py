@@ -342,7 +342,7 @@ def _evaluate(args) -> int:
 
 def _conformance(rest) -> int:
     try:
-        from .tools.conformance import main as conformance_main
+        from .learn.conformance import main as conformance_main
     except ImportError as e:
         print(
             f"minigrad: error: the conformance suite is not available ({e}); it lives in "

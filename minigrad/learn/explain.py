@@ -29,8 +29,8 @@ import inspect
 import json
 import re
 
-from .autograd.function import AccumulateGrad, Function, broadcast_axes
-from .autograd.hooks import set_tracer
+from ..autograd.function import AccumulateGrad, Function, broadcast_axes
+from ..autograd.hooks import set_tracer
 
 __all__ = ["RULES", "Trace", "explain", "local_rule", "param_names"]
 

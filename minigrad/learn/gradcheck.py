@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd.engine import grad as _autograd_grad
-from .tensor import Tensor, data_of
+from ..autograd.engine import grad as _autograd_grad
+from ..tensor import Tensor, data_of
 
 
 class GradcheckError(RuntimeError):
@@ -50,7 +50,7 @@ class _Names:
 
 
 def _flat_host(t: Tensor) -> np.ndarray:
-    from .backend import CPU, to_device
+    from ..backend import CPU, to_device
 
     return np.array(to_device(data_of(t), CPU), dtype=np.float64, copy=True).reshape(-1)
 
@@ -112,7 +112,7 @@ def _numeric_directional(fn, inputs, i, direction, eps):
 
 
 def _to_like(arr: np.ndarray, like: Tensor) -> Tensor:
-    from .backend import to_device
+    from ..backend import to_device
 
     return Tensor(to_device(arr.reshape(like.shape).astype(like.dtype), like.device))
 

@@ -33,8 +33,8 @@ import threading
 import time
 import weakref
 
-from . import autograd
-from .tensor import Tensor
+from .. import autograd
+from ..tensor import Tensor
 
 __all__ = ["profile", "record_function", "EventList", "FunctionEvent", "FunctionEventAvg"]
 

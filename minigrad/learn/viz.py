@@ -17,8 +17,8 @@ import os
 import shutil
 import subprocess
 
-from .autograd.engine import collect_graph
-from .autograd.function import AccumulateGrad
+from ..autograd.engine import collect_graph
+from ..autograd.function import AccumulateGrad
 from .explain import leaf_name, param_names, saved_items
 
 __all__ = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import minigrad as mg
-from minigrad.gradcheck import gradcheck, gradgradcheck
+from minigrad.learn.gradcheck import gradcheck, gradgradcheck
 from minigrad.testing.opinfo import OpSpec, Sample
 
 
