@@ -109,6 +109,30 @@ def run_at_thread_counts(code: str, tmp_path, counts=("1", "2")) -> list:
     return results
 
 
+GPU_SKIP_REASON = "needs a CUDA GPU with CuPy (none found)"
+
+
+def require_gpu() -> None:
+    """Skip (one line of reason) unless CuPy sees a CUDA GPU. Also in CI (CI=true): there is no
+    GPU there, so the GPU cases skip rather than fail."""
+    if not mg.cuda_available():
+        pytest.skip(GPU_SKIP_REASON)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu, id="cuda")]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """The device a test runs on: "cpu", then "cuda" (``gpu`` marker; skipped without CuPy and
+    a GPU). Use it as an argument (``def test_x(device)``) for both devices, or parametrize
+    ``device`` with ``indirect=["device"]`` when the cases differ by device (test_ops.py: the
+    GPU variants are not the CPU ones)."""
+    if request.param == "cuda":
+        require_gpu()
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     mg.manual_seed(0)
@@ -119,7 +143,7 @@ def _seed():
 def pytest_collection_modifyitems(config, items):
     if mg.cuda_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy (none found)")
+    skip = pytest.mark.skip(reason=GPU_SKIP_REASON)
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -33,7 +33,8 @@ CASES = list(_cases())
 
 
 def _device_cases():
-    """CASES on the CPU (same ids), then every spec on "cuda" for each GPU variant."""
+    """CASES on the CPU (same ids), then every spec on "cuda" for each GPU variant. ``device``
+    goes through conftest's ``device`` fixture (indirect), which skips "cuda" without a GPU."""
     for p in CASES:
         yield pytest.param(*p.values, "cpu", id=p.id)
     rng = np.random.default_rng(0)
@@ -70,14 +71,14 @@ class _Null:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES)
+@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES, indirect=["device"])
 def test_matches_torch(spec, sample, variant, device, dtype):
     with _use(spec, variant, device):
         checks.check_against_torch(spec, sample, dtype, device)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES)
+@pytest.mark.parametrize("spec,sample,variant,device", DEVICE_CASES, indirect=["device"])
 def test_double_backward_matches_torch(spec, sample, variant, device, dtype):
     if not spec.gradgrad:
         pytest.skip("first-order only")
