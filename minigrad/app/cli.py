@@ -263,7 +263,7 @@ def _train_sequence(args) -> int:
 
 def _train(args, argv) -> int:
     if args.nproc is not None:  # re-run this command as N ranks under mpiexec
-        from .distributed.launch import launched_by_mpi, run_local_ranks
+        from ..distributed.launch import launched_by_mpi, run_local_ranks
         from .train import CLIError
 
         if not launched_by_mpi():
@@ -342,7 +342,7 @@ def _evaluate(args) -> int:
 
 def _conformance(rest) -> int:
     try:
-        from .learn.conformance import main as conformance_main
+        from ..learn.conformance import main as conformance_main
     except ImportError as e:
         print(
             f"minigrad: error: the conformance suite is not available ({e}); it lives in "

@@ -33,9 +33,9 @@ import numpy as np
 
 import minigrad as mg
 
-from .data.dataloader import WorkerStartError
-from .distributed import launch as _dist
-from .models.registry import get_model, uses_batchnorm
+from ..data.dataloader import WorkerStartError
+from ..distributed import launch as _dist
+from ..models.registry import get_model, uses_batchnorm
 from .train_data import _device, _limit, _loader, _to_tensor, _transforms, load_cifar
 from .train_eval import (
     PROGRESS_SECONDS,
@@ -98,7 +98,7 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _optimizer(opts: dict, params):
-    from . import optim
+    from .. import optim
 
     if opts["optimizer"] == "sgd":
         return optim.SGD(
@@ -114,7 +114,7 @@ def _optimizer(opts: dict, params):
 
 def _scheduler(opts: dict, optimizer, steps_per_epoch: int):
     """(scheduler or None, 'batch' | 'epoch'): when ``scheduler.step()`` is called."""
-    from .optim import lr_scheduler
+    from ..optim import lr_scheduler
 
     s, epochs = opts["schedule"], opts["epochs"]
     if s == "none":
@@ -138,8 +138,8 @@ def _on_epoch_end(epoch: int) -> None:
 def _train_epoch(
     model, loader, optimizer, scheduler, sched_unit, opts, device, epoch, tqdm, ema=None
 ):
-    from .nn import functional as F
-    from .nn.utils import clip_grad_norm_
+    from ..nn import functional as F
+    from ..nn.utils import clip_grad_norm_
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0

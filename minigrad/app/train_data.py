@@ -14,7 +14,7 @@ import numpy as np
 
 import minigrad as mg
 
-from . import backend
+from .. import backend
 from .train_files import CLIError
 from .train_options import NORMALIZATION
 
@@ -35,8 +35,8 @@ def _device(name: str | None):
 
 def load_cifar(data_dir: str, train: bool, download: bool = False, expected_counts=None):
     """``CIFAR10`` with every failure turned into a one-line ``CLIError`` saying what to do."""
-    from .data import CIFAR10
-    from .data.cifar10 import DownloadError
+    from ..data import CIFAR10
+    from ..data.cifar10 import DownloadError
 
     kwargs = {}
     if expected_counts:
@@ -63,7 +63,7 @@ def load_cifar(data_dir: str, train: bool, download: bool = False, expected_coun
 
 
 def _transforms(opts: dict, train: bool):
-    from .data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW
+    from ..data import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloatCHW
 
     mean, std = NORMALIZATION[opts["normalize"]]
     steps = []
@@ -75,7 +75,7 @@ def _transforms(opts: dict, train: bool):
 
 
 def _limit(ds, n):
-    from .data import Subset
+    from ..data import Subset
 
     if n is None or n >= len(ds):
         return ds
@@ -83,7 +83,7 @@ def _limit(ds, n):
 
 
 def _loader(ds, opts, batch_size, shuffle, transform, drop_last=False, seed=0):
-    from .data import DataLoader
+    from ..data import DataLoader
 
     return DataLoader(
         ds,

@@ -11,10 +11,10 @@ import numpy as np
 
 import minigrad as mg
 
-from . import backend
-from .distributed import launch as _dist
-from .models.registry import get_model
-from .tensor import data_of
+from .. import backend
+from ..distributed import launch as _dist
+from ..models.registry import get_model
+from ..tensor import data_of
 from .train_data import _device, _limit, _loader, _to_tensor, _transforms, load_cifar
 from .train_files import CLIError, load_checkpoint
 from .train_options import _plural
@@ -68,7 +68,7 @@ def _evaluate(model, loader, device, label_smoothing=0.0, desc="evaluating"):
     """(mean loss, labels, predictions) over ``loader`` in eval mode, with a progress bar."""
     from tqdm.auto import tqdm
 
-    from .nn import functional as F
+    from ..nn import functional as F
 
     was_training = model.training
     model.eval()

@@ -15,8 +15,8 @@ import os
 
 import minigrad as mg
 
-from . import serialization
-from .models.registry import model_names
+from .. import serialization
+from ..models.registry import model_names
 
 CHECKPOINT_FORMAT = "minigrad-train-checkpoint"
 CHECKPOINT_VERSION = 1

@@ -9,7 +9,7 @@ could not honour it: those are refused with one line (``_refuse_resume_changes``
 
 from __future__ import annotations
 
-from .models.registry import model_names
+from ..models.registry import model_names
 from .train_files import ENV_KEYS, OPTIONAL_RUN_KEYS, RUN_KEYS, CLIError
 
 __all__ = ["NORMALIZATION", "RECIPES", "ADAM_LR", "MAX_WORKERS", "resolve_options"]
@@ -192,7 +192,7 @@ def _ema(opts: dict, model):
     updated after every optimizer step (``optim.swa_utils.AveragedModel``)."""
     if not opts.get("ema"):
         return None
-    from .optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from ..optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(opts["ema"]), use_buffers=True)
 

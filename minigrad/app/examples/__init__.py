@@ -1,4 +1,4 @@
-"""Trained examples (``minigrad train --task ...``): see :mod:`minigrad.examples.sequence`."""
+"""Trained examples (``minigrad train --task ...``): see :mod:`minigrad.app.examples.sequence`."""
 
 from .sequence import train_charlm, train_reverse
 

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from minigrad.tools.bench_cases import _minigrad_impls, _torch_impls, cases
+from minigrad.app.tools.bench_cases import _minigrad_impls, _torch_impls, cases
 
 __all__ = ["SECTIONS", "main", "build_parser", "measure"]
 
@@ -115,7 +115,7 @@ def _run_worker(framework: str, spec: dict, out_dir: str) -> dict:
             [
                 sys.executable,
                 "-m",
-                "minigrad.tools.bench",
+                "minigrad.app.tools.bench",
                 "--worker",
                 framework,
                 spec_path,
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None, prog: str = "minigrad bench") -> int:
         )
     order = ("numpy", "cpp", "tiled", "blocked", "torch")
     impls.sort(key=lambda i: (order.index(i) if i in order else len(order) - 1, i))
-    from minigrad.tools.info import cpu_info
+    from minigrad.app.tools.info import cpu_info
 
     cpu = cpu_info()
     report = {
