@@ -12,7 +12,11 @@ Two halves:
   NumPy reference (minigrad/kernels/reference.py) on host copies, random odd sizes that are not
   multiples of the 256-thread block, float32 and float64, with every output buffer the wrapper
   allocates poisoned (NaN, or -7 for int64) so an unwritten element fails; PyTorch CUDA where
-  meaningful (when torch sees a GPU).
+  meaningful (when torch sees a GPU).  Ops compared as ops (forward and backward vs PyTorch
+  CUDA on the OpSpec samples) are the OpSpec battery's job on ``device="cuda"``
+  (tests/test_ops.py); this file keeps what the battery cannot see: the raw kernels on
+  multi-block odd sizes with poisoned outputs, max-pool indices and ties, bitwise determinism,
+  the optimizer kernels, and the host-side validation.
 
 The ``gpu`` tests ran once on an H200 (issue 12): 106 passed, 4 failed (test_gpu_sgd_step
 with weight decay/maximize: the NumPy reference's 0-d momentum-buffer bug, since fixed).
@@ -466,42 +470,8 @@ def test_gpu_im2col_col2im(kc, case, dtype):
     _close(kc.im2col(xt, KH, KW, s, p, d), cols_ref, dtype)
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not backend.cuda_available(), reason="needs a CUDA GPU and CuPy")
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("groups", [1, 3])
-def test_gpu_conv2d_vs_reference_and_torch(kc, dtype, groups):
-    cp = backend.cupy_or_raise()
-    rng = np.random.default_rng(2)
-    x = _rand(rng, (3, 6, 13, 11), dtype)
-    w = _rand(rng, (9, 6 // groups, 3, 2), dtype)
-    b = _rand(rng, (9,), dtype)
-    args = ((2, 1), (1, 1), (1, 2), groups)
-    y_ref = reference.conv2d_forward(x, w, b, *args)
-    y = kc.conv2d_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), *args)
-    tol = dict(rtol=1e-4, atol=1e-4) if dtype == "float32" else TOL[dtype]
-    np.testing.assert_allclose(cp.asnumpy(y), y_ref, **tol)
-    dy = _rand(rng, y_ref.shape, dtype)
-    ref = reference.conv2d_backward(dy, x, w, *args, (True, True, True))
-    got = kc.conv2d_backward(
-        cp.asarray(dy), cp.asarray(x), cp.asarray(w), *args, (True, True, True)
-    )
-    for g, r in zip(got, ref):
-        np.testing.assert_allclose(cp.asnumpy(g), r, **tol)
-    torch = _torch_cuda()
-    if torch is not None:
-        torch.backends.cudnn.allow_tf32 = False
-        tx = torch.tensor(x, device="cuda")
-        yt = torch.nn.functional.conv2d(
-            tx,
-            torch.tensor(w, device="cuda"),
-            torch.tensor(b, device="cuda"),
-            stride=(2, 1),
-            padding=(1, 1),
-            dilation=(1, 2),
-            groups=groups,
-        )
-        np.testing.assert_allclose(cp.asnumpy(y), yt.cpu().numpy(), **tol)
+# conv2d as an op (forward and backward vs PyTorch CUDA, groups, stride, padding, dilation) is
+# the OpSpec battery's job: tests/test_ops.py, the conv2d-*-cuda cases.  Here: its two kernels.
 
 
 # (x shape, kernel, stride, padding, dilation, ceil_mode)

@@ -13,8 +13,9 @@
 // lands in [0, OH) (likewise ow).  No atomics, a fixed summation order (kh, then kw): the result
 // is deterministic and each dx element is written exactly once (no zero-fill pass needed).
 // Checked by: tests/test_kernels_cuda.py (`gpu` marker: vs minigrad/kernels/reference.py on
-// CuPy arrays with odd shapes/stride/padding/dilation, both dtypes, NaN-poisoned outputs; and
-// conv2d vs torch.nn.functional.conv2d on CUDA); host-side validation runs without a GPU.
+// CuPy arrays with odd shapes/stride/padding/dilation, both dtypes, NaN-poisoned outputs);
+// tests/test_ops.py (conv2d-*-cuda: conv2d vs PyTorch CUDA, forward and backward); host-side
+// validation runs without a GPU.
 #include "common.cuh"
 
 namespace minigrad {
