@@ -70,22 +70,22 @@ TESTS = {
     "minigrad/ops/conv.py": ["tests/test_conv_pool.py", "tests/test_ops.py -k conv"],
     "minigrad/ops/pool.py": ["tests/test_conv_pool.py", "tests/test_ops.py -k pool"],
     "minigrad/ops/loss.py": [
-        "tests/test_loss_fused.py",
+        "tests/test_loss_cross_entropy.py",
         'tests/test_ops.py -k "loss or nll or entropy"',
     ],
     "minigrad/ops/rnn.py": ["tests/test_rnn.py"],
-    "minigrad/ops/attention.py": ["tests/test_attention.py", "tests/test_kernels_attention.py"],
+    "minigrad/ops/attention.py": ["tests/test_attention.py", "tests/test_attention_cpp_kernel.py"],
     "minigrad/kernels/reference_optim.py": ["tests/test_optim.py", "tests/test_optim_formula.py"],
     "minigrad/gradcheck.py": ["tests/test_gradcheck.py", "tests/test_autograd.py -k gradcheck"],
     "minigrad/nn/functional.py": ["tests/test_nn.py", _OPS_QUICK],
     "minigrad/nn/_loss_functional.py": [
-        "tests/test_loss_fused.py",
+        "tests/test_loss_cross_entropy.py",
         'tests/test_ops.py -k "loss or nll or entropy"',
     ],
 }
 # kernel modules: the tests follow the op named by the enclosing function
 KERNEL_TESTS = {
-    "bias_relu": ["tests/test_bias_relu.py"],
+    "bias_relu": ["tests/test_elementwise_bias_relu.py"],
     "relu": ["tests/test_kernels.py -k relu"],
     "conv": ['tests/test_kernels.py -k "conv or col"', "tests/test_conv_pool.py"],
     "col": ['tests/test_kernels.py -k "conv or col"', "tests/test_conv_pool.py"],
@@ -93,14 +93,14 @@ KERNEL_TESTS = {
     "_windows": ['tests/test_kernels.py -k "conv or pool or col"', "tests/test_conv_pool.py"],
     "_avg": ["tests/test_kernels.py -k pool", "tests/test_conv_pool.py"],
     "lstm": ["tests/test_kernels.py -k lstm", "tests/test_rnn.py"],
-    "attention": ["tests/test_kernels_attention.py", "tests/test_attention.py"],
-    "_finite": ["tests/test_kernels_attention.py", "tests/test_attention.py"],
-    "_neginf": ["tests/test_kernels_attention.py", "tests/test_attention.py"],
-    "masked": ["tests/test_kernels_attention.py", "tests/test_attention.py"],
+    "attention": ["tests/test_attention_cpp_kernel.py", "tests/test_attention.py"],
+    "_finite": ["tests/test_attention_cpp_kernel.py", "tests/test_attention.py"],
+    "_neginf": ["tests/test_attention_cpp_kernel.py", "tests/test_attention.py"],
+    "masked": ["tests/test_attention_cpp_kernel.py", "tests/test_attention.py"],
     "sgd": ["tests/test_optim.py", "tests/test_kernels.py -k sgd"],
     "adam": ["tests/test_optim.py", "tests/test_kernels.py -k adam"],
-    "cross_entropy": ["tests/test_loss_fused.py"],
-    "_ce": ["tests/test_loss_fused.py"],
+    "cross_entropy": ["tests/test_loss_cross_entropy.py"],
+    "_ce": ["tests/test_loss_cross_entropy.py"],
 }
 KERNEL_MODULES = {
     "minigrad/kernels/reference.py": [],

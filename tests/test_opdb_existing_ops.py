@@ -151,7 +151,7 @@ OPS = [
     ("nn.functional.pixel_shuffle", ""),
     ("nn.functional.pixel_unshuffle", ""),
     # the SVD-based norms and 5-d interpolation (tests/test_linalg_norms.py,
-    # tests/test_interpolate5d.py)
+    # tests/test_resample_interpolate5d.py)
     ("linalg.matrix_norm", ""),
     ("linalg.norm", ""),
     ("linalg.norm", "subgradients_at_zero"),

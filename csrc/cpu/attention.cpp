@@ -34,7 +34,7 @@
 // Validation: every argument (dtype float32/float64 and all the same, ndim, B/L/S/E/Ev
 // agreement, mask None or (L, S)/(B, L, S), C-contiguity) is checked with common.h before any
 // memory is touched; kernels run with the GIL released.
-// Checked by: tests/test_kernels_attention.py (against reference.py on awkward shapes, causal,
+// Checked by: tests/test_attention_cpp_kernel.py (against reference.py on awkward shapes, causal,
 // masks with fully masked rows, both dtypes, OMP_NUM_THREADS=1 vs 2, bad input from _C) and
 // tests/test_ops.py / tests/test_attention.py, which run the PyTorch battery on this variant.
 #include <cmath>

@@ -14,7 +14,7 @@
 //
 // One task per row, OpenMP over the B*R rows; every row is reduced in a fixed order, so results
 // do not depend on OMP_NUM_THREADS.  float32 exp is exp_f32 (common.h; the loops vectorise).
-// Checked by: tests/test_kernels_attention.py and the attention battery in tests/test_ops.py,
+// Checked by: tests/test_attention_cpp_kernel.py and the attention battery in tests/test_ops.py,
 // which run on the "blocked" variant like on every other.
 #include <cmath>
 #include <limits>

@@ -27,7 +27,7 @@
 // is a contiguous slice of every row; per-channel double accumulators, rows in order; two passes
 // for the statistics.
 //
-// Checked by: tests/test_batchnorm_fused.py (vs PyTorch and the reference, both dtypes, every
+// Checked by: tests/test_norm_batchnorm.py (vs PyTorch and the reference, both dtypes, every
 // rank, NaN/inf, 1 vs 2 threads bitwise, invalid arguments to _C); tests/test_fused.py (the
 // op vs its composed twin, double backward); tests/test_native_safety.py.
 #include <cmath>

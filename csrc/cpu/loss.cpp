@@ -15,7 +15,7 @@
 // backward recomputes p from the saved lse, so nothing (M, C) is kept between the passes.
 // Targets are copied and range-checked serially before the parallel region (IndexError naming
 // the op, the class count and the bad value); the kernels read the checked copy.
-// Checked by: tests/test_loss_fused.py against minigrad/kernels/reference.py and PyTorch
+// Checked by: tests/test_loss_cross_entropy.py against minigrad/kernels/reference.py and PyTorch
 // (values, gradients, double backward), and with invalid arguments passed to _C directly;
 // tests/test_native_safety.py rewrites the target from another thread during the call.
 #include <cmath>

@@ -41,7 +41,7 @@ class OpSpec:
     family: str = "elementwise"
     differentiable: bool = True
     # flags: "no_gradcheck", "oracle_in_dtype", "float16" (forward and backward also checked
-    # in float16 against PyTorch's float16, tests/test_half_fused.py)
+    # in float16 against PyTorch's float16, tests/test_fused_float16.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
