@@ -21,8 +21,8 @@
 //
 // Checked by: tests/test_kernels.py (relu) against minigrad/kernels/reference.py on random
 // shapes (empty, 0-d, odd sizes, transposed views), both dtypes, and with invalid arguments;
-// tests/test_elementwise_bias_relu.py (bias_relu: the same against the reference and PyTorch, NaN/inf,
-// float64 accumulation, bitwise equality at 1 and 2 threads, invalid arguments to _C).
+// tests/test_elementwise_bias_relu.py (bias_relu: the same against the reference and PyTorch,
+// NaN/inf, float64 accumulation, bitwise equality at 1 and 2 threads, invalid arguments to _C).
 #include "common.h"
 
 namespace minigrad {
