@@ -1,4 +1,4 @@
-"""Run the digit-reversal memory task (minigrad.examples.train_reverse) and record the run.
+"""Run the digit-reversal memory task (minigrad.app.examples.train_reverse) and record the run.
 
     python benchmarks/reverse_task.py --model lstm --length 20 --hidden 128 --steps 20000
     python benchmarks/reverse_task.py --model transformer --length 20
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = p.parse_args(argv)
 
-    from minigrad.examples import train_reverse
+    from minigrad.app.examples import train_reverse
 
     kw = {}
     if args.model == "lstm":

@@ -54,7 +54,7 @@ MODULES = [
     "minigrad/kernels/cuda.py",
     "minigrad/kernels/reference_optim.py",
     "minigrad/kernels/reference_loss.py",
-    "minigrad/gradcheck.py",
+    "minigrad/learn/gradcheck.py",
     "minigrad/nn/functional.py",
     "minigrad/nn/_loss_functional.py",
 ]
@@ -76,7 +76,10 @@ TESTS = {
     "minigrad/ops/rnn.py": ["tests/test_rnn.py"],
     "minigrad/ops/attention.py": ["tests/test_attention.py", "tests/test_attention_cpp_kernel.py"],
     "minigrad/kernels/reference_optim.py": ["tests/test_optim.py", "tests/test_optim_formula.py"],
-    "minigrad/gradcheck.py": ["tests/test_gradcheck.py", "tests/test_autograd.py -k gradcheck"],
+    "minigrad/learn/gradcheck.py": [
+        "tests/test_gradcheck.py",
+        "tests/test_autograd.py -k gradcheck",
+    ],
     "minigrad/nn/functional.py": ["tests/test_nn.py", _OPS_QUICK],
     "minigrad/nn/_loss_functional.py": [
         "tests/test_loss_cross_entropy.py",

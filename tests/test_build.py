@@ -135,7 +135,7 @@ def test_backend_info_reports_the_build_record(tmp_path):
         "assert info['_C'] is False\n"
         "assert 'skipped at install: MINIGRAD_NATIVE=0' in info['_C_error'], info['_C_error']\n"
         "assert info['build']['extensions']['minigrad._C']['status'] == 'skipped'\n"
-        "from minigrad.tools import info as tool\n"
+        "from minigrad.app.tools import info as tool\n"
         "text = tool.format_text(tool.collect())\n"
         "assert 'minigrad._C     MISSING: skipped at install: MINIGRAD_NATIVE=0' in text, text\n"
         "assert 'minigrad._C: skipped: MINIGRAD_NATIVE=0' in text, text\n"

@@ -16,9 +16,9 @@ import sys
 import numpy as np
 import pytest
 
-import minigrad.train as train_mod
+import minigrad.app.train as train_mod
 from minigrad import serialization
-from minigrad.cli import main
+from minigrad.app.cli import main
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fake_cifar import make_fake_cifar
@@ -330,7 +330,7 @@ def test_conformance_writes_to_a_run_folder_by_default(tmp_path, monkeypatch, ca
 
 def test_conformance_accepts_kernel_registry_names(tmp_path):
     pytest.importorskip("torch")
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     assert (
         conformance.main(
@@ -431,7 +431,7 @@ def _silent_not_implemented(a):
 )
 def test_conformance_counts_only_deliberate_refusals_as_unsupported(fn, expected):
     pytest.importorskip("torch")
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     rows = conformance.run([_planted_spec(fn)], finite_differences=False)
     assert [r["dtype"] for r in rows] == ["float64", "float32", "float16"]

@@ -12,10 +12,10 @@ import tarfile
 import numpy as np
 import pytest
 
-from minigrad import cli
+from minigrad.app import cli
+from minigrad.app.tools import data as datatool
+from minigrad.app.tools import info as infotool
 from minigrad.data import CIFAR10
-from minigrad.tools import data as datatool
-from minigrad.tools import info as infotool
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,8 +49,9 @@ def test_top_level_help_lists_the_tools(capsys):
 
 def test_tools_import_neither_torch_nor_cupy():
     code = (
-        "import sys\nimport minigrad.tools.info, minigrad.tools.bench, minigrad.tools.data\n"
-        "minigrad.tools.info.collect()\n"
+        "import sys\n"
+        "import minigrad.app.tools.info, minigrad.app.tools.bench, minigrad.app.tools.data\n"
+        "minigrad.app.tools.info.collect()\n"
         "assert 'torch' not in sys.modules and 'cupy' not in sys.modules\n"
     )
     r = subprocess.run(
@@ -100,7 +101,7 @@ def test_bench_quick_writes_only_its_run_folder(tmp_path):
 
 
 def test_bench_default_folder_is_a_new_run_folder(tmp_path, monkeypatch):
-    from minigrad.tools import bench
+    from minigrad.app.tools import bench
 
     made = []
     monkeypatch.chdir(tmp_path)

@@ -1,4 +1,4 @@
-"""The conformance report's op_db column (minigrad/tools/opdb_coverage.py): which ops run
+"""The conformance report's op_db column (minigrad/learn/opdb_coverage.py): which ops run
 PyTorch's OpInfo samples in tests/test_opdb_*.py, and how many pass."""
 
 import json
@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from minigrad.tools import opdb_coverage as oc
+from minigrad.learn import opdb_coverage as oc
 
 
 def test_listed_entries_come_from_the_opdb_test_files():
@@ -59,7 +59,7 @@ def test_failing_samples_are_counted(tmp_path):
 def test_report_has_the_column(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("expecttest")
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     assert (
         conformance.main(

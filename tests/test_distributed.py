@@ -403,7 +403,7 @@ def _train_cli(args, tmp_path, timeout=300):
 
 
 def _weights(folder):
-    from minigrad.train import load_checkpoint
+    from minigrad.app.train import load_checkpoint
 
     ckpt = load_checkpoint(os.path.join(folder, "checkpoint.npz"))
     return {k: np.asarray(v.numpy()) for k, v in ckpt["model"].items()}, ckpt
@@ -447,7 +447,7 @@ def test_train_nproc_2_equals_one_process_with_twice_the_batch_and_resumes(tmp_p
 
 
 def test_nproc_without_mpi_is_a_one_line_error_naming_the_extra(monkeypatch, capsys):
-    from minigrad import cli
+    from minigrad.app import cli
     from minigrad.distributed import launch
 
     monkeypatch.setattr(launch, "mpi_available", lambda: False)

@@ -208,7 +208,7 @@ def cifar_dir(tmp_path_factory):
 
 
 def _train(data_dir, out, *extra):
-    from minigrad.cli import main
+    from minigrad.app.cli import main
 
     return main(
         [
@@ -237,7 +237,7 @@ def _train(data_dir, out, *extra):
 def test_train_cuda_one_epoch_then_resume_is_bit_identical(
     cifar_dir, tmp_path, monkeypatch, model, flags
 ):
-    import minigrad.train as train_mod
+    import minigrad.app.train as train_mod
     from minigrad import serialization
 
     if DEVICE == "cuda" and not mg.cuda_available():
@@ -259,7 +259,7 @@ def test_train_cuda_one_epoch_then_resume_is_bit_identical(
     monkeypatch.setattr(train_mod, "_on_epoch_end", interrupt)
     assert _train(cifar_dir, cut, *common) == 130
     monkeypatch.undo()
-    from minigrad.cli import main
+    from minigrad.app.cli import main
 
     assert main(["train", "--resume", "--out", str(cut)]) == 0
     a = serialization.load(os.path.join(full, "checkpoint.npz"))

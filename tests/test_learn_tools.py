@@ -274,7 +274,7 @@ def test_memory_report_cnn_families():
 # ----------------------------------------------------------------------------- conformance
 def test_conformance_add(tmp_path, capsys):
     pytest.importorskip("torch")
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     assert conformance.main(["--op", "add", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "conformance.json").read_text())
@@ -297,7 +297,7 @@ def test_conformance_add(tmp_path, capsys):
 def test_conformance_kernel_variants(tmp_path):
     pytest.importorskip("torch")
     from minigrad import kernels
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     assert (
         conformance.main(
@@ -311,7 +311,7 @@ def test_conformance_kernel_variants(tmp_path):
 
 
 def test_conformance_unknown_op_lists_valid(tmp_path, capsys):
-    from minigrad.tools import conformance
+    from minigrad.learn import conformance
 
     assert conformance.main(["--op", "nosuchop", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -322,8 +322,8 @@ def test_conformance_unknown_op_lists_valid(tmp_path, capsys):
 def test_conformance_unsupported_dtype_is_not_a_failure():
     pytest.importorskip("torch")
     from minigrad.autograd import DTypeError
+    from minigrad.learn import conformance
     from minigrad.testing.opinfo import OpSpec, Sample
-    from minigrad.tools import conformance
 
     def fn(a):  # a deliberate refusal: DTypeError naming the dtype
         if a.dtype == np.float16:

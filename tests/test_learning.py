@@ -9,7 +9,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import optim
-from minigrad.examples.sequence import (
+from minigrad.app.examples.sequence import (
     CharLSTM,
     CharTransformer,
     ReverseLSTM,

@@ -64,7 +64,7 @@ def test_testing_checks_does_not_import_torch():
 
 def test_no_minigrad_module_imports_torch():
     mods = _modules()
-    assert "minigrad.testing.checks" in mods and "minigrad.tools.conformance" in mods
+    assert "minigrad.testing.checks" in mods and "minigrad.learn.conformance" in mods
     res = _run(mods)
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
 

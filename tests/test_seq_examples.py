@@ -3,8 +3,8 @@ reversal accuracy must pass set thresholds; full runs are in docs/sections/seque
 
 import pytest
 
-from minigrad.examples import train_charlm, train_reverse
-from minigrad.examples.sequence import CharTransformer, sample_text
+from minigrad.app.examples import train_charlm, train_reverse
+from minigrad.app.examples.sequence import CharTransformer, sample_text
 
 
 @pytest.fixture

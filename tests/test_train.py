@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-import minigrad.train as train_mod
+import minigrad.app.train as train_mod
 from minigrad import serialization
-from minigrad.cli import main
+from minigrad.app.cli import main
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fake_cifar import make_fake_cifar
@@ -487,7 +487,7 @@ def test_curves_have_whole_epoch_ticks(n):
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
 
-    from minigrad.train_files import curves_figure
+    from minigrad.app.train_files import curves_figure
 
     history = [
         {

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from test_train import COUNTS, _interrupt_after, data_dir  # noqa: F401  (fixture)
 
-import minigrad.train as train_mod
+import minigrad.app.train as train_mod
 from minigrad import serialization
-from minigrad.cli import main
+from minigrad.app.cli import main
 from minigrad.nn import utils as nn_utils
 
 
