@@ -1,5 +1,10 @@
 """Shared fixtures: kernel variants and devices. PyTorch is required (the comparisons are the
-point of the suite): a missing torch is a collection error, not a skip."""
+point of the suite): a missing torch is a collection error, not a skip.
+
+Test files of op kernels are named by op family, ``test_<family>_<what>.py`` (families:
+elementwise, conv, pool, loss, norm, rnn, attention, linalg, resample, optim, fused), e.g.
+test_loss_cross_entropy.py; the OpSpec battery over every op, device and variant is
+test_ops.py."""
 
 import os
 import subprocess
