@@ -16,6 +16,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..factories import _random
+from ..kernels.reference import conv_output_size
 from ..ops.conv import conv2d
 from ..ops.conv_transpose import (
     ConvTranspose2d,
@@ -389,7 +390,7 @@ def _transpose_maps_back(
     """conv2d (stride s, padding p, dilation d) of the transposed output has size ``hw``."""
     for i in range(2):
         out = transpose_output_size(hw[i], k[i], s[i], p[i], op[i], d[i])
-        if (out + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 != hw[i]:
+        if conv_output_size(out, k[i], s[i], p[i], d[i]) != hw[i]:
             return False
     return True
 
